@@ -1,0 +1,3 @@
+"""bifrost-gitops: Bifrost integrations managed as code."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""Findings and the three ways of printing them (text, json, GitHub annotations).
+
+A Diagnostic never carries a secret value: checks build messages from keys, types and
+positions only, so reporters can print whatever they are given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import IO, Literal, NamedTuple
+
+Severity = Literal["error", "warning"]
+
+#: Every code with its one-line meaning; the README's table is generated from this.
+CODES: dict[str, str] = {
+    "Y001": "YAML syntax error",
+    "Y002": "duplicate key in a mapping",
+    "Y003": "tag not allowed (only plain, safe YAML: no Python or custom tags)",
+    "Y004": "file refused by a safety limit (size, nesting depth, alias expansion)",
+    "Y005": "YAML 1.1 trap: an unquoted scalar was read as bool/int/float/date where text was meant",
+    "Y006": "file reached through a symlink that leaves the repository",
+    "Y007": "file cannot be read (permissions, encoding)",
+    "Y008": "not a single YAML mapping document",
+    "S001": "document does not match its JSON Schema",
+    "S002": "unknown apiVersion or kind",
+    "S003": "document kind that must appear at most once appears again",
+    "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
+    "R002": "mapping names an organization that is not declared",
+    "R003": "mapping names an integration that is not declared",
+    "R004": "more than one mapping for the same integration and organization",
+    "R005": "integration names an OAuth provider that is not declared",
+    "R006": "config_schema declares the same key twice",
+    "C001": "config key not in the integration's config_schema",
+    "C002": "value does not match the key's declared type",
+    "C003": "value is not one of the key's options",
+    "C004": "secret-typed key under config: (it belongs under secrets:)",
+    "C005": "non-secret key under secrets: (it belongs under config:)",
+    "C006": "required key has no value for a mapped organization",
+    "C007": "required key has no default, so organizations without a mapping lack it",
+    "C008": "token URL needs {entity_id} but a mapped organization resolves none",
+    "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
+    "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
+    "K002": "secrets: present but the file carries no sops metadata",
+    "K003": "malformed sops metadata",
+}
+
+
+class Diagnostic(NamedTuple):
+    code: str
+    severity: Severity
+    path: str  # relative to the repository root, '/'-separated
+    line: int  # 1-based; 0 when the finding is about the whole file
+    col: int
+    message: str
+    hint: str | None = None
+
+    def location(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.col}"
+        return self.path
+
+
+def error(code: str, path: str, pos: tuple[int, int], message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(code, "error", path, pos[0], pos[1], message, hint)
+
+
+def warning(code: str, path: str, pos: tuple[int, int], message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(code, "warning", path, pos[0], pos[1], message, hint)
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    return (d.path, d.line, d.col, d.code)
+
+
+def summary(diags: list[Diagnostic], files: int) -> str:
+    errors = sum(1 for d in diags if d.severity == "error")
+    warnings = len(diags) - errors
+    if not diags:
+        return f"{files} files checked, no problems"
+    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def use_colour(stream: IO[str]) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool) -> None:
+    diags = list(diags)
+    red, yellow, dim, bold, reset = (
+        ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
+    )
+    for d in diags:
+        sev = f"{red}{d.code}{reset}" if d.severity == "error" else f"{yellow}{d.code}{reset}"
+        tag = "" if d.severity == "error" else f" {yellow}(warning){reset}"
+        out.write(f"{bold}{d.location()}{reset}: {sev} {d.message}{tag}\n")
+        if d.hint:
+            out.write(f"  {dim}hint: {d.hint}{reset}\n")
+    out.write(summary(diags, files) + "\n")
+
+
+def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
+    diags = list(diags)
+    doc = {
+        "files": files,
+        "errors": sum(1 for d in diags if d.severity == "error"),
+        "warnings": sum(1 for d in diags if d.severity == "warning"),
+        "diagnostics": [d._asdict() for d in diags],
+    }
+    json.dump(doc, out, indent=2)
+    out.write("\n")
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:
+    """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
+    diags = list(diags)
+    for d in diags:
+        props = [f"file={_gh_escape(prefix + d.path, True)}"]
+        if d.line:
+            props += [f"line={d.line}", f"col={d.col}"]
+        props.append(f"title={_gh_escape(d.code, True)}")
+        msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
+        out.write(f"::{d.severity} {','.join(props)}::{_gh_escape(msg)}\n")
+    out.write(summary(diags, files) + "\n")

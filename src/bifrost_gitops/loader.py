@@ -1,0 +1,376 @@
+"""Find the repository's YAML files and parse them safely, keeping every value's position.
+
+Parsing is driven from libyaml's event stream (the C parser) instead of PyYAML's composer and
+constructor: one pass builds plain Python data, records the line/column of every key and
+value, refuses duplicate keys and unsafe tags, and enforces depth and alias-expansion limits
+before anything can blow up. Timestamps stay strings, so no date object reaches a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
+
+from .diagnostics import Diagnostic, error
+
+Pos = tuple[int, int]
+Path = tuple[str | int, ...]
+
+MAX_BYTES = 1 << 20  # 1 MiB: a config document is a few KiB
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # values a document may expand to, aliases included
+
+_T = "tag:yaml.org,2002:"
+_STR, _NULL, _BOOL, _INT, _FLOAT, _TIME, _MERGE = (
+    _T + "str",
+    _T + "null",
+    _T + "bool",
+    _T + "int",
+    _T + "float",
+    _T + "timestamp",
+    _T + "merge",
+)
+_IMPLICIT = yaml.SafeLoader.yaml_implicit_resolvers
+_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used
+_TYPE_NAMES = {_BOOL: "boolean", _INT: "integer", _FLOAT: "number", _TIME: "date"}
+_SAFE_SCALAR = {_STR, _NULL, _BOOL, _INT, _FLOAT, _TIME}
+
+
+@dataclass(slots=True)
+class Document:
+    """One parsed YAML file with the position of everything in it."""
+
+    path: str  # repository-relative, '/'-separated
+    data: Any
+    values: dict[Path, Pos] = field(default_factory=dict)
+    keys: dict[Path, Pos] = field(default_factory=dict)
+    #: plain scalars YAML 1.1 typed as something other than text: path -> (type, source text)
+    implicit: dict[Path, tuple[str, str]] = field(default_factory=dict)
+
+    def pos(self, path: Path) -> Pos:
+        """Position of the value at ``path``, or of its nearest ancestor that exists."""
+        while path:
+            p = self.values.get(path)
+            if p is not None:
+                return p
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+    def key_pos(self, path: Path) -> Pos:
+        """Position of the key naming ``path`` (falls back to the value or an ancestor)."""
+        return self.keys.get(path) or self.pos(path)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, pos: Pos, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.code, self.pos, self.message, self.hint = code, pos, message, hint
+
+
+def _p(mark: Any) -> Pos:
+    return (mark.line + 1, mark.column + 1)
+
+
+def _resolve_plain(value: str) -> str:
+    if not value:
+        return _NULL
+    for tag, rx in _IMPLICIT.get(value[0], ()):
+        if rx.match(value):
+            return str(tag)
+    return _STR
+
+
+def _construct(tag: str, value: str) -> Any:
+    if tag == _STR or tag == _TIME:
+        return value
+    if tag == _NULL:
+        return None
+    node = ScalarNode(tag, value)
+    if tag == _BOOL:
+        return _CONSTRUCTOR.construct_yaml_bool(node)
+    if tag == _INT:
+        return _CONSTRUCTOR.construct_yaml_int(node)
+    return _CONSTRUCTOR.construct_yaml_float(node)
+
+
+class _Builder:
+    """Turns one document's events into data; raises _Refused on anything unsafe."""
+
+    def __init__(self, parser: Any, doc: Document, diags: list[Diagnostic]):
+        self.next = parser.get_event
+        self.doc = doc
+        self.diags = diags
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.nodes = 0
+
+    def count(self, n: int, pos: Pos) -> None:
+        self.nodes += n
+        if self.nodes > MAX_NODES:
+            raise _Refused(
+                "Y004",
+                pos,
+                f"document expands to more than {MAX_NODES} values (alias bomb?)",
+                "write the values out instead of nesting aliases",
+            )
+
+    def build(self, ev: Any, path: Path, depth: int) -> Any:
+        t = type(ev)
+        pos = _p(ev.start_mark)
+        self.doc.values[path] = pos
+        if t is ScalarEvent:
+            self.count(1, pos)
+            value, n = self.scalar(ev, path, pos), 1
+        elif t is MappingStartEvent:
+            self._check_depth(depth, pos)
+            self._check_tag(ev.tag, _T + "map", pos)
+            start = self.nodes
+            value = self.mapping(path, depth)
+            n = self.nodes - start + 1
+            self.count(1, pos)
+        elif t is SequenceStartEvent:
+            self._check_depth(depth, pos)
+            self._check_tag(ev.tag, _T + "seq", pos)
+            start = self.nodes
+            value = []
+            i = 0
+            while True:
+                item = self.next()
+                if type(item) is SequenceEndEvent:
+                    break
+                value.append(self.build(item, path + (i,), depth + 1))
+                i += 1
+            n = self.nodes - start + 1
+            self.count(1, pos)
+        elif t is AliasEvent:
+            if ev.anchor not in self.anchors:
+                raise _Refused("Y001", pos, f"unknown alias *{ev.anchor}")
+            value, n = self.anchors[ev.anchor]
+            self.count(n, pos)
+            return value
+        else:  # pragma: no cover - libyaml never yields anything else here
+            raise _Refused("Y001", pos, f"unexpected YAML event {t.__name__}")
+        if ev.anchor is not None:
+            self.anchors[ev.anchor] = (value, n)
+        return value
+
+    def _check_depth(self, depth: int, pos: Pos) -> None:
+        if depth >= MAX_DEPTH:
+            raise _Refused("Y004", pos, f"nesting deeper than {MAX_DEPTH} levels")
+
+    @staticmethod
+    def _check_tag(tag: str | None, allowed: str, pos: Pos) -> None:
+        if tag is not None and tag != "!" and tag != allowed:
+            raise _Refused(
+                "Y003",
+                pos,
+                f"tag {tag!r} is not allowed",
+                "only plain YAML is accepted: remove the tag",
+            )
+
+    def scalar(self, ev: Any, path: Path | None, pos: Pos) -> Any:
+        """Construct a scalar; ``path`` None means it is a mapping key (nothing recorded)."""
+        tag = ev.tag
+        value = ev.value
+        if tag is None or tag == "!":
+            if not ev.implicit[0]:  # quoted, or a block scalar: always text
+                return value
+            tag = _resolve_plain(value)
+            if tag in _TYPE_NAMES and path is not None:
+                self.doc.implicit[path] = (_TYPE_NAMES[tag], value)
+            elif tag not in _SAFE_SCALAR:  # merge '<<' or value '=' outside a key
+                return value
+        elif tag not in _SAFE_SCALAR:
+            raise _Refused(
+                "Y003",
+                pos,
+                f"tag {tag!r} is not allowed",
+                "only plain YAML is accepted: remove the tag",
+            )
+        try:
+            return _construct(tag, value)
+        except (ValueError, yaml.YAMLError):
+            raise _Refused("Y001", pos, f"scalar is not a valid {tag.rsplit(':', 1)[-1]}") from None
+
+    def mapping(self, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        merged: set[Any] = set()
+        while True:
+            kev = self.next()
+            if type(kev) is MappingEndEvent:
+                return result
+            kpos = _p(kev.start_mark)
+            if type(kev) is not ScalarEvent:
+                raise _Refused("Y001", kpos, "mapping keys must be plain scalars")
+            if kev.implicit[0] and kev.tag is None and kev.value == "<<":
+                self.merge(self.build(self.next(), path + ("<<",), depth + 1), result, merged, kpos)
+                continue
+            key = self.scalar(kev, None, kpos)
+            if not isinstance(key, str):
+                self.diags.append(
+                    error(
+                        "Y005",
+                        self.doc.path,
+                        kpos,
+                        f"key {kev.value} is read as {type(key).__name__}, not text",
+                        f'quote it: "{kev.value}"',
+                    )
+                )
+                key = kev.value
+            if key in result and key not in merged:
+                first = self.doc.keys.get(path + (key,), kpos)
+                self.diags.append(
+                    error(
+                        "Y002",
+                        self.doc.path,
+                        kpos,
+                        f"duplicate key {key!r} (first at line {first[0]})",
+                        "remove one of them: YAML keeps only one",
+                    )
+                )
+                self.build(self.next(), path + (key, "<duplicate>"), depth + 1)
+                continue
+            merged.discard(key)
+            self.doc.keys[path + (key,)] = kpos
+            result[key] = self.build(self.next(), path + (key,), depth + 1)
+
+    @staticmethod
+    def merge(value: Any, into: dict[Any, Any], merged: set[Any], pos: Pos) -> None:
+        sources = value if isinstance(value, list) else [value]
+        for src in sources:
+            if not isinstance(src, dict):
+                raise _Refused("Y001", pos, "merge key '<<' needs a mapping or a list of mappings")
+            for k, v in src.items():
+                if k not in into:
+                    into[k] = v
+                    merged.add(k)
+
+
+def parse(text: bytes | str, path: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse one YAML file. Returns (None, []) for an empty file."""
+    diags: list[Diagnostic] = []
+    doc = Document(path, None)
+    parser = yaml.CSafeLoader(text)
+    try:
+        parser.get_event()  # StreamStart
+        ev = parser.get_event()
+        if type(ev) is StreamEndEvent:
+            return None, diags
+        doc.data = _Builder(parser, doc, diags).build(parser.get_event(), (), 0)
+        parser.get_event()  # DocumentEnd
+        ev = parser.get_event()
+        if type(ev) is DocumentStartEvent:
+            return None, [
+                error(
+                    "Y008",
+                    path,
+                    _p(ev.start_mark),
+                    "more than one YAML document in a file",
+                    "put each document in its own file",
+                )
+            ]
+    except _Refused as r:
+        return None, [*diags, Diagnostic(r.code, "error", path, r.pos[0], r.pos[1], r.message, r.hint)]
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        pos = _p(mark) if mark is not None else (0, 0)
+        msg = e.problem or "invalid YAML"
+        if e.context:
+            msg += f" ({e.context})"
+        return None, [*diags, error("Y001", path, pos, msg)]
+    except yaml.YAMLError as e:  # reader errors: bad encoding, control characters
+        reason = getattr(e, "reason", None) or "cannot decode the file"
+        return None, [*diags, error("Y007", path, (0, 0), f"not readable as UTF-8 YAML: {reason}")]
+    finally:
+        parser.dispose()
+    return doc, diags
+
+
+def load_file(root: str, rel: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Read and parse ``root/rel`` within the size limit."""
+    full = os.path.join(root, rel)
+    try:
+        with open(full, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        return None, [error("Y007", rel, (0, 0), f"cannot read file: {e.strerror}")]
+    if len(data) > MAX_BYTES:
+        return None, [
+            error(
+                "Y004",
+                rel,
+                (0, 0),
+                f"file is larger than {MAX_BYTES // 1024} KiB",
+                "split it, or list it under exclude: in bifrost-gitops.yaml",
+            )
+        ]
+    return parse(data, rel)
+
+
+def discover(root: str, exclude: list[str] | None = None) -> tuple[list[str], list[Diagnostic]]:
+    """Every *.yaml / *.yml below ``root`` (dot files and folders skipped), sorted.
+
+    Symlinks are followed only while they stay inside the repository.
+    """
+    from fnmatch import fnmatchcase
+
+    real_root = os.path.realpath(root)
+    found: list[str] = []
+    diags: list[Diagnostic] = []
+    patterns = exclude or []
+
+    def excluded(rel: str) -> bool:
+        return any(fnmatchcase(rel, p) or rel.startswith(p.rstrip("/") + "/") for p in patterns)
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root + os.sep)
+
+    def walk(dirpath: str, rel: str) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(dirpath), key=lambda e: e.name)
+        except OSError as e:
+            diags.append(error("Y007", rel or ".", (0, 0), f"cannot list folder: {e.strerror}"))
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            child = f"{rel}/{name}" if rel else name
+            if excluded(child):
+                continue
+            is_link = entry.is_symlink()
+            if is_link and not inside(entry.path):
+                if entry.is_dir() or name.endswith((".yaml", ".yml")):
+                    diags.append(
+                        error(
+                            "Y006",
+                            child,
+                            (0, 0),
+                            "symlink points outside the repository; refused",
+                            "copy the file into the repository instead",
+                        )
+                    )
+                continue
+            if entry.is_dir():
+                if not is_link:  # a link to a folder inside the repo is walked at its real place
+                    yield from walk(entry.path, child)
+            elif name.endswith((".yaml", ".yml")):
+                yield child
+
+    found = list(walk(root, ""))
+    return found, diags

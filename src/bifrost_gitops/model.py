@@ -1,0 +1,194 @@
+"""The v1 document kinds as pydantic models: the one source of truth for their structure.
+
+`schemas/*.schema.json` are generated from these (``bifrost-gitops schema``); validation
+runs the models themselves (pydantic-core, compiled), which accept exactly what the
+generated schemas accept: strict types, no unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+API_VERSION = "bifrost-gitops/v1"
+
+ConfigType = Literal["string", "int", "bool", "json", "secret"]
+FlowType = Literal["authorization_code", "client_credentials", "refresh_token"]
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
+Uuid = Annotated[
+    str,
+    Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+]
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
+ProviderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/]+$")]
+ConfigKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500)]
+Text255 = Annotated[str, Field(max_length=255)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SopsMetadata(BaseModel):
+    """The block sops appends; its fields belong to sops, so any are accepted."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class _Document(_Strict):
+    apiVersion: Literal["bifrost-gitops/v1"] = Field(description="Format version of this document.")
+    sops: SopsMetadata | None = Field(None, description="Written by sops when the file is encrypted.")
+
+
+# --- Project -------------------------------------------------------------------------------
+
+
+class BundleSettings(_Strict):
+    recipients: list[Annotated[str, Field(pattern=r"^age1")]] = Field(
+        default_factory=list, description="Age recipients of the runtime, for sealed bundles."
+    )
+
+
+class Project(_Document):
+    """bifrost-gitops.yaml: marks the repository root."""
+
+    kind: Literal["Project"]
+    bundle: BundleSettings | None = None
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Paths or glob patterns (relative to the root) of YAML files that are not ours.",
+    )
+
+
+# --- Organizations -------------------------------------------------------------------------
+
+
+class Organization(_Strict):
+    name: Slug = Field(description="Slug that mappings refer to.")
+    id: Uuid | None = Field(None, description="The Bifrost organization UUID.")
+    display_name: Text255 | None = None
+
+
+class Organizations(_Document):
+    kind: Literal["Organizations"]
+    organizations: list[Organization]
+
+
+# --- OAuth ---------------------------------------------------------------------------------
+
+
+class OAuthSecrets(_Strict):
+    """SOPS-encrypted OAuth material (values are ENC[...] strings in the file)."""
+
+    client_secret: str | None = None
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: str | None = None
+
+
+class OAuthSettings(_Strict):
+    """Fields shared by an OAuthProvider document and an inline provider block."""
+
+    display_name: Text255 | None = None
+    description: str | None = None
+    flow: FlowType = "authorization_code"
+    authorization_url: HttpsUrl | None = None
+    token_url: HttpsUrl
+    scopes: list[str] = Field(default_factory=list)
+    audience: Annotated[str, Field(max_length=500)] | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=255)]
+    secrets: OAuthSecrets | None = None
+
+
+class OAuthProvider(_Document, OAuthSettings):
+    kind: Literal["OAuthProvider"]
+    name: ProviderName
+
+
+class ProviderRef(_Strict):
+    provider: ProviderName = Field(description="Name of an OAuthProvider document.")
+
+
+def _oauth_tag(v: Any) -> str:
+    return "ref" if isinstance(v, dict) and "provider" in v else "inline"
+
+
+OAuthLink = Annotated[
+    Annotated[ProviderRef, Tag("ref")] | Annotated[OAuthSettings, Tag("inline")],
+    Discriminator(_oauth_tag),
+]
+
+
+# --- Integration and Mapping ---------------------------------------------------------------
+
+
+class SchemaItem(_Strict):
+    key: ConfigKey
+    type: ConfigType
+    required: bool = False
+    description: Annotated[str, Field(max_length=500)] | None = None
+    options: list[str] | None = Field(None, description="Allowed values of a string key.")
+
+
+class Values(_Strict):
+    config: dict[str, Any] = Field(default_factory=dict, description="Plain values.")
+    secrets: dict[str, Any] = Field(
+        default_factory=dict, description="Secret-typed values, SOPS ciphertext in the file."
+    )
+
+
+class Integration(_Document):
+    kind: Literal["Integration"]
+    name: Name
+    id: Uuid | None = Field(None, description="The Bifrost integration UUID, once known.")
+    description: str | None = None
+    entity_id_name: Text255 | None = None
+    entity_id: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        None, description="Global entity value, the last resort for {entity_id}."
+    )
+    default_entity_id: Text255 | None = Field(
+        None, description="Entity id for orgs without a mapping or with an empty one."
+    )
+    list_entities_data_provider_id: Uuid | None = None
+    oauth: OAuthLink | None = None
+    config_schema: list[SchemaItem] = Field(default_factory=list)
+    defaults: Values | None = None
+
+
+class Mapping(_Document):
+    kind: Literal["Mapping"]
+    integration: Name
+    organization: Slug
+    entity_id: Text255 = Field(description="External entity id; may be empty.")
+    entity_name: Text255 | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="Org overrides of defaults.")
+    secrets: dict[str, Any] = Field(default_factory=dict, description="Secret overrides (ciphertext).")
+
+
+KINDS: dict[str, type[_Document]] = {
+    "Project": Project,
+    "Organizations": Organizations,
+    "OAuthProvider": OAuthProvider,
+    "Integration": Integration,
+    "Mapping": Mapping,
+}
+
+AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
+
+#: OAuth token material a mapping may carry under secrets: besides secret-typed keys.
+TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one kind, as checked in under schemas/."""
+    model = KINDS[kind]
+    schema = model.model_json_schema(mode="validation")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://bifrost-gitops.dev/schemas/{kind.lower()}.schema.json",
+        **schema,
+    }
+    return schema

@@ -1,0 +1,87 @@
+"""The repository as a whole: find its root, load every document, run every check."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import loader, structure
+from .checks import Catalog, Parsed, check
+from .diagnostics import Diagnostic, sort_key
+
+PROJECT_FILE = "bifrost-gitops.yaml"
+
+
+class RepoError(Exception):
+    """The repository cannot be checked at all (usage or environment error, exit 2)."""
+
+
+@dataclass
+class Result:
+    root: str
+    files: int
+    catalog: Catalog
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+def find_root(start: str) -> str:
+    """The folder holding bifrost-gitops.yaml: ``start`` itself or its nearest parent."""
+    if not os.path.exists(start):
+        raise RepoError(f"{start}: no such file or directory")
+    here = os.path.abspath(start if os.path.isdir(start) else os.path.dirname(start))
+    while True:
+        if os.path.isfile(os.path.join(here, PROJECT_FILE)):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            raise RepoError(
+                f"{start}: no {PROJECT_FILE} here or in any parent folder "
+                "(hint: `bifrost-gitops init DIR` creates a repository)"
+            )
+        here = parent
+
+
+def _exclude(root: str) -> list[str]:
+    """The Project's exclude: patterns, read before discovery so excluded files are never parsed."""
+    doc, _ = loader.load_file(root, PROJECT_FILE)
+    if doc is None or not isinstance(doc.data, dict):
+        return []
+    ex = doc.data.get("exclude")
+    return [p for p in ex if isinstance(p, str)] if isinstance(ex, list) else []
+
+
+def _declared_names(data: dict[str, Any]) -> list[str]:
+    """Names an invalid document still declares, so references to them are not reported twice."""
+    names = [data.get("name")]
+    orgs = data.get("organizations")
+    if isinstance(orgs, list):
+        names += [o.get("name") for o in orgs if isinstance(o, dict)]
+    return [n.lower() for n in names if isinstance(n, str)]
+
+
+def load(start: str = ".") -> Result:
+    """Load and check the repository containing ``start``; never raises for bad content."""
+    root = find_root(start)
+    files, diags = loader.discover(root, _exclude(root))
+    parsed: list[Parsed] = []
+    unverified: set[str] = set()  # names declared by documents that failed their schema
+    for rel in files:
+        doc, found = loader.load_file(root, rel)
+        diags.extend(found)
+        if doc is None or not structure.is_ours(doc.data):
+            continue
+        model, found = structure.validate(doc)
+        diags.extend(found)
+        if model is not None:
+            parsed.append(Parsed(doc, model))
+        else:
+            unverified.update(_declared_names(doc.data))
+    catalog, found = check(parsed, unverified)
+    diags.extend(found)
+    diags.sort(key=sort_key)
+    return Result(root, len(files), catalog, diags)

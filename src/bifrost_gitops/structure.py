@@ -1,0 +1,196 @@
+"""Per-document structure: which kind a file is, and whether it matches that kind's schema."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import ValidationError
+
+from .diagnostics import Diagnostic, error
+from .loader import Document, Path
+from .model import API_VERSION, KINDS, AnyDocument
+
+_QUOTE_HINT = "quote it to keep it text: {q}"
+
+
+def is_ours(data: Any) -> bool:
+    """A YAML file belongs to the repository when it says so (apiVersion or one of our kinds)."""
+    if not isinstance(data, dict):
+        return False
+    api = data.get("apiVersion")
+    return (isinstance(api, str) and api.startswith("bifrost-gitops/")) or (
+        isinstance(data.get("kind"), str) and data["kind"] in KINDS and "apiVersion" not in data
+    )
+
+
+def in_secrets(path: Path) -> bool:
+    return "secrets" in path
+
+
+def trap(doc: Document, path: Path, expected: str = "text") -> Diagnostic | None:
+    """A YAML 1.1 implicit-typing trap at ``path``, if that is what went wrong there."""
+    found = doc.implicit.get(path)
+    if found is None:
+        return None
+    kind, raw = found
+    if in_secrets(path):  # never repeat what stands under secrets:
+        return error(
+            "Y005", doc.path, doc.pos(path), f"value is read by YAML as {kind}, not {expected}", "quote it"
+        )
+    return error(
+        "Y005",
+        doc.path,
+        doc.pos(path),
+        f"{raw!r} is read by YAML as {kind}, not {expected}",
+        _QUOTE_HINT.format(q=f'"{raw}"'),
+    )
+
+
+def suggest(word: str, choices: Any) -> str | None:
+    """A did-you-mean hint, or None."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:
+        return f"did you mean {lowered[word.lower()]!r}? (names are case-sensitive)"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, Any]:
+    """Map a pydantic error location onto the document (dropping union tags)."""
+    path: list[Any] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if (isinstance(cur, dict) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and part < len(cur)
+        ):
+            cur = cur[part]
+            path.append(part)
+        elif i == len(loc) - 1 or isinstance(part, int):
+            path.append(part)
+            return tuple(path), None
+        # else: a union tag such as 'ref' / 'inline': not part of the data
+    return tuple(path), cur
+
+
+def _fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at the object holding ``loc[-1]`` (for did-you-mean)."""
+    cls = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        f = getattr(cls, "model_fields", {}).get(part)
+        if f is None:
+            if part == "inline":
+                from .model import OAuthSettings
+
+                cls = OAuthSettings
+            elif part == "ref":
+                from .model import ProviderRef
+
+                cls = ProviderRef
+            continue
+        ann = f.annotation
+        for cand in _model_args(ann):
+            cls = cand
+            break
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _model_args(ann: Any) -> list[Any]:
+    from pydantic import BaseModel
+
+    out: list[Any] = []
+    stack = [ann]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            out.append(a)
+        stack.extend(getattr(a, "__args__", ()) or ())
+        origin = getattr(a, "__origin__", None)
+        if origin is not None and origin is not a:
+            stack.append(origin)
+        meta = getattr(a, "__metadata__", None)
+        if meta is not None:
+            stack.append(a.__origin__)
+    return out
+
+
+def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
+    """Check one of our documents against its kind's model."""
+    data = doc.data
+    api, kind = data.get("apiVersion"), data.get("kind")
+    if api != API_VERSION:
+        pos = doc.pos(("apiVersion",)) if "apiVersion" in data else doc.pos(())
+        return None, [
+            error(
+                "S002",
+                doc.path,
+                pos,
+                f"apiVersion must be {API_VERSION!r}",
+                f"write: apiVersion: {API_VERSION}",
+            )
+        ]
+    if kind not in KINDS:
+        where = doc.pos(("kind",)) if "kind" in data else doc.pos(())
+        hint = suggest(str(kind), KINDS) if isinstance(kind, str) else None
+        return None, [
+            error(
+                "S002",
+                doc.path,
+                where,
+                "missing kind" if kind is None else f"unknown kind {kind!r}",
+                hint or f"one of: {', '.join(KINDS)}",
+            )
+        ]
+    model = KINDS[kind]
+    try:
+        return model.model_validate(data), []  # type: ignore[return-value]
+    except ValidationError as e:
+        errors = e.errors(include_input=False, include_url=False)
+    diags = [_diag(doc, model, err) for err in errors]
+    return _salvage(doc, model, errors), diags
+
+
+def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None:
+    """The document as its author meant it, when every error is a quoting trap or an unknown
+    field: cross-document checks then still run on it, so one pass reports everything."""
+    import copy
+
+    data = copy.deepcopy(doc.data)
+    for err in errors:
+        path, _ = _data_path(doc.data, tuple(err["loc"]))
+        if not path:
+            return None
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        if err["type"] == "extra_forbidden":
+            del parent[path[-1]]
+        elif path in doc.implicit and err["type"] == "string_type":
+            parent[path[-1]] = doc.implicit[path][1]
+        else:
+            return None
+    try:
+        return model.model_validate(data)  # type: ignore[no-any-return]
+    except ValidationError:
+        return None
+
+
+def _diag(doc: Document, model: Any, err: Any) -> Diagnostic:
+    loc = tuple(err["loc"])
+    path, _ = _data_path(doc.data, loc)
+    etype = err["type"]
+    dotted = ".".join(str(p) for p in path)
+    if etype == "extra_forbidden":
+        hint = suggest(str(path[-1]), _fields(model, loc))
+        return error("S001", doc.path, doc.key_pos(path), f"unknown field {dotted!r}", hint)
+    if etype == "missing":
+        return error("S001", doc.path, doc.pos(path[:-1]), f"missing required field {dotted!r}")
+    if etype in ("string_type", "int_type", "bool_type"):
+        expected = {"string_type": "text", "int_type": "an integer", "bool_type": "true or false"}[etype]
+        t = trap(doc, path, expected)
+        if t is not None:
+            return t
+    return error("S001", doc.path, doc.pos(path), f"{dotted or 'document'}: {err['msg']}")
