@@ -74,6 +74,10 @@ def check(parsed: Iterable[Parsed], unverified: set[str] | None = None) -> tuple
     for p in parsed:
         by_kind.setdefault(p.model.kind, []).append(p)
 
+    for group in by_kind.values():
+        for p in group:
+            if "sops" in p.doc.data:
+                _check_sops_metadata(p.doc, out)
     for p in by_kind.get("Project", []):
         if cat.project is None:
             cat.project = p
@@ -217,6 +221,31 @@ def _check_ciphertext(doc: Document, at: Path, values: dict[str, Any], out: list
                     ENCRYPT_HINT,
                 )
             )
+
+
+_MASTER_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "key_groups")
+
+
+def _check_sops_metadata(doc: Document, out: list[Diagnostic]) -> None:
+    """The sops block must be one sops can open: a MAC, a timestamp and at least one master key."""
+    meta = doc.data["sops"]
+    problems = []
+    if not is_ciphertext(meta.get("mac")):
+        problems.append("no encrypted mac")
+    if not isinstance(meta.get("lastmodified"), str):
+        problems.append("no lastmodified")
+    if not any(meta.get(k) for k in _MASTER_KEYS):
+        problems.append("no master key (age, pgp, kms, ...)")
+    if problems:
+        out.append(
+            error(
+                "K003",
+                doc.path,
+                doc.key_pos(("sops",)),
+                f"sops metadata is incomplete: {', '.join(problems)}",
+                "re-encrypt the file with sops instead of editing the sops: block by hand",
+            )
+        )
 
 
 def _dotted(path: Path) -> str:
