@@ -358,6 +358,17 @@ def _unknown_key(
 def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: list[Diagnostic]) -> None:
     if value is None:  # no value: the default (or nothing) applies
         return
+    if is_ciphertext(value):
+        out.append(
+            error(
+                "C002",
+                doc.path,
+                doc.pos(path),
+                f"{item.key!r} is a {item.type} key but its value is sops ciphertext",
+                "encrypt only secrets: (encrypted_regex: ^secrets$ in .sops.yaml), then re-encrypt",
+            )
+        )
+        return
     t = item.type
     if t == "string":
         if not isinstance(value, str):

@@ -90,13 +90,21 @@ def schema(kind: str | None, output_dir: str | None) -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
-def init(directory: str, force: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="Write into a folder that is not empty (existing files are kept)."
+)
+@click.option(
+    "--age",
+    "age_recipient",
+    metavar="RECIPIENT",
+    help="Age recipient for .sops.yaml (default: your own key, found where sops looks).",
+)
+def init(directory: str, force: bool, age_recipient: str | None) -> None:
     """Scaffold a new repository in DIRECTORY that validates out of the box."""
     from .scaffold import InitError, scaffold
 
     try:
-        written = scaffold(directory, force=force)
+        written = scaffold(directory, force=force, age_recipient=age_recipient)
     except InitError as e:
         fail(str(e))
     for path in written:

@@ -86,17 +86,29 @@ def _p(mark: Any) -> Pos:
     return (mark.line + 1, mark.column + 1)
 
 
+_RESOLVED: dict[str, str] = {}
+
+
 def _resolve_plain(value: str) -> str:
+    """YAML 1.1 implicit tag of a plain scalar (memoised: config values repeat a lot)."""
+    tag = _RESOLVED.get(value)
+    if tag is not None:
+        return tag
+    tag = _STR
     if not value:
-        return _NULL
-    for tag, rx in _IMPLICIT.get(value[0], ()):
-        if rx.match(value):
-            return str(tag)
-    return _STR
+        tag = _NULL
+    else:
+        for t, rx in _IMPLICIT.get(value[0], ()):
+            if rx.match(value):
+                tag = str(t)
+                break
+    if len(_RESOLVED) < 50_000:
+        _RESOLVED[value] = tag
+    return tag
 
 
 def _construct(tag: str, value: str) -> Any:
-    if tag == _STR or tag == _TIME:
+    if tag in (_STR, _TIME):
         return value
     if tag == _NULL:
         return None

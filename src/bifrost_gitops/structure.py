@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, error
 from .loader import Document, Path
-from .model import API_VERSION, KINDS, AnyDocument
+from .model import API_VERSION, KINDS, AnyDocument, OAuthSettings, ProviderRef
 
 _QUOTE_HINT = "quote it to keep it text: {q}"
+_UNION_TAGS: dict[str, type[BaseModel]] = {"ref": ProviderRef, "inline": OAuthSettings}
 
 
 def is_ours(data: Any) -> bool:
@@ -75,46 +77,25 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, Any]:
 
 
 def _fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
-    """Field names allowed at the object holding ``loc[-1]`` (for did-you-mean)."""
-    cls = model
+    """Field names allowed where ``loc`` points (for did-you-mean on unknown fields)."""
+    cls: Any = model
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        f = getattr(cls, "model_fields", {}).get(part)
-        if f is None:
-            if part == "inline":
-                from .model import OAuthSettings
-
-                cls = OAuthSettings
-            elif part == "ref":
-                from .model import ProviderRef
-
-                cls = ProviderRef
+        if part in _UNION_TAGS:
+            cls = _UNION_TAGS[part]
             continue
-        ann = f.annotation
-        for cand in _model_args(ann):
-            cls = cand
-            break
+        field = getattr(cls, "model_fields", {}).get(part)
+        cls = next(_models_in(field.annotation), None) if field is not None else None
     return list(getattr(cls, "model_fields", {}))
 
 
-def _model_args(ann: Any) -> list[Any]:
-    from pydantic import BaseModel
-
-    out: list[Any] = []
-    stack = [ann]
-    while stack:
-        a = stack.pop()
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            out.append(a)
-        stack.extend(getattr(a, "__args__", ()) or ())
-        origin = getattr(a, "__origin__", None)
-        if origin is not None and origin is not a:
-            stack.append(origin)
-        meta = getattr(a, "__metadata__", None)
-        if meta is not None:
-            stack.append(a.__origin__)
-    return out
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models inside a type annotation (list[X], X | None, Annotated[...])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
 
 
 def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:

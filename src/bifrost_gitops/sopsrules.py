@@ -1,0 +1,111 @@
+"""`.sops.yaml` creation rules: which recipients and selectors a file is encrypted with.
+
+Used for encryption (`secrets set`) and to spot files whose recipients drifted from what the
+rules ask for (`secrets recipients`). Decryption never needs them: each file carries its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+CONFIG_NAME = ".sops.yaml"
+SELECTORS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
+_OTHER_KEYS = ("pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hckms")
+
+
+class RulesError(Exception):
+    """No usable creation rule (missing or unreadable .sops.yaml, no rule matching a path)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    path_regex: str | None
+    #: age recipients, one tuple per key group (a single group when the rule is flat)
+    age_groups: tuple[tuple[str, ...], ...]
+    #: a non-age master key (pgp, kms, ...) is asked for: only the sops binary can encrypt
+    other_keys: bool = False
+    shamir_threshold: int | None = None
+    selector: tuple[str, str] | None = None  # e.g. ("encrypted_regex", "^secrets$")
+    mac_only_encrypted: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recipients(self) -> list[str]:
+        return sorted({r for group in self.age_groups for r in group})
+
+
+def find_config(start: str, stop: str | None = None) -> str | None:
+    """The nearest .sops.yaml in ``start`` or its parents (as sops looks from its working folder)."""
+    here = os.path.abspath(start)
+    for _ in range(100):
+        candidate = os.path.join(here, CONFIG_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here or (stop is not None and here == os.path.abspath(stop)):
+            return None
+        here = parent
+    return None
+
+
+def _recipients(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
+
+
+def _parse_rule(raw: dict[str, Any]) -> Rule:
+    selectors = [(k, str(raw[k])) for k in SELECTORS if raw.get(k) not in (None, "")]
+    if len(selectors) > 1:
+        raise RulesError(f"a creation rule sets more than one of {', '.join(k for k, _ in selectors)}")
+    groups_raw = raw.get("key_groups")
+    if groups_raw:
+        groups = tuple(_recipients(g.get("age")) for g in groups_raw if isinstance(g, dict))
+        other = any(g.get(k) for g in groups_raw if isinstance(g, dict) for k in (*_OTHER_KEYS, "hc_vault"))
+    else:
+        groups = (_recipients(raw.get("age")),)
+        other = any(raw.get(k) for k in _OTHER_KEYS)
+    threshold = raw.get("shamir_threshold")
+    return Rule(
+        path_regex=raw.get("path_regex"),
+        age_groups=groups,
+        other_keys=bool(other),
+        shamir_threshold=int(threshold) if threshold else None,
+        selector=selectors[0] if selectors else None,
+        mac_only_encrypted=bool(raw.get("mac_only_encrypted", False)),
+    )
+
+
+def load_rules(config_path: str) -> list[Rule]:
+    try:
+        with open(config_path, "rb") as f:
+            data = yaml.load(f.read(), Loader=yaml.CSafeLoader)
+    except (OSError, yaml.YAMLError) as e:
+        raise RulesError(f"{config_path}: cannot read sops config ({type(e).__name__})") from None
+    rules = data.get("creation_rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list):
+        raise RulesError(f"{config_path}: no creation_rules list")
+    return [_parse_rule(r) for r in rules if isinstance(r, dict)]
+
+
+def rule_for(config_path: str, file_path: str) -> Rule:
+    """The first rule whose path_regex matches ``file_path`` relative to the config's folder."""
+    rel = os.path.relpath(os.path.abspath(file_path), os.path.dirname(os.path.abspath(config_path)))
+    rel = rel.replace(os.sep, "/")
+    for rule in load_rules(config_path):
+        if rule.path_regex is None or re.search(rule.path_regex, rel):
+            return rule
+    raise RulesError(f"{config_path}: no creation rule matches {rel}")
