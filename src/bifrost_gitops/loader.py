@@ -94,7 +94,8 @@ def _resolve_plain(value: str) -> str:
     tag = _RESOLVED.get(value)
     if tag is not None:
         return tag
-    tag = _STR
+    if value and value[0] not in _IMPLICIT:
+        return _STR
     if not value:
         tag = _NULL
     else:
@@ -202,6 +203,8 @@ class _Builder:
             if not ev.implicit[0]:  # quoted, or a block scalar: always text
                 return value
             tag = _resolve_plain(value)
+            if tag == _STR:
+                return value
             if tag in _TYPE_NAMES and path is not None:
                 self.doc.implicit[path] = (_TYPE_NAMES[tag], value)
             elif tag not in _SAFE_SCALAR:  # merge '<<' or value '=' outside a key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,18 @@ def _declared_names(data: dict[str, Any]) -> list[str]:
 
 def load(start: str = ".") -> Result:
     """Load and check the repository containing ``start``; never raises for bad content."""
+    # Loading builds hundreds of thousands of small acyclic objects: the cyclic collector
+    # would walk them over and over for nothing (a third of the run on 10,000 files).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(start)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(start: str) -> Result:
     root = find_root(start)
     files, diags = loader.discover(root, _exclude(root))
     parsed: list[Parsed] = []
