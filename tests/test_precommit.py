@@ -26,8 +26,20 @@ def _git(cwd: Path, *args: str) -> None:
 def _try_repo(repo: Path, home: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PRE_COMMIT_HOME=str(home), NO_COLOR="1")
     return subprocess.run(
-        [str(PRE_COMMIT), "try-repo", str(PROJECT), "bifrost-gitops-validate", "--all-files", "--color", "never"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(PRE_COMMIT),
+            "try-repo",
+            str(PROJECT),
+            "bifrost-gitops-validate",
+            "--all-files",
+            "--color",
+            "never",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

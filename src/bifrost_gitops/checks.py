@@ -27,7 +27,7 @@ from .model import (
 from .structure import suggest, trap
 
 ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
-ENCRYPT_HINT = "encrypt it: sops --encrypt --in-place FILE (and rotate it if it was ever pushed)"
+ENCRYPT_HINT = "encrypt it: sops --encrypt --in-place {path} (and rotate it if it was ever pushed)"
 
 
 @dataclass
@@ -218,7 +218,7 @@ def _check_ciphertext(doc: Document, at: Path, values: dict[str, Any], out: list
                     doc.path,
                     doc.pos(at + (k,)),
                     f"{_dotted(at + (k,))} is not SOPS ciphertext (clear text in git)",
-                    ENCRYPT_HINT,
+                    ENCRYPT_HINT.format(path=doc.path),
                 )
             )
 
@@ -371,7 +371,9 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: li
         return
     t = item.type
     if t == "string":
-        if not isinstance(value, str):
+        if doc.implicit.get(path, ("",))[0] == "date":  # kept as text, but only by our grace
+            out.append(trap(doc, path) or error("Y005", doc.path, doc.pos(path), "date where text was meant"))
+        elif not isinstance(value, str):
             out.append(
                 trap(doc, path)
                 or error(

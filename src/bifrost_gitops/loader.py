@@ -61,6 +61,8 @@ class Document:
     keys: dict[Path, Pos] = field(default_factory=dict)
     #: plain scalars YAML 1.1 typed as something other than text: path -> (type, source text)
     implicit: dict[Path, tuple[str, str]] = field(default_factory=dict)
+    #: findings that matter only if the file is one of ours (e.g. non-text keys)
+    notes: list[Diagnostic] = field(default_factory=list)
 
     def pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest ancestor that exists."""
@@ -91,11 +93,12 @@ _RESOLVED: dict[str, str] = {}
 
 def _resolve_plain(value: str) -> str:
     """YAML 1.1 implicit tag of a plain scalar (memoised: config values repeat a lot)."""
-    tag = _RESOLVED.get(value)
-    if tag is not None:
-        return tag
+    cached = _RESOLVED.get(value)
+    if cached is not None:
+        return cached
     if value and value[0] not in _IMPLICIT:
         return _STR
+    tag = _STR
     if not value:
         tag = _NULL
     else:
@@ -236,7 +239,8 @@ class _Builder:
                 continue
             key = self.scalar(kev, None, kpos)
             if not isinstance(key, str):
-                self.diags.append(
+                # kept on the document: reported only if the file turns out to be ours
+                self.doc.notes.append(
                     error(
                         "Y005",
                         self.doc.path,
@@ -385,7 +389,10 @@ def discover(root: str, exclude: list[str] | None = None) -> tuple[list[str], li
                 if not is_link:  # a link to a folder inside the repo is walked at its real place
                     yield from walk(entry.path, child)
             elif name.endswith((".yaml", ".yml")):
-                yield child
+                if entry.is_file():
+                    yield child
+                else:  # a FIFO or device would block or never end
+                    diags.append(error("Y007", child, (0, 0), "not a regular file; refused"))
 
     found = list(walk(root, ""))
     return found, diags

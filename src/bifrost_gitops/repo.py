@@ -88,6 +88,7 @@ def _load(start: str) -> Result:
         diags.extend(found)
         if doc is None or not structure.is_ours(doc.data):
             continue
+        diags.extend(doc.notes)
         model, found = structure.validate(doc)
         diags.extend(found)
         if model is not None:

@@ -1,0 +1,199 @@
+"""Shared helpers: build repositories from a dict of YAML texts and run the CLI.
+
+``make_repo(files)`` writes a minimal valid repository (Project, Organizations, one
+Integration and one Mapping) into a fresh temp folder, then applies ``files`` on top:
+``{relative path: YAML text}`` adds or replaces a file, ``{path: None}`` removes a base file.
+``base=False`` starts from an empty folder.
+
+``cli(*args, cwd=..., env=..., subprocess=False)`` runs ``bifrost-gitops`` either in-process
+(click's CliRunner) or as a real ``python -m bifrost_gitops`` child, returning
+``Run(code, stdout, stderr)``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess as sp
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+API = "apiVersion: bifrost-gitops/v1\n"
+
+BASE_FILES: dict[str, str] = {
+    "bifrost-gitops.yaml": API + "kind: Project\n",
+    "organizations.yaml": API
+    + textwrap.dedent(
+        """\
+        kind: Organizations
+        organizations:
+          - name: contoso
+            display_name: Contoso Ltd
+          - name: fabrikam
+        """
+    ),
+    "integrations/HaloPSA/integration.yaml": API
+    + textwrap.dedent(
+        """\
+        kind: Integration
+        name: HaloPSA
+        entity_id_name: Client ID
+        config_schema:
+          - {key: url, type: string, required: true}
+          - {key: page_size, type: int}
+          - {key: beta, type: bool}
+          - {key: extra, type: json}
+          - {key: region, type: string, options: [us, eu, uk]}
+          - {key: api_key, type: secret}
+        defaults:
+          config:
+            url: https://halo.example.com
+            page_size: 100
+        """
+    ),
+    "integrations/HaloPSA/mappings/contoso.yaml": API
+    + textwrap.dedent(
+        """\
+        kind: Mapping
+        integration: HaloPSA
+        organization: contoso
+        entity_id: "12"
+        config:
+          page_size: 50
+          region: eu
+        """
+    ),
+}
+
+#: A sops metadata block that makes a file count as sops-encrypted (no decryption needed).
+FAKE_SOPS = textwrap.dedent(
+    """\
+    sops:
+      age:
+        - recipient: age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq
+          enc: |
+            -----BEGIN AGE ENCRYPTED FILE-----
+            bm90IGEgcmVhbCBrZXk=
+            -----END AGE ENCRYPTED FILE-----
+      lastmodified: "2024-01-01T00:00:00Z"
+      mac: ENC[AES256_GCM,data:bWFj,iv:aXY=,tag:dGFn,type:str]
+      encrypted_regex: ^secrets$
+      mac_only_encrypted: true
+      version: 3.11.0
+    """
+)
+
+#: A well-formed sops ciphertext value.
+ENC = "ENC[AES256_GCM,data:c2VjcmV0,iv:aXZpdml2aXZpdml2,tag:dGFndGFndGFn,type:str]"
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def write_repo(root: Path, files: Mapping[str, str | None] | None = None, base: bool = True) -> Path:
+    merged: dict[str, str | None] = dict(BASE_FILES) if base else {}
+    merged.update(files or {})
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in merged.items():
+        if text is None:
+            continue
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+class Run(NamedTuple):
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def _clean_env(extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SOPS_"))}
+    env.pop("NO_COLOR", None)
+    env.pop("FORCE_COLOR", None)
+    for k, v in (extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def run_cli(
+    *args: str,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    subprocess: bool = False,
+    timeout: float = 30,
+) -> Run:
+    """Run ``bifrost-gitops ARGS``; returns exit code, stdout and stderr separately."""
+    if subprocess:
+        proc = sp.run(
+            [sys.executable, "-m", "bifrost_gitops", *args],
+            cwd=cwd,
+            env=_clean_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=sp.DEVNULL,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    from click.testing import CliRunner
+
+    from bifrost_gitops.cli import main
+
+    runner = CliRunner()
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        env_overrides: dict[str, Any] = {"NO_COLOR": None, "FORCE_COLOR": None}
+        env_overrides.update(env or {})
+        result = runner.invoke(main, list(args), env=env_overrides, catch_exceptions=True)
+    finally:
+        os.chdir(old)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        tb = "".join(traceback.format_exception(result.exception))
+        raise AssertionError(f"CLI raised instead of reporting:\n{tb}")
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def load(root: Path) -> Any:
+    from bifrost_gitops import repo
+
+    return repo.load(str(root))
+
+
+def codes(result: Any) -> list[str]:
+    return [d.code for d in result.diagnostics]
+
+
+def only(result: Any, code: str) -> Any:
+    """The single diagnostic with ``code`` (fails listing everything otherwise)."""
+    found = [d for d in result.diagnostics if d.code == code]
+    assert len(found) == 1, f"expected exactly one {code}, got: {result.diagnostics}"
+    return found[0]
+
+
+def line_of(text: str, needle: str, occurrence: int = 1) -> int:
+    """1-based line number of the ``occurrence``-th line containing ``needle``."""
+    n = 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            n += 1
+            if n == occurrence:
+                return i
+    raise AssertionError(f"{needle!r} not in text")
