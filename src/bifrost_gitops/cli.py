@@ -6,7 +6,7 @@ Heavy imports (pydantic, the checks) happen inside the commands so that start-up
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -25,9 +25,42 @@ def main() -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
 
 
-@main.command()
-@click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
-@click.option(
+def _report(diags: list[Any], files: int, fmt: str, root: str) -> None:
+    import os
+
+    from . import diagnostics as d
+
+    out = sys.stdout
+    if fmt == "json":
+        d.report_json(diags, files, out)
+    elif fmt == "github":
+        prefix = os.path.relpath(root)
+        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+        d.report_github(diags, files, out, prefix)
+    else:
+        d.report_text(diags, files, out, d.use_colour(out))
+
+
+def _load(repo: str) -> Any:
+    from .repo import RepoError, load
+
+    try:
+        return load(repo)
+    except RepoError as e:
+        fail(str(e))
+
+
+def _open_all(result: Any) -> list[Any]:
+    """Decrypt every encrypted file (MAC verified); a missing key is an environment error."""
+    from . import secretops, sops
+
+    try:
+        return secretops.check_files(result)
+    except sops.NoKeyError as e:
+        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+
+
+_FORMAT = click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "github"]),
@@ -35,31 +68,29 @@ def main() -> None:
     show_default=True,
     help="Output format; github prints Actions annotations.",
 )
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
+@_FORMAT
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
-def validate(repo: str, fmt: str, strict: bool) -> None:
+@click.option(
+    "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
+)
+def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
+    No decryption key is needed unless --decrypt is given.
     """
-    import os
+    from .diagnostics import sort_key
 
-    from . import diagnostics as d
-    from .repo import RepoError, load
-
-    try:
-        result = load(repo)
-    except RepoError as e:
-        fail(str(e))
-    out = sys.stdout
-    if fmt == "json":
-        d.report_json(result.diagnostics, result.files, out)
-    elif fmt == "github":
-        prefix = os.path.relpath(result.root)
-        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-        d.report_github(result.diagnostics, result.files, out, prefix)
-    else:
-        d.report_text(result.diagnostics, result.files, out, d.use_colour(out))
-    failing = result.diagnostics if strict else result.errors
+    result = _load(repo)
+    diags = list(result.diagnostics)
+    if decrypt:
+        diags = sorted(diags + _open_all(result), key=sort_key)
+    _report(diags, result.files, fmt, result.root)
+    failing = diags if strict else [x for x in diags if x.severity == "error"]
     sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
@@ -110,6 +141,88 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     for path in written:
         click.echo(f"created {path}")
     click.echo(f"next: cd {directory} && bifrost-gitops validate")
+
+
+@main.group()
+def secrets() -> None:
+    """Set, check and audit the SOPS-encrypted secrets of a repository."""
+
+
+@secrets.command("set")
+@click.argument("integration")
+@click.argument("key")
+@click.option(
+    "--org", help="The organization whose mapping gets the value (default: the integration default)."
+)
+@click.option("--repo", "repo", default=".", show_default=True, type=click.Path(), help="The repository.")
+def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
+    """Encrypt a value into INTEGRATION's secret KEY, read from stdin or a hidden prompt.
+
+    The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
+    set HaloPSA api_key --org contoso`) or type it at the prompt.
+    """
+    from . import secretops, sops
+
+    result = _load(repo)
+    if sys.stdin.isatty():
+        value = click.prompt(f"{key}", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-1] if value.endswith("\n") else value
+    if not value:
+        fail("empty value; nothing written")
+    try:
+        written = secretops.set_secret(result, integration, key, value, org)
+    except secretops.SecretsError as e:
+        fail(str(e))
+    except sops.NoKeyError as e:
+        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+    except sops.SopsError as e:
+        fail(str(e))
+    click.echo(f"{written}: {key} set{f' for {org}' if org else ' (integration default)'}", err=True)
+
+
+@secrets.command("check")
+@click.argument("repo", default=".", type=click.Path())
+@_FORMAT
+def secrets_check(repo: str, fmt: str) -> None:
+    """Open every encrypted file with the available keys and verify its MAC.
+
+    Exit 0 when all open and verify, 1 when one was altered, 2 when a key is missing.
+    """
+    from . import secretops
+
+    result = _load(repo)
+    diags = _open_all(result)
+    _report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
+    sys.exit(EXIT_FINDINGS if diags else EXIT_OK)
+
+
+@secrets.command("recipients")
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def secrets_recipients(repo: str, fmt: str) -> None:
+    """List which files are encrypted to which recipients; flag drift from .sops.yaml (exit 1)."""
+    import json
+
+    from . import diagnostics as d
+    from . import secretops
+
+    result = _load(repo)
+    rows = secretops.list_recipients(result)
+    findings = secretops.recipient_findings(rows)
+    if fmt == "json":
+        json.dump(
+            {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]},
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        for r in rows:
+            click.echo(f"{r.path}: {', '.join(r.recipients) or '(none)'}")
+        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+    sys.exit(EXIT_FINDINGS if findings else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,6 +101,19 @@ def load_rules(config_path: str) -> list[Rule]:
     return [_parse_rule(r) for r in rules if isinstance(r, dict)]
 
 
+def yaml_indent(config_path: str | None) -> int:
+    """`stores.yaml.indent` of the config, else sops's default of 4."""
+    if config_path is None:
+        return 4
+    try:
+        with open(config_path, "rb") as f:
+            data = yaml.load(f.read(), Loader=yaml.CSafeLoader)
+        indent = data["stores"]["yaml"]["indent"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return 4
+    return indent if isinstance(indent, int) and 1 <= indent <= 16 else 4
+
+
 def rule_for(config_path: str, file_path: str) -> Rule:
     """The first rule whose path_regex matches ``file_path`` relative to the config's folder."""
     rel = os.path.relpath(os.path.abspath(file_path), os.path.dirname(os.path.abspath(config_path)))

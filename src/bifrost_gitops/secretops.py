@@ -1,0 +1,260 @@
+"""The `secrets` commands as library calls: set one secret, check every encrypted file, list recipients.
+
+They sit on top of repo.load (to know integrations, schemas and mapping files) and the native
+sops package (to open and re-seal files); nothing here prints or returns a secret value.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from . import sops, sopsrules
+from .checks import Catalog
+from .diagnostics import Diagnostic, error
+from .repo import Result
+from .structure import suggest
+
+
+class SecretsError(Exception):
+    """A user error of a secrets command (unknown integration, key not secret-typed, ...): exit 2."""
+
+
+# --- secrets set ---------------------------------------------------------------------------
+
+
+def target_file(catalog: Catalog, integration: str, key: str, org: str | None) -> tuple[str, tuple[str, ...]]:
+    """The file and the path of its ``secrets:`` block where KEY of INTEGRATION (for ORG) lives."""
+    ip = catalog.integrations.get(integration)
+    if ip is None:
+        hint = suggest(integration, catalog.integrations)
+        raise SecretsError(f"integration {integration!r} is not declared" + (f" ({hint})" if hint else ""))
+    schema = {item.key: item for item in ip.model.config_schema}
+    item = schema.get(key)
+    if item is None:
+        hint = suggest(key, schema)
+        raise SecretsError(
+            f"{key!r} is not in the config_schema of {integration!r}" + (f" ({hint})" if hint else "")
+        )
+    if item.type != "secret":
+        raise SecretsError(f"{key!r} is a {item.type} key, not a secret: set it under config: in the YAML")
+    if org is None:
+        return ip.doc.path, ("defaults", "secrets")
+    mp = catalog.mappings.get((integration, org.lower()))
+    if mp is None:
+        raise SecretsError(
+            f"organization {org!r} has no mapping of {integration!r}: "
+            f"create integrations/{integration}/mappings/{org}.yaml first"
+        )
+    return mp.doc.path, ("secrets",)
+
+
+def set_secret(
+    result: Result,
+    integration: str,
+    key: str,
+    value: str,
+    org: str | None = None,
+    keyring: sops.Keyring | None = None,
+) -> str:
+    """Write VALUE, encrypted, as KEY's default (or ORG's override); returns the file changed.
+
+    An encrypted file keeps its own recipients and selector (as `sops edit` does) and its data
+    key, so every other value's ciphertext stays byte-identical; a clear file is encrypted
+    following the `.sops.yaml` creation rule for its path.
+    """
+    rel, block = target_file(result.catalog, integration, key, org)
+    path = os.path.join(result.root, rel)
+    current = sops.load_file(path)
+    if "sops" in current:
+        clear = sops.decrypt_document(current, identities=keyring, file=rel)
+        options = _options_of(current["sops"])
+    else:
+        clear, options = current, _options_from_rules(result.root, path)
+    node = clear
+    for part in block:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[key] = value
+    sealed = sops.encrypt_document(
+        clear, previous=current if "sops" in current else None, identities=keyring, **options
+    )
+    if sops.store.format_of(path) == "json":
+        text = sops.dump_json(sealed)
+    else:
+        indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
+        text = _header(path) + sops.dump_yaml(sealed, indent)
+    _write_atomic(path, text)
+    return rel
+
+
+def _header(path: str) -> str:
+    """The file's leading comment lines (schema pointer, description): kept across a rewrite."""
+    lines = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            lines.append(line)
+    return "".join(lines)
+
+
+def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """Recipients and selector an encrypted file already has."""
+    opts: dict[str, Any] = {k: meta[k] for k in sopsrules.SELECTORS if meta.get(k)}
+    opts["mac_only_encrypted"] = bool(meta.get("mac_only_encrypted"))
+    groups = sops.age_recipients(meta)
+    if len(groups) > 1:
+        opts["key_groups"] = groups
+        opts["shamir_threshold"] = meta.get("shamir_threshold")
+    else:
+        opts["recipients"] = groups[0] if groups else []
+    return opts
+
+
+def _options_from_rules(root: str, path: str) -> dict[str, Any]:
+    config = sopsrules.find_config(os.path.dirname(path))
+    if config is None:
+        raise SecretsError(f"no {sopsrules.CONFIG_NAME} found for {os.path.relpath(path, root)}")
+    try:
+        rule = sopsrules.rule_for(config, path)
+    except sopsrules.RulesError as e:
+        raise SecretsError(str(e)) from None
+    if rule.other_keys:
+        raise SecretsError(
+            f"{os.path.relpath(config, root)}: the rule for this file asks for non-age keys (pgp, kms, ...); "
+            "encrypt it once with `sops --encrypt --in-place`, then `secrets set` can update it"
+        )
+    if not rule.recipients:
+        raise SecretsError(f"{os.path.relpath(config, root)}: the rule for this file names no age recipient")
+    opts: dict[str, Any] = {"mac_only_encrypted": rule.mac_only_encrypted}
+    if rule.selector:
+        opts[rule.selector[0]] = rule.selector[1]
+    if len(rule.age_groups) > 1:
+        opts["key_groups"] = [list(g) for g in rule.age_groups]
+        opts["shamir_threshold"] = rule.shamir_threshold
+    else:
+        opts["recipients"] = list(rule.age_groups[0])
+    return opts
+
+
+def _write_atomic(path: str, text: str) -> None:
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bifrost-gitops-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --- secrets check / recipients ------------------------------------------------------------
+
+
+def encrypted_files(result: Result) -> list[str]:
+    """Repository-relative paths of our documents that carry sops metadata."""
+    c = result.catalog
+    docs = [c.project] if c.project else []
+    docs += [p for _, p, _ in c.orgs.values()]
+    docs += [*c.providers.values(), *c.integrations.values(), *c.mappings.values()]
+    return sorted({p.doc.path for p in docs if p is not None and "sops" in p.doc.data})
+
+
+def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
+    """Open every encrypted file and verify its MAC. NoKeyError propagates (exit 2)."""
+    ring = keyring or sops.default_keyring()
+    out: list[Diagnostic] = []
+    for rel in encrypted_files(result):
+        try:
+            sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel)
+        except sops.IntegrityError as e:
+            out.append(
+                error(
+                    "K005",
+                    rel,
+                    (0, 0),
+                    f"integrity check failed: {_reason(e, rel)}",
+                    "the file was altered outside sops; restore it from git or re-encrypt it",
+                )
+            )
+        except sops.NoKeyError:
+            raise
+        except sops.SopsError as e:
+            out.append(error("K003", rel, (0, 0), _reason(e, rel)))
+    return out
+
+
+def _reason(e: Exception, rel: str) -> str:
+    text = str(e)
+    return text[len(rel) + 2 :] if text.startswith(rel + ": ") else text
+
+
+@dataclass(frozen=True)
+class Recipients:
+    path: str
+    recipients: list[str]  # every master key of the file, described
+    wanted: list[str] | None  # age recipients .sops.yaml asks for (None: no rule applies)
+    missing: list[str]
+    extra: list[str]
+
+
+def list_recipients(result: Result) -> list[Recipients]:
+    out = []
+    for rel in encrypted_files(result):
+        full = os.path.join(result.root, rel)
+        meta = _doc(result, rel)["sops"]
+        have = sops.recipients(meta)
+        age_have = {r for group in sops.age_recipients(meta) for r in group}
+        wanted: list[str] | None = None
+        config = sopsrules.find_config(os.path.dirname(full))
+        if config is not None:
+            try:
+                wanted = sopsrules.rule_for(config, full).recipients
+            except sopsrules.RulesError:
+                wanted = None
+        missing = sorted(set(wanted) - age_have) if wanted is not None else []
+        extra = sorted(age_have - set(wanted)) if wanted is not None else []
+        out.append(Recipients(rel, have, wanted, missing, extra))
+    return out
+
+
+def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
+    out = []
+    for r in rows:
+        if r.missing or r.extra:
+            parts = ([f"missing {', '.join(r.missing)}"] if r.missing else []) + (
+                [f"not asked for {', '.join(r.extra)}"] if r.extra else []
+            )
+            out.append(
+                error(
+                    "K006",
+                    r.path,
+                    (0, 0),
+                    f"recipients differ from .sops.yaml: {'; '.join(parts)}",
+                    f"sops updatekeys {r.path}",
+                )
+            )
+    return out
+
+
+def _doc(result: Result, rel: str) -> dict[str, Any]:
+    c = result.catalog
+    for p in [
+        c.project,
+        *[p for _, p, _ in c.orgs.values()],
+        *c.providers.values(),
+        *c.integrations.values(),
+        *c.mappings.values(),
+    ]:
+        if p is not None and p.doc.path == rel:
+            data: dict[str, Any] = p.doc.data
+            return data
+    raise KeyError(rel)

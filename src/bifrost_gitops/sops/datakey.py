@@ -1,0 +1,140 @@
+"""Unwrap (and wrap) the file's data key: age entries via pyrage, Shamir across key groups.
+
+Only age entries are opened natively. Everything else (PGP, cloud KMS, Vault, age plugins) is
+left to the sops binary; :class:`NoKeyError` tells the caller to try it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyrage  # type: ignore[import-untyped]
+
+from . import shamir
+from .errors import NoKeyError, SopsError
+from .keys import Keyring
+
+DATA_KEY_SIZE = 32
+#: master key lists and the field that names each entry (for messages and `secrets recipients`)
+MASTER_KEYS: dict[str, tuple[str, ...]] = {
+    "age": ("recipient",),
+    "pgp": ("fp",),
+    "kms": ("arn",),
+    "gcp_kms": ("resource_id",),
+    "azure_kv": ("vault_url", "name"),
+    "hc_vault": ("vault_address", "engine_path", "key_name"),
+    "hckms": ("key_id",),
+}
+
+
+def groups(meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The key groups: ``key_groups`` when present, else the metadata itself as one group."""
+    kg = meta.get("key_groups")
+    if isinstance(kg, list) and kg:
+        return [g if isinstance(g, Mapping) else {} for g in kg]
+    return [meta]
+
+
+def describe_entry(kind: str, entry: Any) -> str:
+    """``age:age1...`` style label of one master key entry (public identifiers only)."""
+    if not isinstance(entry, Mapping):
+        return f"{kind}:?"
+    parts = [str(entry.get(f, "")) for f in MASTER_KEYS[kind]]
+    return f"{kind}:" + "/".join(p for p in parts if p)
+
+
+def recipients(meta: Mapping[str, Any]) -> list[str]:
+    """Every master key of the file, in group order, as ``kind:identifier``."""
+    out: list[str] = []
+    for g in groups(meta):
+        for kind in MASTER_KEYS:
+            entries = g.get(kind)
+            if isinstance(entries, list):
+                out.extend(describe_entry(kind, e) for e in entries)
+    return out
+
+
+def age_recipients(meta: Mapping[str, Any]) -> list[list[str]]:
+    """The age recipients per key group."""
+    result = []
+    for g in groups(meta):
+        entries = g.get("age")
+        result.append(
+            [str(e.get("recipient")) for e in entries if isinstance(e, Mapping)]
+            if isinstance(entries, list)
+            else []
+        )
+    return result
+
+
+def _open_group(group: Mapping[str, Any], ring: Keyring) -> bytes | None:
+    entries = group.get("age")
+    if not isinstance(entries, list) or not ring.identities:
+        return None
+    usable = [e for e in entries if isinstance(e, Mapping) and isinstance(e.get("enc"), str)]
+    # entries addressed to one of our X25519 keys first: a failed X25519 try costs as much as a hit
+    mine = [e for e in usable if e.get("recipient") in ring.recipients]
+    rest = [e for e in usable if e.get("recipient") not in ring.recipients]
+    idents = list(ring.identities)
+    for e in mine + rest:
+        try:
+            return bytes(pyrage.decrypt(e["enc"].encode(), idents))
+        except Exception:
+            continue
+    return None
+
+
+def unwrap(meta: Mapping[str, Any], ring: Keyring, file: str | None = None) -> bytes:
+    """The 32-byte data key; raises NoKeyError when the available identities cannot open it."""
+    gs = groups(meta)
+    if not recipients(meta):
+        raise SopsError("no keys found in file (sops metadata has no master keys)", file=file)
+    if len(gs) == 1:
+        key = _open_group(gs[0], ring)
+        if key is None:
+            raise NoKeyError(_no_key_text(meta, ring), file=file)
+        if len(key) != DATA_KEY_SIZE:
+            raise SopsError("the data key has the wrong size", file=file)
+        return key
+    threshold = meta.get("shamir_threshold")
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+        threshold = len(gs)
+    parts = [p for p in (_open_group(g, ring) for g in gs) if p is not None]
+    if len(parts) < threshold:
+        raise NoKeyError(
+            f"the file is split over {len(gs)} key groups with a Shamir threshold of {threshold}, "
+            f"but only {len(parts)} group(s) could be opened; {_no_key_text(meta, ring)}",
+            file=file,
+        )
+    try:
+        key = shamir.combine(parts)
+    except ValueError as e:
+        raise SopsError(f"cannot combine the key group shares: {e}", file=file) from None
+    if len(key) != DATA_KEY_SIZE:
+        raise SopsError("the data key has the wrong size", file=file)
+    return key
+
+
+def _no_key_text(meta: Mapping[str, Any], ring: Keyring) -> str:
+    return f"no available key opens the data key; recipients: {', '.join(recipients(meta))}; tried: {ring.describe()}"
+
+
+def wrap_age(secret: bytes, recipient: str) -> dict[str, str]:
+    """One ``{recipient, enc}`` entry: ``secret`` age-encrypted, armored, to one recipient."""
+    try:
+        r = pyrage.x25519.Recipient.from_str(recipient)
+    except Exception:
+        raise SopsError(f"not a usable age X25519 recipient: {recipient}") from None
+    enc = pyrage.encrypt(secret, [r], armored=True)
+    text = enc.decode() if isinstance(enc, bytes) else str(enc)
+    if not text.endswith("\n"):
+        text += "\n"
+    return {"recipient": recipient, "enc": text}
+
+
+def wrap_groups(data_key: bytes, key_groups: Sequence[Sequence[str]], threshold: int | None) -> list[bytes]:
+    """The secret each group wraps: the key itself for one group, else one Shamir share each."""
+    if len(key_groups) == 1:
+        return [data_key]
+    return shamir.split(data_key, len(key_groups), threshold or len(key_groups))

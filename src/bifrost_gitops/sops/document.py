@@ -1,0 +1,391 @@
+"""Decrypt and encrypt whole sops documents: the package's API.
+
+One pass over the tree in document order does everything a leaf needs (selector decision, AAD,
+AES-GCM, MAC bytes), so the cost per file stays close to the cryptographic floor. Results are
+built aside and returned only after the MAC verified: never a partial result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import binary, datakey, mac, values
+from .errors import IntegrityError, NoKeyError, SopsError
+from .gotypes import Timestamp
+from .keys import Keyring, default_keyring, make_keyring
+from .secret import Secret
+from .store import format_of, load_file
+from .tree import Rule, make_rule, rule_of
+
+VERSION = "3.11.0"
+Identities = Keyring | Sequence[Any] | None
+
+
+def _ring(identities: Identities) -> Keyring:
+    if identities is None:
+        return default_keyring()
+    if isinstance(identities, Keyring):
+        return identities
+    return make_keyring(list(identities))
+
+
+def _where(prefix: str) -> str:
+    return prefix[:-1].replace(":", ".") if prefix else "(top level)"
+
+
+def _is_comment_item(v: Any) -> bool:
+    return isinstance(v, str) and v.endswith(",type:comment]") and values.is_encrypted(v)
+
+
+class _Decrypter:
+    """One document's decryption walk; feeds the MAC as it goes."""
+
+    def __init__(self, aes: AESGCM, rule: Rule, mac_only: bool, wrap: bool, file: str | None) -> None:
+        self.aes, self.rule, self.mac_only, self.wrap, self.file = aes, rule, mac_only, wrap, file
+        self.hash = mac.new_hash(mac_only)
+        self.matches: dict[str, bool] = {}
+        self.seen: dict[tuple[str, bytes], tuple[bytes, str]] | None = None  # (aad, plain) -> (iv, type)
+
+    def match(self, key: str) -> bool:
+        m = self.matches.get(key)
+        if m is None:
+            m = self.matches[key] = self.rule.matches(key)
+        return m
+
+    def mapping(
+        self, node: Mapping[str, Any], prefix: str, matched: bool, top: bool = False
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            if top and k == "sops":
+                continue
+            if not isinstance(k, str):
+                raise SopsError("mapping keys must be strings", file=self.file)
+            out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
+        return out
+
+    def node(self, v: Any, prefix: str, matched: bool) -> Any:
+        if isinstance(v, Mapping):
+            return self.mapping(v, prefix, matched)
+        if isinstance(v, list):
+            enc = self.rule.encrypted(matched)
+            return [
+                self.node(x, prefix, matched)
+                for x in v
+                if not (enc is not False and _is_comment_item(x))  # sops 3.11: comment as list item
+            ]
+        if v is None:
+            return None
+        enc = self.rule.encrypted(matched)
+        if enc is None:
+            enc = values.is_encrypted(v)
+        if not enc:
+            if not self.mac_only:
+                self.hash.update(self.clear_bytes(v, prefix))
+            return v
+        if v == "":
+            return Secret("") if self.wrap else ""
+        if not isinstance(v, str):
+            raise IntegrityError(f"value at {_where(prefix)} should be encrypted but is not", file=self.file)
+        try:
+            ev = values.parse(v)
+            plain = values.decrypt_bytes(self.aes, ev, prefix)
+            value = values.from_plaintext(plain, ev.type)
+        except values.ValueFormatError:
+            raise IntegrityError(
+                f"value at {_where(prefix)} should be encrypted but is not a valid sops value", file=self.file
+            ) from None
+        except values.ValueAuthError:
+            raise IntegrityError(
+                f"value at {_where(prefix)} could not be decrypted: authentication failed "
+                "(altered, moved, or encrypted with another data key)",
+                file=self.file,
+            ) from None
+        except ValueError:
+            raise IntegrityError(
+                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}", file=self.file
+            ) from None
+        if ev.type != "comment":
+            self.hash.update(plain)
+        if self.seen is not None:
+            self.seen[(prefix, plain)] = (ev.iv, ev.type)
+        return Secret(value) if self.wrap else value
+
+    def clear_bytes(self, v: Any, prefix: str) -> bytes:
+        try:
+            return values.to_plaintext(v)[0]
+        except (TypeError, ValueError):
+            raise SopsError(f"value at {_where(prefix)} has an unsupported type", file=self.file) from None
+
+
+def _metadata(data: Mapping[str, Any], file: str | None) -> Mapping[str, Any]:
+    meta = data.get("sops") if isinstance(data, Mapping) else None
+    if not isinstance(meta, Mapping):
+        raise SopsError("sops metadata not found", file=file)
+    return meta
+
+
+def _decrypt_native(
+    data: Mapping[str, Any], ring: Keyring, wrap: bool, file: str | None, verify: bool = True
+) -> tuple[dict[str, Any], bytes, _Decrypter]:
+    meta = _metadata(data, file)
+    rule = rule_of(meta, file)
+    key = datakey.unwrap(meta, ring, file)
+    dec = _Decrypter(AESGCM(key), rule, meta.get("mac_only_encrypted") is True, wrap, file)
+    return _finish(dec, data, meta, key, verify)
+
+
+def _finish(
+    dec: _Decrypter, data: Mapping[str, Any], meta: Mapping[str, Any], key: bytes, verify: bool
+) -> tuple[dict[str, Any], bytes, _Decrypter]:
+    tree = dec.mapping(data, "", False, top=True)
+    if verify:
+        mac.verify(dec.aes, meta.get("mac"), meta.get("lastmodified"), dec.hash.hexdigest().upper(), dec.file)
+    return tree, key, dec
+
+
+def decrypt_document(
+    data: Mapping[str, Any],
+    *,
+    identities: Identities = None,
+    wrap: bool = False,
+    file: str | None = None,
+    fmt: str | None = None,
+    use_binary: bool = True,
+    timeout: float = binary.DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """The clear tree of a parsed sops document (the ``sops`` block removed), MAC verified.
+
+    ``identities``: a Keyring, a list of pyrage identities, or None for sops's key sources.
+    ``wrap``: leaves that were encrypted come back as :class:`Secret`. ``file`` names the
+    document in errors and picks the format for the sops-binary fallback (``fmt`` overrides),
+    which runs when no native age key opens the data key and ``use_binary`` is set.
+    Raises NoKeyError, IntegrityError or SopsError; messages never contain values.
+    """
+    ring = _ring(identities)
+    try:
+        return _decrypt_native(data, ring, wrap, file)[0]
+    except NoKeyError as native:
+        if not use_binary:
+            raise
+        env = dict(os.environ)
+        if identities is not None:
+            explicit = [str(i) for i in ring.identities if type(i).__module__.endswith("x25519")]
+            if explicit:
+                env["SOPS_AGE_KEY"] = "\n".join(explicit)
+        try:
+            clear = binary.decrypt(
+                data, fmt or (format_of(file) if file else "yaml"), file=file, env=env, timeout=timeout
+            )
+        except NoKeyError as bin_err:
+            raise NoKeyError(
+                f"{_strip_file(native, file)}; sops binary: {_strip_file(bin_err, file)}", file=file
+            ) from None
+        return _wrap_like(data, clear, rule_of(_metadata(data, file), file)) if wrap else clear
+
+
+def _strip_file(e: SopsError, file: str | None) -> str:
+    text = str(e)
+    return text[len(file) + 2 :] if file and text.startswith(f"{file}: ") else text
+
+
+def _wrap_like(enc: Any, clear: Any, rule: Rule, prefix: str = "", matched: bool = False) -> Any:
+    """Wrap the leaves of ``clear`` that are encrypted in ``enc`` (for the binary fallback)."""
+    if isinstance(enc, Mapping) and isinstance(clear, dict):
+        return {
+            k: _wrap_like(enc.get(k), v, rule, prefix + k + ":", matched or rule.matches(k))
+            for k, v in clear.items()
+        }
+    if isinstance(enc, list) and isinstance(clear, list):
+        items = [x for x in enc if not _is_comment_item(x)]
+        if len(items) == len(clear):
+            return [_wrap_like(e, c, rule, prefix, matched) for e, c in zip(items, clear, strict=True)]
+        return [Secret(c) if values.is_encrypted(e) else c for e, c in zip(items, clear, strict=False)]
+    if clear is not None and (values.is_encrypted(enc) or (enc == "" and rule.encrypted(matched))):
+        return Secret(clear)
+    return clear
+
+
+def decrypt_file(path: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+    """:func:`load_file` + :func:`decrypt_document` (same keyword options)."""
+    p = os.fspath(path)
+    options.setdefault("file", p)
+    return decrypt_document(load_file(p), **options)
+
+
+# --- encryption ---------------------------------------------------------------------------
+
+
+class _Encrypter:
+    def __init__(
+        self,
+        aes: AESGCM,
+        rule: Rule,
+        mac_only: bool,
+        reuse: Mapping[tuple[str, bytes], tuple[bytes, str]],
+    ) -> None:
+        self.aes, self.rule, self.mac_only, self.reuse = aes, rule, mac_only, reuse
+        self.hash = mac.new_hash(mac_only)
+
+    def mapping(self, node: Mapping[str, Any], prefix: str, matched: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            if not isinstance(k, str):
+                raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
+            out[k] = self.node(v, prefix + k + ":", matched or self.rule.matches(k))
+        return out
+
+    def node(self, v: Any, prefix: str, matched: bool) -> Any:
+        if isinstance(v, Mapping):
+            return self.mapping(v, prefix, matched)
+        if isinstance(v, list | tuple):
+            return [self.node(x, prefix, matched) for x in v]
+        secret = isinstance(v, Secret)
+        if secret:
+            v = v.reveal()
+        if v is None:
+            return None
+        enc = self.rule.encrypted(matched)
+        if enc is None:
+            enc = self.rule.field == "unencrypted_comment_regex"
+        try:
+            plain, typ = values.to_plaintext(v)
+        except (TypeError, ValueError) as e:
+            raise SopsError(f"value at {_where(prefix)} cannot be stored: {e}") from None
+        if isinstance(v, dt.date | dt.datetime):
+            v = Timestamp(plain.decode())
+        if not enc:
+            if secret:
+                raise SopsError(
+                    f"refusing to write the secret at {_where(prefix)} in clear (not selected for encryption)"
+                )
+            if not self.mac_only:
+                self.hash.update(plain)
+            return v
+        if v == "":
+            return ""
+        self.hash.update(plain)
+        iv = None
+        old = self.reuse.get((prefix, plain))
+        if old is not None and (old[1] == typ or {old[1], typ} == {"int", "float"}):
+            iv, typ = old
+        return values.encrypt_bytes(self.aes, plain, typ, prefix, iv)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_ORDER_SINGLE = ("kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age", "lastmodified", "mac", "pgp")
+
+
+def encrypt_document(
+    data: Mapping[str, Any],
+    *,
+    recipients: Sequence[str] = (),
+    key_groups: Sequence[Sequence[str]] | None = None,
+    shamir_threshold: int | None = None,
+    unencrypted_suffix: str | None = None,
+    encrypted_suffix: str | None = None,
+    unencrypted_regex: str | None = None,
+    encrypted_regex: str | None = None,
+    unencrypted_comment_regex: str | None = None,
+    encrypted_comment_regex: str | None = None,
+    mac_only_encrypted: bool = False,
+    previous: Mapping[str, Any] | None = None,
+    identities: Identities = None,
+    lastmodified: str | None = None,
+) -> dict[str, Any]:
+    """``data`` encrypted for age ``recipients`` (or ``key_groups`` + Shamir), with a ``sops`` block.
+
+    At most one selector may be given (default ``unencrypted_suffix: _unencrypted``). Values may
+    be :class:`Secret`; a Secret that the selector leaves clear is refused. With ``previous`` (the
+    file's current encrypted content) whose data key ``identities`` can open, its data key, its
+    age entries for recipients kept, its non-age master keys, and the IV of every value whose
+    path and plaintext are unchanged are reused, so unchanged lines stay byte-identical.
+    """
+    if "sops" in data:
+        raise SopsError("the document already has a top-level sops key (already encrypted?)")
+    rule = make_rule(
+        unencrypted_suffix=unencrypted_suffix,
+        encrypted_suffix=encrypted_suffix,
+        unencrypted_regex=unencrypted_regex,
+        encrypted_regex=encrypted_regex,
+        unencrypted_comment_regex=unencrypted_comment_regex,
+        encrypted_comment_regex=encrypted_comment_regex,
+    )
+    groups = [list(g) for g in key_groups] if key_groups else [list(recipients)]
+    if not all(groups) or not groups:
+        raise SopsError("no recipients given")
+    if len(groups) > 1 and not 2 <= (shamir_threshold or len(groups)) <= len(groups):
+        raise SopsError("shamir_threshold must be between 2 and the number of key groups")
+
+    data_key, reuse, prev_meta = _from_previous(previous, identities)
+    aes = AESGCM(data_key)
+    enc = _Encrypter(aes, rule, mac_only_encrypted, reuse)
+    tree = enc.mapping(data, "", False)
+
+    secrets_ = datakey.wrap_groups(data_key, groups, shamir_threshold)
+    prev_age: dict[str, Mapping[str, Any]] = {}
+    if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
+        for e in prev_meta.get("age") or []:
+            if isinstance(e, Mapping) and isinstance(e.get("recipient"), str):
+                prev_age[e["recipient"]] = e
+    wrapped = [
+        [
+            dict(prev_age[r]) if r in prev_age else datakey.wrap_age(s, r)
+            for r in dict.fromkeys(g)  # duplicate recipients dropped, like sops
+        ]
+        for g, s in zip(groups, secrets_, strict=True)
+    ]
+    stamp = lastmodified or _now()
+    meta: dict[str, Any] = {}
+    if len(groups) > 1:
+        meta["shamir_threshold"] = shamir_threshold or len(groups)
+        meta["key_groups"] = [{"hc_vault": [], "age": g} for g in wrapped]
+    parts: dict[str, Any] = {"age": wrapped[0]} if len(groups) == 1 else {}
+    if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
+        for kind in datakey.MASTER_KEYS:
+            if kind != "age" and prev_meta.get(kind):
+                parts[kind] = prev_meta[kind]
+    parts["lastmodified"] = stamp
+    parts["mac"] = mac.seal(aes, enc.hash.hexdigest().upper(), stamp)
+    for field in _ORDER_SINGLE:
+        if field in parts:
+            meta[field] = parts[field]
+    meta[rule.field] = rule.value
+    if mac_only_encrypted:
+        meta["mac_only_encrypted"] = True
+    meta["version"] = VERSION
+    tree["sops"] = meta
+    return tree
+
+
+def _from_previous(
+    previous: Mapping[str, Any] | None, identities: Identities
+) -> tuple[bytes, dict[tuple[str, bytes], tuple[bytes, str]], Mapping[str, Any] | None]:
+    """(data key, IVs to reuse, previous metadata) from an existing encrypted document."""
+    if previous is None:
+        return os.urandom(datakey.DATA_KEY_SIZE), {}, None
+    meta = _metadata(previous, None)
+    try:
+        key = datakey.unwrap(meta, _ring(identities))
+        dec = _Decrypter(AESGCM(key), rule_of(meta), meta.get("mac_only_encrypted") is True, False, None)
+        dec.seen = {}
+        _finish(dec, previous, meta, key, True)
+    except (NoKeyError, IntegrityError):
+        others = [r for r in datakey.recipients(meta) if not r.startswith("age:")]
+        if others:
+            raise SopsError(
+                "cannot open the previous version to keep its non-age keys ("
+                + ", ".join(others)
+                + "); re-encrypt it with the sops binary"
+            ) from None
+        return os.urandom(datakey.DATA_KEY_SIZE), {}, None
+    assert dec.seen is not None
+    return key, dec.seen, meta

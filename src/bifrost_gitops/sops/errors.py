@@ -1,0 +1,23 @@
+"""Exceptions of the sops package.
+
+Messages name files, paths in the document, recipients and key sources, never a value: callers
+may print them as they are.
+"""
+
+from __future__ import annotations
+
+
+class SopsError(Exception):
+    """Any failure to read or write a sops document (malformed file, unsupported feature...)."""
+
+    def __init__(self, message: str, *, file: str | None = None) -> None:
+        self.file = file
+        super().__init__(f"{file}: {message}" if file else message)
+
+
+class NoKeyError(SopsError):
+    """No available key opens the data key (the CLI maps this to exit code 2)."""
+
+
+class IntegrityError(SopsError):
+    """A value, the MAC or the metadata fails authentication: the file was altered."""

@@ -1,0 +1,88 @@
+"""Which leaves sops encrypts: the one active selector rule of the metadata (spec section 5).
+
+Rules look at each key of a leaf's path separately; "any component matches" is inherited down
+the tree, so the walk carries one boolean instead of re-testing whole paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SopsError
+
+RULE_FIELDS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
+DEFAULT_SUFFIX = "_unencrypted"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The active selector, e.g. ``Rule("encrypted_regex", "^secrets$")``."""
+
+    field: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.field not in RULE_FIELDS:
+            raise SopsError(f"unknown selector {self.field}")
+        if self.field.endswith("regex"):
+            try:
+                object.__setattr__(self, "_rx", re.compile(self.value))
+            except re.error:
+                raise SopsError(f"{self.field} is not a valid regular expression") from None
+
+    @property
+    def by_comment(self) -> bool:
+        """Comment rules need the YAML comments, which are not part of the data we see."""
+        return self.field.endswith("comment_regex")
+
+    def matches(self, key: str) -> bool:
+        """Whether one key of the path matches the rule's suffix or regex."""
+        if self.field.endswith("suffix"):
+            return key.endswith(self.value)
+        if self.by_comment:
+            return False
+        return bool(self._rx.search(key))  # type: ignore[attr-defined]
+
+    def encrypted(self, matched: bool) -> bool | None:
+        """Whether a leaf is encrypted, given whether any key on its path matched.
+
+        None for comment rules: without comments the decision is left to the value itself
+        (on decryption: ENC[...] strings are encrypted; on encryption: ``unencrypted_comment_regex``
+        encrypts everything, ``encrypted_comment_regex`` nothing).
+        """
+        if self.by_comment:
+            return None
+        return matched if self.field.startswith("encrypted") else not matched
+
+
+def rule_of(meta: Mapping[str, Any], file: str | None = None) -> Rule:
+    """The rule recorded in sops metadata (default ``unencrypted_suffix: _unencrypted``)."""
+    found = [(f, meta[f]) for f in RULE_FIELDS if meta.get(f) not in (None, "")]
+    if len(found) > 1:
+        raise SopsError("sops metadata sets more than one of " + ", ".join(f for f, _ in found), file=file)
+    if not found:
+        return Rule("unencrypted_suffix", DEFAULT_SUFFIX)
+    f, v = found[0]
+    if not isinstance(v, str):
+        raise SopsError(f"sops metadata field {f} is not a string", file=file)
+    return Rule(f, v)
+
+
+def make_rule(**options: str | None) -> Rule:
+    """The rule from keyword options (at most one may be set); the default suffix rule otherwise."""
+    given = [(k, v) for k, v in options.items() if v is not None]
+    if len(given) > 1:
+        raise SopsError("only one of " + ", ".join(RULE_FIELDS) + " may be given")
+    if not given:
+        return Rule("unencrypted_suffix", DEFAULT_SUFFIX)
+    return Rule(*given[0])

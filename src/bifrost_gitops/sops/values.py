@@ -1,0 +1,148 @@
+"""The ``ENC[AES256_GCM,...]`` value format: parse, encrypt and decrypt one leaf.
+
+AES-256-GCM with the file's data key, a 32-byte IV (what sops writes) and the value's path
+string as AAD; the plaintext is the Go text form of the value, the ``type`` tag says how to read
+it back (spec sections 2-4).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .gotypes import (
+    INT64_MAX,
+    INT64_MIN,
+    Timestamp,
+    format_float,
+    format_time,
+    parse_bool,
+    parse_float,
+    parse_int,
+)
+
+IV_SIZE = 32
+# sops's own regex: prefix match, greedy groups
+_ENC = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+TYPES = frozenset(("str", "int", "float", "bool", "time", "comment", "bytes"))
+
+
+class ValueFormatError(ValueError):
+    """Not a well-formed ENC[...] string (the message never contains the input)."""
+
+
+class ValueAuthError(ValueError):
+    """GCM authentication failed: wrong key, wrong path, or altered ciphertext/IV/tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncValue:
+    """One parsed ``ENC[...]`` value."""
+
+    data: bytes
+    iv: bytes
+    tag: bytes
+    type: str
+
+
+def is_encrypted(value: object) -> bool:
+    """Whether ``value`` looks like a sops ciphertext (cheap prefix test, then the regex)."""
+    return isinstance(value, str) and value.startswith("ENC[AES256_GCM,") and bool(_ENC.match(value))
+
+
+def parse(text: str) -> EncValue:
+    """Split an ENC[...] string; raises ValueFormatError."""
+    m = _ENC.match(text)
+    if m is None:
+        raise ValueFormatError("value does not match sops' data format")
+    try:
+        data, iv, tag = (base64.b64decode(g, validate=True) for g in m.group(1, 2, 3))
+    except (binascii.Error, ValueError):
+        raise ValueFormatError("value has invalid base64 in data, iv or tag") from None
+    typ = m.group(4)
+    if typ not in TYPES:
+        raise ValueFormatError("value has an unknown type tag")
+    if len(tag) != 16 or not iv:
+        raise ValueFormatError("value has a malformed iv or tag")
+    return EncValue(data, iv, tag, typ)
+
+
+def decrypt_bytes(aes: AESGCM, enc: EncValue, aad: str) -> bytes:
+    """The plaintext bytes of one value; raises ValueAuthError."""
+    try:
+        return aes.decrypt(enc.iv, enc.data + enc.tag, aad.encode())
+    except InvalidTag:
+        raise ValueAuthError("could not decrypt value: message authentication failed") from None
+
+
+def from_plaintext(plain: bytes, typ: str) -> Any:
+    """The typed value of decrypted bytes (``float`` with integral text comes back as int)."""
+    if typ == "bytes":
+        return plain
+    text = plain.decode("utf-8")
+    if typ in ("str", "comment"):
+        return text
+    if typ == "int":
+        return parse_int(text)
+    if typ == "float":
+        return parse_float(text)
+    if typ == "bool":
+        return parse_bool(text)
+    if typ == "time":
+        return Timestamp(text)
+    raise ValueFormatError("unknown type tag")
+
+
+def to_plaintext(value: Any) -> tuple[bytes, str]:
+    """(bytes, type tag) sops would encrypt for ``value``; also the bytes the MAC hashes."""
+    if isinstance(value, bool):
+        return (b"True" if value else b"False"), "bool"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError("integer does not fit int64")
+        return str(value).encode(), "int"
+    if isinstance(value, float):
+        return format_float(value).encode(), "float"
+    if isinstance(value, Timestamp):
+        return value.encode(), "time"
+    if isinstance(value, str):
+        return value.encode("utf-8"), "str"
+    if isinstance(value, dt.datetime):
+        return _datetime_text(value).encode(), "time"
+    if isinstance(value, dt.date):
+        return f"{value.isoformat()}T00:00:00Z".encode(), "time"
+    if isinstance(value, bytes):
+        return value, "bytes"
+    raise TypeError(f"cannot encrypt a value of type {type(value).__name__}")
+
+
+def _datetime_text(t: dt.datetime) -> str:
+    off = t.utcoffset()
+    if off is None or not off:
+        zone = "Z"
+    else:
+        mins = int(off.total_seconds()) // 60
+        sign = "-" if mins < 0 else "+"
+        zone = f"{sign}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}"
+    frac = f"{t.microsecond:06d}" if t.microsecond else ""
+    return format_time(t.year, t.month, t.day, t.hour, t.minute, t.second, frac, zone)
+
+
+def encrypt_bytes(aes: AESGCM, plain: bytes, typ: str, aad: str, iv: bytes | None = None) -> str:
+    """The ENC[...] string of ``plain`` (fresh 32-byte IV unless one is given)."""
+    if iv is None:
+        iv = os.urandom(IV_SIZE)
+    ct = aes.encrypt(iv, plain, aad.encode())
+    b64 = base64.b64encode
+    return (
+        f"ENC[AES256_GCM,data:{b64(ct[:-16]).decode()},iv:{b64(iv).decode()},"
+        f"tag:{b64(ct[-16:]).decode()},type:{typ}]"
+    )
