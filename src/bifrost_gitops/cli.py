@@ -143,6 +143,111 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     click.echo(f"next: cd {directory} && bifrost-gitops validate")
 
 
+@main.command("compile")
+@click.argument("repo", default=".", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The bundle folder (replaced atomically).",
+)
+@click.option(
+    "--secrets",
+    "mode",
+    type=click.Choice(["seal", "plain", "redact"]),
+    default="seal",
+    show_default=True,
+    help="seal: SOPS-encrypt each org file to the runtime's recipients; plain: clear values "
+    "(mode 0600); redact: secret values replaced, no keys needed.",
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    help="Runtime age recipient for sealing (repeatable; default: bundle.recipients).",
+)
+@_FORMAT
+def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...], fmt: str) -> None:
+    """Validate REPO, then write one resolved bundle per organization into OUTPUT.
+
+    Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
+    (missing key: exit 2; altered file: exit 1).
+    """
+    from . import bundle, sops
+    from .diagnostics import error
+
+    result = _load(repo)
+    if result.errors:
+        _report(result.diagnostics, result.files, fmt, result.root)
+        click.echo("bifrost-gitops: not compiled: fix the errors above", err=True)
+        sys.exit(EXIT_FINDINGS)
+    project = result.catalog.project
+    wanted = list(recipients) or (
+        list(project.model.bundle.recipients) if project and project.model.bundle else []
+    )
+    try:
+        written = bundle.write(
+            result.catalog,
+            result.root,
+            out_dir,
+            mode,
+            recipients=wanted,
+            keyring=None if mode == "redact" else sops.default_keyring(),
+        )
+    except bundle.BundleError as e:
+        fail(str(e))
+    except sops.NoKeyError as e:
+        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, or compile with --secrets redact)")
+    except sops.SopsError as e:
+        d = error(
+            "K005",
+            e.file or "?",
+            (0, 0),
+            str(e).removeprefix(f"{e.file}: "),
+            "restore the file from git or re-encrypt it; nothing was written",
+        )
+        _report([d], result.files, fmt, result.root)
+        sys.exit(EXIT_FINDINGS)
+    what = ", ".join(written.changed) if len(written.changed) <= 5 else f"{len(written.changed)} files"
+    click.echo(
+        f"{written.out_dir}: {written.files} files ({mode}); "
+        f"{'changed: ' + what if written.changed else 'unchanged'}",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(args: tuple[str, ...], fmt: str) -> None:
+    """Show what ORG gets for INTEGRATION, value by value, and where each value comes from.
+
+    Usage: explain [REPO] ORG INTEGRATION [KEY]. ORG may be "global" (the defaults-only view).
+    No key is needed: secrets are shown as <secret>.
+    """
+    from . import explain as ex
+
+    repo = "."
+    if len(args) >= 3 and (len(args) == 4 or _is_repo(args[0])):
+        repo, args = args[0], args[1:]
+    if len(args) not in (2, 3):
+        fail("usage: explain [REPO] ORG INTEGRATION [KEY]")
+    result = _load(repo)
+    try:
+        report = ex.explain(result.catalog, *args)
+    except ex.ExplainError as e:
+        fail(str(e))
+    click.echo(ex.render_json(report) if fmt == "json" else ex.render_text(report), nl=False)
+
+
+def _is_repo(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
+
+
 @main.group()
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""

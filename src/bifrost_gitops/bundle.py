@@ -1,0 +1,310 @@
+"""The compiled bundle: one resolved JSON document per organization, written deterministically.
+
+Layout (format 1):
+  DIR/index.json        format, secrets mode, source commit, one entry per org (file, sha256)
+  DIR/global.json       the defaults-only view (scope "global")
+  DIR/orgs/<org>.json   what that org's workflows get from integrations.get()
+
+Secrets modes: ``seal`` (each file is a SOPS JSON document encrypted to the runtime's age
+recipients; `sops -d` opens it), ``plain`` (clear, mode 0600, only on request), ``redact``
+(secret values replaced by a marker; needs no keys). A sealed file whose clear content did
+not change is carried over byte for byte, so recompiling changes nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import sops
+from .checks import Catalog
+from .resolve import Resolved, ResolvedOAuth, SecretRef, organizations, resolve_org
+
+FORMAT = 1
+MODES = ("seal", "plain", "redact")
+REDACTED = "<redacted>"
+INDEX = "index.json"
+GLOBAL = "global.json"
+
+
+class BundleError(Exception):
+    """The bundle cannot be written or read (usage/environment: exit 2)."""
+
+
+# --- opening repository secrets ------------------------------------------------------------
+
+
+class SecretOpener:
+    """Decrypts repository files on demand, once each, and hands out single values."""
+
+    def __init__(self, root: str, catalog: Catalog, keyring: sops.Keyring | None = None):
+        self.root = root
+        self.keyring = keyring
+        self.docs = {p.doc.path: p.doc for p in _all_parsed(catalog)}
+        self.clear: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, ref: SecretRef) -> Any:
+        tree = self.clear.get(ref.file)
+        if tree is None:
+            doc = self.docs[ref.file]
+            if doc.data.get("sops", {}).get("mac_only_encrypted"):
+                # clear values are outside the MAC, so our own parse of the file will do
+                tree = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file)
+            else:  # the MAC covers clear values as sops types them: let sops's parser read it
+                tree = sops.decrypt_file(
+                    os.path.join(self.root, ref.file), identities=self.keyring, file=ref.file
+                )
+            self.clear[ref.file] = tree
+        node: Any = tree
+        for part in ref.path:
+            node = node[part]
+        return node
+
+
+def _all_parsed(catalog: Catalog) -> list[Any]:
+    parsed = [catalog.project] if catalog.project else []
+    parsed += [p for _, p, _ in catalog.orgs.values()]
+    return [*parsed, *catalog.providers.values(), *catalog.integrations.values(), *catalog.mappings.values()]
+
+
+# --- records -------------------------------------------------------------------------------
+
+Reveal = Callable[[SecretRef], Any]
+
+
+def _value(v: Any, reveal: Reveal | None) -> Any:
+    if isinstance(v, SecretRef):
+        return REDACTED if reveal is None else reveal(v)
+    return v
+
+
+def integration_data(r: Resolved, reveal: Reveal | None) -> dict[str, Any]:
+    """Bifrost's IntegrationData for one resolution (secrets revealed, or redacted when no reveal)."""
+    return {
+        "integration_id": r.integration_id,
+        "entity_id": r.entity_id,
+        "entity_name": r.entity_name,
+        "config": {k: _value(v, reveal) for k, v in r.config.items()},
+        "config_secret_keys": r.config_secret_keys,
+        "oauth": _oauth(r.oauth, reveal) if r.oauth else None,
+    }
+
+
+def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> dict[str, Any]:
+    return {
+        "connection_name": o.connection_name,
+        "client_id": o.client_id,
+        "client_secret": _value(o.client_secret, reveal),
+        "authorization_url": o.authorization_url,
+        "token_url": o.token_url,
+        "scopes": o.scopes,
+        "access_token": _value(o.access_token, reveal),
+        "refresh_token": _value(o.refresh_token, reveal),
+        "expires_at": _value(o.expires_at, reveal),
+    }
+
+
+def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> dict[str, Any]:
+    """The clear content of one org file (or of global.json when ORG is None)."""
+    if org is None:
+        head: dict[str, Any] = {"scope": "global"}
+    else:
+        o = catalog.orgs[org.lower()][0]
+        head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
+    head["integrations"] = {
+        name: integration_data(r, reveal) for name, r in resolve_org(catalog, org).items()
+    }
+    return head
+
+
+def canonical(record: Any) -> bytes:
+    """Same record, same bytes: sorted keys, two-space indent, UTF-8, trailing newline."""
+    return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+@dataclass
+class Written:
+    out_dir: str
+    files: int
+    changed: list[str]  # bundle-relative paths whose bytes changed
+
+
+def source_commit(root: str) -> str | None:
+    """HEAD of the git repository holding ROOT, when there is one."""
+    try:
+        run = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--verify", "-q", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return run.stdout.strip() or None if run.returncode == 0 else None
+
+
+def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
+    """A key only the compile environment holds, so index fingerprints reveal nothing guessable."""
+    if keyring is None or not keyring.identities:
+        return None
+    material = "\n".join(sorted(str(i) for i in keyring.identities)).encode()
+    return hashlib.sha256(b"bifrost-gitops bundle fingerprint\0" + material).digest()
+
+
+def _read_index(out_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(out_dir, INDEX), encoding="utf-8") as f:
+            index = json.load(f)
+        return index if isinstance(index, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write(
+    catalog: Catalog,
+    root: str,
+    out_dir: str,
+    mode: str,
+    *,
+    recipients: list[str] | None = None,
+    keyring: sops.Keyring | None = None,
+) -> Written:
+    """Compile every organization into OUT_DIR, atomically (temp folder beside it, then a swap)."""
+    if mode not in MODES:
+        raise BundleError(f"unknown secrets mode {mode!r}")
+    if mode == "seal" and not recipients:
+        raise BundleError(
+            "sealing needs the runtime's age recipients: set bundle.recipients in bifrost-gitops.yaml "
+            "or pass --recipient (or use --secrets redact)"
+        )
+    reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
+    fkey = _fingerprint_key(keyring) if mode == "seal" else None
+    old_index = _read_index(out_dir)
+    old_entries: dict[str, Any] = {}
+    if old_index.get("secrets") == mode and isinstance(old_index.get("orgs"), dict):
+        old_entries = {**old_index["orgs"], "global": old_index.get("global")}
+    if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
+        old_entries = {}  # new recipients: everything must be re-sealed
+
+    files: dict[str, bytes] = {}
+    entries: dict[str, Any] = {}
+    targets: list[tuple[str, str | None, str | None]] = [("", None, None), *organizations(catalog)]
+    for name, org_id, _display in targets:
+        rel = GLOBAL if not name else f"orgs/{name}.json"
+        clear = canonical(org_record(catalog, name or None, reveal))
+        entry: dict[str, Any] = {"file": rel}
+        if name:
+            entry["id"] = org_id
+        if mode == "seal":
+            data, fp = _seal(clear, rel, out_dir, old_entries.get(name or "global"), fkey, recipients or [])
+            if fp:
+                entry["fingerprint"] = fp
+        else:
+            data = clear
+        entry["sha256"] = hashlib.sha256(data).hexdigest()
+        files[rel] = data
+        entries[name or "global"] = entry
+    index = {
+        "format": FORMAT,
+        "kind": "bifrost-gitops/bundle",
+        "secrets": mode,
+        "source": {"commit": source_commit(root)},
+        "recipients": sorted(recipients or []) if mode == "seal" else [],
+        "global": entries.pop("global"),
+        "orgs": entries,
+    }
+    files[INDEX] = canonical(index)
+    changed = [rel for rel, data in files.items() if _current(out_dir, rel) != data]
+    if changed or _stale(out_dir, files):
+        _swap_in(out_dir, files, private=mode == "plain")
+    return Written(out_dir, len(files), changed)
+
+
+def _seal(
+    clear: bytes,
+    rel: str,
+    out_dir: str,
+    old: dict[str, Any] | None,
+    fkey: bytes | None,
+    recipients: list[str],
+) -> tuple[bytes, str | None]:
+    fp = hmac.new(fkey, clear, hashlib.sha256).hexdigest() if fkey else None
+    if fp and old and old.get("fingerprint") == fp:
+        current = _current(out_dir, rel)
+        if current is not None and hashlib.sha256(current).hexdigest() == old.get("sha256"):
+            return current, fp
+    tree = json.loads(clear)
+    sealed = sops.encrypt_document(tree, recipients=recipients)
+    return sops.dump_json(sealed).encode(), fp
+
+
+def _current(out_dir: str, rel: str) -> bytes | None:
+    try:
+        with open(os.path.join(out_dir, rel), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _stale(out_dir: str, files: dict[str, bytes]) -> bool:
+    """Files in OUT_DIR that the new bundle no longer has (a removed organization)."""
+    orgs = os.path.join(out_dir, "orgs")
+    if not os.path.isdir(orgs):
+        return False
+    return any(f"orgs/{name}" not in files for name in os.listdir(orgs))
+
+
+def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.new-", dir=parent)
+    try:
+        os.chmod(tmp, 0o700 if private else 0o755)
+        for rel, data in files.items():
+            path = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o755, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if os.path.isdir(out_dir):
+            if not _exchange(tmp, out_dir):
+                old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
+                os.rmdir(old)
+                os.rename(out_dir, old)
+                os.rename(tmp, out_dir)
+                tmp = old
+        else:
+            os.rename(tmp, out_dir)
+            tmp = ""
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return bool(fn(at_fdcwd, a.encode(), at_fdcwd, b.encode(), rename_exchange) == 0)

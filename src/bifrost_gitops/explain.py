@@ -1,0 +1,139 @@
+"""`explain`: one organization's view of one integration, value by value, with provenance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .checks import Catalog
+from .resolve import GLOBAL, Resolved, SecretRef, resolve
+from .structure import suggest
+
+SECRET = "<secret>"
+
+
+class ExplainError(Exception):
+    """Unknown organization, integration or key (exit 2)."""
+
+
+def explain(catalog: Catalog, org: str, integration: str, key: str | None = None) -> dict[str, Any]:
+    """A JSON-ready report; secret values are never included, only where they come from."""
+    if org != GLOBAL and org.lower() not in catalog.orgs:
+        hint = suggest(org, [o.name for o, _, _ in catalog.orgs.values()])
+        raise ExplainError(f"organization {org!r} is not declared" + (f" ({hint})" if hint else ""))
+    if integration not in catalog.integrations:
+        hint = suggest(integration, catalog.integrations)
+        raise ExplainError(f"integration {integration!r} is not declared" + (f" ({hint})" if hint else ""))
+    r = resolve(catalog, None if org == GLOBAL else catalog.orgs[org.lower()][0].name, integration)
+    schema = {item.key: item for item in catalog.integrations[integration].model.config_schema}
+    if key is not None and key not in schema:
+        hint = suggest(key, schema)
+        raise ExplainError(
+            f"{key!r} is not in the config_schema of {integration!r}" + (f" ({hint})" if hint else "")
+        )
+    keys = [key] if key is not None else list(schema)
+    config = []
+    for k in keys:
+        item = schema[k]
+        value = r.config.get(k)
+        config.append(
+            {
+                "key": k,
+                "type": item.type,
+                "required": item.required,
+                "value": _show(value),
+                "set": k in r.config,
+                "source": _source(r, f"config.{k}"),
+            }
+        )
+    report: dict[str, Any] = {
+        "organization": org,
+        "integration": integration,
+        "mapped": r.mapped,
+        "entity_id": r.entity_id,
+        "entity_id_source": _source(r, "entity_id"),
+        "entity_name": r.entity_name,
+        "config": config,
+        "oauth": _oauth(r),
+    }
+    return report
+
+
+def _show(value: Any) -> Any:
+    return SECRET if isinstance(value, SecretRef) else value
+
+
+def _source(r: Resolved, name: str) -> dict[str, Any]:
+    s = r.sources.get(name)
+    if s is None:
+        return {"kind": "missing", "file": None, "line": None}
+    return {"kind": s.kind, "file": s.file, "line": s.line or None}
+
+
+def _oauth(r: Resolved) -> dict[str, Any] | None:
+    o = r.oauth
+    if o is None:
+        return None
+    return {
+        "provider": o.provider or "(inline)",
+        "connection_name": o.connection_name,
+        "client_id": o.client_id,
+        "token_url": o.token_url,
+        "token_url_template": o.token_url_template,
+        "entity_id_filled": o.token_url != o.token_url_template,
+        "scopes": o.scopes,
+        "secrets": {
+            name: {"set": getattr(o, name) is not None, "source": _fmt(o.sources.get(name))}
+            for name in ("client_secret", "access_token", "refresh_token", "expires_at")
+        },
+        "source": _fmt(o.sources.get("token_url")),
+    }
+
+
+def _fmt(s: Any) -> str | None:
+    return f"{s.file}:{s.line}" if s is not None and s.file else None
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _where(src: dict[str, Any]) -> str:
+    if src["file"]:
+        return f"{src['file']}:{src['line']}  {src['kind']}"
+    return str(src["kind"])
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['organization']} / {report['integration']}"
+        + ("" if report["mapped"] else "  (no mapping: integration defaults only)"),
+        f"  entity_id    {json.dumps(report['entity_id'])}    {_where(report['entity_id_source'])}",
+        f"  entity_name  {json.dumps(report['entity_name'])}",
+        "  config:",
+    ]
+    width = max((len(c["key"]) for c in report["config"]), default=0)
+    for c in report["config"]:
+        value = c["value"] if c["value"] == SECRET else json.dumps(c["value"], ensure_ascii=False)
+        if not c["set"]:
+            value = "(missing)" if c["required"] else "(not set)"
+        lines.append(f"    {c['key']:<{width}}  {value}    {_where(c['source'])}")
+    o = report["oauth"]
+    if o is None:
+        lines.append("  oauth: none")
+    else:
+        lines.append(f"  oauth: provider {o['provider']} ({o['source']}), connection {o['connection_name']}")
+        filled = (
+            "entity id filled in"
+            if o["entity_id_filled"]
+            else (
+                "raw template: no entity id resolves"
+                if "{entity_id}" in (o["token_url_template"] or "")
+                else ""
+            )
+        )
+        lines.append(f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""))
+        for name, s in o["secrets"].items():
+            if s["set"]:
+                lines.append(f"    {name}  {SECRET}    {s['source']}")
+    return "\n".join(lines) + "\n"
