@@ -47,9 +47,16 @@ class BundleError(Exception):
 class SecretOpener:
     """Decrypts repository files on demand, once each, and hands out single values."""
 
-    def __init__(self, root: str, catalog: Catalog, keyring: sops.Keyring | None = None):
+    def __init__(
+        self,
+        root: str,
+        catalog: Catalog,
+        keyring: sops.Keyring | None = None,
+        raw: Callable[[str], bytes] | None = None,
+    ):
         self.root = root
         self.keyring = keyring
+        self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
         self.docs = {p.doc.path: p.doc for p in _all_parsed(catalog)}
         self.clear: dict[str, dict[str, Any]] = {}
 
@@ -60,7 +67,10 @@ class SecretOpener:
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
                 # clear values are outside the MAC, so our own parse of the file will do
                 tree = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file)
-            else:  # the MAC covers clear values as sops types them: let sops's parser read it
+            elif self.raw is not None:  # the MAC covers clear values as sops types them
+                data = sops.loads(self.raw(ref.file), sops.store.format_of(ref.file), file=ref.file)
+                tree = sops.decrypt_document(data, identities=self.keyring, file=ref.file)
+            else:
                 tree = sops.decrypt_file(
                     os.path.join(self.root, ref.file), identities=self.keyring, file=ref.file
                 )

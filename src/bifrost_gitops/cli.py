@@ -103,8 +103,8 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
     help="Write every kind's <kind>.schema.json into this folder instead.",
 )
 def schema(kind: str | None, output_dir: str | None) -> None:
-    """Print the JSON Schema of KIND (Project, Organizations, OAuthProvider, Integration, Mapping)."""
-    from .model import KINDS
+    """Print the JSON Schema of KIND (Project, Organizations, OAuthProvider, Integration, Mapping, Bundle)."""
+    from .schemas import ALL_KINDS as KINDS
     from .schemas import dump, write_all
 
     if output_dir:
@@ -246,6 +246,60 @@ def _is_repo(path: str) -> bool:
     import os
 
     return os.path.isdir(path)
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
+@click.option("--head", default=None, help="The revision under review (default: the work tree).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown is made to be posted as a pull-request comment.",
+)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
+def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> None:
+    """Show what changes between two revisions for each organization's workflows.
+
+    Both revisions are read straight from git objects; nothing in the work tree changes.
+    Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
+    """
+    import os
+
+    from . import diff as df
+    from . import gitrev, sops
+    from .repo import RepoError, WorkTree, find_root, load_tree
+
+    try:
+        root = find_root(repo)
+        base_tree = gitrev.GitTree(root, base)
+        head_tree: Any = gitrev.GitTree(root, head) if head else WorkTree(root)
+    except (RepoError, gitrev.GitError) as e:
+        fail(str(e))
+    base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root))
+    head_result = load_tree(head_tree)
+
+    def work_raw(rel: str) -> bytes:
+        with open(os.path.join(root, rel), "rb") as f:
+            return f.read()
+
+    compare = df.secret_comparer(
+        base_result, head_result, base_tree.read, head_tree.read if head else work_raw, sops.default_keyring()
+    )
+    result = df.diff(
+        base_result,
+        head_result,
+        f"{base} ({base_tree.commit[:12]})",
+        f"{head} ({head_tree.commit[:12]})" if head else "work tree",
+        compare,
+    )
+    render = {"text": df.render_text, "markdown": df.render_markdown, "json": df.render_json}[fmt]
+    sys.stdout.write(render(result))
+    head_errors = [f for f in result.head_findings if f.severity == "error"]
+    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changes) else EXIT_OK)
 
 
 @main.group()

@@ -321,12 +321,16 @@ def parse(text: bytes | str, path: str) -> tuple[Document | None, list[Diagnosti
 
 def load_file(root: str, rel: str) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse ``root/rel`` within the size limit."""
-    full = os.path.join(root, rel)
     try:
-        with open(full, "rb") as f:
+        with open(os.path.join(root, rel), "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         return None, [error("Y007", rel, (0, 0), f"cannot read file: {e.strerror}")]
+    return load_bytes(data, rel)
+
+
+def load_bytes(data: bytes, rel: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse a file's content (from disk or from a git object) within the size limit."""
     if len(data) > MAX_BYTES:
         return None, [
             error(
@@ -338,6 +342,15 @@ def load_file(root: str, rel: str) -> tuple[Document | None, list[Diagnostic]]:
             )
         ]
     return parse(data, rel)
+
+
+def wanted(rel: str, exclude: list[str]) -> bool:
+    """Whether a repository-relative path is a YAML file we read (no dot parts, not excluded)."""
+    from fnmatch import fnmatchcase
+
+    if not rel.endswith((".yaml", ".yml")) or any(part.startswith(".") for part in rel.split("/")):
+        return False
+    return not any(fnmatchcase(rel, p) or rel.startswith(p.rstrip("/") + "/") for p in exclude)
 
 
 def discover(root: str, exclude: list[str] | None = None) -> tuple[list[str], list[Diagnostic]]:

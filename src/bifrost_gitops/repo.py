@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import loader, structure
 from .checks import Catalog, Parsed, check
@@ -47,9 +47,30 @@ def find_root(start: str) -> str:
         here = parent
 
 
-def _exclude(root: str) -> list[str]:
+class Tree(Protocol):
+    """Where a repository's files come from: the work tree, or a git revision (gitrev.py)."""
+
+    root: str
+
+    def files(self, exclude: list[str]) -> tuple[list[str], list[Diagnostic]]: ...
+
+    def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]: ...
+
+
+class WorkTree:
+    def __init__(self, root: str):
+        self.root = root
+
+    def files(self, exclude: list[str]) -> tuple[list[str], list[Diagnostic]]:
+        return loader.discover(self.root, exclude)
+
+    def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
+        return loader.load_file(self.root, rel)
+
+
+def _exclude(tree: Tree) -> list[str]:
     """The Project's exclude: patterns, read before discovery so excluded files are never parsed."""
-    doc, _ = loader.load_file(root, PROJECT_FILE)
+    doc, _ = tree.load(PROJECT_FILE)
     if doc is None or not isinstance(doc.data, dict):
         return []
     ex = doc.data.get("exclude")
@@ -67,24 +88,28 @@ def _declared_names(data: dict[str, Any]) -> list[str]:
 
 def load(start: str = ".") -> Result:
     """Load and check the repository containing ``start``; never raises for bad content."""
+    return load_tree(WorkTree(find_root(start)))
+
+
+def load_tree(tree: Tree) -> Result:
+    """Load and check a repository from any file source."""
     # Loading builds hundreds of thousands of small acyclic objects: the cyclic collector
     # would walk them over and over for nothing (a third of the run on 10,000 files).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(start)
+        return _load(tree)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _load(start: str) -> Result:
-    root = find_root(start)
-    files, diags = loader.discover(root, _exclude(root))
+def _load(tree: Tree) -> Result:
+    files, diags = tree.files(_exclude(tree))
     parsed: list[Parsed] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
-        doc, found = loader.load_file(root, rel)
+        doc, found = tree.load(rel)
         diags.extend(found)
         if doc is None or not structure.is_ours(doc.data):
             continue
@@ -98,4 +123,4 @@ def _load(start: str) -> Result:
     catalog, found = check(parsed, unverified)
     diags.extend(found)
     diags.sort(key=sort_key)
-    return Result(root, len(files), catalog, diags)
+    return Result(tree.root, len(files), catalog, diags)
