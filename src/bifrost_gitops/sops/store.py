@@ -335,7 +335,8 @@ def _list_lines(items: list[Any], indent: int, step: int = 4) -> list[str]:
     inner = " " * (indent + 2)
     for v in items:
         if isinstance(v, Mapping) and v:
-            sub = _map_lines(v, indent + 2, indent + 2 + max(step, 2), step)
+            # go-yaml indents a list item's mapping from the dash column, not the key's
+            sub = _map_lines(v, indent + 2, indent + step if step > 2 else indent + 2 + step, step)
         elif isinstance(v, list) and v:
             sub = _list_lines(v, indent + 2, step)
         elif isinstance(v, str) and not isinstance(v, Timestamp) and _literal_ok(v):
