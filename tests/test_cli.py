@@ -273,6 +273,7 @@ def test_schema_output_dir(cli: Any, tmp_path: Path) -> None:
     assert run.code == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "bundle.schema.json",
         "integration.schema.json",
         "mapping.schema.json",
         "oauthprovider.schema.json",

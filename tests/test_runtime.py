@@ -573,23 +573,6 @@ def test_example_workflow_runs_against_the_bundle(
         assert req["query"]["tenant"] == "fabrikam"
 
 
-def test_explicit_mapped_flag_wins_over_inference(bundles: dict[str, Path], tmp_path: Path) -> None:
-    """A bundle whose records carry ``mapped`` (a future bundle field) is taken at its word."""
-    b = copy_bundle(bundles["plain"], tmp_path / "b")
-    target = b / "orgs" / "contoso.json"
-    doc = json.loads(target.read_text())
-    doc["integrations"]["HaloPSA"]["mapped"] = False
-    doc["integrations"]["NinjaOne"]["mapped"] = True
-    target.write_bytes(bundle.canonical(doc))
-    index = json.loads((b / "index.json").read_text())
-    index["orgs"]["contoso"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    (b / "index.json").write_bytes(bundle.canonical(index))
-    sdk = Integrations(b)
-    assert "contoso" not in [m.organization for m in sdk.list_mappings_sync("HaloPSA", "global") or []]
-    assert sdk.get_mapping_sync("NinjaOne", "contoso") is not None
-    assert sdk.get_sync("HaloPSA", "contoso").entity_id == "12"  # get is unaffected
-
-
 def test_org_level_mapped_list_wins_over_inference(bundles: dict[str, Path], tmp_path: Path) -> None:
     """Or an org file's top-level ``mapped`` list of integration names (the other possible shape)."""
     b = copy_bundle(bundles["plain"], tmp_path / "b")

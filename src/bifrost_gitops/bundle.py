@@ -131,9 +131,10 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> dict
     else:
         o = catalog.orgs[org.lower()][0]
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
-    head["integrations"] = {
-        name: integration_data(r, reveal) for name, r in resolve_org(catalog, org).items()
-    }
+    resolved = resolve_org(catalog, org)
+    head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
+    if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
+        head["mapped"] = sorted(name for name, r in resolved.items() if r.mapped)
     return head
 
 
@@ -239,7 +240,13 @@ def write(
     files[INDEX] = canonical(index)
     changed = [rel for rel, data in files.items() if _current(out_dir, rel) != data]
     if changed or _stale(out_dir, files):
-        _swap_in(out_dir, files, private=mode == "plain")
+        try:
+            _swap_in(out_dir, files, private=mode == "plain")
+        except OSError as e:
+            where = e.filename or out_dir
+            raise BundleError(
+                f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
+            ) from e
     return Written(out_dir, len(files), changed)
 
 
@@ -297,7 +304,11 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
                 os.rmdir(old)
                 os.rename(out_dir, old)
-                os.rename(tmp, out_dir)
+                try:
+                    os.rename(tmp, out_dir)
+                except BaseException:
+                    os.rename(old, out_dir)  # put the previous bundle back
+                    raise
                 tmp = old
         else:
             os.rename(tmp, out_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 
 API_VERSION = "bifrost-gitops/v1"
 
@@ -192,3 +192,97 @@ def json_schema(kind: str) -> dict[str, Any]:
         **schema,
     }
     return schema
+
+
+# --- the compiled bundle (clear-text form) -------------------------------------------------
+#
+# What `compile` writes (bundle.py), before sealing: a sealed org file is this same document
+# encrypted by sops. Kept strict so that a field bundle.py adds or renames fails the schema test.
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class OAuthCredentials(_Strict):
+    """Bifrost's OAuthCredentials (contract 3.2): what integrations.get() returns under oauth."""
+
+    connection_name: str = Field(description="The OAuth connection (provider_name) in Bifrost.")
+    client_id: str | None
+    client_secret: str | None = Field(description="Clear, or a marker in a redacted bundle.")
+    authorization_url: str | None
+    token_url: str | None = Field(
+        description="With {entity_id} filled in, or the raw template when no entity id resolves."
+    )
+    scopes: list[str]
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: str | None
+
+
+class IntegrationData(_Strict):
+    """Bifrost's IntegrationData (contract 3.2) for one organization and integration."""
+
+    integration_id: Uuid | None = Field(description="The Bifrost integration UUID, when declared.")
+    entity_id: str | None
+    entity_name: str | None
+    config: dict[str, Any] = Field(description="Defaults overlaid by the org's overrides; secrets included.")
+    config_secret_keys: list[str] = Field(description="Every secret-typed key of the config schema.")
+    oauth: OAuthCredentials | None
+
+
+class BundleOrganization(_Strict):
+    name: Slug
+    id: Uuid | None
+    display_name: Text255 | None
+
+
+class OrgFile(_Strict):
+    """orgs/<org>.json: what that organization's workflows get, by integration name."""
+
+    organization: BundleOrganization
+    integrations: dict[str, IntegrationData]
+    mapped: list[str] = Field(description="Integrations with a mapping for this organization.")
+
+
+class GlobalFile(_Strict):
+    """global.json: the defaults-only view (scope "global")."""
+
+    scope: Literal["global"]
+    integrations: dict[str, IntegrationData]
+
+
+class IndexEntry(_Strict):
+    file: str = Field(description="Path of the file, relative to the bundle folder.")
+    sha256: Sha256 = Field(description="Of the file's bytes as written (sealed or not).")
+    fingerprint: Sha256 | None = Field(
+        None, description="Sealed bundles: keyed hash of the clear content (unchanged content, kept file)."
+    )
+
+
+class IndexOrgEntry(IndexEntry):
+    id: Uuid | None = Field(description="The Bifrost organization UUID, when declared.")
+
+
+class BundleSource(_Strict):
+    commit: str | None = Field(
+        description="The git commit compiled, when the repository is a git repository."
+    )
+
+
+class IndexFile(_Strict):
+    """index.json: the bundle's table of contents."""
+
+    format: Literal[1]
+    kind: Literal["bifrost-gitops/bundle"]
+    secrets: Literal["seal", "plain", "redact"]
+    source: BundleSource
+    recipients: list[str] = Field(description="Age recipients the org files are sealed to (seal only).")
+    global_: IndexEntry = Field(alias="global", description="global.json, the defaults-only view.")
+    orgs: dict[str, IndexOrgEntry]
+
+
+class BundleFile(RootModel[IndexFile | OrgFile | GlobalFile]):
+    """Any file of a bundle in clear-text form: index.json, global.json or orgs/<org>.json."""
+
+
+#: Bundle schemas (generated into schemas/ beside the document kinds; not validated documents).
+BUNDLE_KINDS: dict[str, type[BaseModel]] = {"Bundle": BundleFile}

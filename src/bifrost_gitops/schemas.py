@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
-from .model import KINDS, json_schema
+from .model import BUNDLE_KINDS, KINDS, json_schema
+
+#: Every schema file under schemas/: the five document kinds, then the bundle.
+ALL_KINDS: tuple[str, ...] = (*KINDS, *BUNDLE_KINDS)
 
 
 def filename(kind: str) -> str:
     return f"{kind.lower()}.schema.json"
 
 
+def schema_of(kind: str) -> dict[str, Any]:
+    """The JSON Schema of a document kind or of a bundle kind."""
+    if kind in KINDS:
+        return json_schema(kind)
+    schema = BUNDLE_KINDS[kind].model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://bifrost-gitops.dev/schemas/{filename(kind)}",
+        **schema,
+    }
+
+
 def dump(kind: str) -> str:
     """The schema text exactly as checked in (stable key order, trailing newline)."""
-    return json.dumps(json_schema(kind), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(schema_of(kind), indent=2, ensure_ascii=False) + "\n"
 
 
 def write_all(directory: str) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     written = []
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         path = os.path.join(directory, filename(kind))
         with open(path, "w", encoding="utf-8") as f:
             f.write(dump(kind))
