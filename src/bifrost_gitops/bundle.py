@@ -57,7 +57,7 @@ class SecretOpener:
         self.root = root
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
-        self.docs = {p.doc.path: p.doc for p in _all_parsed(catalog)}
+        self.docs = {p.doc.path: p.doc for p in catalog.documents()}
         self.clear: dict[str, dict[str, Any]] = {}
 
     def __call__(self, ref: SecretRef) -> Any:
@@ -79,12 +79,6 @@ class SecretOpener:
         for part in ref.path:
             node = node[part]
         return node
-
-
-def _all_parsed(catalog: Catalog) -> list[Any]:
-    parsed = [catalog.project] if catalog.project else []
-    parsed += [p for _, p, _ in catalog.orgs.values()]
-    return [*parsed, *catalog.providers.values(), *catalog.integrations.values(), *catalog.mappings.values()]
 
 
 # --- records -------------------------------------------------------------------------------

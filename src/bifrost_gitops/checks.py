@@ -50,6 +50,21 @@ class Catalog:
     #: lower-cased names declared by documents that failed their schema (already reported)
     unverified: set[str] = field(default_factory=set)
 
+    def documents(self) -> list[Parsed]:
+        """Every indexed document, once each (Organizations files appear once, not per org)."""
+        seen: dict[str, Parsed] = {}
+        head = [self.project] if self.project else []
+        orgs = [p for _, p, _ in self.orgs.values()]
+        for p in [
+            *head,
+            *orgs,
+            *self.providers.values(),
+            *self.integrations.values(),
+            *self.mappings.values(),
+        ]:
+            seen.setdefault(p.doc.path, p)
+        return list(seen.values())
+
 
 def _schema(integ: Integration) -> dict[str, SchemaItem]:
     return {item.key: item for item in integ.config_schema}

@@ -161,11 +161,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 def encrypted_files(result: Result) -> list[str]:
     """Repository-relative paths of our documents that carry sops metadata."""
-    c = result.catalog
-    docs = [c.project] if c.project else []
-    docs += [p for _, p, _ in c.orgs.values()]
-    docs += [*c.providers.values(), *c.integrations.values(), *c.mappings.values()]
-    return sorted({p.doc.path for p in docs if p is not None and "sops" in p.doc.data})
+    return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
 
 
 def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
@@ -207,10 +203,11 @@ class Recipients:
 
 
 def list_recipients(result: Result) -> list[Recipients]:
+    docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
     out = []
     for rel in encrypted_files(result):
         full = os.path.join(result.root, rel)
-        meta = _doc(result, rel)["sops"]
+        meta = docs[rel]["sops"]
         have = sops.recipients(meta)
         age_have = {r for group in sops.age_recipients(meta) for r in group}
         wanted: list[str] | None = None
@@ -243,18 +240,3 @@ def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
                 )
             )
     return out
-
-
-def _doc(result: Result, rel: str) -> dict[str, Any]:
-    c = result.catalog
-    for p in [
-        c.project,
-        *[p for _, p, _ in c.orgs.values()],
-        *c.providers.values(),
-        *c.integrations.values(),
-        *c.mappings.values(),
-    ]:
-        if p is not None and p.doc.path == rel:
-            data: dict[str, Any] = p.doc.data
-            return data
-    raise KeyError(rel)
