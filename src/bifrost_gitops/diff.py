@@ -49,10 +49,37 @@ class Diff:
         return dict(sorted(count.items()))
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = json.dumps(text) if isinstance(value, str) else text
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+LIMIT = 80  # characters of a displayed value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _cut(text: str, start: int, limit: int = LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    head = "…" if start > 0 else ""
+    body = text[start : start + limit - 1 - len(head)]
+    return head + body + ("…" if start + len(body) < len(text) else "")
+
+
+def _show_pair(a: Any, b: Any, null: bool = False) -> tuple[str | None, str | None]:
+    """Both values cut the same way, around their first difference when that lies past the cut
+    (two long URLs differing only at the end must not print as the same text). None stays None
+    (unset) unless ``null``, which shows it as JSON null."""
+    ta = None if a is None and not null else _text(a)
+    tb = None if b is None and not null else _text(b)
+    start = 0
+    if ta is not None and tb is not None and max(len(ta), len(tb)) > LIMIT:
+        first = next(
+            (i for i, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y), min(len(ta), len(tb))
+        )
+        if first >= LIMIT - 12:
+            start = first - LIMIT // 2
+    return (None if ta is None else _cut(ta, start), None if tb is None else _cut(tb, start))
 
 
 def _where(s: Source | None) -> str | None:
@@ -110,6 +137,7 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
+    base_mapped, head_mapped = _mapped_by_org(base), _mapped_by_org(head)
     for org in sorted(set(base_orgs) | set(head_orgs)):
         if org not in head_orgs:
             out.changes[org] = [Change(None, "organization", None, "declared", "removed", None)]
@@ -119,8 +147,8 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
             old_view: dict[str, Resolved] = {}
         else:
             changes = []
-            old_view = _view(base, org, base_global)
-        new_view = _view(head, org, head_global)
+            old_view = _view(base, org, base_global, base_mapped)
+        new_view = _view(head, org, head_global, head_mapped)
         for name in sorted(set(old_view) | set(new_view)):
             changes += _integration(name, old_view.get(name), new_view.get(name), compare)
         if changes:
@@ -128,9 +156,19 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
     return out
 
 
-def _view(r: Result, org: str, global_view: dict[str, Resolved]) -> dict[str, Resolved]:
+def _mapped_by_org(r: Result) -> dict[str, set[str]]:
+    """Integration names mapped, per lower-cased org: built once, not scanned once per org."""
+    out: dict[str, set[str]] = {}
+    for name, o in r.catalog.mappings:
+        out.setdefault(o, set()).add(name)
+    return out
+
+
+def _view(
+    r: Result, org: str, global_view: dict[str, Resolved], by_org: dict[str, set[str]]
+) -> dict[str, Resolved]:
     """An org's resolutions; unmapped integrations reuse the global (defaults-only) resolution."""
-    mapped = {name for name, o in r.catalog.mappings if o == org.lower()}
+    mapped = by_org.get(org.lower(), set())
     view = {}
     for name, g in global_view.items():
         view[name] = resolve(r.catalog, org, name) if name in mapped else g
@@ -161,7 +199,7 @@ def _integration(
     for attr in ("entity_id", "entity_name"):
         a, b = getattr(old, attr), getattr(new, attr)
         if a != b:
-            out.append(Change(name, attr, None, _show(a), _show(b), _where(new.sources.get(attr))))
+            out.append(Change(name, attr, None, *_show_pair(a, b, null=True), _where(new.sources.get(attr))))
     for key in list(dict.fromkeys([*old.config, *new.config])):
         a, b = old.config.get(key), new.config.get(key)
         src = (
@@ -183,14 +221,10 @@ def _value_change(a: Any, b: Any, compare: SecretCompare) -> tuple[str | None, s
         said = compare(a, b)
         return None if said is None else ("<secret>", f"<secret> {said}")
     if sa or sb:
-        return ("<secret>" if sa else _opt(a), "<secret>" if sb else _opt(b))
+        return ("<secret>" if sa else _show_pair(a, None)[0], "<secret>" if sb else _show_pair(b, None)[0])
     if a == b and type(a) is type(b):
         return None
-    return (_opt(a), _opt(b))
-
-
-def _opt(v: Any) -> str | None:
-    return None if v is None else _show(v)
+    return _show_pair(a, b)
 
 
 def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> list[Change]:
