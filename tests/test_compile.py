@@ -121,9 +121,12 @@ def test_plain_bundle_layout_index_and_hashes(repo: Path, tmp_path: Path) -> Non
     assert index["orgs"]["contoso"]["id"] == ORG_IDS["contoso"]
     assert index["orgs"]["fabrikam"]["id"] is None
     files = snapshot(out)
-    assert sorted(files) == sorted(["index.json", "global.json", *(f"orgs/{o}.json" for o in ORGS)])
-    for name, entry in [*index["orgs"].items(), ("global", index["global"])]:
-        assert entry["file"] == ("global.json" if name == "global" else f"orgs/{name}.json")
+    assert sorted(files) == sorted(
+        ["index.json", "global.json", "deploy.json", *(f"orgs/{o}.json" for o in ORGS)]
+    )
+    special = {"global": "global.json", "deploy": "deploy.json"}
+    for name, entry in [*index["orgs"].items(), ("global", index["global"]), ("deploy", index["deploy"])]:
+        assert entry["file"] == special.get(name, f"orgs/{name}.json")
         assert entry["sha256"] == hashlib.sha256(files[entry["file"]]).hexdigest()
     for p in [out, *out.rglob("*")]:
         mode = stat.S_IMODE(p.stat().st_mode)
@@ -201,6 +204,8 @@ def test_every_bundle_file_matches_the_bundle_schema(repo: Path, tmp_path: Path,
     validator = jsonschema.Draft202012Validator(BUNDLE_SCHEMA)
     defs = BUNDLE_SCHEMA["$defs"]
     for rel, data in snapshot(out).items():
+        if rel == "deploy.json":  # the deploy manifest has its own format (docs/deploy.md)
+            continue
         doc = json.loads(data)
         validator.validate(doc)
         model.BundleFile.model_validate(doc)  # the pydantic model agrees
@@ -314,7 +319,11 @@ def test_one_org_change_rewrites_exactly_that_org(repo: Path, tmp_path: Path, mo
     assert run.code == 0
     after = snapshot(out)
     changed = sorted(rel for rel in after if after[rel] != before.get(rel))
-    assert changed == ["index.json", "orgs/fabrikam.json"]
+    assert changed == [
+        "deploy.json",
+        "index.json",
+        "orgs/fabrikam.json",
+    ]  # the manifest holds the override too
     assert sorted(after) == sorted(before)
 
 

@@ -200,7 +200,11 @@ def write(
     old_index = _read_index(out_dir)
     old_entries: dict[str, Any] = {}
     if old_index.get("secrets") == mode and isinstance(old_index.get("orgs"), dict):
-        old_entries = {**old_index["orgs"], "global": old_index.get("global")}
+        old_entries = {
+            **old_index["orgs"],
+            "global": old_index.get("global"),
+            "deploy": old_index.get("deploy"),
+        }
     if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
         old_entries = {}  # new recipients: everything must be re-sealed
 
@@ -222,7 +226,22 @@ def write(
         entry["sha256"] = hashlib.sha256(data).hexdigest()
         files[rel] = data
         entries[name or "global"] = entry
+    # the deploy manifest: integrations as Bifrost stores them, for plan/apply (sealed alike)
+    from .deploy.manifest import FILE as DEPLOY
+    from .deploy.manifest import manifest
+
+    clear = canonical(manifest(catalog, reveal))
+    entry = {"file": DEPLOY}
+    if mode == "seal":
+        data, fp = _seal(clear, DEPLOY, out_dir, old_entries.get("deploy"), fkey, recipients or [])
+        if fp:
+            entry["fingerprint"] = fp
+    else:
+        data = clear
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    files[DEPLOY] = data
     index = {
+        "deploy": entry,
         "format": FORMAT,
         "kind": "bifrost-gitops/bundle",
         "secrets": mode,

@@ -302,6 +302,213 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changes) else EXIT_OK)
 
 
+# --- deploy: plan, apply, import, publish ----------------------------------------------------
+
+
+def _connection(f: Any) -> Any:
+    f = click.option(
+        "--concurrency",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Requests in flight at most.",
+    )(f)
+    f = click.option(
+        "--credentials",
+        type=click.Path(dir_okay=False),
+        help="JSON file {api_url, access_token, refresh_token}; the rotated refresh token is written back.",
+    )(f)
+    return click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")(f)
+
+
+def _plan_options(f: Any) -> Any:
+    f = click.option(
+        "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
+    )(f)
+    f = click.option(
+        "--allow-key-removal",
+        is_flag=True,
+        help="Allow removing schema keys (deletes their values in Bifrost).",
+    )(f)
+    return click.option(
+        "--prune", is_flag=True, help="Remove what this tool manages but the repository no longer declares."
+    )(f)
+
+
+def _deploy_plan(
+    source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
+) -> Any:
+    """(client, plan), or exit: 2 for usage/environment errors, 1 for repository errors."""
+    from . import sops
+    from .deploy import DeployError
+    from .deploy.run import ApiError, Options, connect, load_desired, plan_for
+    from .deploy.source import RepositoryErrors
+
+    try:
+        desired = load_desired(source)
+    except RepositoryErrors as e:
+        _report(e.result.diagnostics, e.result.files, "text", e.result.root)
+        click.echo(f"bifrost-gitops: {e}", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except DeployError as e:
+        fail(str(e))
+    except sops.NoKeyError as e:
+        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+    except sops.SopsError as e:
+        fail(str(e))
+    try:
+        client = connect(url, credentials, concurrency)
+    except DeployError as e:
+        fail(str(e))
+    try:
+        plan = plan_for(client, desired, Options(**opts))
+    except (ApiError, DeployError) as e:
+        client.close()
+        fail(f"cannot read the live state: {client.scrub(str(e))}")
+    return client, plan
+
+
+@main.command()
+@click.argument("source", default=".", type=click.Path())
+@_connection
+@_plan_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending.")
+def plan(
+    source: str,
+    url: str | None,
+    credentials: str | None,
+    concurrency: int,
+    fmt: str,
+    exit_code: bool,
+    **opts: bool,
+) -> None:
+    """Show what apply would change in Bifrost, resource by resource.
+
+    SOURCE is a compiled bundle (its deploy.json) or a repository (compiled in memory; needs
+    its sops keys). Secrets show only as set / changed / removed. Exit 2 on errors.
+    """
+    from .deploy.render import render_json, render_text
+
+    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    client.close()
+    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p))
+    if p.errors:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
+
+
+@main.command()
+@click.argument("source", default=".", type=click.Path())
+@_connection
+@_plan_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def apply(
+    source: str, url: str | None, credentials: str | None, concurrency: int, yes: bool, fmt: str, **opts: bool
+) -> None:
+    """Make Bifrost match SOURCE (bundle or repository), in the contract's safe order.
+
+    Idempotent: a second apply changes nothing. On a partial failure every operation is
+    reported (ok / failed / skipped) and the exit status is 1; running apply again finishes.
+    """
+    from .deploy.apply import apply as run_apply
+    from .deploy.render import render_json, render_results, render_text
+
+    interactive = sys.stdin.isatty()
+    if not yes and not interactive:
+        fail("apply needs confirmation: pass --yes (no terminal to ask on)")
+    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    with client:
+        out = render_json(p) if fmt == "json" else render_text(p)
+        if p.errors:
+            sys.stdout.write(out)
+            fail("nothing applied: fix the errors above")
+        if p.blocked:
+            sys.stdout.write(out)
+            fail("nothing applied: " + "; ".join(p.blocked))
+        if fmt == "text":
+            sys.stdout.write(out)
+        if not p.ops:
+            sys.exit(EXIT_OK)
+        if p.changes and not yes and not click.confirm(f"Apply {len(p.changes)} changes?", err=True):
+            fail("nothing applied")
+        results = run_apply(client, p)
+        sys.stdout.write(render_results(results, client.requests, fmt))
+    sys.exit(EXIT_FINDINGS if any(r.status != "ok" for r in results) else EXIT_OK)
+
+
+@main.command("import")
+@click.option(
+    "-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="The new repository."
+)
+@click.option(
+    "--age",
+    "age",
+    multiple=True,
+    metavar="RECIPIENT",
+    help="Age recipient for a new .sops.yaml (repeatable; needed when OUTPUT has none).",
+)
+@_connection
+def import_cmd(
+    out_dir: str, age: tuple[str, ...], url: str | None, credentials: str | None, concurrency: int
+) -> None:
+    """Write a v1 repository from the live Bifrost (secrets encrypted with sops)."""
+    from . import sops
+    from .deploy import DeployError
+    from .deploy.importer import import_live
+    from .deploy.run import ApiError, connect
+
+    try:
+        client = connect(url, credentials, concurrency)
+    except DeployError as e:
+        fail(str(e))
+    with client:
+        try:
+            done = import_live(client, out_dir, list(age))
+        except (DeployError, sops.SopsError) as e:
+            fail(str(e))
+        except ApiError as e:
+            fail(f"cannot read the live state: {client.scrub(str(e))}")
+        requests = client.requests
+    for note in done.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{out_dir}: {len(done.files)} files written ({requests} requests)", err=True)
+    click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
+
+
+@main.command()
+@click.argument("bundle", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--to", "to", required=True, type=click.Path(file_okay=False), help="The runtime's bundle folder."
+)
+@click.option(
+    "--keep", default=5, show_default=True, type=click.IntRange(0), help="Previous releases to keep."
+)
+@click.option("--rollback", is_flag=True, help="Point current at the previous release instead.")
+def publish(bundle: str | None, to: str, keep: int, rollback: bool) -> None:
+    """Install BUNDLE into TO/releases/ and swap TO/current to it atomically (after verifying it)."""
+    from . import publish as pub
+
+    try:
+        if rollback:
+            if bundle:
+                fail("--rollback takes no BUNDLE")
+            done = pub.rollback(to)
+        else:
+            if not bundle:
+                fail("name the BUNDLE to publish (or --rollback)")
+            done = pub.publish(bundle, to, keep)
+    except (pub.PublishError, OSError) as e:
+        fail(str(e))
+    state = "rolled back to" if rollback else ("published" if done.changed else "unchanged")
+    click.echo(
+        f"{to}/current: {state} {done.release}"
+        + (f" (removed {len(done.removed)} old)" if done.removed else ""),
+        err=True,
+    )
+
+
 @main.group()
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""

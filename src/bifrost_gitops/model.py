@@ -277,6 +277,7 @@ class IndexFile(_Strict):
     source: BundleSource
     recipients: list[str] = Field(description="Age recipients the org files are sealed to (seal only).")
     global_: IndexEntry = Field(alias="global", description="global.json, the defaults-only view.")
+    deploy: IndexEntry = Field(description="deploy.json, the manifest plan and apply read.")
     orgs: dict[str, IndexOrgEntry]
 
 

@@ -1,0 +1,392 @@
+"""The Bifrost REST client: auth (bearer + single-use refresh), retries, bounded concurrency.
+
+- Base URL: ``--url`` or ``BIFROST_API_URL`` (or the credentials file's ``api_url``).
+- Tokens: ``BIFROST_ACCESS_TOKEN`` / ``BIFROST_REFRESH_TOKEN``, or a credentials file (JSON
+  ``{api_url, access_token, refresh_token}``). Never on argv, never printed, never in an
+  exception text: every message that leaves this module goes through :meth:`Client.scrub`.
+- On 401: ``POST /auth/refresh`` with the refresh token, retry once; the rotated refresh token
+  is persisted where it came from (the credentials file, rewritten atomically with mode 0600;
+  for env tokens the file named by ``BIFROST_CREDENTIALS_FILE``, else a one-time warning).
+- Retries with exponential backoff and full jitter on 429 (Retry-After honoured, capped), 5xx,
+  timeouts and dropped connections, a bounded number of attempts.
+- Concurrency: :meth:`Client.map` runs calls on a fixed-size thread pool; results keep the
+  input order, so output stays deterministic.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from . import DeployError
+
+CONTRACT_VERSION = 1
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ApiError(Exception):
+    """A request Bifrost answered with an error (or that never got an answer: status 0).
+
+    The message comes from either error shape (``{"detail"}`` or ``{"error","message"}``);
+    request bodies are never echoed (they hold secrets).
+    """
+
+    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+        self.status, self.message, self.method, self.path = status, message, method, path
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"{where}{status or 'no response'}: {message}" if status else f"{where}{message}")
+
+
+def error_message(response: httpx.Response) -> str:
+    """One line from either Bifrost error shape, else the reason phrase."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):  # FastAPI's own 422 shape, in case
+            parts = [str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail]
+            return "; ".join(parts)
+        msg = body.get("message")
+        if isinstance(msg, str):
+            err = body.get("error")
+            return f"{err}: {msg}" if isinstance(err, str) and err else msg
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+@dataclass
+class Credentials:
+    api_url: str
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    #: where the rotated refresh token goes: a credentials file path, or None (warn)
+    store: str | None = None
+    source: str = "env"  # "env" | "file"
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"Credentials(api_url={self.api_url!r}, source={self.source!r})"
+
+
+def load_credentials(
+    url: str | None, credentials_file: str | None, environ: Mapping[str, str] | None = None
+) -> Credentials:
+    """Credentials from ``--credentials FILE`` or the environment; ``--url`` wins for the URL."""
+    env = os.environ if environ is None else environ
+    if credentials_file:
+        try:
+            with open(credentials_file, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as e:
+            raise DeployError(f"{credentials_file}: cannot read credentials ({e.strerror})") from None
+        except ValueError:
+            raise DeployError(f"{credentials_file}: not a JSON credentials file") from None
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise DeployError(f"{credentials_file}: no access_token in the credentials file")
+        refresh = data.get("refresh_token")
+        api_url = url or data.get("api_url") or env.get("BIFROST_API_URL")
+        if not isinstance(api_url, str) or not api_url:
+            raise DeployError("no Bifrost URL: pass --url, set BIFROST_API_URL, or api_url in the file")
+        return Credentials(
+            api_url,
+            data["access_token"],
+            refresh if isinstance(refresh, str) and refresh else None,
+            store=credentials_file,
+            source="file",
+        )
+    api_url = url or env.get("BIFROST_API_URL")
+    if not api_url:
+        raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
+    access = env.get("BIFROST_ACCESS_TOKEN")
+    if not access:
+        raise DeployError(
+            "no access token: set BIFROST_ACCESS_TOKEN (and BIFROST_REFRESH_TOKEN) or pass --credentials FILE"
+        )
+    return Credentials(
+        api_url,
+        access,
+        env.get("BIFROST_REFRESH_TOKEN") or None,
+        store=env.get("BIFROST_CREDENTIALS_FILE") or None,
+        source="env",
+    )
+
+
+def write_credentials(path: str, creds: Credentials) -> None:
+    """Rewrite the credentials file atomically, mode 0600."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bifrost-credentials-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "api_url": creds.api_url,
+                    "access_token": creds.access_token,
+                    "refresh_token": creds.refresh_token,
+                },
+                f,
+                indent=2,
+            )
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Client:
+    """Synchronous httpx client; thread-safe; counts every HTTP request it sends."""
+
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        concurrency: int = 8,
+        max_attempts: int = 5,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.creds = creds
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
+        self.sleep = sleep
+        self.warn = warn or (lambda m: print(f"bifrost-gitops: warning: {m}", file=sys.stderr))
+        self.rng = rng or random.Random()
+        self.requests = 0  # HTTP requests sent (retries and refreshes included)
+        self.retries = 0
+        self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._warned = False
+        self._sensitive: set[str] = set()
+        self.http = httpx.Client(
+            base_url=creds.api_url.rstrip("/"),
+            timeout=timeout,
+            verify=True,  # TLS verification is never turned off (SSL_CERT_FILE adds a CA)
+            transport=transport,
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            headers={"Accept": "application/json", "User-Agent": "bifrost-gitops"},
+        )
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- secrets hygiene --
+
+    def add_sensitive(self, values: Iterable[Any]) -> None:
+        """Strings to cut out of any message this client lets out (secret values, tokens)."""
+        with self._lock:
+            for v in values:
+                if isinstance(v, str) and len(v) >= 4:
+                    self._sensitive.add(v)
+
+    def scrub(self, text: str) -> str:
+        tokens = [self.creds.access_token, self.creds.refresh_token or ""]
+        with self._lock:
+            known = [*tokens, *self._sensitive]
+        for s in sorted((s for s in known if s and len(s) >= 4), key=len, reverse=True):
+            text = text.replace(s, "<redacted>")
+        return text
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests --
+
+    def _count(self, retry: bool = False) -> None:
+        with self._lock:
+            self.requests += 1
+            if retry:
+                self.retries += 1
+
+    def _send_once(self, method: str, path: str, body: Any, token: str) -> httpx.Response:
+        """One request with retries for transient failures; returns the final response."""
+        delay = self.backoff
+        for attempt in range(1, self.max_attempts + 1):
+            self._count(retry=attempt > 1)
+            try:
+                response = self.http.request(
+                    method,
+                    path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TimeoutException:
+                failure: str | httpx.Response = "timed out"
+            except httpx.TransportError as e:
+                failure = f"connection failed ({type(e).__name__})"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                failure = response
+            if attempt == self.max_attempts:
+                if isinstance(failure, httpx.Response):
+                    return failure
+                raise ApiError(0, f"{failure} after {attempt} attempts", method, path)
+            wait = self.rng.uniform(0, min(self.max_backoff, delay))  # full jitter
+            if isinstance(failure, httpx.Response) and failure.status_code == 429:
+                after = _retry_after(failure)
+                if after is not None:
+                    wait = min(after, self.max_retry_after) + self.rng.uniform(0, 0.05)
+            delay *= 2
+            self.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send METHOD PATH (JSON BODY); the parsed JSON answer, None for 204. Raises ApiError."""
+        token = self.creds.access_token
+        try:
+            response = self._send_once(method, path, body, token)
+            if response.status_code == 401 and self.creds.refresh_token is not None:
+                self._refresh(token)
+                response = self._send_once(method, path, body, self.creds.access_token)
+        except httpx.HTTPError as e:  # anything else httpx raises: no URL, no token, no body
+            raise ApiError(0, f"request failed ({type(e).__name__})", method, path) from None
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, self.scrub(error_message(response)), method, path)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(response.status_code, "the answer is not JSON", method, path) from None
+
+    def _refresh(self, failed_token: str) -> None:
+        """Trade the refresh token for a new pair, once for all threads that saw the 401."""
+        with self._refresh_lock:
+            if self.creds.access_token != failed_token:
+                return  # another thread refreshed already
+            refresh = self.creds.refresh_token
+            self._count()
+            try:
+                response = self.http.post("/auth/refresh", json={"refresh_token": refresh})
+            except httpx.HTTPError as e:
+                raise ApiError(
+                    0, f"token refresh failed ({type(e).__name__})", "POST", "/auth/refresh"
+                ) from None
+            if response.status_code != 200:
+                raise ApiError(
+                    response.status_code,
+                    "token refresh refused (the refresh token is expired or was used already): log in again",
+                    "POST",
+                    "/auth/refresh",
+                )
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+                raise ApiError(200, "token refresh answered without an access token", "POST", "/auth/refresh")
+            new_refresh = data.get("refresh_token")
+            with self._lock:
+                self._sensitive.update(t for t in (failed_token, refresh) if t)
+                self.creds.access_token = data["access_token"]
+                if isinstance(new_refresh, str) and new_refresh:
+                    self.creds.refresh_token = new_refresh
+            self._persist()
+
+    def _persist(self) -> None:
+        if self.creds.store:
+            try:
+                write_credentials(self.creds.store, self.creds)
+            except OSError as e:
+                self.warn(
+                    f"{self.creds.store}: cannot store the rotated refresh token ({e.strerror}); "
+                    "the old one no longer works"
+                )
+        elif not self._warned:
+            self._warned = True
+            self.warn(
+                "the access token was refreshed and the refresh token rotated (single use): the one in "
+                "BIFROST_REFRESH_TOKEN no longer works; set BIFROST_CREDENTIALS_FILE or use --credentials "
+                "so the new one is stored"
+            )
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any = None) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """FN over ITEMS with at most ``concurrency`` requests in flight; results in input order."""
+        items = list(items)
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="bifrost")
+        return list(self._pool.map(fn, items))
+
+    def check_version(self) -> dict[str, Any]:
+        """Gate on ``GET /api/version``: contract_version must be the one this tool speaks."""
+        try:
+            info = self.get("/api/version")
+        except ApiError as e:
+            raise DeployError(f"cannot reach Bifrost at {self.creds.api_url}: {e}") from None
+        version = info.get("contract_version") if isinstance(info, dict) else None
+        if version != CONTRACT_VERSION:
+            raise DeployError(
+                f"Bifrost at {self.creds.api_url} speaks contract_version {version!r}; this bifrost-gitops "
+                f"speaks {CONTRACT_VERSION}: upgrade whichever is older"
+            )
+        return dict(info)

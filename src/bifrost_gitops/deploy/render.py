@@ -1,0 +1,85 @@
+"""Plan and apply reports, as text or JSON. Nothing here can print a secret: Changes hold none."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .apply import Result
+from .plan import Op, Plan, show
+
+
+def _op_lines(op: Op) -> list[str]:
+    head = op.title() + (" (destructive)" if op.destructive and op.action != "delete" else "")
+    if op.action == "update" and len(op.changes) == 1:
+        c = op.changes[0]
+        if c.action == "change" and not c.secret:
+            return [f"{head}: {c.field} {show(c.old)} -> {show(c.new)}"]
+    return [head, *("    " + c.text() for c in op.changes)]
+
+
+def summary(plan: Plan) -> str:
+    c = plan.counts()
+    parts = [f"{c['create']} to create", f"{c['update']} to update", f"{c['delete']} to delete"]
+    if c["refresh"]:
+        parts.append(f"{c['refresh']} token refresh{'es' if c['refresh'] > 1 else ''}")
+    text = "Plan: " + ", ".join(parts)
+    if not plan.changes:
+        text = "No changes: Bifrost matches the repository"
+    extra = []
+    if plan.drift:
+        extra.append(f"{len(plan.drift)} drift")
+    extra.append(f"{plan.read_requests} requests")
+    return f"{text} ({'; '.join(extra)})."
+
+
+def render_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for op in plan.ops:
+        if op.bookkeeping:
+            continue
+        lines += _op_lines(op)
+    if any(o.bookkeeping for o in plan.ops):
+        lines.append(f"(apply also records ownership in the integration {plan.ops[-1].address})")
+    for e in plan.errors:
+        lines.append(f"error: {e}")
+    for b in plan.blocked:
+        lines.append(f"refused: {b}")
+    if plan.drift:
+        lines.append("Drift (left alone):")
+        lines += [f"  ! {d}" for d in plan.drift]
+    lines.append(summary(plan))
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    doc: dict[str, Any] = {
+        "operations": [o.as_json() for o in plan.changes],
+        "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
+        "drift": plan.drift,
+        "blocked": plan.blocked,
+        "errors": plan.errors,
+        "summary": {**plan.counts(), "changes": len(plan.changes), "read_requests": plan.read_requests},
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render_results(results: list[Result], requests: int, fmt: str) -> str:
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "failed", "skipped")}
+    if fmt == "json":
+        doc = {
+            "results": [{**r.op.as_json(), "status": r.status, "message": r.message} for r in results],
+            "summary": {**counts, "requests": requests},
+        }
+        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    lines = []
+    for r in results:
+        mark = {"ok": "ok     ", "failed": "FAILED ", "skipped": "skipped"}[r.status]
+        lines.append(f"{mark} {r.op.title()}" + (f": {r.message}" if r.message else ""))
+    lines.append(
+        f"Apply: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
+        f"({requests} requests in all)."
+    )
+    if counts["failed"] or counts["skipped"]:
+        lines.append("Run apply again to finish: it plans only what is left.")
+    return "\n".join(lines) + "\n"

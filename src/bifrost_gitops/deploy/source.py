@@ -1,0 +1,56 @@
+"""What to deploy: a bundle's deploy.json, or a repository compiled in memory."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import DeployError
+from .manifest import is_bundle, manifest, missing_org_ids, read_bundle
+
+
+class RepositoryErrors(DeployError):
+    """The repository has errors (exit 1); ``result`` carries its diagnostics."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("the repository has errors: fix them (bifrost-gitops validate) and plan again")
+        self.result = result
+
+
+def load_desired(source: str) -> dict[str, Any]:
+    """The deploy manifest of SOURCE (bundle folder or repository); refuses orgs without UUIDs."""
+    from .. import sops
+
+    if os.path.isdir(source) and is_bundle(source):
+        data = read_bundle(source)
+    else:
+        from ..bundle import SecretOpener
+        from ..repo import RepoError, load
+
+        try:
+            result = load(source)
+        except RepoError as e:
+            raise DeployError(str(e)) from None
+        if result.errors:
+            raise RepositoryErrors(result)
+        data = manifest(result.catalog, SecretOpener(result.root, result.catalog, sops.default_keyring()))
+    missing = missing_org_ids(data)
+    if missing:
+        raise DeployError(
+            "organizations without a Bifrost UUID (add `id:` in organizations.yaml; names are not unique "
+            "in Bifrost): " + ", ".join(missing)
+        )
+    return data
+
+
+def secret_values(desired: dict[str, Any]) -> list[Any]:
+    """Every secret value of the manifest (so the client can cut them out of any message)."""
+    out: list[Any] = []
+    for integ in desired["integrations"]:
+        secret_keys = {i["key"] for i in integ["config_schema"] if i["type"] == "secret"}
+        out += [v for k, v in integ["defaults"].items() if k in secret_keys]
+        for mp in integ["mappings"].values():
+            out += [v for k, v in mp["config"].items() if k in secret_keys]
+        if integ.get("oauth") and integ["oauth"].get("client_secret"):
+            out.append(integ["oauth"]["client_secret"])
+    return out
