@@ -1,6 +1,6 @@
 """Native SOPS (age) for bifrost-gitops: decrypt, verify, encrypt sops YAML/JSON documents.
 
-Reads and writes exactly what sops 3.x reads and writes (see shared/reference/sops-format.md),
+Reads and writes exactly what sops 3.x reads and writes (the sops 3.x file format: ENC values, MAC, age and Shamir key groups),
 without a subprocess per file; files no native age key opens go to the ``sops`` binary.
 """
 
