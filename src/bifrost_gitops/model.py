@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    WithJsonSchema,
+)
 
 API_VERSION = "bifrost-gitops/v1"
 
@@ -26,6 +35,18 @@ ProviderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/
 ConfigKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
 HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500)]
 Text255 = Annotated[str, Field(max_length=255)]
+
+
+def _none_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+#: `config:` left empty (every line commented out) means no values, not an error
+ValueMap = Annotated[
+    dict[str, Any],
+    BeforeValidator(_none_is_empty),
+    WithJsonSchema({"anyOf": [{"type": "object", "additionalProperties": True}, {"type": "null"}]}),
+]
 
 
 class _Strict(BaseModel):
@@ -134,8 +155,8 @@ class SchemaItem(_Strict):
 
 
 class Values(_Strict):
-    config: dict[str, Any] = Field(default_factory=dict, description="Plain values.")
-    secrets: dict[str, Any] = Field(
+    config: ValueMap = Field(default_factory=dict, description="Plain values.")
+    secrets: ValueMap = Field(
         default_factory=dict, description="Secret-typed values, SOPS ciphertext in the file."
     )
 
@@ -164,8 +185,8 @@ class Mapping(_Document):
     organization: Slug
     entity_id: Text255 = Field(description="External entity id; may be empty.")
     entity_name: Text255 | None = None
-    config: dict[str, Any] = Field(default_factory=dict, description="Org overrides of defaults.")
-    secrets: dict[str, Any] = Field(default_factory=dict, description="Secret overrides (ciphertext).")
+    config: ValueMap = Field(default_factory=dict, description="Org overrides of defaults.")
+    secrets: ValueMap = Field(default_factory=dict, description="Secret overrides (ciphertext).")
 
 
 KINDS: dict[str, type[_Document]] = {
