@@ -131,15 +131,7 @@ def _options_from_rules(root: str, path: str) -> dict[str, Any]:
         )
     if not rule.recipients:
         raise SecretsError(f"{os.path.relpath(config, root)}: the rule for this file names no age recipient")
-    opts: dict[str, Any] = {"mac_only_encrypted": rule.mac_only_encrypted}
-    if rule.selector:
-        opts[rule.selector[0]] = rule.selector[1]
-    if len(rule.age_groups) > 1:
-        opts["key_groups"] = [list(g) for g in rule.age_groups]
-        opts["shamir_threshold"] = rule.shamir_threshold
-    else:
-        opts["recipients"] = list(rule.age_groups[0])
-    return opts
+    return sopsrules.encrypt_options(rule)
 
 
 def _write_atomic(path: str, text: str) -> None:

@@ -122,3 +122,16 @@ def rule_for(config_path: str, file_path: str) -> Rule:
         if rule.path_regex is None or re.search(rule.path_regex, rel):
             return rule
     raise RulesError(f"{config_path}: no creation rule matches {rel}")
+
+
+def encrypt_options(rule: Rule) -> dict[str, Any]:
+    """Keyword arguments for ``sops.encrypt_document`` that follow RULE (age recipients only)."""
+    opts: dict[str, Any] = {"mac_only_encrypted": rule.mac_only_encrypted}
+    if rule.selector:
+        opts[rule.selector[0]] = rule.selector[1]
+    if len(rule.age_groups) > 1:
+        opts["key_groups"] = [list(g) for g in rule.age_groups]
+        opts["shamir_threshold"] = rule.shamir_threshold
+    else:
+        opts["recipients"] = list(rule.age_groups[0])
+    return opts

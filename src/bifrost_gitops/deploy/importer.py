@@ -255,15 +255,7 @@ def _sops_options(config_path: str, path: str) -> dict[str, Any]:
         raise DeployError(
             f"{config_path}: the rule for {path} names no age recipient (only age is supported here)"
         )
-    opts: dict[str, Any] = {"mac_only_encrypted": rule.mac_only_encrypted}
-    if rule.selector:
-        opts[rule.selector[0]] = rule.selector[1]
-    if len(rule.age_groups) > 1:
-        opts["key_groups"] = [list(g) for g in rule.age_groups]
-        opts["shamir_threshold"] = rule.shamir_threshold
-    else:
-        opts["recipients"] = list(rule.age_groups[0])
-    return opts
+    return sopsrules.encrypt_options(rule)
 
 
 def _prepare(out_dir: str, age: list[str] | None, result: Imported) -> None:
