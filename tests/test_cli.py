@@ -343,3 +343,22 @@ def test_validate_never_modifies_the_repository(any_cli: Any, make_repo: Any) ->
         any_cli("validate", "--format", fmt, str(root))
         any_cli("validate", "--strict", "--format", fmt, cwd=root)
     assert tree_state(root) == before
+
+
+def test_unexpected_errors_are_one_line_without_their_text(
+    make_repo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug must not print a traceback, nor the exception's text (it may hold a secret)."""
+    from click.testing import CliRunner
+
+    from bifrost_gitops import cli, repo
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("CANARY-internal-7f3a")
+
+    monkeypatch.setattr(repo, "load", broken)
+    monkeypatch.delenv("BIFROST_GITOPS_DEBUG", raising=False)
+    result = CliRunner().invoke(cli.main, ["validate", str(make_repo())])
+    assert result.exit_code == 2
+    assert "CANARY" not in result.output and "Traceback" not in result.output
+    assert "internal error (RuntimeError)" in result.output

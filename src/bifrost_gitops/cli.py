@@ -19,7 +19,31 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns an unexpected exception into one line and exit 2: no traceback, and no exception
+    text either, since it could carry a value read from a secret file."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import os
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OSError as e:  # disk full, permissions, a vanished file: an environment problem
+            fail(
+                f"{e.filename + ': ' if isinstance(e.filename, str) else ''}{e.strerror or type(e).__name__}"
+            )
+        except Exception as e:
+            if os.environ.get("BIFROST_GITOPS_DEBUG"):
+                raise
+            fail(
+                f"internal error ({type(e).__name__}); please report it. "
+                "BIFROST_GITOPS_DEBUG=1 shows the traceback (it may contain values from your files)"
+            )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bifrost-gitops")
 def main() -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
