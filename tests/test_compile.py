@@ -468,21 +468,22 @@ def test_a_failure_midway_leaves_the_previous_bundle_whole(
     result = load(repo)
 
     calls = {"n": 0}
-    real_fsync = os.fsync
+    real_fdopen = os.fdopen
 
-    def failing_fsync(fd: int) -> None:
+    def failing_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 3:  # three files are in the temporary folder by now
+            os.close(fd)
             raise OSError(28, "No space left on device")
-        real_fsync(fd)
+        return real_fdopen(fd, *args, **kwargs)
 
-    monkeypatch.setattr(bundle.os, "fsync", failing_fsync)
+    monkeypatch.setattr(bundle.os, "fdopen", failing_fdopen)
     with pytest.raises(bundle.BundleError, match="No space left"):
         bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
     assert calls["n"] > 3
     assert snapshot(out) == before
     assert siblings(out) == []
-    monkeypatch.setattr(bundle.os, "fsync", real_fsync)
+    monkeypatch.setattr(bundle.os, "fdopen", real_fdopen)
     bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
     assert snapshot(out) != before
 

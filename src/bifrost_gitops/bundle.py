@@ -208,40 +208,35 @@ def write(
     if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
         old_entries = {}  # new recipients: everything must be re-sealed
 
+    from .deploy.manifest import FILE as DEPLOY
+    from .deploy.manifest import manifest
+
+    # (index key, file, clear record, extra index fields): every org, the global view, and the
+    # deploy manifest (integrations as Bifrost stores them, for plan/apply), all sealed alike
+    targets: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+        ("global", GLOBAL, org_record(catalog, None, reveal), {}),
+        *(
+            (name, f"orgs/{name}.json", org_record(catalog, name, reveal), {"id": org_id})
+            for name, org_id, _display in organizations(catalog)
+        ),
+        ("deploy", DEPLOY, manifest(catalog, reveal), {}),
+    ]
     files: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
-    targets: list[tuple[str, str | None, str | None]] = [("", None, None), *organizations(catalog)]
-    for name, org_id, _display in targets:
-        rel = GLOBAL if not name else f"orgs/{name}.json"
-        clear = canonical(org_record(catalog, name or None, reveal))
-        entry: dict[str, Any] = {"file": rel}
-        if name:
-            entry["id"] = org_id
+    for key, rel, record, extra in targets:
+        clear = canonical(record)
+        entry: dict[str, Any] = {"file": rel, **extra}
         if mode == "seal":
-            data, fp = _seal(clear, rel, out_dir, old_entries.get(name or "global"), fkey, recipients or [])
+            data, fp = _seal(record, clear, rel, out_dir, old_entries.get(key), fkey, recipients or [])
             if fp:
                 entry["fingerprint"] = fp
         else:
             data = clear
         entry["sha256"] = hashlib.sha256(data).hexdigest()
         files[rel] = data
-        entries[name or "global"] = entry
-    # the deploy manifest: integrations as Bifrost stores them, for plan/apply (sealed alike)
-    from .deploy.manifest import FILE as DEPLOY
-    from .deploy.manifest import manifest
-
-    clear = canonical(manifest(catalog, reveal))
-    entry = {"file": DEPLOY}
-    if mode == "seal":
-        data, fp = _seal(clear, DEPLOY, out_dir, old_entries.get("deploy"), fkey, recipients or [])
-        if fp:
-            entry["fingerprint"] = fp
-    else:
-        data = clear
-    entry["sha256"] = hashlib.sha256(data).hexdigest()
-    files[DEPLOY] = data
+        entries[key] = entry
     index = {
-        "deploy": entry,
+        "deploy": entries.pop("deploy"),
         "format": FORMAT,
         "kind": "bifrost-gitops/bundle",
         "secrets": mode,
@@ -264,6 +259,7 @@ def write(
 
 
 def _seal(
+    record: dict[str, Any],
     clear: bytes,
     rel: str,
     out_dir: str,
@@ -276,8 +272,7 @@ def _seal(
         current = _current(out_dir, rel)
         if current is not None and hashlib.sha256(current).hexdigest() == old.get("sha256"):
             return current, fp
-    tree = json.loads(clear)
-    sealed = sops.encrypt_document(tree, recipients=recipients)
+    sealed = sops.encrypt_document(record, recipients=recipients)
     return sops.dump_json(sealed).encode(), fp
 
 
@@ -310,8 +305,8 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+        if hasattr(os, "sync"):  # durable before the swap: one flush, not one fsync per file
+            os.sync()
         if os.path.isdir(out_dir):
             if not _exchange(tmp, out_dir):
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
