@@ -157,10 +157,10 @@ config:
     ticket: case
 """
 
-SOPS_WITH_KEY = """\
+SOPS_CONFIG = """\
 # sops encrypts only the values under a `secrets:` key, so reviews show config in clear.
 # The MAC covers only those values: editing plain config needs no key.
-stores:
+{todo}stores:
   yaml:
     indent: 2  # sops rewrites the whole file; keep the 2-space style of the rest
 creation_rules:
@@ -171,21 +171,11 @@ creation_rules:
     age: {recipient}
 """
 
-SOPS_PLACEHOLDER = """\
-# sops encrypts only the values under a `secrets:` key, so reviews show config in clear.
-# The MAC covers only those values: editing plain config needs no key.
+NO_KEY_TODO = """\
 #
 # TODO: no age key was found, so the recipient below is a placeholder and sops cannot encrypt
 # yet. Make a key (keep it out of git) and paste its "public key" line here:
 #   mkdir -p ~/.config/sops/age && age-keygen -o ~/.config/sops/age/keys.txt
-stores:
-  yaml:
-    indent: 2  # sops rewrites the whole file; keep the 2-space style of the rest
-creation_rules:
-  - path_regex: \\.ya?ml$
-    encrypted_regex: ^secrets$
-    mac_only_encrypted: true
-    age: {recipient}
 """
 
 PRE_COMMIT = """\
@@ -259,9 +249,9 @@ def _files(recipient: str | None) -> list[tuple[str, str]]:
     for rel, kind, text in _DOCUMENTS:
         schema = os.path.relpath(f".schemas/{filename(kind)}", os.path.dirname(rel) or ".")
         files.append((rel, _HEADER.format(schema=schema.replace(os.sep, "/")) + text))
-    sops = SOPS_WITH_KEY if recipient else SOPS_PLACEHOLDER
+    sops = SOPS_CONFIG.format(todo="" if recipient else NO_KEY_TODO, recipient=recipient or PLACEHOLDER)
     files += [
-        (".sops.yaml", sops.format(recipient=recipient or PLACEHOLDER)),
+        (".sops.yaml", sops),
         (".pre-commit-config.yaml", PRE_COMMIT),
         (".gitignore", GITIGNORE),
         ("README.md", README),
