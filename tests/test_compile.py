@@ -116,7 +116,7 @@ def test_plain_bundle_layout_index_and_hashes(repo: Path, tmp_path: Path) -> Non
     assert index["format"] == 1
     assert index["kind"] == "bifrost-gitops/bundle"
     assert index["secrets"] == "plain"
-    assert index["source"] == {"commit": commit}
+    assert index["source"] == {"commit": commit, "dirty": False}
     assert sorted(index["orgs"]) == ORGS
     assert index["orgs"]["contoso"]["id"] == ORG_IDS["contoso"]
     assert index["orgs"]["fabrikam"]["id"] is None
@@ -135,7 +135,39 @@ def test_plain_bundle_layout_index_and_hashes(repo: Path, tmp_path: Path) -> Non
 
 def test_not_a_git_repository_has_no_commit(repo: Path, tmp_path: Path) -> None:
     assert compile_(repo, tmp_path / "b", "--secrets", "redact").code == 0
-    assert json.loads((tmp_path / "b" / "index.json").read_text())["source"] == {"commit": None}
+    assert json.loads((tmp_path / "b" / "index.json").read_text())["source"] == {
+        "commit": None,
+        "dirty": False,
+    }
+
+
+def test_uncommitted_changes_mark_the_source_dirty(repo: Path, tmp_path: Path) -> None:
+    commit = git_commit(repo)
+    text = (repo / HALO_FABRIKAM).read_text()
+    (repo / HALO_FABRIKAM).write_text(text.replace("region: us", "region: eu"))
+    assert compile_(repo, tmp_path / "b", "--secrets", "redact").code == 0
+    source = json.loads((tmp_path / "b" / "index.json").read_text())["source"]
+    assert source == {"commit": commit, "dirty": True}
+
+
+@pytest.mark.parametrize("target", ["repo", "parent", "folder"])
+def test_compile_never_replaces_a_folder_that_is_not_a_bundle(
+    repo: Path, tmp_path: Path, target: str
+) -> None:
+    """The swap replaces the output folder whole: pointing -o at the repository must not wipe it."""
+    out = {"repo": repo, "parent": repo.parent, "folder": tmp_path / "notes"}[target]
+    out.mkdir(exist_ok=True)
+    (out / "keep.txt").write_text("precious")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    run = compile_(repo, out, "--secrets", "redact")
+    assert run.code == 2 and "not empty and holds no bundle" in run.stderr, run
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_bad_recipient_is_a_usage_error(repo: Path, tmp_path: Path) -> None:
+    run = compile_(repo, tmp_path / "b", "--recipient", "age1bogus")
+    assert run.code == 2 and "age1bogus" in run.stderr and "K005" not in run.stdout + run.stderr, run
+    assert not (tmp_path / "b").exists()
 
 
 def test_plain_values_are_bifrost_integration_data(repo: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -147,18 +148,21 @@ class Written:
     changed: list[str]  # bundle-relative paths whose bytes changed
 
 
-def source_commit(root: str) -> str | None:
-    """HEAD of the git repository holding ROOT, when there is one."""
-    try:
-        run = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--verify", "-q", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return run.stdout.strip() or None if run.returncode == 0 else None
+def source(root: str) -> dict[str, Any]:
+    """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            run = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return run.stdout if run.returncode == 0 else None
+
+    commit = (git("rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
+    if commit is None:
+        return {"commit": None, "dirty": False}
+    status = git("status", "--porcelain", "--untracked-files=normal", "--", ".")
+    return {"commit": commit, "dirty": bool(status and status.strip())}
 
 
 def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
@@ -167,6 +171,22 @@ def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
         return None
     material = "\n".join(sorted(str(i) for i in keyring.identities)).encode()
     return hashlib.sha256(b"bifrost-gitops bundle fingerprint\0" + material).digest()
+
+
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+def _check_target(out_dir: str) -> None:
+    """The swap replaces OUT_DIR whole: refuse anything that is not empty and not a bundle."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise BundleError(f"{out_dir}: exists and is not a folder")
+    if os.listdir(out_dir) and _read_index(out_dir).get("kind") != "bifrost-gitops/bundle":
+        raise BundleError(
+            f"{out_dir}: folder is not empty and holds no bundle; compile replaces the output folder "
+            "whole, so give it a new or a bundle folder"
+        )
 
 
 def _read_index(out_dir: str) -> dict[str, Any]:
@@ -195,6 +215,10 @@ def write(
             "sealing needs the runtime's age recipients: set bundle.recipients in bifrost-gitops.yaml "
             "or pass --recipient (or use --secrets redact)"
         )
+    _check_target(out_dir)
+    for r in recipients or [] if mode == "seal" else []:
+        if not _AGE_RECIPIENT.match(r):
+            raise BundleError(f"{r!r} is not an age X25519 recipient (age1 followed by 58 characters)")
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
     old_index = _read_index(out_dir)
@@ -240,14 +264,15 @@ def write(
         "format": FORMAT,
         "kind": "bifrost-gitops/bundle",
         "secrets": mode,
-        "source": {"commit": source_commit(root)},
+        "source": source(root),
         "recipients": sorted(recipients or []) if mode == "seal" else [],
         "global": entries.pop("global"),
         "orgs": entries,
     }
     files[INDEX] = canonical(index)
     changed = [rel for rel, data in files.items() if _current(out_dir, rel) != data]
-    if changed or _stale(out_dir, files):
+    changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
+    if changed:
         try:
             _swap_in(out_dir, files, private=mode == "plain")
         except OSError as e:
@@ -284,12 +309,12 @@ def _current(out_dir: str, rel: str) -> bytes | None:
         return None
 
 
-def _stale(out_dir: str, files: dict[str, bytes]) -> bool:
+def _stale(out_dir: str, files: dict[str, bytes]) -> list[str]:
     """Files in OUT_DIR that the new bundle no longer has (a removed organization)."""
     orgs = os.path.join(out_dir, "orgs")
     if not os.path.isdir(orgs):
-        return False
-    return any(f"orgs/{name}" not in files for name in os.listdir(orgs))
+        return []
+    return sorted(f"orgs/{name}" for name in os.listdir(orgs) if f"orgs/{name}" not in files)
 
 
 def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:

@@ -225,9 +225,11 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     except sops.NoKeyError as e:
         fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, or compile with --secrets redact)")
     except sops.SopsError as e:
+        if e.file is None:  # not about a repository file (e.g. a recipient sops cannot use)
+            fail(str(e))
         d = error(
             "K005",
-            e.file or "?",
+            e.file,
             (0, 0),
             str(e).removeprefix(f"{e.file}: "),
             "restore the file from git or re-encrypt it; nothing was written",

@@ -287,6 +287,7 @@ class BundleSource(_Strict):
     commit: str | None = Field(
         description="The git commit compiled, when the repository is a git repository."
     )
+    dirty: bool = Field(description="The work tree compiled differed from that commit.")
 
 
 class IndexFile(_Strict):
