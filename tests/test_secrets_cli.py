@@ -514,15 +514,41 @@ def test_check_reports_every_altered_file_at_once(repo: Path) -> None:
     assert real_sops(repo, "--decrypt", NORTHWIND).returncode != 0
 
 
+def locked_files(r: Run) -> dict[str, str]:
+    """exit 2, one stderr line per file no key opens (by path), then a one-line summary."""
+    assert r.code == 2, r
+    assert "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    assert all(line.startswith("bifrost-gitops: ") for line in lines), r.stderr
+    assert "could not be opened" in lines[-1]
+    return {line.split(": ")[1]: line for line in lines[:-1]}
+
+
 def test_check_without_the_key_exits_2(repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(wrong_key))
+    encrypted = {FABRIKAM, "integrations/HaloPSA/integration.yaml", "integrations/NinjaOne/integration.yaml",
+                 "oauth/microsoft.yaml"}  # fmt: skip
     for args in (["secrets", "check"], ["validate", "--decrypt"], ["secrets", "check", "--format", "json"]):
-        line = single_line_error(run(*args, cwd=repo))
-        assert "no available key opens the data key" in line and str(wrong_key) in line
+        locked = locked_files(run(*args, cwd=repo))
+        assert set(locked) == encrypted  # every file is named, not just the first
+        assert all(
+            "no available key opens the data key" in m and str(wrong_key) in m for m in locked.values()
+        )
     assert run("validate", "--strict", cwd=repo).code == 0  # plain validate needs no key
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")
-    line = single_line_error(run("secrets", "check", cwd=repo))
-    assert "SOPS_AGE_KEY_FILE: not set" in line
+    locked = locked_files(run("secrets", "check", cwd=repo))
+    assert all("SOPS_AGE_KEY_FILE: not set" in m for m in locked.values())
+
+
+def test_decrypt_reports_findings_before_the_files_it_cannot_open(
+    repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = repo / NORTHWIND
+    path.write_text(path.read_text().replace("region: uk", "region: mars"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(wrong_key))
+    r = run("validate", "--decrypt", cwd=repo)
+    assert len(locked_files(r)) == 4
+    assert "C003" in r.stdout  # the ordinary findings are still reported
 
 
 def test_validate_decrypt_reports_k005_alongside_other_findings(repo: Path) -> None:
@@ -541,9 +567,9 @@ def test_validate_decrypt_reports_k005_alongside_other_findings(repo: Path) -> N
         [("K005", FABRIKAM), (other, NORTHWIND)]
     )
     text = run("validate", "--decrypt", cwd=repo)
-    assert f"{FABRIKAM}: K005 integrity check failed" in text.stdout
+    assert f"{FABRIKAM}:1:1: K005 integrity check failed" in text.stdout
     gh = run("validate", "--decrypt", "--format", "github", cwd=repo)
-    assert f"::error file={FABRIKAM},title=K005::" in gh.stdout
+    assert f"::error file={FABRIKAM},line=1,col=1,title=K005::" in gh.stdout
 
 
 # --- secrets recipients --------------------------------------------------------------------
@@ -576,8 +602,8 @@ def test_recipients_flags_a_forgotten_updatekeys(
     assert r.code == 1, r
     for rel in ENCRYPTED:
         assert (
-            f"{rel}: K006 recipients differ from .sops.yaml: missing {second_r}\n  hint: sops updatekeys {rel}\n"
-            in r.stdout
+            f"{rel}:1:1: K006 recipients differ from .sops.yaml: missing {second_r}\n"
+            f"  hint: sops --config .sops.yaml updatekeys {rel}\n" in r.stdout
         )
     doc = json.loads(run("secrets", "recipients", "--format", "json", cwd=repo).stdout)
     assert sorted(d["path"] for d in doc["drift"]) == ENCRYPTED

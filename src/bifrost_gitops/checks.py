@@ -27,7 +27,9 @@ from .model import (
 from .structure import suggest, trap
 
 ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
-ENCRYPT_HINT = "encrypt it: sops --encrypt --in-place {path} (and rotate it if it was ever pushed)"
+ENCRYPT_HINT = (
+    "set it with `bifrost-gitops secrets set` (or `sops edit {path}`), and rotate it if it was ever pushed"
+)
 
 
 @dataclass
@@ -121,7 +123,7 @@ def check(parsed: Iterable[Parsed], unverified: set[str] | None = None) -> tuple
 
 
 def _index_orgs(cat: Catalog, docs: list[Parsed], out: list[Diagnostic]) -> None:
-    ids: dict[str, tuple[str, int]] = {}
+    ids: dict[str, tuple[str, str]] = {}
     for p in docs:
         model: Organizations = p.model
         for i, org in enumerate(model.organizations):
@@ -142,17 +144,18 @@ def _index_orgs(cat: Catalog, docs: list[Parsed], out: list[Diagnostic]) -> None
             cat.orgs[org.name.lower()] = (org, p, i)
             if org.id:
                 if org.id.lower() in ids:
-                    other, line = ids[org.id.lower()]
+                    other, where = ids[org.id.lower()]
                     out.append(
                         error(
                             "R001",
                             p.doc.path,
                             p.doc.pos(("organizations", i, "id")),
-                            f"organization {org.name!r} has the same id as {other!r} (line {line})",
+                            f"organization {org.name!r} has the same id as {other!r} ({where})",
                         )
                     )
                 else:
-                    ids[org.id.lower()] = (org.name, p.doc.pos(("organizations", i, "id"))[0])
+                    line = p.doc.pos(("organizations", i, "id"))[0]
+                    ids[org.id.lower()] = (org.name, f"{p.doc.path}:{line}")
 
 
 def _index_named(index: dict[str, Parsed], docs: list[Parsed], what: str, out: list[Diagnostic]) -> None:
@@ -226,7 +229,18 @@ def _check_ciphertext(doc: Document, at: Path, values: dict[str, Any], out: list
         )
         return
     for k in present:
-        if not is_ciphertext(values[k]):
+        value = values[k]
+        if isinstance(value, (dict, list)):
+            out.append(
+                error(
+                    "C002",
+                    doc.path,
+                    doc.pos(at + (k,)),
+                    f"{_dotted(at + (k,))} is a {_typename(value)[2:]}: a secret value is one string",
+                    "a json structure belongs under config:, not secrets:",
+                )
+            )
+        elif not is_ciphertext(value):
             out.append(
                 error(
                     "K001",
@@ -244,6 +258,8 @@ _MASTER_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms",
 def _check_sops_metadata(doc: Document, out: list[Diagnostic]) -> None:
     """The sops block must be one sops can open: a MAC, a timestamp and at least one master key."""
     meta = doc.data["sops"]
+    if not isinstance(meta, dict):
+        meta = {}
     problems = []
     if not is_ciphertext(meta.get("mac")):
         problems.append("no encrypted mac")
@@ -261,6 +277,21 @@ def _check_sops_metadata(doc: Document, out: list[Diagnostic]) -> None:
                 "re-encrypt the file with sops instead of editing the sops: block by hand",
             )
         )
+
+
+def raw_secret_findings(doc: Document) -> list[Diagnostic]:
+    """The secrets check for a document that failed its schema: its secrets: blocks still
+    must be ciphertext, whatever else is wrong with it."""
+    out: list[Diagnostic] = []
+    if not isinstance(doc.data, dict) or str(doc.data.get("apiVersion", "")).startswith("ENC["):
+        return out
+    for at in (("secrets",), ("defaults", "secrets"), ("oauth", "secrets")):
+        node: Any = doc.data
+        for part in at:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            _check_ciphertext(doc, at, node, out)
+    return out
 
 
 def _dotted(path: Path) -> str:
@@ -558,17 +589,17 @@ def _check_unmapped(cat: Catalog, p: Parsed, out: list[Diagnostic]) -> None:
     who = f"{len(unmapped)} organization{'s' if len(unmapped) != 1 else ''} without a mapping (e.g. {unmapped[0]!r})"
     d = integ.defaults
     missing = [
-        item.key
-        for item in integ.config_schema
+        (i, item.key)
+        for i, item in enumerate(integ.config_schema)
         if item.required and not (d and _has(d.secrets if item.type == "secret" else d.config, item.key))
     ]
     if missing:
-        keys = ", ".join(repr(k) for k in missing)
+        keys = ", ".join(repr(k) for _, k in missing)
         out.append(
             warning(
                 "C007",
                 p.doc.path,
-                p.doc.pos(("config_schema",)),
+                p.doc.pos(("config_schema", missing[0][0], "key")),
                 f"required {'keys' if len(missing) > 1 else 'key'} {keys} "
                 f"{'have' if len(missing) > 1 else 'has'} no default: {who} get no value",
                 "add a default, or ignore this if those organizations do not use it",

@@ -74,14 +74,19 @@ def _load(repo: str) -> Any:
         fail(str(e))
 
 
-def _open_all(result: Any) -> list[Any]:
-    """Decrypt every encrypted file (MAC verified); a missing key is an environment error."""
-    from . import secretops, sops
+def _open_all(result: Any) -> tuple[list[Any], list[str]]:
+    """Decrypt every encrypted file (MAC verified): findings, and the files no key opens."""
+    from . import secretops
 
-    try:
-        return secretops.check_files(result)
-    except sops.NoKeyError as e:
-        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+    return secretops.check_files(result)
+
+
+def _locked(files: list[str]) -> None:
+    """Files no available key opens: an environment error (exit 2), after every finding."""
+    if files:
+        for message in files:
+            click.echo(f"bifrost-gitops: {message}", err=True)
+        fail(f"{len(files)} file(s) could not be opened (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
 
 
 _FORMAT = click.option(
@@ -111,9 +116,12 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
 
     result = _load(repo)
     diags = list(result.diagnostics)
+    locked: list[str] = []
     if decrypt:
-        diags = sorted(diags + _open_all(result), key=sort_key)
+        found, locked = _open_all(result)
+        diags = sorted(diags + found, key=sort_key)
     _report(diags, result.files, fmt, result.root)
+    _locked(locked)
     failing = diags if strict else [x for x in diags if x.severity == "error"]
     sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
@@ -131,15 +139,15 @@ def schema(kind: str | None, output_dir: str | None) -> None:
     from .schemas import ALL_KINDS as KINDS
     from .schemas import dump, write_all
 
+    match = {k.lower(): k for k in KINDS}.get(kind.lower()) if kind else None
+    if kind and match is None:
+        fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
     if output_dir:
-        for path in write_all(output_dir):
+        for path in write_all(output_dir, [match] if match else None):
             click.echo(path)
         return
-    if kind is None:
-        fail(f"name a kind: {', '.join(KINDS)} (or use -o DIR for all)")
-    match = {k.lower(): k for k in KINDS}.get(kind.lower())
     if match is None:
-        fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
+        fail(f"name a kind: {', '.join(KINDS)} (or use -o DIR for all)")
     click.echo(dump(match), nl=False)
 
 
@@ -585,8 +593,9 @@ def secrets_check(repo: str, fmt: str) -> None:
     from . import secretops
 
     result = _load(repo)
-    diags = _open_all(result)
+    diags, locked = _open_all(result)
     _report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
+    _locked(locked)
     sys.exit(EXIT_FINDINGS if diags else EXIT_OK)
 
 

@@ -53,23 +53,28 @@ class Diagnostic(NamedTuple):
     code: str
     severity: Severity
     path: str  # relative to the repository root, '/'-separated
-    line: int  # 1-based; 0 when the finding is about the whole file
+    line: int  # 1-based; 1:1 when the finding is about the whole file
     col: int
     message: str
     hint: str | None = None
 
     def location(self) -> str:
-        if self.line:
-            return f"{self.path}:{self.line}:{self.col}"
-        return self.path
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+def _at(pos: tuple[int, int]) -> tuple[int, int]:
+    """A finding about a whole file points at its start: every line reads path:line:col."""
+    return pos if pos[0] > 0 else (1, 1)
 
 
 def error(code: str, path: str, pos: tuple[int, int], message: str, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(code, "error", path, pos[0], pos[1], message, hint)
+    line, col = _at(pos)
+    return Diagnostic(code, "error", path, line, col, message, hint)
 
 
 def warning(code: str, path: str, pos: tuple[int, int], message: str, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(code, "warning", path, pos[0], pos[1], message, hint)
+    line, col = _at(pos)
+    return Diagnostic(code, "warning", path, line, col, message, hint)
 
 
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
@@ -131,9 +136,7 @@ def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
-        props = [f"file={_gh_escape(prefix + d.path, True)}"]
-        if d.line:
-            props += [f"line={d.line}", f"col={d.col}"]
+        props = [f"file={_gh_escape(prefix + d.path, True)}", f"line={d.line}", f"col={d.col}"]
         props.append(f"title={_gh_escape(d.code, True)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{_gh_escape(msg)}\n")

@@ -386,21 +386,34 @@ def discover(root: str, exclude: list[str] | None = None) -> tuple[list[str], li
             if excluded(child):
                 continue
             is_link = entry.is_symlink()
-            if is_link and not inside(entry.path):
-                if entry.is_dir() or name.endswith((".yaml", ".yml")):
-                    diags.append(
-                        error(
-                            "Y006",
-                            child,
-                            (0, 0),
-                            "symlink points outside the repository; refused",
-                            "copy the file into the repository instead",
+            if is_link:
+                yaml_name = name.endswith((".yaml", ".yml"))
+                try:
+                    real = os.path.realpath(entry.path, strict=True)
+                except OSError:  # a missing target or a loop
+                    if yaml_name:
+                        diags.append(
+                            error("Y007", child, (0, 0), "broken symlink (missing target, or a loop)")
                         )
-                    )
-                continue
+                    continue
+                if not inside(real):
+                    if yaml_name or os.path.isdir(real):
+                        diags.append(
+                            error(
+                                "Y006",
+                                child,
+                                (0, 0),
+                                "symlink points outside the repository; refused",
+                                "copy the file into the repository instead",
+                            )
+                        )
+                    continue
+                rel_real = os.path.relpath(real, real_root).replace(os.sep, "/")
+                if yaml_name and (excluded(rel_real) or any(p.startswith(".") for p in rel_real.split("/"))):
+                    yield child  # its target is not walked (a dot folder): read it through the link
+                continue  # otherwise it is read once, where it really is
             if entry.is_dir():
-                if not is_link:  # a link to a folder inside the repo is walked at its real place
-                    yield from walk(entry.path, child)
+                yield from walk(entry.path, child)
             elif name.endswith((".yaml", ".yml")):
                 if entry.is_file():
                     yield child

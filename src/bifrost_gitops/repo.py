@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import loader, structure
-from .checks import Catalog, Parsed, check
-from .diagnostics import Diagnostic, sort_key
+from .checks import Catalog, Parsed, check, raw_secret_findings
+from .diagnostics import Diagnostic, error, sort_key
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
@@ -114,12 +114,24 @@ def _load(tree: Tree) -> Result:
         if doc is None or not structure.is_ours(doc.data):
             continue
         diags.extend(doc.notes)
+        if rel == PROJECT_FILE and doc.data.get("kind") != "Project":
+            diags.append(
+                error(
+                    "S002",
+                    rel,
+                    doc.pos(("kind",)),
+                    f"{PROJECT_FILE} must be kind: Project",
+                    "it marks the repository root; put other documents in files of their own",
+                )
+            )
+            continue
         model, found = structure.validate(doc)
         diags.extend(found)
         if model is not None:
             parsed.append(Parsed(doc, model))
         else:
             unverified.update(_declared_names(doc.data))
+            diags.extend(raw_secret_findings(doc))  # a broken file may still leak a secret
     catalog, found = check(parsed, unverified)
     diags.extend(found)
     diags.sort(key=sort_key)

@@ -310,6 +310,8 @@ def scaffold(directory: str, force: bool = False, age_recipient: str | None = No
         age_recipient = age_recipient.strip()
         bad = [r for r in age_recipient.split(",") if not _RECIPIENT_RE.match(r.strip())]
         if bad or not age_recipient:
+            if "SECRET-KEY" in age_recipient.upper():  # never echo a private key
+                raise InitError("--age: that is a secret key; pass its public recipient (age1...) instead")
             raise InitError(f"--age: {age_recipient!r} is not an age recipient (age1...)")
     recipient = age_recipient or find_recipient()
     _check_target(directory, force)

@@ -33,10 +33,11 @@ def dump(kind: str) -> str:
     return json.dumps(schema_of(kind), indent=2, ensure_ascii=False) + "\n"
 
 
-def write_all(directory: str) -> list[str]:
+def write_all(directory: str, kinds: list[str] | None = None) -> list[str]:
+    """Write the schema files of KINDS (default: every kind) into DIRECTORY."""
     os.makedirs(directory, exist_ok=True)
     written = []
-    for kind in ALL_KINDS:
+    for kind in kinds or list(ALL_KINDS):
         path = os.path.join(directory, filename(kind))
         with open(path, "w", encoding="utf-8") as f:
             f.write(dump(kind))

@@ -11,9 +11,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from . import sops, sopsrules
+from . import loader, sops, sopsrules
 from .checks import Catalog
 from .diagnostics import Diagnostic, error
+from .loader import Path
 from .repo import Result
 from .structure import suggest
 
@@ -42,11 +43,14 @@ def target_file(catalog: Catalog, integration: str, key: str, org: str | None) -
         raise SecretsError(f"{key!r} is a {item.type} key, not a secret: set it under config: in the YAML")
     if org is None:
         return ip.doc.path, ("defaults", "secrets")
+    if org.lower() not in catalog.orgs:
+        hint = suggest(org, [o.name for o, _, _ in catalog.orgs.values()])
+        raise SecretsError(f"organization {org!r} is not declared" + (f" ({hint})" if hint else ""))
     mp = catalog.mappings.get((integration, org.lower()))
     if mp is None:
         raise SecretsError(
-            f"organization {org!r} has no mapping of {integration!r}: "
-            f"create integrations/{integration}/mappings/{org}.yaml first"
+            f"organization {org!r} has no mapping of {integration!r}: add a kind: Mapping document "
+            f"for it first (e.g. integrations/{integration}/mappings/{org}.yaml)"
         )
     return mp.doc.path, ("secrets",)
 
@@ -83,13 +87,50 @@ def set_secret(
     sealed = sops.encrypt_document(
         clear, previous=current if "sops" in current else None, identities=keyring, **options
     )
+    if any(isinstance(sealed.get(k), str) and sealed[k].startswith("ENC[") for k in ("apiVersion", "kind")):
+        raise SecretsError(
+            f"the sops rule for {rel} would encrypt the whole document (apiVersion, kind): "
+            "set encrypted_regex: ^secrets$ in .sops.yaml"
+        )
     if sops.store.format_of(path) == "json":
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
         text = _header(path) + sops.dump_yaml(sealed, indent)
+    _check_clear_values_kept(path, rel, text, block)
     _write_atomic(path, text)
     return rel
+
+
+def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
+    """Refuse a rewrite that would change how a clear value reads.
+
+    sops types YAML the Go way, so an unquoted date or hex number comes back in another form
+    (2024-01-01T00:00:00Z, 16); users must not find their config silently changed."""
+    with open(path, "rb") as f:
+        before, _ = loader.parse(f.read(), rel)
+    after, _ = loader.parse(new_text, rel)
+    if before is None or after is None:
+        return
+
+    def clear(doc: loader.Document) -> dict[Path, Any]:
+        return {p: v for p, v in _leaves(doc.data) if p[: len(block)] != block and p[:1] != ("sops",)}
+
+    old, new = clear(before), clear(after)
+    changed = sorted(".".join(map(str, p)) for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+    if changed:
+        raise SecretsError(
+            f"{rel}: rewriting the file would change how {', '.join(changed[:5])} read "
+            "(sops rewrites unquoted dates and hex/octal numbers): quote them, then try again"
+        )
+
+
+def _leaves(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
+    return [(path, node)]
 
 
 def _header(path: str) -> str:
@@ -156,10 +197,11 @@ def encrypted_files(result: Result) -> list[str]:
     return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
 
 
-def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
-    """Open every encrypted file and verify its MAC. NoKeyError propagates (exit 2)."""
+def check_files(result: Result, keyring: sops.Keyring | None = None) -> tuple[list[Diagnostic], list[str]]:
+    """Open every encrypted file and verify its MAC: (findings, files no key opens, described)."""
     ring = keyring or sops.default_keyring()
     out: list[Diagnostic] = []
+    locked: list[str] = []
     for rel in encrypted_files(result):
         try:
             sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel)
@@ -173,11 +215,11 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
                     "the file was altered outside sops; restore it from git or re-encrypt it",
                 )
             )
-        except sops.NoKeyError:
-            raise
+        except sops.NoKeyError as e:
+            locked.append(str(e))
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
-    return out
+    return out, locked
 
 
 def _reason(e: Exception, rel: str) -> str:
@@ -192,6 +234,7 @@ class Recipients:
     wanted: list[str] | None  # age recipients .sops.yaml asks for (None: no rule applies)
     missing: list[str]
     extra: list[str]
+    config: str | None = None  # the .sops.yaml compared against, repository-relative
 
 
 def list_recipients(result: Result) -> list[Recipients]:
@@ -211,7 +254,8 @@ def list_recipients(result: Result) -> list[Recipients]:
                 wanted = None
         missing = sorted(set(wanted) - age_have) if wanted is not None else []
         extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        out.append(Recipients(rel, have, wanted, missing, extra))
+        where = os.path.relpath(config, result.root).replace(os.sep, "/") if config else None
+        out.append(Recipients(rel, have, wanted, missing, extra, where))
     return out
 
 
@@ -227,8 +271,9 @@ def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
                     "K006",
                     r.path,
                     (0, 0),
-                    f"recipients differ from .sops.yaml: {'; '.join(parts)}",
-                    f"sops updatekeys {r.path}",
+                    f"recipients differ from {r.config}: {'; '.join(parts)}",
+                    # sops reads the .sops.yaml of its working folder unless told which one
+                    f"sops --config {r.config} updatekeys {r.path}",
                 )
             )
     return out

@@ -21,8 +21,10 @@ def is_ours(data: Any) -> bool:
     if not isinstance(data, dict):
         return False
     api = data.get("apiVersion")
-    return (isinstance(api, str) and api.startswith("bifrost-gitops/")) or (
-        isinstance(data.get("kind"), str) and data["kind"] in KINDS and "apiVersion" not in data
+    return (
+        (isinstance(api, str) and api.startswith("bifrost-gitops/"))
+        or (isinstance(data.get("kind"), str) and data["kind"] in KINDS and "apiVersion" not in data)
+        or (isinstance(api, str) and api.startswith("ENC[") and "sops" in data)  # encrypted whole
     )
 
 
@@ -102,6 +104,16 @@ def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
     """Check one of our documents against its kind's model."""
     data = doc.data
     api, kind = data.get("apiVersion"), data.get("kind")
+    if isinstance(api, str) and api.startswith("ENC["):
+        return None, [
+            error(
+                "K003",
+                doc.path,
+                doc.pos(("apiVersion",)),
+                "the whole document is encrypted (apiVersion, kind, names): it cannot be checked or reviewed",
+                "decrypt it, then encrypt only the secrets: with encrypted_regex: ^secrets$ in .sops.yaml",
+            )
+        ]
     if api != API_VERSION:
         pos = doc.pos(("apiVersion",)) if "apiVersion" in data else doc.pos(())
         return None, [
@@ -127,7 +139,7 @@ def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
         ]
     model = KINDS[kind]
     try:
-        return model.model_validate(data), []  # type: ignore[return-value]
+        return model.model_validate(data), date_traps(doc)  # type: ignore[return-value]
     except ValidationError as e:
         errors = e.errors(include_input=False, include_url=False)
     diags = [_diag(doc, model, err) for err in errors]
@@ -151,12 +163,32 @@ def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None
             del parent[path[-1]]
         elif path in doc.implicit and err["type"] == "string_type":
             parent[path[-1]] = doc.implicit[path][1]
+        elif len(path) == 1 and path[0] in _DESCRIPTIVE and path[0] in parent:
+            del parent[path[0]]  # a bad label no other rule reads: drop it, check the rest
         else:
             return None
     try:
         return model.model_validate(data)  # type: ignore[no-any-return]
     except ValidationError:
         return None
+
+
+#: optional fields no cross-document rule reads: a bad value in one hides nothing else
+_DESCRIPTIVE = {"entity_name", "description", "display_name", "entity_id_name", "id",
+                "list_entities_data_provider_id"}  # fmt: skip
+
+
+def date_traps(doc: Document) -> list[Diagnostic]:
+    """Unquoted dates in a document's own text fields (entity_name: 2024-01-01, org names...).
+
+    They load as text, so the schema accepts them; sops and other YAML tools read a date."""
+    return [
+        t
+        for path, (kind, _) in doc.implicit.items()
+        if kind == "date" and path and path[0] not in ("config", "defaults", "secrets", "sops")
+        for t in [trap(doc, path)]
+        if t is not None
+    ]
 
 
 def _diag(doc: Document, model: Any, err: Any) -> Diagnostic:
