@@ -43,7 +43,7 @@ CODES: dict[str, str] = {
     "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
-    "K003": "malformed sops metadata, or a file sops cannot read",
+    "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
     "K005": "encrypted file fails its integrity check (ciphertext, MAC or clear value altered)",
     "K006": "file's recipients differ from what .sops.yaml asks for (run sops updatekeys)",
 }
