@@ -273,3 +273,33 @@ def test_scopes_normalised(denv: Env) -> None:
     assert "~ update oauth Microsoft_Graph" in r.stdout and '"a", "b"' in r.stdout, r.stdout
     assert e.cli("apply", str(e.root), "--yes").code == 0
     assert e.cli("plan", str(e.root), "--exit-code").code == 0
+
+
+def test_pruned_mapping_shows_non_secret_overrides(denv: Env) -> None:
+    """A whole mapping pruned: only secret-typed overrides are masked, the others show their value."""
+    e = denv
+    e.write(
+        "integrations/HaloPSA/mappings/fabrikam.yaml",
+        mapping("HaloPSA", "fabrikam", "34", {"page_size": 250, "beta": True}),
+    )
+    e.seal("integrations/HaloPSA/mappings/fabrikam.yaml", ["secrets"], {"api_key": canary("fabrikam")})
+    assert e.cli("apply", str(e.root), "--yes").code == 0
+    e.write("integrations/HaloPSA/mappings/fabrikam.yaml", None)
+    r = e.cli("plan", str(e.root), "--prune")
+    assert r.code == 0, r.output
+    assert "- config.page_size: removed (was 250)" in r.stdout, r.stdout
+    assert "- config.beta: removed (was true)" in r.stdout
+    assert "- config.api_key: removed (secret)" in r.stdout
+    no_leaks(r.output, e)
+    doc = json.loads(e.cli("plan", str(e.root), "--prune", "--format", "json").stdout)
+    changes = {c["field"]: c for op in doc["operations"] for c in op["changes"]}
+    assert changes["config.page_size"]["old"] == 250 and not changes["config.page_size"]["secret"]
+    assert changes["config.api_key"]["secret"] and "old" not in changes["config.api_key"]
+    # a retired integration: its defaults and overrides the same way
+    for rel in ("integration.yaml", "mappings/contoso.yaml"):
+        e.write(f"integrations/HaloPSA/{rel}", None)
+    r = e.cli("plan", str(e.root), "--prune")
+    assert '- config.url: removed (was "https://halo.example.com")' in r.stdout, r.stdout
+    assert '- config.region: removed (was "eu")' in r.stdout
+    assert "- config.api_key: removed (secret)" in r.stdout
+    no_leaks(r.output, e)

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,52 @@ def test_no_secret_in_any_output(denv: Env) -> None:
     text = "\n".join(outputs)
     assert canary("default") not in text and canary("client") not in text
     no_leaks(text, e)
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        pytest.param(lambda m, p: m == "POST" and p.endswith("/mappings"), id="mapping"),
+        pytest.param(lambda m, p: m == "POST" and p == "/api/integrations", id="integration"),
+        pytest.param(lambda m, p: m == "POST" and p == "/api/oauth/connections", id="oauth"),
+    ],
+)
+def test_retried_create_that_landed_counts_ok(denv: Env, what: Any) -> None:
+    """A create whose first attempt landed (response lost) gets 409 on the retry: state converged."""
+    e = denv
+    e.bf.fail_next(1, "drop_after", match=what)
+    r = e.cli("apply", str(e.root), "--yes")
+    assert r.code == 0, r.output
+    assert "0 failed, 0 skipped" in r.stdout
+    assert "already applied by an earlier attempt" in r.stdout
+    assert any(rec.fault == "drop_after" for rec in e.bf.requests), "the fault never fired"
+    assert e.cli("plan", str(e.root), "--exit-code").code == 0
+    no_leaks(r.output, e)
+
+
+def test_retried_ledger_create_that_landed_counts_ok(denv: Env) -> None:
+    e = denv
+    seen: list[int] = []
+
+    def ledger_post(method: str, path: str) -> bool:
+        # the ledger is the last integration created: 2 declared, then the ledger
+        if method == "POST" and path == "/api/integrations":
+            seen.append(1)
+            return len(seen) == 3
+        return False
+
+    e.bf.fail_next(1, "drop_after", match=ledger_post)
+    r = e.cli("apply", str(e.root), "--yes")
+    assert r.code == 0, r.output
+    assert len(seen) >= 3
+    assert e.cli("plan", str(e.root), "--exit-code").code == 0
+
+
+def test_conflict_on_a_first_attempt_still_fails(denv: Env) -> None:
+    """Without a retry, a 409 means someone else got there: not silently accepted."""
+    e = denv
+    e.bf.fail_next(1, 409, match=lambda m, p: m == "POST" and p.endswith("/mappings"))
+    r = e.cli("apply", str(e.root), "--yes")
+    assert r.code == 1, r.output
+    assert "FAILED  + create mapping" in r.stdout
+    assert not any("/by-org/" in rec.path for rec in e.bf.requests)

@@ -252,6 +252,10 @@ def test_a_renamed_config_key_drops_a_value_for_some_orgs(tmp_path: Path) -> Non
     out = diff(g, "--base", "HEAD~1", "--head", "HEAD").stdout
     assert 'config.region: "us" -> (removed)' in out
     assert 'config.residency: (unset) -> "eu"' in out
+    # markdown says so too, not an empty cell
+    md = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
+    assert '| HaloPSA | config.region | `"us"` | (removed) |' in md
+    assert '| HaloPSA | config.residency | (unset) | `"eu"` |' in md
 
 
 def test_mapping_added_and_removed(small: Git) -> None:
@@ -284,7 +288,8 @@ def test_organization_added_and_removed(small: Git) -> None:
         "fabrikam leaves, northwind joins", {"organizations.yaml": orgs_yaml("contoso", "northwind")}
     )
     doc = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
-    assert doc["organizations"] == 2
+    assert doc["organizations"] == 3  # contoso, fabrikam (removed) and northwind (added)
+    assert doc["per_integration"]["(organizations added/removed)"] == 2
     assert changes_of(doc, "fabrikam") == [(None, "organization", None, "declared", "removed")]
     assert changes_of(doc, "northwind")[0] == (None, "organization", None, None, "added")
     assert ("HaloPSA", "integration", None, None, "added") in changes_of(doc, "northwind")
@@ -292,6 +297,20 @@ def test_organization_added_and_removed(small: Git) -> None:
     out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
     assert "fabrikam\n  organization: removed" in out
     assert "northwind\n  organization: added" in out
+    assert out.startswith("2 of 3 organizations affected (1 added, 1 removed) (HEAD~1 (")
+    assert "  (organizations added/removed): 2 orgs\n" in out and "(organization):" not in out
+    md = diff(small, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
+    assert md.startswith("### bifrost-gitops diff: 2 of 3 organizations affected (1 added, 1 removed)\n")
+    assert "| (organizations added/removed) | 2 |" in md
+
+
+def test_removed_organization_counts_in_the_total(small: Git) -> None:
+    """A removed organization is affected: "N of M" counts base and head, never N > M."""
+    small.commit("fabrikam leaves", {"organizations.yaml": orgs_yaml("contoso")})
+    doc = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
+    assert doc["organizations"] == 2 and doc["affected"] == 1
+    out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert out.startswith("1 of 2 organizations affected (1 removed) (HEAD~1 (")
 
 
 def test_integration_added_and_removed(small: Git) -> None:

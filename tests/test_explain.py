@@ -16,6 +16,7 @@ from test_resolve import (
     MICROSOFT,
     NEEDLES,
     NINJA,
+    ORG_IDS,
     build_repo,
     isolated,  # noqa: F401  (fixture)
 )
@@ -195,3 +196,18 @@ def test_explain_needs_no_key(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")
     run = explain(str(repo), "contoso", "HaloPSA", "--format", "json")
     assert run.code == 0
+
+
+def test_org_by_bifrost_uuid(repo: Path) -> None:
+    """An organization's Bifrost UUID (organizations.yaml ``id``) works wherever its name does."""
+    uuid = ORG_IDS["contoso"]
+    by_name = explain(str(repo), "contoso", "HaloPSA")
+    for given in (uuid, uuid.upper()):
+        run = explain(str(repo), given, "HaloPSA")
+        assert run.code == 0, run
+        assert run.stdout == by_name.stdout
+    assert report(repo, uuid, "HaloPSA", "page_size") == report(repo, "contoso", "HaloPSA", "page_size")
+    run = explain(uuid, "HaloPSA", "region", cwd=repo)  # the cwd form
+    assert run.code == 0, run
+    run = explain(str(repo), "3f0c1d2e-0000-4000-8000-00000000ffff", "HaloPSA")
+    assert run.code == 2 and "is not declared" in run.stderr

@@ -586,3 +586,45 @@ def test_org_level_mapped_list_wins_over_inference(bundles: dict[str, Path], tmp
     sdk = Integrations(b)
     assert "wingtip" in [m.organization for m in sdk.list_mappings_sync("Microsoft_Graph", "global") or []]
     assert sdk.get_mapping_sync("HaloPSA", "wingtip") is None
+
+
+@pytest.mark.parametrize("mode", ["plain", "seal"])
+def test_org_file_swapped_for_another_orgs_is_refused(
+    bundles: dict[str, Path], tmp_path: Path, mode: str
+) -> None:
+    """fabrikam's file copied over contoso's, index.json's sha256 fixed: contoso gets no fabrikam secret."""
+    b = copy_bundle(bundles[mode], tmp_path / "b")
+    target = b / "orgs" / "contoso.json"
+    target.write_bytes((b / "orgs" / "fabrikam.json").read_bytes())
+    index = json.loads((b / "index.json").read_text())
+    index["orgs"]["contoso"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (b / "index.json").write_bytes(bundle.canonical(index))
+    sdk = Integrations(Bundle(b))
+    for scope in ("contoso", CONTOSO_ID):
+        with pytest.raises(BundleIntegrityError) as info:
+            sdk.get_sync("HaloPSA", scope)
+        assert str(target) in str(info.value) and "'fabrikam'" in str(info.value)
+    with pytest.raises(BundleIntegrityError):
+        sdk.list_mappings_sync("HaloPSA", "global")
+    assert sdk.get_sync("HaloPSA", "fabrikam").entity_id == "1"  # the others still open
+
+
+@pytest.mark.parametrize("what", ["global", "id"])
+def test_global_swapped_or_org_id_changed_is_refused(
+    bundles: dict[str, Path], tmp_path: Path, what: str
+) -> None:
+    b = copy_bundle(bundles["plain"], tmp_path / "b")
+    index = json.loads((b / "index.json").read_text())
+    if what == "global":  # an org's file (its secrets) served as the defaults-only view
+        target = b / index["global"]["file"]
+        target.write_bytes((b / "orgs" / "contoso.json").read_bytes())
+        index["global"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+        scope = "global"
+    else:  # index entry re-pointed at another UUID
+        target = b / "orgs" / "contoso.json"
+        index["orgs"]["contoso"]["id"] = FABRIKAM_ID
+        scope = "contoso"
+    (b / "index.json").write_bytes(bundle.canonical(index))
+    with pytest.raises(BundleIntegrityError) as info:
+        Integrations(Bundle(b)).get_sync("HaloPSA", scope)
+    assert str(target) in str(info.value)

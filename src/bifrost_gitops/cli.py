@@ -258,7 +258,8 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
 def explain(args: tuple[str, ...], fmt: str) -> None:
     """Show what ORG gets for INTEGRATION, value by value, and where each value comes from.
 
-    Usage: explain [REPO] ORG INTEGRATION [KEY]. ORG may be "global" (the defaults-only view).
+    Usage: explain [REPO] ORG INTEGRATION [KEY]. ORG is a name, a Bifrost UUID, or "global"
+    (the defaults-only view).
     No key is needed: secrets are shown as <secret>.
     """
     from . import explain as ex

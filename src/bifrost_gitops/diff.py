@@ -30,23 +30,41 @@ class Change:
     source: str | None  # file:line in head (or base, for removals)
 
 
+ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
+
+
 @dataclass
 class Diff:
     base: str
     head: str
-    orgs_total: int
+    orgs_total: int  # organizations in base or head (a removed one is affected too)
     changes: dict[str, list[Change]] = field(default_factory=dict)  # org -> changes
     head_findings: list[Diagnostic] = field(default_factory=list)
     base_findings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def affected(self) -> dict[str, int]:
-        """Organizations affected, per integration (None: the org itself was added or removed)."""
+        """Organizations affected, per integration (ORG_ROW: the org itself was added or removed)."""
         count: dict[str, int] = {}
         for changes in self.changes.values():
-            for name in {c.integration or "(organization)" for c in changes}:
+            for name in {c.integration or ORG_ROW for c in changes}:
                 count[name] = count.get(name, 0) + 1
         return dict(sorted(count.items()))
+
+    def orgs_with(self, new: str) -> list[str]:
+        """The organizations that were ``"added"`` or ``"removed"`` (NEW)."""
+        return [
+            org
+            for org, changes in self.changes.items()
+            if any(c.what == "organization" and c.integration is None and c.new == new for c in changes)
+        ]
+
+    def headline(self) -> str:
+        """``"5 of 5 organizations affected (1 removed)"``."""
+        total = self.orgs_total
+        text = f"{len(self.changes)} of {total} organization{'s' if total != 1 else ''} affected"
+        extra = [f"{len(self.orgs_with(w))} {w}" for w in ("added", "removed") if self.orgs_with(w)]
+        return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 LIMIT = 80  # characters of a displayed value
@@ -133,7 +151,11 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
     base_orgs = {name: name for name, _, _ in organizations(base.catalog)}
     head_orgs = {name: name for name, _, _ in organizations(head.catalog)}
     out = Diff(
-        base_label, head_label, len(head_orgs), head_findings=head.diagnostics, base_findings=base.diagnostics
+        base_label,
+        head_label,
+        len(set(base_orgs) | set(head_orgs)),
+        head_findings=head.diagnostics,
+        base_findings=base.diagnostics,
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
@@ -283,11 +305,7 @@ def _arrow(c: Change) -> str:
 
 
 def summary_lines(d: Diff) -> list[str]:
-    n = len(d.changes)
-    lines = [
-        f"{n} of {d.orgs_total} organization{'s' if d.orgs_total != 1 else ''} affected "
-        f"({d.base} -> {d.head})"
-    ]
+    lines = [f"{d.headline()} ({d.base} -> {d.head})"]
     for name, count in d.affected.items():
         lines.append(f"  {name}: {count} org{'s' if count != 1 else ''}")
     return lines
@@ -325,11 +343,20 @@ def _md(text: str | None) -> str:
     return "" if text is None else "`" + text.replace("`", "'").replace("|", "\\|") + "`"
 
 
+def _md_values(c: Change) -> tuple[str, str]:
+    """The old and new cells: an unset or removed value says so, as the text output does."""
+    if c.what in ("organization", "integration"):
+        return _md(c.old), _md(c.new)
+    old = "(unset)" if c.old is None else _md(c.old)
+    new = "(removed)" if c.new is None else _md(c.new)
+    return old, new
+
+
 def render_markdown(d: Diff) -> str:
     """A pull-request comment: summary table first, then one collapsible section per org."""
     n = len(d.changes)
     out = [
-        f"### bifrost-gitops diff: {n} of {d.orgs_total} organizations affected",
+        f"### bifrost-gitops diff: {d.headline()}",
         "",
         f"`{d.base}` → `{d.head}`",
         "",
@@ -342,9 +369,8 @@ def render_markdown(d: Diff) -> str:
     for org, changes in d.changes.items():
         body = ["| integration | change | old | new | source |", "|---|---|---|---|---|"]
         for c in changes:
-            body.append(
-                f"| {c.integration or ''} | {_label(c)} | {_md(c.old)} | {_md(c.new)} | {_md(c.source)} |"
-            )
+            old, new = _md_values(c)
+            body.append(f"| {c.integration or ''} | {_label(c)} | {old} | {new} | {_md(c.source)} |")
         if collapse:
             out += [
                 f"<details><summary><b>{org}</b>: {len(changes)} change"

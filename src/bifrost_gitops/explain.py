@@ -16,15 +16,34 @@ class ExplainError(Exception):
     """Unknown organization, integration or key (exit 2)."""
 
 
+def org_name(catalog: Catalog, org: str) -> str | None:
+    """The declared organization ORG names: by name (any case), else by its Bifrost UUID (the
+    ``id`` in organizations.yaml), as the runtime's scope does. None when there is none."""
+    found = catalog.orgs.get(org.lower())
+    if found is not None:
+        return found[0].name
+    wanted = org.strip().lower()
+    for o, _, _ in catalog.orgs.values():
+        if isinstance(o.id, str) and o.id.lower() == wanted:
+            return o.name
+    return None
+
+
 def explain(catalog: Catalog, org: str, integration: str, key: str | None = None) -> dict[str, Any]:
-    """A JSON-ready report; secret values are never included, only where they come from."""
-    if org != GLOBAL and org.lower() not in catalog.orgs:
+    """A JSON-ready report; secret values are never included, only where they come from.
+
+    ORG is an organization's name or its Bifrost UUID, or "global" (the defaults-only view).
+    """
+    name = None if org == GLOBAL else org_name(catalog, org)
+    if org != GLOBAL and name is None:
         hint = suggest(org, [o.name for o, _, _ in catalog.orgs.values()])
         raise ExplainError(f"organization {org!r} is not declared" + (f" ({hint})" if hint else ""))
     if integration not in catalog.integrations:
         hint = suggest(integration, catalog.integrations)
         raise ExplainError(f"integration {integration!r} is not declared" + (f" ({hint})" if hint else ""))
-    r = resolve(catalog, None if org == GLOBAL else catalog.orgs[org.lower()][0].name, integration)
+    if name is not None and org.lower() not in catalog.orgs:
+        org = name  # given by UUID: report it by its name
+    r = resolve(catalog, name, integration)
     schema = {item.key: item for item in catalog.integrations[integration].model.config_schema}
     if key is not None and key not in schema:
         hint = suggest(key, schema)

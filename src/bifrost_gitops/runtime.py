@@ -25,7 +25,9 @@ Where the data comes from:
   :class:`UnknownOrganizationError` (a ``LookupError``). An integration the bundle does not
   have returns None, as Bifrost does.
 - ``index.json``'s sha256 of an org file is checked when the file is read: a mismatch raises
-  :class:`BundleIntegrityError` naming the file. Sealed files are opened with the runtime's
+  :class:`BundleIntegrityError` naming the file. So does an org file whose own
+  ``organization`` (name and id) is not the index entry's that points to it (another
+  organization's file swapped in), or a ``global.json`` without ``scope: global``. Sealed files are opened with the runtime's
   age key, found where sops looks (``SOPS_AGE_KEY``, ``SOPS_AGE_KEY_FILE``,
   ``SOPS_AGE_KEY_CMD``, the user's ``sops/age/keys.txt``, then the sops binary); no key raises
   :class:`BundleKeyError` naming the file and the key sources tried.
@@ -425,6 +427,38 @@ class _View:
         return t
 
 
+def _norm_id(v: Any) -> str | None:
+    return str(v).lower() if isinstance(v, str) and v else None
+
+
+def _check_owner(tree: dict[str, Any], key: str, entry: Mapping[str, Any], path: str) -> None:
+    """The file's own ``organization`` (or ``scope: global``) must be the index entry's: a file
+    swapped for another organization's (sha256 fixed in index.json) would hand one
+    organization's workflows another's secrets."""
+    swapped = "the file was swapped or altered; recompile the bundle"
+    if key == GLOBAL:
+        if tree.get("scope") != GLOBAL or "organization" in tree:
+            raise BundleIntegrityError(
+                f"{path}: is not the global view (no 'scope: global'; it holds "
+                f"{_who(tree.get('organization'))}): {swapped}"
+            )
+        return
+    org = tree.get("organization")
+    name = org.get("name") if isinstance(org, Mapping) else None
+    oid = org.get("id") if isinstance(org, Mapping) else None
+    if name != key or _norm_id(oid) != _norm_id(entry.get("id")):
+        raise BundleIntegrityError(
+            f"{path}: holds {_who(org) if isinstance(org, Mapping) else 'no organization'}, but index.json "
+            f"lists it for organization {key!r} (id {entry.get('id')!r}): {swapped}"
+        )
+
+
+def _who(org: Any) -> str:
+    if not isinstance(org, Mapping):
+        return "no organization"
+    return f"organization {org.get('name')!r} (id {org.get('id')!r})"
+
+
 class Bundle:
     """A compiled bundle folder, read lazily and cached (see the module docstring).
 
@@ -580,6 +614,7 @@ class Bundle:
         records = tree.get("integrations") if isinstance(tree, dict) else None
         if not isinstance(records, dict):
             raise BundleReadError(f"{path}: malformed bundle file (no integrations)")
+        _check_owner(tree, key, entry, path)
         org_id = None if key == GLOBAL else index["orgs"][key].get("id")
         listed = tree.get("mapped")
         mapped = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else None

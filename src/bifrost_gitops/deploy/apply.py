@@ -5,11 +5,17 @@ retirements, 5 the ledger); inside a stage, independent groups (one integration'
 organization's mapping, one provider) run concurrently and each group runs its operations in
 order. An operation whose prerequisite failed is skipped, so nothing is written out of the safe
 order; a re-run plans only what is left.
+
+A create the client had to retry after a timeout, a dropped connection or a 5xx may have
+landed the first time: when the retry meets 409 "already exists", the resource is read back
+(by name, by organization, by integration id) and, when it is there as sent, the create counts
+as done (its id is used by the operations that follow).
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +39,34 @@ def _fill(value: Any, iid: str) -> Any:
     return value
 
 
+#: fields of a create's body that the resource read back must match for the create to count
+#: as the one that landed (never a secret)
+_IDENTITY = {
+    "integration": ("name",),
+    "mapping": ("organization_id", "entity_id"),
+    "oauth": ("oauth_flow_type", "client_id"),
+}
+LANDED = "already applied by an earlier attempt whose answer was lost"
+
+
+def _same_field(name: str, sent: Any, found: Any) -> bool:
+    if sent in (None, "") and found in (None, ""):
+        return True
+    if name == "organization_id" and isinstance(sent, str) and isinstance(found, str):
+        return sent.lower() == found.lower()
+    return bool(sent == found)
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
 class _Run:
     def __init__(self, client: Client, plan: Plan) -> None:
         self.client, self.plan = client, plan
         self.ids = dict(plan.ids)
         self.results: list[Result | None] = [None] * len(plan.ops)
+        self.notes: dict[int, str] = {}  # op index -> a note for an op that went ok
 
     def ok(self, i: int) -> bool:
         r = self.results[i]
@@ -50,21 +79,64 @@ class _Run:
                 self.results[i] = Result(op, "skipped", "an earlier step of it failed")
                 continue
             try:
-                message = self.execute(op)
+                message = self.execute(i, op)
             except ApiError as e:
                 self.results[i] = Result(op, "failed", self.client.scrub(str(e)))
             else:
-                self.results[i] = Result(op, "ok" if message is None else "failed", message or "")
+                if message is None:
+                    self.results[i] = Result(op, "ok", self.notes.get(i, ""))
+                else:
+                    self.results[i] = Result(op, "failed", message)
 
-    def execute(self, op: Op) -> str | None:
+    def create(self, i: int, op: Op, path: str, body: Any) -> Any:
+        """POST a create; when a retry of it (an earlier attempt may have landed) meets 409
+        "already exists", read the resource back: if it is there, as sent, the create is done."""
+        try:
+            return self.client.request(op.method, path, body)
+        except ApiError as e:
+            if e.status != 409 or not e.retried:
+                raise
+            found = self.read_back(op, body)
+            if found is None:
+                raise
+            self.notes[i] = LANDED
+            return found
+
+    def read_back(self, op: Op, body: Any) -> dict[str, Any] | None:
+        """The resource OP creates, as Bifrost has it now; None when absent or not the one sent."""
+        sent = body if isinstance(body, dict) else {}
+        iid = self.ids.get(op.integration, "")
+        if op.resource in ("integration", "ledger"):
+            path = f"/api/integrations/by-name/{_quote(str(sent.get('name', op.integration)))}"
+        elif op.resource == "mapping" and iid and isinstance(sent.get("organization_id"), str):
+            path = f"/api/integrations/{iid}/mappings/by-org/{_quote(sent['organization_id'])}"
+        elif op.resource == "oauth" and iid:
+            path = f"/api/oauth/connections/{iid}"
+        else:
+            return None
+        try:
+            found = self.client.get(path)
+        except ApiError:
+            return None
+        if not isinstance(found, dict):
+            return None
+        for f in _IDENTITY.get(op.resource, ("name",)):
+            if f in sent and f in found and not _same_field(f, sent[f], found[f]):
+                return None
+        return found
+
+    def execute(self, i: int, op: Op) -> str | None:
         if op.resource == "ledger":
-            return self.ledger()
+            return self.ledger(i, op)
         iid = self.ids.get(op.integration, "")
         if "{iid}" in op.path and not iid:
             return "the integration does not exist (its creation failed)"
         path = op.path.replace("{iid}", iid)
         body = _fill(op.body, iid) if op.resource == "oauth" and op.action == "create" else op.body
-        answer = self.client.request(op.method, path, body)
+        if op.action == "create":
+            answer = self.create(i, op, path, body)
+        else:
+            answer = self.client.request(op.method, path, body)
         if op.resource == "integration" and op.action == "create":
             if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
                 return "Bifrost answered the create without an id"
@@ -75,7 +147,7 @@ class _Run:
             )
         return None
 
-    def ledger(self) -> str | None:
+    def ledger(self, i: int, op: Op) -> str | None:
         plan = self.plan
         current = plan.ledger.get("integrations", {})
         retired = {
@@ -107,7 +179,8 @@ class _Run:
         ledger_id = plan.ledger_id
         if ledger_id is None:
             schema = [{k: v for k, v in item.items() if v is not None} for item in LEDGER_SCHEMA]
-            created = self.client.post("/api/integrations", {"name": LEDGER, "config_schema": schema})
+            create = Op("create", "ledger", op.address, op.integration, "POST", "/api/integrations")
+            created = self.create(i, create, create.path, {"name": LEDGER, "config_schema": schema})
             ledger_id = created.get("id") if isinstance(created, dict) else None
             if not isinstance(ledger_id, str):
                 return "Bifrost answered the ledger create without an id"

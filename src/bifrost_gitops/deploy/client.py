@@ -45,8 +45,13 @@ class ApiError(Exception):
     request bodies are never echoed (they hold secrets).
     """
 
-    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, method: str = "", path: str = "", *, retried: bool = False
+    ) -> None:
         self.status, self.message, self.method, self.path = status, message, method, path
+        #: an earlier attempt of this request got no answer (timeout, dropped connection) or a 5xx:
+        #: it may have been applied, so a conflict now can be that attempt's own work
+        self.retried = retried
         where = f"{method} {path}: " if method else ""
         super().__init__(f"{where}{status or 'no response'}: {message}" if status else f"{where}{message}")
 
@@ -253,9 +258,11 @@ class Client:
             if retry:
                 self.retries += 1
 
-    def _send_once(self, method: str, path: str, body: Any, token: str) -> httpx.Response:
-        """One request with retries for transient failures; returns the final response."""
+    def _send_once(self, method: str, path: str, body: Any, token: str) -> tuple[httpx.Response, bool]:
+        """One request with retries for transient failures: the final response, and whether an
+        earlier attempt may have been applied (no answer, or a 5xx) before it."""
         delay = self.backoff
+        uncertain = False
         for attempt in range(1, self.max_attempts + 1):
             self._count(retry=attempt > 1)
             try:
@@ -271,12 +278,14 @@ class Client:
                 failure = f"connection failed ({type(e).__name__})"
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return response
+                    return response, uncertain
                 failure = response
             if attempt == self.max_attempts:
                 if isinstance(failure, httpx.Response):
-                    return failure
-                raise ApiError(0, f"{failure} after {attempt} attempts", method, path)
+                    return failure, uncertain
+                raise ApiError(0, f"{failure} after {attempt} attempts", method, path, retried=True)
+            if not isinstance(failure, httpx.Response) or failure.status_code != 429:
+                uncertain = True  # 429 was refused unprocessed; anything else may have landed
             wait = self.rng.uniform(0, min(self.max_backoff, delay))  # full jitter
             if isinstance(failure, httpx.Response) and failure.status_code == 429:
                 after = _retry_after(failure)
@@ -290,14 +299,21 @@ class Client:
         """Send METHOD PATH (JSON BODY); the parsed JSON answer, None for 204. Raises ApiError."""
         token = self.creds.access_token
         try:
-            response = self._send_once(method, path, body, token)
+            response, uncertain = self._send_once(method, path, body, token)
             if response.status_code == 401 and self.creds.refresh_token is not None:
                 self._refresh(token)
-                response = self._send_once(method, path, body, self.creds.access_token)
+                response, again = self._send_once(method, path, body, self.creds.access_token)
+                uncertain = uncertain or again
         except httpx.HTTPError as e:  # anything else httpx raises: no URL, no token, no body
             raise ApiError(0, f"request failed ({type(e).__name__})", method, path) from None
         if response.status_code >= 400:
-            raise ApiError(response.status_code, self.scrub(error_message(response)), method, path)
+            raise ApiError(
+                response.status_code,
+                self.scrub(error_message(response)),
+                method,
+                path,
+                retried=uncertain,
+            )
         if response.status_code == 204 or not response.content:
             return None
         try:

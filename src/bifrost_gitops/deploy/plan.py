@@ -481,7 +481,7 @@ def _integration(
                 f"mapping {addr}: exists in Bifrost but not in the repository (apply --prune deletes it)"
             )
             continue
-        _delete_mapping(plan, name, addr, lm, list(head), stage=1)
+        _delete_mapping(plan, name, addr, lm, list(head), is_secret, stage=1)
 
     _oauth(
         plan,
@@ -539,11 +539,33 @@ def _config_diff(
     return body, changes
 
 
-def _delete_mapping(plan: Plan, name: str, addr: str, lm: dict[str, Any], deps: list[int], stage: int) -> int:
+def _removals(values: dict[str, Any], is_secret: Callable[[str], bool]) -> list[Change]:
+    """A Change per removed config value: secret-typed keys masked, the others with their value."""
+    return [
+        Change(f"config.{k}", "remove", None if is_secret(k) else values[k], None, is_secret(k))
+        for k in sorted(values)
+    ]
+
+
+def _secret_keys_of(detail: dict[str, Any]) -> Callable[[str], bool]:
+    """Per the live schema: a key is secret when typed so, or when the schema does not know it."""
+    types = {i["key"]: i["type"] for i in _schema_items(detail.get("config_schema"))}
+    return lambda key: types.get(key, "secret") == "secret"
+
+
+def _delete_mapping(
+    plan: Plan,
+    name: str,
+    addr: str,
+    lm: dict[str, Any],
+    deps: list[int],
+    is_secret: Callable[[str], bool],
+    stage: int,
+) -> int:
     """Null the org's overrides first (they outlive the mapping otherwise), then delete it."""
     overrides = dict(lm.get("config") or {})
     path = f"/api/integrations/{{iid}}/mappings/{lm['id']}"
-    changes = [Change(f"config.{k}", "remove", None, None, True) for k in sorted(overrides)]
+    changes = _removals(overrides, is_secret)
     if overrides:
         body = {"config": dict.fromkeys(sorted(overrides))}
         deps = [
@@ -755,12 +777,13 @@ def _retire(plan: Plan, name: str, iid: str, detail: dict[str, Any], live: Live)
     plan.retiring[iid] = name
     plan.ids[name] = iid
     deps: list[int] = []
+    is_secret = _secret_keys_of(detail)
     for lm in sorted(detail.get("mappings") or [], key=lambda m: str(m.get("organization_id"))):
         org = live.orgs.get(lm.get("organization_id"), str(lm.get("organization_id")))
-        deps.append(_delete_mapping(plan, name, f"{name}/{org}", lm, [], stage=3))
+        deps.append(_delete_mapping(plan, name, f"{name}/{org}", lm, [], is_secret, stage=3))
     defaults = detail.get("config_defaults") or {}
     if defaults:
-        changes = [Change(f"config.{k}", "remove", None, None, True) for k in sorted(defaults)]
+        changes = _removals(dict(defaults), is_secret)
         deps.append(
             _add(
                 plan,
