@@ -262,7 +262,7 @@ def test_tampered_org_file_is_refused(bundles: dict[str, Path], tmp_path: Path, 
     if mode == "plain":
         target.write_text(target.read_text().replace('"Contoso Ltd"', '"Contoso Ltx"', 1))
     else:  # same sops content, other bytes: the sha256 alone catches it
-        target.write_bytes(target.read_bytes().replace(b"\t", b"  ", 1))
+        target.write_bytes(target.read_bytes().replace(b",", b", ", 1))
     sdk = Integrations(Bundle(b))
     with pytest.raises(BundleIntegrityError) as info:
         sdk.get_sync("HaloPSA", "contoso")

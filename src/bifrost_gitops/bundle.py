@@ -248,14 +248,13 @@ def write(
     files: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
     for key, rel, record, extra in targets:
-        clear = canonical(record)
         entry: dict[str, Any] = {"file": rel, **extra}
         if mode == "seal":
-            data, fp = _seal(record, clear, rel, out_dir, old_entries.get(key), fkey, recipients or [])
+            data, fp = _seal(record, rel, out_dir, old_entries.get(key), fkey, recipients or [])
             if fp:
                 entry["fingerprint"] = fp
         else:
-            data = clear
+            data = canonical(record)
         entry["sha256"] = hashlib.sha256(data).hexdigest()
         files[rel] = data
         entries[key] = entry
@@ -285,20 +284,23 @@ def write(
 
 def _seal(
     record: dict[str, Any],
-    clear: bytes,
     rel: str,
     out_dir: str,
     old: dict[str, Any] | None,
     fkey: bytes | None,
     recipients: list[str],
 ) -> tuple[bytes, str | None]:
-    fp = hmac.new(fkey, clear, hashlib.sha256).hexdigest() if fkey else None
+    """The sealed file: the one already there when its content is unchanged, else fresh."""
+    fp = None
+    if fkey:
+        compact = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        fp = hmac.new(fkey, compact, hashlib.sha256).hexdigest()
     if fp and old and old.get("fingerprint") == fp:
         current = _current(out_dir, rel)
         if current is not None and hashlib.sha256(current).hexdigest() == old.get("sha256"):
             return current, fp
     sealed = sops.encrypt_document(record, recipients=recipients)
-    return sops.dump_json(sealed).encode(), fp
+    return sops.dump_json(sealed, indent=None).encode(), fp
 
 
 def _current(out_dir: str, rel: str) -> bytes | None:

@@ -377,10 +377,12 @@ def _check_json(v: Any) -> None:
             _check_json(x)
 
 
-def dump_json(tree: Mapping[str, Any]) -> str:
-    """Tab-indented JSON with a trailing newline, as sops writes it."""
+def dump_json(tree: Mapping[str, Any], indent: str | None = "\t") -> str:
+    """Tab-indented JSON with a trailing newline, as sops writes it; ``indent=None`` writes one
+    compact line (sops reads it the same), several times faster for large machine-read files."""
     _check_json(tree)
-    return json.dumps(tree, indent="\t", ensure_ascii=False, default=_json_default) + "\n"
+    seps = (",", ":") if indent is None else None
+    return json.dumps(tree, indent=indent, separators=seps, ensure_ascii=False, default=_json_default) + "\n"
 
 
 def dumps(tree: Mapping[str, Any], fmt: str) -> str:
