@@ -272,6 +272,8 @@ def _prepare(out_dir: str, age: list[str] | None, result: Imported) -> None:
                 f"{out_dir}: no {sopsrules.CONFIG_NAME}: pass --age RECIPIENT (whoever must read the secrets)"
             )
         bad = [r for r in age if not re.match(r"^age1[0-9a-z]{20,}$", r)]
+        if any("SECRET-KEY" in b.upper() for b in bad):  # never echo a private key
+            raise DeployError("--age: that is a secret key; pass its public recipient (age1...) instead")
         if bad:
             raise DeployError(f"--age: {', '.join(repr(b) for b in bad)} is not an age recipient (age1...)")
         _write(config, SOPS_CONFIG.format(recipients=",".join(age)))
