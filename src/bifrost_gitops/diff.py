@@ -14,6 +14,7 @@ from typing import Any
 from . import sops
 from .bundle import SecretOpener
 from .diagnostics import Diagnostic
+from .model import ProviderRef
 from .repo import Result
 from .resolve import Resolved, SecretRef, Source, organizations, resolve, resolve_org
 
@@ -160,22 +161,57 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
     base_mapped, head_mapped = _mapped_by_org(base), _mapped_by_org(head)
+    same = _same_integrations(base, head)
+    unmapped: dict[str, list[Change]] = {}  # the defaults-only comparison, made once per integration
     for org in sorted(set(base_orgs) | set(head_orgs)):
         if org not in head_orgs:
             out.changes[org] = [Change(None, "organization", None, "declared", "removed", None)]
             continue
-        if org not in base_orgs:
-            changes = [Change(None, "organization", None, None, "added", None)]
-            old_view: dict[str, Resolved] = {}
-        else:
-            changes = []
-            old_view = _view(base, org, base_global, base_mapped)
-        new_view = _view(head, org, head_global, head_mapped)
-        for name in sorted(set(old_view) | set(new_view)):
-            changes += _integration(name, old_view.get(name), new_view.get(name), compare)
+        added = org not in base_orgs
+        changes = [Change(None, "organization", None, None, "added", None)] if added else []
+        old_names = set() if added else set(base_global)
+        olds, news = base_mapped.get(org.lower(), set()), head_mapped.get(org.lower(), set())
+        for name in sorted(old_names | set(head_global)):
+            in_old, in_new = name in old_names, name in head_global
+            if in_old and in_new and name in same and _same_mapping(base, head, org, name):
+                continue  # every input of this resolution is unchanged
+            if in_old and in_new and name not in olds and name not in news:
+                if name not in unmapped:
+                    unmapped[name] = _integration(name, base_global[name], head_global[name], compare)
+                changes += unmapped[name]
+                continue
+            old = (
+                (resolve(base.catalog, org, name) if name in olds else base_global[name]) if in_old else None
+            )
+            new = (
+                (resolve(head.catalog, org, name) if name in news else head_global[name]) if in_new else None
+            )
+            changes += _integration(name, old, new, compare)
         if changes:
             out.changes[org] = changes
     return out
+
+
+def _same_integrations(base: Result, head: Result) -> set[str]:
+    """Integrations whose own document and OAuth provider document are identical on both sides."""
+    out = set()
+    for name, hp in head.catalog.integrations.items():
+        bp = base.catalog.integrations.get(name)
+        if bp is None or bp.doc.data != hp.doc.data:
+            continue
+        ref = hp.model.oauth
+        if isinstance(ref, ProviderRef):
+            a, b = base.catalog.providers.get(ref.provider), head.catalog.providers.get(ref.provider)
+            if a is None or b is None or a.doc.data != b.doc.data:
+                continue
+        out.add(name)
+    return out
+
+
+def _same_mapping(base: Result, head: Result, org: str, name: str) -> bool:
+    a = base.catalog.mappings.get((name, org.lower()))
+    b = head.catalog.mappings.get((name, org.lower()))
+    return (a is None and b is None) or (a is not None and b is not None and a.doc.data == b.doc.data)
 
 
 def _mapped_by_org(r: Result) -> dict[str, set[str]]:
@@ -184,17 +220,6 @@ def _mapped_by_org(r: Result) -> dict[str, set[str]]:
     for name, o in r.catalog.mappings:
         out.setdefault(o, set()).add(name)
     return out
-
-
-def _view(
-    r: Result, org: str, global_view: dict[str, Resolved], by_org: dict[str, set[str]]
-) -> dict[str, Resolved]:
-    """An org's resolutions; unmapped integrations reuse the global (defaults-only) resolution."""
-    mapped = by_org.get(org.lower(), set())
-    view = {}
-    for name, g in global_view.items():
-        view[name] = resolve(r.catalog, org, name) if name in mapped else g
-    return view
 
 
 def _integration(
