@@ -25,12 +25,14 @@ STAMP = os.path.join(VENV, ".bifrost-gitops-setup")
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script is what tells users on 3.10
         sys.exit(f"dev.py: Python 3.11+ is needed, this is {sys.version.split()[0]}")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         want = hashlib.sha256(f.read()).hexdigest()
-    if os.path.exists(STAMP) and open(STAMP).read() == want:
-        return
+    if os.path.exists(STAMP):
+        with open(STAMP) as f:
+            if f.read() == want:
+                return
     if not os.path.exists(PY):
         print("dev.py: creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)

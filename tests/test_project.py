@@ -23,8 +23,8 @@ def test_every_error_code_is_documented() -> None:
 @pytest.mark.parametrize(
     "cmd",
     [
-        ["ruff", "check", "src", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "src", "tests", "benchmarks"],
+        ["ruff", "check", "src", "tests", "benchmarks", "dev.py"],
+        ["ruff", "format", "--check", "src", "tests", "benchmarks", "dev.py"],
         ["mypy"],
     ],
     ids=["ruff", "ruff-format", "mypy"],

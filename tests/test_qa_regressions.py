@@ -150,3 +150,22 @@ def test_secrets_set_never_rewrites_a_clear_value(make_repo: Any) -> None:
     run = _set(root, env, "CANARY-qa-4")
     assert run.code == 2 and "config.extra.c" in run.stderr and "quote them" in run.stderr, run
     assert (root / MAPPING).read_text() == text
+
+
+def test_keygen_makes_a_key_sops_uses(tmp_path: Path) -> None:
+    keys = tmp_path / "cfg" / "sops" / "age" / "keys.txt"
+    run = run_cli("secrets", "keygen", env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert run.code == 0 and keys.exists() and (keys.stat().st_mode & 0o777) == 0o600
+    recipient = run.stdout.strip()
+    assert recipient.startswith("age1") and "AGE-SECRET-KEY" not in run.output
+    doc = tmp_path / "x.yaml"
+    doc.write_text("secret: CANARY-qa-5\n")
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(keys)}
+    subprocess.run([SOPS, "--encrypt", "--age", recipient, "--in-place", str(doc)], check=True, env=env,
+                   cwd=tmp_path, capture_output=True)  # fmt: skip
+    clear = subprocess.run(
+        [SOPS, "--decrypt", str(doc)], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert "CANARY-qa-5" in clear.stdout
+    again = run_cli("secrets", "keygen", env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert again.code == 2 and "not overwritten" in again.stderr

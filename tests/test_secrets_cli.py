@@ -515,13 +515,12 @@ def test_check_reports_every_altered_file_at_once(repo: Path) -> None:
 
 
 def locked_files(r: Run) -> dict[str, str]:
-    """exit 2, one stderr line per file no key opens (by path), then a one-line summary."""
+    """exit 2, and a K004 finding (path:line:col) per file no key opens, by path."""
     assert r.code == 2, r
     assert "Traceback" not in r.output
-    lines = r.stderr.strip().splitlines()
-    assert all(line.startswith("bifrost-gitops: ") for line in lines), r.stderr
-    assert "could not be opened" in lines[-1]
-    return {line.split(": ")[1]: line for line in lines[:-1]}
+    if r.stdout.lstrip().startswith("{"):
+        return {d["path"]: d["message"] for d in findings(r) if d["code"] == "K004"}
+    return {line.split(":")[0]: line for line in r.stdout.splitlines() if " K004 " in line}
 
 
 def test_check_without_the_key_exits_2(repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -540,7 +539,7 @@ def test_check_without_the_key_exits_2(repo: Path, wrong_key: Path, monkeypatch:
     assert all("SOPS_AGE_KEY_FILE: not set" in m for m in locked.values())
 
 
-def test_decrypt_reports_findings_before_the_files_it_cannot_open(
+def test_decrypt_reports_findings_alongside_the_files_it_cannot_open(
     repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = repo / NORTHWIND
@@ -549,6 +548,7 @@ def test_decrypt_reports_findings_before_the_files_it_cannot_open(
     r = run("validate", "--decrypt", cwd=repo)
     assert len(locked_files(r)) == 4
     assert "C003" in r.stdout  # the ordinary findings are still reported
+    assert "5 errors" in r.stdout  # and the summary counts the locked files
 
 
 def test_validate_decrypt_reports_k005_alongside_other_findings(repo: Path) -> None:

@@ -30,6 +30,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # `... | head` closed the pipe: nothing left to say to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FINDINGS)
         except OSError as e:  # disk full, permissions, a vanished file: an environment problem
             fail(
                 f"{e.filename + ': ' if isinstance(e.filename, str) else ''}{e.strerror or type(e).__name__}"
@@ -74,19 +77,18 @@ def _load(repo: str) -> Any:
         fail(str(e))
 
 
-def _open_all(result: Any) -> tuple[list[Any], list[str]]:
-    """Decrypt every encrypted file (MAC verified): findings, and the files no key opens."""
+def _open_all(result: Any) -> list[Any]:
+    """Decrypt every encrypted file (MAC verified); files no key opens come back as K004."""
     from . import secretops
 
     return secretops.check_files(result)
 
 
-def _locked(files: list[str]) -> None:
-    """Files no available key opens: an environment error (exit 2), after every finding."""
-    if files:
-        for message in files:
-            click.echo(f"bifrost-gitops: {message}", err=True)
-        fail(f"{len(files)} file(s) could not be opened (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
+def _exit_for(diags: list[Any], failing: list[Any]) -> NoReturn:
+    """2 when a file could not be opened (missing key: the environment), else 1 on findings."""
+    if any(d.code == "K004" for d in diags):
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
 _FORMAT = click.option(
@@ -116,14 +118,10 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
 
     result = _load(repo)
     diags = list(result.diagnostics)
-    locked: list[str] = []
     if decrypt:
-        found, locked = _open_all(result)
-        diags = sorted(diags + found, key=sort_key)
+        diags = sorted(diags + _open_all(result), key=sort_key)
     _report(diags, result.files, fmt, result.root)
-    _locked(locked)
-    failing = diags if strict else [x for x in diags if x.severity == "error"]
-    sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
+    _exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
 
 
 @main.command()
@@ -583,6 +581,30 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
     click.echo(f"{written}: {key} set{f' for {org}' if org else ' (integration default)'}", err=True)
 
 
+@secrets.command("keygen")
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    type=click.Path(dir_okay=False),
+    help="Keys file to create (default: where sops looks, ~/.config/sops/age/keys.txt).",
+)
+def secrets_keygen(path: str | None) -> None:
+    """Make an age key for sops (like age-keygen) and print its public recipient.
+
+    The secret key goes only into the file (mode 0600); put the printed recipient in
+    .sops.yaml (and bundle.recipients for a runtime key).
+    """
+    from . import secretops
+
+    try:
+        where, recipient = secretops.keygen(path)
+    except secretops.SecretsError as e:
+        fail(str(e))
+    click.echo(f"created {where}", err=True)
+    click.echo(recipient)
+
+
 @secrets.command("check")
 @click.argument("repo", default=".", type=click.Path())
 @_FORMAT
@@ -594,10 +616,9 @@ def secrets_check(repo: str, fmt: str) -> None:
     from . import secretops
 
     result = _load(repo)
-    diags, locked = _open_all(result)
+    diags = _open_all(result)
     _report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
-    _locked(locked)
-    sys.exit(EXIT_FINDINGS if diags else EXIT_OK)
+    _exit_for(diags, diags)
 
 
 @secrets.command("recipients")

@@ -44,6 +44,7 @@ CODES: dict[str, str] = {
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
+    "K004": "no available key opens the file (an environment problem: exit 2)",
     "K005": "encrypted file fails its integrity check (ciphertext, MAC or clear value altered)",
     "K006": "file's recipients differ from what .sops.yaml asks for (run sops updatekeys)",
 }

@@ -101,6 +101,11 @@ def _show_pair(a: Any, b: Any, null: bool = False) -> tuple[str | None, str | No
     return (None if ta is None else _cut(ta, start), None if tb is None else _cut(tb, start))
 
 
+def _in_base(where: str | None) -> str | None:
+    """A removed value has no line in head: say where it was, and that this is the base."""
+    return f"{where} in base" if where else None
+
+
 def _where(s: Source | None) -> str | None:
     return f"{s.file}:{s.line}" if s is not None and s.file else None
 
@@ -252,7 +257,7 @@ def _integration(
         src = (
             _where(new.sources.get(f"config.{key}"))
             if key in new.config
-            else _where(old.sources.get(f"config.{key}"))
+            else _in_base(_where(old.sources.get(f"config.{key}")))
         )
         change = _value_change(a, b, compare)
         if change is not None:

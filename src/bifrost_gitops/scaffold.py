@@ -174,8 +174,8 @@ creation_rules:
 NO_KEY_TODO = """\
 #
 # TODO: no age key was found, so the recipient below is a placeholder and sops cannot encrypt
-# yet. Make a key (keep it out of git) and paste its "public key" line here:
-#   mkdir -p ~/.config/sops/age && age-keygen -o ~/.config/sops/age/keys.txt
+# yet. Make a key (kept out of git, where sops finds it) and paste the recipient it prints here:
+#   bifrost-gitops secrets keygen        (or: age-keygen -o ~/.config/sops/age/keys.txt)
 """
 
 PRE_COMMIT = """\

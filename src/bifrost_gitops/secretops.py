@@ -197,11 +197,10 @@ def encrypted_files(result: Result) -> list[str]:
     return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
 
 
-def check_files(result: Result, keyring: sops.Keyring | None = None) -> tuple[list[Diagnostic], list[str]]:
-    """Open every encrypted file and verify its MAC: (findings, files no key opens, described)."""
+def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
+    """Open every encrypted file and verify its MAC. A file no key opens is K004 (exit 2)."""
     ring = keyring or sops.default_keyring()
     out: list[Diagnostic] = []
-    locked: list[str] = []
     for rel in encrypted_files(result):
         try:
             sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel)
@@ -216,10 +215,10 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> tuple[li
                 )
             )
         except sops.NoKeyError as e:
-            locked.append(str(e))
+            out.append(error("K004", rel, (0, 0), _reason(e, rel), "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"))
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
-    return out, locked
+    return out
 
 
 def _reason(e: Exception, rel: str) -> str:
@@ -277,3 +276,30 @@ def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+# --- secrets keygen ------------------------------------------------------------------------
+
+
+def keygen(path: str | None = None) -> tuple[str, str]:
+    """Make an age identity in a sops keys file (mode 0600); returns (path, public recipient).
+
+    For users without age-keygen: the file format is the same, and sops finds the default path.
+    An existing file is never overwritten (it may hold the only copy of a key)."""
+    import datetime
+
+    import pyrage  # type: ignore[import-untyped]
+
+    from .sops.keys import default_keys_path
+
+    path = path or default_keys_path(os.environ)
+    if os.path.exists(path):
+        raise SecretsError(f"{path} exists; not overwritten (pass -o NEW_FILE)")
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"# created: {created}\n# public key: {recipient}\n{identity}\n")
+    return path, recipient

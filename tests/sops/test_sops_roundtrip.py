@@ -187,9 +187,7 @@ def test_key_groups_written_and_read(tmp_path: Path, sops_bin: str, fresh_key: A
     with pytest.raises(sops.NoKeyError):
         sops.decrypt_document(doc, identities=[ident], use_binary=False)
     both = tmp_path / "both.txt"
-    both.write_text(
-        f"{ident}\n{(Path(__file__).resolve().parents[2].parent / 'shared/testdata/sops/keys.txt').read_text()}"
-    )
+    both.write_text(f"{ident}\n{(Path(__file__).resolve().parent / 'vectors/keys.txt').read_text()}")
     path = _write(tmp_path, "groups.yaml", doc)
     proc = run_sops(sops_bin, "--decrypt", str(path), cwd=tmp_path, key_file=both)
     assert proc.returncode == 0, proc.stderr
