@@ -237,7 +237,11 @@ def _integration(
     assert old is not None
     out: list[Change] = []
     if old.mapped != new.mapped:
-        src = _where((new if new.mapped else old).sources.get("entity_id"))
+        src = (
+            _where(new.sources.get("entity_id"))
+            if new.mapped
+            else _in_base(_where(old.sources.get("entity_id")))
+        )
         out.append(
             Change(
                 name,
