@@ -6,8 +6,9 @@ Generates the repository (benchmarks/generate.py, secret_fraction 0; the generat
 secrets are random bytes that do not decrypt, so they are stood in for by a deterministic value
 per file and path), seeds the fake server with the organizations' UUIDs, then measures:
 1. the first apply (everything created),
-2. plan with nothing to do: the live state is read with 3 + 2N requests for N integrations, never
-   one per organization or per value,
+2. plan with nothing to do: the live state is read with at most 4 + 2N requests for N integrations
+   (version, organizations, the list, the ledger; a detail per integration and an OAuth read for
+   those with a provider), never one per organization or per value,
 3. a one-organization change (one mapping's entity_id): plan + apply, and the write requests sent.
 """
 
