@@ -169,3 +169,10 @@ def test_keygen_makes_a_key_sops_uses(tmp_path: Path) -> None:
     assert "CANARY-qa-5" in clear.stdout
     again = run_cli("secrets", "keygen", env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
     assert again.code == 2 and "not overwritten" in again.stderr
+
+
+def test_a_list_of_our_documents_is_reported_not_skipped(make_repo: Any) -> None:
+    root = make_repo(
+        {"more.yaml": f"- {API.strip()}\n  kind: Organizations\n  organizations: [{{name: x}}]\n"}
+    )
+    assert [(d.code, d.path) for d in load(root).diagnostics] == [("Y008", "more.yaml")]

@@ -111,6 +111,17 @@ def _load(tree: Tree) -> Result:
     for rel in files:
         doc, found = tree.load(rel)
         diags.extend(found)
+        if doc is not None and isinstance(doc.data, list) and any(structure.is_ours(x) for x in doc.data):
+            diags.append(
+                error(
+                    "Y008",
+                    rel,
+                    doc.pos(()),
+                    "a list of documents: one document per file",
+                    "put each document in a file of its own",
+                )
+            )
+            continue
         if doc is None or not structure.is_ours(doc.data):
             continue
         diags.extend(doc.notes)
