@@ -176,3 +176,20 @@ def test_a_list_of_our_documents_is_reported_not_skipped(make_repo: Any) -> None
         {"more.yaml": f"- {API.strip()}\n  kind: Organizations\n  organizations: [{{name: x}}]\n"}
     )
     assert [(d.code, d.path) for d in load(root).diagnostics] == [("Y008", "more.yaml")]
+
+
+def test_a_string_under_a_json_key_that_bifrost_would_refuse_is_a_warning(make_repo: Any) -> None:
+    base = API + "kind: Mapping\nintegration: HaloPSA\norganization: contoso\nentity_id: '1'\nconfig:\n"
+    bad = load(make_repo({MAPPING: base + "  extra: not json\n"}))
+    assert [(d.code, d.severity) for d in bad.diagnostics] == [("C010", "warning")]
+    good = load(make_repo({MAPPING: base + "  extra: '{\"a\": 1}'\n"}))
+    assert codes(good) == []
+
+
+def test_oauth_scopes_hold_no_spaces_or_commas(make_repo: Any) -> None:
+    integration = (Path(make_repo()) / INTEGRATION).read_text() + (
+        "oauth:\n  flow: authorization_code\n  authorization_url: https://a.example/auth\n"
+        "  token_url: https://a.example/token\n  client_id: x\n  scopes: [ok, 'two words', 'a,b']\n"
+    )
+    result = load(make_repo({INTEGRATION: integration}))
+    assert codes(result) == ["S001", "S001"]

@@ -182,6 +182,17 @@ def _index_named(index: dict[str, Parsed], docs: list[Parsed], what: str, out: l
 
 def _check_oauth(doc: Document, at: Path, oauth: OAuthSettings, out: list[Diagnostic]) -> None:
     """Bifrost's own rules for a provider (it answers 422 otherwise), and its secrets."""
+    for i, scope in enumerate(oauth.scopes):
+        if not scope or any(c.isspace() or c == "," for c in scope):
+            out.append(
+                error(
+                    "S001",
+                    doc.path,
+                    doc.pos(at + ("scopes", i)),
+                    f"scope {scope!r} is empty or holds a space or comma: Bifrost splits scopes on them",
+                    "list each scope as an item of its own",
+                )
+            )
     secrets = oauth.secrets
     if oauth.flow == "client_credentials" and not (secrets and secrets.client_secret):
         out.append(
@@ -473,6 +484,27 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: li
                 f"{item.key!r} is a json key, but its value holds NaN or infinity",
             )
         )
+    elif t == "json" and isinstance(value, str) and not _parses_as_json(value):
+        # any YAML value is valid json config, but Bifrost's API answers 400 for such a string
+        out.append(
+            warning(
+                "C010",
+                doc.path,
+                doc.pos(path),
+                f"{item.key!r} is a json key holding text that is not JSON: Bifrost's API refuses it",
+                "write the value as YAML (a mapping, list or number), or as JSON text",
+            )
+        )
+
+
+def _parses_as_json(text: str) -> bool:
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _json_ok(value: Any) -> bool:

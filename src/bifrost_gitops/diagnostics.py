@@ -41,6 +41,7 @@ CODES: dict[str, str] = {
     "C007": "required key has no default, so organizations without a mapping lack it",
     "C008": "token URL needs {entity_id} but a mapped organization resolves none",
     "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
+    "C010": "json key holds text that is not JSON (valid here, refused by Bifrost's API on deploy)",
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
