@@ -21,7 +21,7 @@ from typing import Any
 
 from .client import ApiError, Client
 from .manifest import LEDGER
-from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest
+from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
 
 
 @dataclass
@@ -55,6 +55,23 @@ def _same_field(name: str, sent: Any, found: Any) -> bool:
     if name == "organization_id" and isinstance(sent, str) and isinstance(found, str):
         return sent.lower() == found.lower()
     return bool(sent == found)
+
+
+def _soft_deleted(op: Op, body: Any, e: ApiError) -> ApiError:
+    """An integration create refused in the DB-conflict shape: the name is held by a
+    soft-deleted integration (a live duplicate answers {"detail": "... already exists"})."""
+    if op.resource != "integration" or op.action != "create" or e.status != 409:
+        return e
+    if not e.message.startswith("conflict:"):
+        return e
+    name = body.get("name", op.integration) if isinstance(body, dict) else op.integration
+    message = (
+        f"the name {name!r} is blocked by a soft-deleted integration in Bifrost (a deleted "
+        "integration keeps its name for good, contract gotcha 7; the API lists no deleted ones): "
+        "rename this integration in the repository, or have an admin restore the deleted one "
+        f"with a Bifrost manifest import ({e.message})"
+    )
+    return ApiError(e.status, message, e.method, e.path, retried=e.retried)
 
 
 def _quote(segment: str) -> str:
@@ -95,10 +112,10 @@ class _Run:
             return self.client.request(op.method, path, body)
         except ApiError as e:
             if e.status != 409 or not e.retried:
-                raise
+                raise _soft_deleted(op, body, e) from None
             found = self.read_back(op, body)
             if found is None:
-                raise
+                raise _soft_deleted(op, body, e) from None
             self.notes[i] = LANDED
             return found
 
@@ -141,10 +158,40 @@ class _Run:
             if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
                 return "Bifrost answered the create without an id"
             self.ids[op.integration] = answer["id"]
+        if op.resource == "mapping" and op.action == "create" and op.keep_keys is not None:
+            return self.clear_leftovers(i, op, iid, answer)
         if op.action == "refresh" and isinstance(answer, dict) and answer.get("success") is False:
             return self.client.scrub(
                 f"the token refresh did not succeed: {answer.get('message') or 'no reason given'}"
             )
+        return None
+
+    def clear_leftovers(self, i: int, op: Op, iid: str, answer: Any) -> str | None:
+        """Null the overrides a mapping create brought back (contract 1.6, gotcha 8): Bifrost
+        keeps an organization's override rows when its mapping is deleted, and the create's
+        answer holds them with the ones just sent. Keys the repository does not declare go."""
+        if not isinstance(answer, dict):
+            return None
+        raw = answer.get("config")
+        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        keep = op.keep_keys or frozenset()
+        leftovers = sorted(k for k in config if k not in keep)
+        if not leftovers:
+            return None
+        shown = ", ".join(
+            f"{k} (was {show(config[k])})" if k in op.public_keys else f"{k} (secret)" for k in leftovers
+        )
+        mid = answer.get("id")
+        if not isinstance(mid, str):
+            return self.client.scrub(f"created, but without an id: leftover overrides {shown} remain")
+        try:
+            self.client.put(f"/api/integrations/{iid}/mappings/{mid}", {"config": dict.fromkeys(leftovers)})
+        except ApiError as e:
+            return self.client.scrub(
+                f"created, but removing the leftover overrides {shown} failed ({e}): run apply again"
+            )
+        note = self.client.scrub(f"removed leftover overrides of an earlier mapping: {shown}")
+        self.notes[i] = f"{self.notes[i]}; {note}" if i in self.notes else note
         return None
 
     def ledger(self, i: int, op: Op) -> str | None:

@@ -99,20 +99,24 @@ def _canonical(value: Any, typ: str | None) -> tuple[bool, Any]:
 
 
 def _values(
-    values: dict[str, Any], types: dict[str, str], where: str, notes: list[str]
+    values: dict[str, Any],
+    types: dict[str, str],
+    where: str,
+    notes: list[str],
+    left_out: str = "not imported",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     config: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for key in sorted(values):
         typ = types.get(key)
         if typ is None:
-            notes.append(f"{where}: {key!r} is not in the config schema; not imported")
+            notes.append(f"{where}: {key!r} is not in the config schema; {left_out}")
             continue
         ok, value = _canonical(values[key], typ)
         if not ok:
             if values[key] not in (None, ""):
                 shown = "a secret value" if typ == "secret" else f"{values[key]!r}"
-                notes.append(f"{where}: {key!r} holds {shown} that is not a valid {typ}; not imported")
+                notes.append(f"{where}: {key!r} holds {shown} that is not a valid {typ}; {left_out}")
             continue
         (secrets if typ == "secret" else config)[key] = value
     return config, secrets
@@ -188,7 +192,13 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
             }
             if m.get("entity_name") not in (None, ""):
                 mdoc["entity_name"] = m["entity_name"]
-            config, secrets = _values(m.get("config") or {}, types, f"{name}/{org}", result.notes)
+            config, secrets = _values(
+                m.get("config") or {},
+                types,
+                f"{name}/{org}",
+                result.notes,
+                "not imported (a mapping's overrides are declared whole: the next apply removes it)",
+            )
             if config:
                 mdoc["config"] = config
             if secrets:

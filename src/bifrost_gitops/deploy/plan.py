@@ -2,8 +2,10 @@
 
 Per integration (4.7): create it, or PUT its changed scalar fields; the schema in its own PUT,
 before any value; the defaults PUT with changed keys only and explicit nulls for removals
-(values whose key changed type are re-sent); per organization the mapping POST / PUT (entity
-fields and the override diff) / delete (overrides nulled first); the OAuth provider POST / PUT
+(values whose key changed type, or is new to the schema while values exist, are re-sent); per
+organization the mapping POST (then a PUT nulling leftover overrides the create's answer shows)
+/ PUT (entity fields and the override diff: undeclared keys nulled) / delete (overrides nulled
+first); the OAuth provider POST / PUT
 and, for client_credentials, a token refresh. Last, the ownership ledger.
 
 Secrets never enter a Change: they show as set / changed / removed, decided by comparing
@@ -53,13 +55,23 @@ def normalise_scopes(scopes: Any) -> list[str]:
 @dataclass
 class Change:
     field: str
-    action: str  # add | change | remove | set | rotate | keep
+    action: str  # add | change | remove | set | rotate | keep | clear
     old: Any = None
     new: Any = None
     secret: bool = False
 
     def text(self) -> str:
-        sign = {"add": "+", "change": "~", "remove": "-", "set": "+", "rotate": "~", "keep": "="}[self.action]
+        sign = {
+            "add": "+",
+            "change": "~",
+            "remove": "-",
+            "set": "+",
+            "rotate": "~",
+            "keep": "=",
+            "clear": "-",
+        }[self.action]
+        if self.action == "clear":
+            return f"{sign} {self.field}: {self.new}"
         if self.secret:
             word = {"add": "set", "change": "changed", "remove": "removed"}.get(self.action, self.action)
             return f"{sign} {self.field}: {word} (secret)"
@@ -100,6 +112,12 @@ class Op:
     #: secret OAuth client secret sent by this op (its hash goes into the ledger); never shown
     sent_secret: Any = field(default=None, repr=False)
     bookkeeping: bool = False  # the ledger: not a change the user declared
+    #: a mapping create: the override keys the repository declares for that organization; any
+    #: other key in the create's answer is a leftover of an earlier mapping (contract 1.6) and
+    #: is nulled right after, in the same apply
+    keep_keys: frozenset[str] | None = None
+    #: of those leftovers, the keys whose value may be shown (typed, and not secret)
+    public_keys: frozenset[str] = frozenset()
 
     def title(self) -> str:
         sign = {"create": "+", "update": "~", "delete": "-", "refresh": ">", "record": "~"}[self.action]
@@ -158,9 +176,11 @@ class Options:
 
 def make_plan(desired: dict[str, Any], live: Live, opts: Options, read_requests: int = 0) -> Plan:
     plan = Plan([], list(live.notes), [], [], read_requests, ledger=live.ledger, ledger_id=live.ledger_id)
+    desired = _lower_org_ids(desired)
+    live_orgs = {str(k).lower(): v for k, v in live.orgs.items()}
     by_id = {i["id"]: i for i in live.integrations.values() if "id" in i}
     declared_orgs = {o["id"]: o["name"] for o in desired["organizations"] if o["id"]}
-    unknown = sorted(f"{name} ({oid})" for oid, name in declared_orgs.items() if oid not in live.orgs)
+    unknown = sorted(f"{name} ({oid})" for oid, name in declared_orgs.items() if oid not in live_orgs)
     if unknown:
         plan.errors.append("organizations not found in Bifrost (or not active): " + ", ".join(unknown))
     managed = live.ledger.get("integrations", {})
@@ -199,6 +219,24 @@ def make_plan(desired: dict[str, Any], live: Live, opts: Options, read_requests:
             plan.drift.append(f"integration {name}: exists in Bifrost but is not managed here (left alone)")
     _ledger(plan, desired, live)
     return plan
+
+
+def _org_key(oid: Any) -> Any:
+    """Organization UUIDs compare case-insensitively (the repository may spell them upper-case)."""
+    return oid.lower() if isinstance(oid, str) else oid
+
+
+def _lower_org_ids(desired: dict[str, Any]) -> dict[str, Any]:
+    """DESIRED with every organization UUID in Bifrost's spelling (lower-case hex)."""
+    integrations = []
+    for integ in desired["integrations"]:
+        mappings = {
+            org: {**mp, "organization_id": _org_key(mp.get("organization_id"))}
+            for org, mp in (integ.get("mappings") or {}).items()
+        }
+        integrations.append({**integ, "mappings": mappings})
+    organizations = [{**o, "id": _org_key(o.get("id"))} for o in desired["organizations"]]
+    return {**desired, "organizations": organizations, "integrations": integrations}
 
 
 def _add(plan: Plan, op: Op) -> int:
@@ -323,6 +361,10 @@ def _integration(
     secret_keys = {k for k, t in {**live_types, **want_types}.items() if t == "secret"}
     removed_keys = [k for k in live_types if k not in want_types]
     retyped = {k for k in want_types if k in live_types and live_types[k] != want_types[k]}
+    # a key new to the schema whose values already exist live: those rows were stored untyped
+    # (type string, unencrypted, outside the cascade: contract 1.3) and only a write types them
+    live_valued = set(live_defaults).union(*(m.get("config") or {} for m in live_mappings))
+    retyped |= {k for k in want_types if k not in live_types and k in live_valued}
 
     def is_secret(key: str) -> bool:
         return key in secret_keys or (key not in want_types and key not in live_types)
@@ -396,7 +438,7 @@ def _integration(
         )
 
     # mappings: one group per organization, all after the head
-    live_by_org = {m.get("organization_id"): m for m in live_mappings}
+    live_by_org = {_org_key(m.get("organization_id")): m for m in live_mappings}
     wanted_orgs = set()
     for org, mp in want["mappings"].items():
         oid = mp["organization_id"]
@@ -416,6 +458,15 @@ def _integration(
                 Change(f"config.{k}", "add", None, None if is_secret(k) else v, is_secret(k))
                 for k, v in cfg.items()
             ]
+            if have is not None:  # a new integration has no rows an earlier mapping could leave
+                changes.append(
+                    Change(
+                        "config.*",
+                        "clear",
+                        new="leftover overrides (kept by Bifrost from an earlier mapping of this "
+                        "organization) will be removed",
+                    )
+                )
             _add(
                 plan,
                 Op(
@@ -430,6 +481,8 @@ def _integration(
                     list(head),
                     group=addr,
                     stage=1,
+                    keep_keys=frozenset(cfg) if have is not None else None,
+                    public_keys=frozenset(k for k, t in want_types.items() if t != "secret"),
                 ),
             )
             continue
@@ -449,7 +502,7 @@ def _integration(
             retyped,
             gone,
             is_secret,
-            opts.prune,
+            True,  # a declared mapping's overrides are declared whole: undeclared keys go
             plan,
         )
         if cfg:
