@@ -244,6 +244,17 @@ def _add(plan: Plan, op: Op) -> int:
     return len(plan.ops) - 1
 
 
+def _put_integration(
+    plan: Plan, name: str, body: dict[str, Any], changes: list[Change], deps: list[int] | None = None
+) -> int:
+    """A PUT of an integration's scalar fields (partial: only what changed)."""
+    path = "/api/integrations/{iid}"
+    return _add(
+        plan,
+        Op("update", "integration", name, name, "PUT", path, body, changes, list(deps or []), group=name),
+    )
+
+
 def _schema_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [
         {
@@ -300,23 +311,7 @@ def _integration(
         if want["list_entities_data_provider_id"]:  # create ignores it (4.3)
             b = {"list_entities_data_provider_id": want["list_entities_data_provider_id"]}
             c = [Change("list_entities_data_provider_id", "add", None, b["list_entities_data_provider_id"])]
-            head.append(
-                _add(
-                    plan,
-                    Op(
-                        "update",
-                        "integration",
-                        name,
-                        name,
-                        "PUT",
-                        "/api/integrations/{iid}",
-                        b,
-                        c,
-                        list(head),
-                        group=name,
-                    ),
-                )
-            )
+            head.append(_put_integration(plan, name, b, c, deps=head))
         live_schema: list[dict[str, Any]] = []
         live_defaults: dict[str, Any] = {}
         live_mappings: list[dict[str, Any]] = []
@@ -336,22 +331,7 @@ def _integration(
             body[f] = "" if new is None else new
             changes.append(Change(f, "change" if not _blank(old) else "add", old, new))
         if body:
-            head.append(
-                _add(
-                    plan,
-                    Op(
-                        "update",
-                        "integration",
-                        name,
-                        name,
-                        "PUT",
-                        "/api/integrations/{iid}",
-                        body,
-                        changes,
-                        group=name,
-                    ),
-                )
-            )
+            head.append(_put_integration(plan, name, body, changes))
         live_schema = _schema_items(detail.get("config_schema"))
         live_defaults = dict(detail.get("config_defaults") or {})
         live_mappings = [m for m in detail.get("mappings") or [] if isinstance(m, dict)]
