@@ -1,7 +1,7 @@
 """Findings and the three ways of printing them (text, json, GitHub annotations).
 
 A Diagnostic never carries a secret value: checks build messages from keys, types and
-positions only, so reporters can print whatever they are given.
+positions only. Names in messages come from the repository, so reporters escape them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import os
 from collections.abc import Iterable
 from typing import IO, Literal, NamedTuple
+
+from .escape import gh_data, gh_property, term
 
 Severity = Literal["error", "warning"]
 
@@ -109,9 +111,9 @@ def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: b
     for d in diags:
         sev = f"{red}{d.code}{reset}" if d.severity == "error" else f"{yellow}{d.code}{reset}"
         tag = "" if d.severity == "error" else f" {yellow}(warning){reset}"
-        out.write(f"{bold}{d.location()}{reset}: {sev} {d.message}{tag}\n")
+        out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
         if d.hint:
-            out.write(f"  {dim}hint: {d.hint}{reset}\n")
+            out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
     out.write(summary(diags, files) + "\n")
 
 
@@ -127,19 +129,12 @@ def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
     out.write("\n")
 
 
-def _gh_escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
-
-
 def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
-        props = [f"file={_gh_escape(prefix + d.path, True)}", f"line={d.line}", f"col={d.col}"]
-        props.append(f"title={_gh_escape(d.code, True)}")
+        props = [f"file={gh_property(prefix + d.path)}", f"line={d.line}", f"col={d.col}"]
+        props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
-        out.write(f"::{d.severity} {','.join(props)}::{_gh_escape(msg)}\n")
+        out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
     out.write(summary(diags, files) + "\n")
