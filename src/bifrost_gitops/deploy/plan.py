@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .live import Live, match_integration
+from .replies import Connection, Detail, Integration, Mapping, OAuthSummary, SchemaItem
 from .manifest import LEDGER
 
 #: What `import` writes for an OAuth client secret it cannot read back: "keep the live one".
@@ -178,7 +179,7 @@ def make_plan(desired: dict[str, Any], live: Live, opts: Options, read_requests:
     plan = Plan([], list(live.notes), [], [], read_requests, ledger=live.ledger, ledger_id=live.ledger_id)
     desired = _lower_org_ids(desired)
     live_orgs = {str(k).lower(): v for k, v in live.orgs.items()}
-    by_id = {i["id"]: i for i in live.integrations.values() if "id" in i}
+    by_id = {i.id: i for i in live.integrations.values()}
     declared_orgs = {o["id"]: o["name"] for o in desired["organizations"] if o["id"]}
     unknown = sorted(f"{name} ({oid})" for oid, name in declared_orgs.items() if oid not in live_orgs)
     if unknown:
@@ -193,18 +194,18 @@ def make_plan(desired: dict[str, Any], live: Live, opts: Options, read_requests:
             continue
         have = match_integration(want, live.integrations, by_id)
         if have is not None:
-            matched_ids.add(have["id"])
-            plan.ids[want["name"]] = have["id"]
-            if want.get("id") and want["id"] != have["id"]:
+            matched_ids.add(have.id)
+            plan.ids[want["name"]] = have.id
+            if want.get("id") and want["id"] != have.id:
                 plan.drift.append(
-                    f"integration {want['name']}: the repository says id {want['id']}, Bifrost has {have['id']}"
+                    f"integration {want['name']}: the repository says id {want['id']}, Bifrost has {have.id}"
                 )
-        detail = live.details.get(have["id"]) if have else None
+        detail = live.details.get(have.id) if have else None
         _integration(plan, want, have, detail, live, opts, declared_orgs)
         plan.managed_names.append(want["name"])
     # live integrations the repository does not declare
     for name, entry in sorted(live.integrations.items()):
-        iid = entry.get("id", "")
+        iid = entry.id
         if name == LEDGER or iid in matched_ids:
             continue
         if iid in managed:
@@ -268,6 +269,11 @@ def _schema_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _live_schema(items: list[SchemaItem] | None) -> list[dict[str, Any]]:
+    """The live schema in the manifest's form, so the two compare item by item."""
+    return [i.as_dict() for i in items or []]
+
+
 def _blank(v: Any) -> bool:
     return v in (None, "")
 
@@ -275,8 +281,8 @@ def _blank(v: Any) -> bool:
 def _integration(
     plan: Plan,
     want: dict[str, Any],
-    have: dict[str, Any] | None,
-    detail: dict[str, Any] | None,
+    have: Integration | None,
+    detail: Detail | None,
     live: Live,
     opts: Options,
     declared_orgs: dict[str, str],
@@ -314,13 +320,13 @@ def _integration(
             head.append(_put_integration(plan, name, b, c, deps=head))
         live_schema: list[dict[str, Any]] = []
         live_defaults: dict[str, Any] = {}
-        live_mappings: list[dict[str, Any]] = []
-        oauth_live: dict[str, Any] | None = None
+        live_mappings: list[Mapping] = []
+        oauth_live: OAuthSummary | None = None
     else:
         assert detail is not None
         body, changes = {}, []
         for f in ("entity_id", "entity_id_name", "default_entity_id", "list_entities_data_provider_id"):
-            new, old = want[f], detail.get(f)
+            new, old = want[f], getattr(detail, f)
             if (_blank(new) and _blank(old)) or new == old:
                 continue
             if _blank(new) and f in ("entity_id", "list_entities_data_provider_id"):
@@ -332,10 +338,10 @@ def _integration(
             changes.append(Change(f, "change" if not _blank(old) else "add", old, new))
         if body:
             head.append(_put_integration(plan, name, body, changes))
-        live_schema = _schema_items(detail.get("config_schema"))
-        live_defaults = dict(detail.get("config_defaults") or {})
-        live_mappings = [m for m in detail.get("mappings") or [] if isinstance(m, dict)]
-        oauth_live = detail.get("oauth_config")
+        live_schema = _live_schema(detail.config_schema)
+        live_defaults = dict(detail.config_defaults or {})
+        live_mappings = list(detail.mappings)
+        oauth_live = detail.oauth_config
 
     live_types = {i["key"]: i["type"] for i in live_schema}
     secret_keys = {k for k, t in {**live_types, **want_types}.items() if t == "secret"}
@@ -343,7 +349,7 @@ def _integration(
     retyped = {k for k in want_types if k in live_types and live_types[k] != want_types[k]}
     # a key new to the schema whose values already exist live: those rows were stored untyped
     # (type string, unencrypted, outside the cascade: contract 1.3) and only a write types them
-    live_valued = set(live_defaults).union(*(m.get("config") or {} for m in live_mappings))
+    live_valued = set(live_defaults).union(*(m.config or {} for m in live_mappings))
     retyped |= {k for k in want_types if k not in live_types and k in live_valued}
 
     def is_secret(key: str) -> bool:
@@ -418,7 +424,7 @@ def _integration(
         )
 
     # mappings: one group per organization, all after the head
-    live_by_org = {_org_key(m.get("organization_id")): m for m in live_mappings}
+    live_by_org = {_org_key(m.organization_id): m for m in live_mappings}
     wanted_orgs = set()
     for org, mp in want["mappings"].items():
         oid = mp["organization_id"]
@@ -467,18 +473,16 @@ def _integration(
             )
             continue
         body, changes = {}, []
-        if (mp["entity_id"] or "") != (lm.get("entity_id") or ""):
+        if (mp["entity_id"] or "") != (lm.entity_id or ""):
             body["entity_id"] = mp["entity_id"] or ""
-            changes.append(Change("entity_id", "change", lm.get("entity_id"), mp["entity_id"]))
-        if not (_blank(mp["entity_name"]) and _blank(lm.get("entity_name"))) and mp["entity_name"] != lm.get(
-            "entity_name"
-        ):
+            changes.append(Change("entity_id", "change", lm.entity_id, mp["entity_id"]))
+        if not (_blank(mp["entity_name"]) and _blank(lm.entity_name)) and mp["entity_name"] != lm.entity_name:
             body["entity_name"] = mp["entity_name"] or ""
-            changes.append(Change("entity_name", "change", lm.get("entity_name"), mp["entity_name"]))
+            changes.append(Change("entity_name", "change", lm.entity_name, mp["entity_name"]))
         cfg, cchanges = _config_diff(
             f"mapping {addr}: override",
             mp["config"],
-            dict(lm.get("config") or {}),
+            dict(lm.config or {}),
             retyped,
             gone,
             is_secret,
@@ -496,7 +500,7 @@ def _integration(
                     addr,
                     name,
                     "PUT",
-                    f"/api/integrations/{{iid}}/mappings/{lm['id']}",
+                    f"/api/integrations/{{iid}}/mappings/{lm.id}",
                     body,
                     changes + cchanges,
                     list(head),
@@ -521,7 +525,7 @@ def _integration(
         name,
         want.get("oauth"),
         oauth_live,
-        live.connections.get(have["id"]) if have else None,
+        live.connections.get(have.id) if have else None,
         list(head),
         opts,
     )
@@ -580,9 +584,9 @@ def _removals(values: dict[str, Any], is_secret: Callable[[str], bool]) -> list[
     ]
 
 
-def _secret_keys_of(detail: dict[str, Any]) -> Callable[[str], bool]:
+def _secret_keys_of(detail: Detail) -> Callable[[str], bool]:
     """Per the live schema: a key is secret when typed so, or when the schema does not know it."""
-    types = {i["key"]: i["type"] for i in _schema_items(detail.get("config_schema"))}
+    types = {i.key: i.type for i in detail.config_schema or []}
     return lambda key: types.get(key, "secret") == "secret"
 
 
@@ -590,14 +594,14 @@ def _delete_mapping(
     plan: Plan,
     name: str,
     addr: str,
-    lm: dict[str, Any],
+    lm: Mapping,
     deps: list[int],
     is_secret: Callable[[str], bool],
     stage: int,
 ) -> int:
     """Null the org's overrides first (they outlive the mapping otherwise), then delete it."""
-    overrides = dict(lm.get("config") or {})
-    path = f"/api/integrations/{{iid}}/mappings/{lm['id']}"
+    overrides = dict(lm.config or {})
+    path = f"/api/integrations/{{iid}}/mappings/{lm.id}"
     changes = _removals(overrides, is_secret)
     if overrides:
         body = {"config": dict.fromkeys(sorted(overrides))}
@@ -633,8 +637,8 @@ def _oauth(
     plan: Plan,
     name: str,
     want: dict[str, Any] | None,
-    summary: dict[str, Any] | None,
-    conn: dict[str, Any] | None,
+    summary: OAuthSummary | None,
+    conn: Connection | None,
     deps: list[int],
     opts: Options,
 ) -> None:
@@ -729,14 +733,14 @@ def _oauth(
                 ),
             )
         return
-    live_scopes = normalise_scopes((conn or {}).get("scopes", summary.get("scopes")))
-    live_audience = (conn or {}).get("audience")
+    live_scopes = normalise_scopes(conn.scopes if conn and conn.scopes is not None else summary.scopes)
+    live_audience = conn.audience if conn else None
     body, changes = {}, []
     pairs = [
-        ("oauth_flow_type", want["flow"], summary.get("oauth_flow_type")),
-        ("client_id", want["client_id"], summary.get("client_id")),
-        ("authorization_url", want.get("authorization_url"), summary.get("authorization_url")),
-        ("token_url", want["token_url"], summary.get("token_url")),
+        ("oauth_flow_type", want["flow"], summary.oauth_flow_type),
+        ("client_id", want["client_id"], summary.client_id),
+        ("authorization_url", want.get("authorization_url"), summary.authorization_url),
+        ("token_url", want["token_url"], summary.token_url),
         ("audience", want.get("audience"), live_audience),
     ]
     for f, new, old in pairs:
@@ -784,7 +788,7 @@ def _oauth(
             )
         ]
     if want["flow"] == "client_credentials" and (
-        body or summary.get("status") not in ("completed", "connected")
+        body or summary.status not in ("completed", "connected")
     ):
         # a client-credentials provider has no stored token until one is minted (gotcha 12)
         _add(
@@ -805,16 +809,16 @@ def _oauth(
         )
 
 
-def _retire(plan: Plan, name: str, iid: str, detail: dict[str, Any], live: Live) -> None:
+def _retire(plan: Plan, name: str, iid: str, detail: Detail, live: Live) -> None:
     """Retire a managed integration no longer declared (gotcha 7): mappings, config, OAuth, then soft-delete."""
     plan.retiring[iid] = name
     plan.ids[name] = iid
     deps: list[int] = []
     is_secret = _secret_keys_of(detail)
-    for lm in sorted(detail.get("mappings") or [], key=lambda m: str(m.get("organization_id"))):
-        org = live.orgs.get(lm.get("organization_id"), str(lm.get("organization_id")))
+    for lm in sorted(detail.mappings, key=lambda m: str(m.organization_id)):
+        org = live.orgs.get(str(lm.organization_id), str(lm.organization_id))
         deps.append(_delete_mapping(plan, name, f"{name}/{org}", lm, [], is_secret, stage=3))
-    defaults = detail.get("config_defaults") or {}
+    defaults = detail.config_defaults or {}
     if defaults:
         changes = _removals(dict(defaults), is_secret)
         deps.append(
@@ -836,7 +840,7 @@ def _retire(plan: Plan, name: str, iid: str, detail: dict[str, Any], live: Live)
                 ),
             )
         )
-    if detail.get("oauth_config"):
+    if detail.oauth_config is not None:
         deps.append(
             _add(
                 plan,
