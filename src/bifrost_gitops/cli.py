@@ -376,6 +376,7 @@ def _deploy_plan(
     from .deploy import DeployError
     from .deploy.run import ApiError, Options, connect, load_desired, plan_for
     from .deploy.source import RepositoryErrors
+    from .escape import term
 
     try:
         desired = load_desired(source)
@@ -395,9 +396,9 @@ def _deploy_plan(
         fail(str(e))
     try:
         plan = plan_for(client, desired, Options(**opts))
-    except (ApiError, DeployError) as e:
+    except (ApiError, DeployError) as e:  # BadReply (a reply of the wrong shape) is a DeployError
         client.close()
-        fail(f"cannot read the live state: {client.scrub(str(e))}")
+        fail(f"cannot read the live state: {term(client.scrub(str(e)))}")
     return client, plan
 
 
@@ -447,6 +448,7 @@ def apply(
     """
     from .deploy.apply import apply as run_apply
     from .deploy.render import render_json, render_results, render_text
+    from .escape import term
 
     interactive = sys.stdin.isatty()
     if not yes and not interactive:
@@ -459,7 +461,7 @@ def apply(
             fail("nothing applied: fix the errors above")
         if p.blocked:
             sys.stdout.write(out)
-            fail("nothing applied: " + "; ".join(p.blocked))
+            fail("nothing applied: " + term("; ".join(p.blocked)))
         if fmt == "text":
             sys.stdout.write(out)
         if not p.ops:
@@ -490,23 +492,28 @@ def import_cmd(
     from . import sops
     from .deploy import DeployError
     from .deploy.importer import import_live
+    from .deploy.replies import BadReply
     from .deploy.run import ApiError, connect
+    from .escape import term
 
     try:
         client = connect(url, credentials, concurrency)
     except DeployError as e:
-        fail(str(e))
+        fail(term(str(e)))
     with client:
         try:
             done = import_live(client, out_dir, list(age))
+        except (ApiError, BadReply) as e:
+            fail(f"cannot read the live state: {term(client.scrub(str(e)))}")
         except (DeployError, sops.SopsError) as e:
-            fail(str(e))
-        except ApiError as e:
-            fail(f"cannot read the live state: {client.scrub(str(e))}")
+            fail(term(client.scrub(str(e))))
         requests = client.requests
     for note in done.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo(f"{out_dir}: {len(done.files)} files written ({requests} requests)", err=True)
+        click.echo(f"note: {term(note)}", err=True)
+    for item in done.left_out:
+        click.echo(f"left out: {term(item)}", err=True)
+    left = f"; {len(done.left_out)} left out (listed above)" if done.left_out else ""
+    click.echo(f"{term(out_dir)}: {len(done.files)} files written{left} ({requests} requests)", err=True)
     click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
 
 

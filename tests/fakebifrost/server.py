@@ -533,6 +533,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
 
         status, out, headers = self._dispatch(method, path, query, raw_body)
+        out = fake._rewrite(method, path, status, out)
         record.status = status
         if fault is not None and fault.kind == "drop_after":
             record.status = "drop"
@@ -595,6 +596,7 @@ class FakeBifrost:
         self.refresh_count = 0  # successful POST /auth/refresh calls
         self._log_lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._rewrites: list[tuple[Match, Callable[[Any], Any]]] = []
         self._stopping = threading.Event()
         self._api = Api(self)
         self._server: _Server | None = None
@@ -729,6 +731,21 @@ class FakeBifrost:
     def clear_faults(self) -> None:
         with self._log_lock:
             self._faults.clear()
+            self._rewrites.clear()
+
+    def rewrite(self, match: Match, fn: Callable[[Any], Any]) -> None:
+        """Every successful reply to a request matching ``match(method, path)`` is passed through
+        ``fn`` (which gets a copy of the JSON body and returns what to send): a server that
+        answers in a shape the contract does not promise. Cleared by ``clear_faults``."""
+        with self._log_lock:
+            self._rewrites.append((match, fn))
+
+    def _rewrite(self, method: str, path: str, status: int, body: Any) -> Any:
+        with self._log_lock:
+            fns = [fn for m, fn in self._rewrites if m(method, path)]
+        for fn in fns if status < 400 else []:
+            body = fn(json.loads(json.dumps(body)))
+        return body
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._log_lock:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .live import Live, match_integration
-from .replies import Connection, Detail, Integration, Mapping, OAuthSummary, SchemaItem
 from .manifest import LEDGER
+from .replies import Connection, Detail, Integration, Mapping, OAuthSummary, SchemaItem
 
 #: What `import` writes for an OAuth client secret it cannot read back: "keep the live one".
 KEEP_LIVE_SECRET = "bifrost-gitops:keep-live-client-secret"
@@ -787,9 +787,7 @@ def _oauth(
                 ),
             )
         ]
-    if want["flow"] == "client_credentials" and (
-        body or summary.status not in ("completed", "connected")
-    ):
+    if want["flow"] == "client_credentials" and (body or summary.status not in ("completed", "connected")):
         # a client-credentials provider has no stored token until one is minted (gotcha 12)
         _add(
             plan,

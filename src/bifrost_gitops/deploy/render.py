@@ -1,10 +1,16 @@
-"""Plan and apply reports, as text or JSON. Nothing here can print a secret: Changes hold none."""
+"""Plan and apply reports, as text or JSON. Nothing here can print a secret: Changes hold none.
+
+The reports carry names and text read from Bifrost (integration, organization and connection
+names, values, server messages), which anyone with its UI can set: every text line passes
+through :func:`~bifrost_gitops.escape.term` (a name cannot start a line, forge a workflow
+command or move the cursor) and JSON is written ASCII-only by :func:`~bifrost_gitops.escape.to_json`.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
 
@@ -49,7 +55,12 @@ def render_text(plan: Plan) -> str:
         lines.append("Drift (left alone):")
         lines += [f"  ! {d}" for d in plan.drift]
     lines.append(summary(plan))
-    return "\n".join(lines) + "\n"
+    return _text(lines)
+
+
+def _text(lines: list[str]) -> str:
+    """LINES as terminal text, each escaped whole (our own words hold nothing to escape)."""
+    return "".join(term(line) + "\n" for line in lines)
 
 
 def render_json(plan: Plan) -> str:
@@ -61,7 +72,7 @@ def render_json(plan: Plan) -> str:
         "errors": plan.errors,
         "summary": {**plan.counts(), "changes": len(plan.changes), "read_requests": plan.read_requests},
     }
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return to_json(doc, sort_keys=True) + "\n"
 
 
 def render_results(results: list[Result], requests: int, fmt: str) -> str:
@@ -71,7 +82,7 @@ def render_results(results: list[Result], requests: int, fmt: str) -> str:
             "results": [{**r.op.as_json(), "status": r.status, "message": r.message} for r in results],
             "summary": {**counts, "requests": requests},
         }
-        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return to_json(doc, sort_keys=True) + "\n"
     lines = []
     for r in results:
         mark = {"ok": "ok     ", "failed": "FAILED ", "skipped": "skipped"}[r.status]
@@ -82,4 +93,4 @@ def render_results(results: list[Result], requests: int, fmt: str) -> str:
     )
     if counts["failed"] or counts["skipped"]:
         lines.append("Run apply again to finish: it plans only what is left.")
-    return "\n".join(lines) + "\n"
+    return _text(lines)

@@ -171,7 +171,11 @@ def _what(err: Any) -> str:
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {_kind(err.get('input'))}"
     if kind == "string_pattern_mismatch":
-        return "expected a UUID" if ctx.get("pattern") == UUID_PATTERN else f"does not match {ctx.get('pattern')}"
+        return (
+            "expected a UUID"
+            if ctx.get("pattern") == UUID_PATTERN
+            else f"does not match {ctx.get('pattern')}"
+        )
     if kind == "string_too_short":
         return "empty"
     if kind == "string_too_long":
