@@ -304,10 +304,11 @@ def _drop_invalid(out_dir: str, labels: dict[str, str], result: Imported) -> Non
             name = labels.get(parts[1], parts[1])
             if parts[2] == "integration.yaml":
                 target = os.path.join(out_dir, "integrations", parts[1])
-                what = f"integration {name!r}"
+                what, after = f"integration {name!r}", ""
             else:
                 target = os.path.join(out_dir, *parts)
                 what = f"mapping {name}/{os.path.splitext(parts[-1])[0]}"
+                after = f" ({_MAPPING_LEFT_OUT})"
             if not os.path.exists(target):
                 continue  # another finding removed it already
             if os.path.isdir(target):
@@ -316,7 +317,7 @@ def _drop_invalid(out_dir: str, labels: dict[str, str], result: Imported) -> Non
                 os.unlink(target)
             gone = os.path.relpath(target, out_dir).replace(os.sep, "/")
             result.files = [f for f in result.files if f != gone and not f.startswith(gone + "/")]
-            result.left_out.append(f"{what}: {d.code} {d.message}")
+            result.left_out.append(f"{what}: {d.code} {d.message}{after}")
     raise DeployError(f"{out_dir}: the imported repository still does not validate")
 
 
