@@ -579,9 +579,7 @@ def test_example_repository_compiles_in_every_mode(tmp_path: Path, runtime_key: 
 # --- symlinked output, private temporary folders, a killed run's leftovers ---------------------
 
 
-def test_output_symlink_keeps_the_link_and_swaps_the_folder_it_points_to(
-    repo: Path, tmp_path: Path
-) -> None:
+def test_output_symlink_keeps_the_link_and_swaps_the_folder_it_points_to(repo: Path, tmp_path: Path) -> None:
     """A runtime reading through the link sees the new bundle; nothing is left beside either."""
     (tmp_path / "bundles").mkdir()
     real = tmp_path / "bundles" / "v1"
