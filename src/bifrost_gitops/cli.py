@@ -181,7 +181,7 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="The bundle folder (replaced atomically).",
+    help="The bundle folder (replaced atomically; if it is a symlink, the folder it points to is).",
 )
 @click.option(
     "--secrets",
