@@ -296,3 +296,20 @@ def test_publish_refuses_an_altered_bundle(bundles: dict[str, Path], tmp_path: P
 def test_rollback_with_nothing_published(tmp_path: Path) -> None:
     r = run_cli("publish", "--to", str(tmp_path / "rt"), "--rollback")
     assert r.code == 2 and "nothing is published" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["[1]", "{", '{"release": "../elsewhere", "how": "published"}', '{"release": "x", "how": "moved"}'],
+)
+def test_a_history_changed_by_hand_is_refused_in_one_line(
+    bundles: dict[str, Path], tmp_path: Path, line: str
+) -> None:
+    to = tmp_path / "runtime"
+    a = publish(bundles["A"], to)
+    publish(bundles["B"], to)
+    (to / "history.jsonl").write_text(line + "\n")
+    for args in (["--list"], ["--rollback"]):
+        r = run_cli("publish", "--to", str(to), *args)
+        assert r.code == 2 and "history.jsonl:1:" in r.stderr and len(r.stderr.splitlines()) == 1, r.output
+    assert a in os.listdir(to / "releases")

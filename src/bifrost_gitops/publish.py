@@ -133,28 +133,31 @@ def verify(bundle: str) -> list[str]:
         with open(index_path, "rb") as f:
             index = json.loads(f.read())
     except OSError as e:
-        raise PublishError(f"{bundle}: not a bundle (index.json: {e.strerror})") from None
+        raise PublishError(f"{term(bundle)}: not a bundle (index.json: {e.strerror})") from None
     except ValueError:
-        raise PublishError(f"{index_path}: not JSON") from None
+        raise PublishError(f"{term(index_path)}: not JSON") from None
     if not isinstance(index, dict) or index.get("kind") != "bifrost-gitops/bundle":
-        raise PublishError(f"{index_path}: not a bifrost-gitops bundle index")
+        raise PublishError(f"{term(index_path)}: not a bifrost-gitops bundle index")
     files = ["index.json"]
     for entry in _entries(index):
         rel = entry["file"]
         norm = os.path.normpath(rel)
         if os.path.isabs(rel) or norm.startswith("..") or "\\" in rel:
-            raise PublishError(f"{index_path}: file {rel!r} points outside the bundle")
+            raise PublishError(f"{term(index_path)}: file {term(repr(rel))} points outside the bundle")
         try:
             with open(os.path.join(bundle, norm), "rb") as f:
                 digest = hashlib.sha256(f.read()).hexdigest()
         except OSError as e:
-            raise PublishError(f"{bundle}: {rel}: {e.strerror}") from None
+            raise PublishError(f"{term(bundle)}: {term(rel)}: {e.strerror}") from None
         if digest != entry["sha256"]:
             raise PublishError(
-                f"{bundle}: {rel} does not match its sha256 in index.json (altered or partial)"
+                f"{term(bundle)}: {term(rel)} does not match its sha256 in index.json (altered or partial)"
             )
         files.append(norm)
     return files
+
+
+_NAME = re.compile(r"[^./\x00][^/\x00]*")  # a folder in releases/, not a path
 
 
 def _releases(to: str) -> list[str]:
@@ -170,7 +173,7 @@ def current(to: str) -> str | None:
     if not os.path.islink(link):
         return None
     head, name = os.path.split(os.readlink(link).rstrip("/"))
-    if head != RELEASES or not os.path.isdir(os.path.join(to, RELEASES, name)):
+    if head != RELEASES or not _NAME.fullmatch(name) or not os.path.isdir(os.path.join(to, RELEASES, name)):
         return None
     return name
 
@@ -200,12 +203,12 @@ def _iso(moment: dt.datetime) -> str:
 
 # --- the history -----------------------------------------------------------------------------
 
-_NAME = re.compile(r"[^/\x00]+")
-
 
 def _parse(line: str, where: str) -> Event:
     try:
         raw = json.loads(line)
+        if not isinstance(raw, dict):
+            raise TypeError
         release, at, how, left = raw["release"], raw.get("at"), How(raw["how"]), raw.get("from")
     except (ValueError, KeyError, TypeError):
         raise PublishError(f"{where}: not a history entry; the file was changed by hand") from None
