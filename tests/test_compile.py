@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess as sp
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -573,3 +574,145 @@ def test_example_repository_compiles_in_every_mode(tmp_path: Path, runtime_key: 
         run = compile_(example, tmp_path / mode, "--secrets", mode)
         assert run.code == 0, run
         assert len(json.loads((tmp_path / mode / "index.json").read_text())["orgs"]) == 5
+
+
+# --- symlinked output, private temporary folders, a killed run's leftovers ---------------------
+
+
+def test_output_symlink_keeps_the_link_and_swaps_the_folder_it_points_to(repo: Path, tmp_path: Path) -> None:
+    """A runtime reading through the link sees the new bundle; nothing is left beside either."""
+    (tmp_path / "bundles").mkdir()
+    real = tmp_path / "bundles" / "v1"
+    assert compile_(repo, real, "--secrets", "redact").code == 0
+    link = tmp_path / "bundle"
+    link.symlink_to("bundles/v1")
+    before = snapshot(real)
+    (repo / HALO_FABRIKAM).write_text((repo / HALO_FABRIKAM).read_text().replace("region: us", "region: eu"))
+    run = compile_(repo, link, "--secrets", "redact")
+    assert run.code == 0, run
+    assert link.is_symlink() and os.readlink(link) == "bundles/v1"
+    assert snapshot(real) != before
+    assert org_file(link, "fabrikam")["integrations"]["HaloPSA"]["config"]["region"] == "eu"
+    assert siblings(link) == [] and siblings(real) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", "bundles", "repo", "home"])
+    assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["v1"]
+
+
+def test_a_dangling_output_symlink_gets_its_folder_created(repo: Path, tmp_path: Path) -> None:
+    link = tmp_path / "bundle"
+    link.symlink_to(tmp_path / "bundles" / "v2")
+    assert compile_(repo, link, "--secrets", "redact").code == 0
+    assert link.is_symlink() and (tmp_path / "bundles" / "v2" / "index.json").is_file()
+
+
+@pytest.mark.parametrize("mode", ["plain", "redact"])
+def test_the_temporary_folder_is_private_while_it_is_written(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    out = tmp_path / "bundle"
+    seen: list[int] = []
+    real_fdopen = os.fdopen
+
+    def watching_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        seen.extend(stat.S_IMODE((tmp_path / n).stat().st_mode) for n in siblings(out))
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(bundle.os, "fdopen", watching_fdopen)
+    from support import load
+
+    result = load(repo)
+    bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
+    monkeypatch.setattr(bundle.os, "fdopen", real_fdopen)
+    assert len(seen) >= 7 and set(seen) == {0o700}, [oct(m) for m in seen]
+    assert stat.S_IMODE(out.stat().st_mode) == (0o700 if mode == "plain" else 0o755)
+
+
+#: Runs the CLI and SIGKILLs itself after three bundle files are in the temporary folder:
+#: a real kill -9 mid-write, at a point that does not depend on timing.
+KILLED_MIDWAY = """
+import os, signal, sys
+from bifrost_gitops import bundle
+from bifrost_gitops.cli import main
+
+real_swap = bundle._swap_in
+
+def swap(out_dir, files, private):
+    real_fdopen, written = os.fdopen, []
+
+    def fdopen(fd, *args, **kwargs):
+        written.append(fd)
+        if len(written) > 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_fdopen(fd, *args, **kwargs)
+
+    os.fdopen = fdopen
+    real_swap(out_dir, files, private)
+
+bundle._swap_in = swap
+main(["compile", *sys.argv[1:]])
+"""
+
+
+def test_a_compile_killed_midway_leaves_the_bundle_whole_and_the_next_run_cleans_up(
+    repo: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bundle"
+    assert compile_(repo, out, "--secrets", "plain").code == 0
+    before = snapshot(out)
+    (repo / HALO_FABRIKAM).write_text((repo / HALO_FABRIKAM).read_text().replace("region: us", "region: eu"))
+    killed = sp.run(
+        [sys.executable, "-c", KILLED_MIDWAY, str(repo), "-o", str(out), "--secrets", "plain"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert snapshot(out) == before, "a killed compile must leave the previous bundle whole"
+    [leftover] = siblings(out)
+    assert leftover.startswith(".bundle.new-")
+    assert stat.S_IMODE((tmp_path / leftover).stat().st_mode) == 0o700  # holds clear secrets
+    assert len(snapshot(tmp_path / leftover)) >= 3
+
+    assert compile_(repo, out, "--secrets", "plain").code == 0
+    assert siblings(out) == []
+    assert compile_(repo, tmp_path / "fresh", "--secrets", "plain").code == 0
+    assert snapshot(out) == snapshot(tmp_path / "fresh") != before
+
+
+def test_only_our_unlocked_leftover_folders_are_removed(repo: Path, tmp_path: Path) -> None:
+    """Symlinks, files, other names and a folder a running compile holds are left alone."""
+    import fcntl
+
+    out = tmp_path / "bundle"
+    assert compile_(repo, out, "--secrets", "redact").code == 0
+    leftover = tmp_path / ".bundle.new-k1lled_0"
+    (leftover / "orgs").mkdir(parents=True)
+    (leftover / "orgs" / "contoso.json").write_text("{}")
+    leftover.chmod(0o700)
+    old = tmp_path / ".bundle.old-k1lled_1"
+    old.mkdir()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("precious")
+    keep = {
+        ".bundle.new-symlink0": lambda p: p.symlink_to(precious, target_is_directory=True),
+        ".bundle.old-afile000": lambda p: p.write_text("not a folder"),
+        ".bundle.new-short": lambda p: p.mkdir(),
+        ".bundle.new-toolong00": lambda p: p.mkdir(),
+        ".other.new-abcdefgh": lambda p: p.mkdir(),
+        "bundle.new-abcdefgh": lambda p: p.mkdir(),
+        ".bundle.new-running0": lambda p: p.mkdir(),
+    }
+    for name, make in keep.items():
+        make(tmp_path / name)
+    fd = os.open(tmp_path / ".bundle.new-running0", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a compile still writing
+        before = snapshot(out)
+        assert compile_(repo, out, "--secrets", "redact").code == 0  # nothing changed: no swap
+    finally:
+        os.close(fd)
+    assert snapshot(out) == before
+    assert not leftover.exists() and not old.exists()
+    assert sorted(n for n in keep if os.path.lexists(tmp_path / n)) == sorted(keep)
+    assert (precious / "keep.txt").read_text() == "precious"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import hashlib
 import hmac
 import json
@@ -176,6 +177,13 @@ def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
 
+def _target(out_dir: str) -> str:
+    """The folder the swap replaces: OUT_DIR, or the folder it points to when it is a symlink.
+
+    The link itself stays: a runtime that reads the bundle through it sees the new bundle."""
+    return os.path.realpath(out_dir)
+
+
 def _check_target(out_dir: str) -> None:
     """The swap replaces OUT_DIR whole: refuse anything that is not empty and not a bundle."""
     if not os.path.exists(out_dir):
@@ -219,6 +227,8 @@ def write(
     for r in recipients or [] if mode == "seal" else []:
         if not _AGE_RECIPIENT.match(r):
             raise BundleError(f"{r!r} is not an age X25519 recipient (age1 followed by 58 characters)")
+    shown, out_dir = out_dir, _target(out_dir)
+    clean_leftovers(out_dir)
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
     old_index = _read_index(out_dir)
@@ -275,11 +285,11 @@ def write(
         try:
             _swap_in(out_dir, files, private=mode == "plain")
         except OSError as e:
-            where = e.filename or out_dir
+            where = e.filename or shown
             raise BundleError(
                 f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
             ) from e
-    return Written(out_dir, len(files), changed)
+    return Written(shown, len(files), changed)
 
 
 def _seal(
@@ -319,13 +329,76 @@ def _stale(out_dir: str, files: dict[str, bytes]) -> list[str]:
     return sorted(f"orgs/{name}" for name in os.listdir(orgs) if f"orgs/{name}" not in files)
 
 
+#: Temporary folders beside the output: ``.<name>.new-`` (the bundle being written) and
+#: ``.<name>.old-`` (the previous bundle during a swap without renameat2), each followed by
+#: the 8 characters tempfile.mkdtemp adds.
+_TEMP_KINDS = ("new", "old")
+
+
+def _temp_pattern(out_dir: str) -> re.Pattern[str]:
+    base = re.escape(os.path.basename(out_dir))
+    return re.compile(rf"\.{base}\.(?:{'|'.join(_TEMP_KINDS)})-[a-z0-9_]{{8}}")
+
+
+def _hold(path: str) -> int | None:
+    """An open descriptor holding an exclusive lock on folder PATH (not followed if a symlink),
+    or None when it is not such a folder or another process holds the lock.
+
+    A compile holds the lock on its temporary folder while it runs; the kernel drops it when
+    the process ends, however it ends, so an unlocked temporary folder is a killed run's."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_leftovers(out_dir: str) -> list[str]:
+    """Remove the temporary folders killed compiles of OUT_DIR left beside it; their names.
+
+    Only real folders (never a symlink, never followed) named as ours, owned by this user and
+    locked by no running compile are removed: they may hold clear secrets (``--secrets plain``)."""
+    parent = os.path.dirname(out_dir)
+    pattern = _temp_pattern(out_dir)
+    try:
+        names = sorted(n for n in os.listdir(parent) if pattern.fullmatch(n))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(parent, name)
+        fd = _hold(path)
+        if fd is None:
+            continue
+        try:
+            st, now = os.fstat(fd), os.lstat(path)
+            if st.st_uid != os.geteuid() or (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                continue  # someone else's, or the name no longer holds the folder we locked
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
+    """Write FILES into a private temporary folder beside OUT_DIR, then swap it in.
+
+    The temporary folder is mode 0700 from creation (mkdtemp) and stays so while it is written
+    (plain bundles hold clear secrets); it gets the bundle's mode just before the swap."""
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.new-", dir=parent)
+    lock = _hold(tmp)
     try:
-        os.chmod(tmp, 0o700 if private else 0o755)
         for rel, data in files.items():
             path = os.path.join(tmp, rel)
             os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o755, exist_ok=True)
@@ -334,6 +407,7 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
                 f.write(data)
         if hasattr(os, "sync"):  # durable before the swap: one flush, not one fsync per file
             os.sync()
+        os.chmod(tmp, 0o700 if private else 0o755)
         if os.path.isdir(out_dir):
             if not _exchange(tmp, out_dir):
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
@@ -351,6 +425,8 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
 
 
 def _exchange(a: str, b: str) -> bool:

@@ -181,7 +181,7 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="The bundle folder (replaced atomically).",
+    help="The bundle folder (replaced atomically; if it is a symlink, the folder it points to is).",
 )
 @click.option(
     "--secrets",
@@ -523,14 +523,39 @@ def import_cmd(
     "--to", "to", required=True, type=click.Path(file_okay=False), help="The runtime's bundle folder."
 )
 @click.option(
-    "--keep", default=5, show_default=True, type=click.IntRange(0), help="Previous releases to keep."
+    "--keep",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Previous releases to keep (the one a rollback returns to is always kept).",
 )
-@click.option("--rollback", is_flag=True, help="Point current at the previous release instead.")
-def publish(bundle: str | None, to: str, keep: int, rollback: bool) -> None:
-    """Install BUNDLE into TO/releases/ and swap TO/current to it atomically (after verifying it)."""
-    from . import publish as pub
+@click.option("--rollback", is_flag=True, help="Point current back at what was live before it instead.")
+@click.option("--list", "list_", is_flag=True, help="Show what was made current, when and how.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format of --list.",
+)
+def publish(bundle: str | None, to: str, keep: int, rollback: bool, list_: bool, fmt: str) -> None:
+    """Install BUNDLE into TO/releases/ and swap TO/current to it atomically (after verifying it).
 
+    --rollback returns to what was live before the current release (never to one rolled back
+    from); --list shows the history it follows.
+    """
+    from . import publish as pub
+    from .escape import term
+
+    if list_ and (bundle or rollback):
+        fail("--list takes no BUNDLE and no --rollback")
+    if fmt != "text" and not list_:
+        fail("--format goes with --list")
     try:
+        if list_:
+            _publish_list(to, fmt)
+            return
         if rollback:
             if bundle:
                 fail("--rollback takes no BUNDLE")
@@ -543,10 +568,64 @@ def publish(bundle: str | None, to: str, keep: int, rollback: bool) -> None:
         fail(str(e))
     state = "rolled back to" if rollback else ("published" if done.changed else "unchanged")
     click.echo(
-        f"{to}/current: {state} {done.release}"
+        f"{term(to)}/current: {state} {term(done.release)}"
+        + (f" (from {term(done.left)})" if done.left else "")
         + (f" (removed {len(done.removed)} old)" if done.removed else ""),
         err=True,
     )
+
+
+def _publish_list(to: str, fmt: str) -> None:
+    """`publish --list`: the history, oldest first, in text or JSON (names escaped for either)."""
+    import os
+
+    from . import publish as pub
+    from .escape import term, to_json
+
+    if not os.path.isdir(to):
+        fail(f"{term(to)}: no such folder")
+    h = pub.history(to)
+    rows = pub.rows(h, to)
+    if fmt == "json":
+        doc = {
+            "current": h.pointed,
+            "rollback_to": h.rollback_target,
+            "history": [
+                {
+                    "release": r.event.release,
+                    "at": r.event.at,
+                    "how": r.event.how.value,
+                    "from": r.event.left,
+                    "current": r.current,
+                    "rolled_back_from": r.rolled_back_from,
+                    "rollback_target": r.rollback_target,
+                    "kept": r.kept,
+                }
+                for r in rows
+            ],
+        }
+        click.echo(to_json(doc))
+        return
+    if not rows:
+        click.echo(f"{term(to)}: nothing is published here", err=True)
+        return
+    table = [("RELEASE", "CURRENT SINCE (UTC)", "HOW", "")]
+    for r in rows:
+        notes = [
+            note
+            for note, on in (
+                ("current", r.current),
+                ("rolled back from", r.rolled_back_from),
+                ("--rollback returns here", r.rollback_target),
+                ("removed", not r.kept),
+            )
+            if on
+        ]
+        table.append((term(r.event.release), r.event.at or "unknown", r.event.how.text, ", ".join(notes)))
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        cells = [cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)]
+        click.echo("  ".join([*cells, row[3]]).rstrip())
 
 
 @main.group()
