@@ -72,7 +72,9 @@ def findings(doc: Document, clear: Any) -> list[Diagnostic]:
         if isinstance(node, Secret):
             why = problem(node.reveal())
             if why:
-                out.append(error(CODE, doc.path, doc.pos(path), f"{_dotted(path)} decrypts to {why}: {WHAT}", HINT))
+                out.append(
+                    error(CODE, doc.path, doc.pos(path), f"{_dotted(path)} decrypts to {why}: {WHAT}", HINT)
+                )
         elif isinstance(node, dict):
             for k, v in node.items():
                 walk(v, (*path, k))
