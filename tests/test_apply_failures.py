@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from bifrost_gitops import storable
 from bifrost_gitops.deploy import apply as apply_mod
 from bifrost_gitops.deploy.client import Client, Credentials
-from bifrost_gitops.deploy.run import Options, load_desired, plan_for
+from bifrost_gitops.deploy.run import Options, Plan, load_desired, plan_for
 from fakebifrost import FakeBifrost
 from test_deploy_support import FABRIKAM, Env, bf, canary, denv, no_leaks
 
@@ -122,49 +123,69 @@ def test_an_operation_that_raises_fails_alone(
     assert ledger(e.bf) == ["HaloPSA", "Microsoft_Graph"]
 
 
-def test_a_value_json_cannot_carry_fails_its_operation(denv: Env, tmp_path: Path) -> None:
-    """A sealed bundle whose secret was retagged type:bytes (outside the MAC): not sent, reported."""
+def test_a_bundle_value_retagged_bytes_is_refused_before_any_request(denv: Env, tmp_path: Path) -> None:
+    """A sealed bundle whose secret was retagged type:bytes (the tag is outside the MAC)."""
     e = denv
     out = tmp_path / "bundle"
     r = e.cli("compile", str(e.root), "-o", str(out), "--secrets", "seal", "--recipient", e.recipient)
     assert r.code == 0, r.output
     doc = json.loads((out / "deploy.json").read_text())
-    (halo,) = (
-        i for i in doc["integrations"] if "type:bytes" not in i["defaults"].get("api_key", "type:bytes")
-    )
+    (halo,) = (i for i in doc["integrations"] if "api_key" in i["defaults"])
     assert halo["defaults"]["api_key"].endswith(",type:str]")
     halo["defaults"]["api_key"] = halo["defaults"]["api_key"].replace(",type:str]", ",type:bytes]")
     (out / "deploy.json").write_text(json.dumps(doc))
+    before = len(e.bf.requests)
+    for args in (("plan",), ("apply", "--yes")):
+        r = e.cli(*args, str(out))
+        assert r.code == 2, r.output
+        assert "deploy.json: integrations[0].defaults.api_key is bytes (sops type:bytes)" in r.stderr
+        no_leaks(r.output, e)
+    assert len(e.bf.requests) == before
 
-    r = e.cli("apply", str(out), "--yes")
-    assert r.code == 1, r.output
-    got = results(r.stdout)
-    status, message = got["~ update defaults HaloPSA"]
-    assert status == "FAILED" and message.startswith("not sent: config.api_key is bytes"), message
-    assert got["+ create mapping HaloPSA/fabrikam"][0] == "skipped"
-    assert got["+ create integration Microsoft_Graph"][0] == "ok"
-    assert got["~ record ownership in bifrost-gitops-state"][0] == "ok"
-    assert not any(
-        rec.method == "PUT" and rec.path.endswith("/config") and "HaloPSA" in rec.path
-        for rec in e.bf.requests
+
+def _client(e: Env) -> Client:
+    creds = Credentials(e.bf.url, e.bf.tokens.access_token, e.bf.tokens.refresh_token)
+    return Client(creds, sleep=lambda _: None)
+
+
+def plan_of(e: Env, client: Client, monkeypatch: pytest.MonkeyPatch) -> Plan:
+    monkeypatch.setenv("SOPS_AGE_KEY", e.identity)
+    return plan_for(client, load_desired(str(e.root)), Options())
+
+
+def test_a_value_json_cannot_carry_fails_its_operation(denv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan holding NaN (a value no JSON carries): that operation is not sent, the rest is."""
+    e = denv
+    with _client(e) as client:
+        plan = plan_of(e, client, monkeypatch)
+        (defaults,) = (op for op in plan.ops if op.title() == "~ update defaults HaloPSA")
+        defaults.body["config"]["page_size"] = float("nan")
+        done = {r.op.title(): r for r in apply_mod.apply(client, plan)}
+    failed = done["~ update defaults HaloPSA"]
+    assert (failed.status, failed.message) == (
+        "failed",
+        "not sent: config.page_size is a float that is not finite (NaN or infinity); " + storable.WHAT,
     )
-    no_leaks(r.output, e)
+    assert done["+ create mapping HaloPSA/fabrikam"].status == "skipped"
+    assert done["+ create integration Microsoft_Graph"].status == "ok"
+    assert done["~ record ownership in bifrost-gitops-state"].status == "ok"
+    halo = e.bf.state.integration_by_name("HaloPSA")
+    assert halo is not None and not e.bf.state.defaults(halo.id)
     assert ledger(e.bf) == ["HaloPSA", "Microsoft_Graph"]
-    again = planned(e.cli("plan", str(out)).stdout)
-    assert not any(t.startswith("+ create integration") for t in again), again
-    assert "~ update defaults HaloPSA" in again
+    again = planned(e.cli("plan", str(e.root)).stdout)
+    assert again == [
+        "~ update defaults HaloPSA",
+        "+ create mapping HaloPSA/contoso",
+        "+ create mapping HaloPSA/fabrikam",
+    ]
 
 
 def test_the_ledger_does_not_depend_on_being_last(denv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger op first in the list (it still runs last, in its stage): its retried create
     that landed is noted on it, and it records both integrations."""
     e = denv
-    monkeypatch.setenv("SOPS_AGE_KEY", e.identity)
-    client = Client(
-        Credentials(e.bf.url, e.bf.tokens.access_token, e.bf.tokens.refresh_token), sleep=lambda _: None
-    )
-    with client:
-        plan = plan_for(client, load_desired(str(e.root)), Options())
+    with _client(e) as client:
+        plan = plan_of(e, client, monkeypatch)
         led = plan.ops.pop()
         assert led.resource == "ledger"
         for op in plan.ops:
