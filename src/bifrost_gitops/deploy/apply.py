@@ -17,6 +17,8 @@ as done (its id is used by the operations that follow).
 from __future__ import annotations
 
 import json
+import os
+import traceback
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +56,8 @@ LANDED = "already applied by an earlier attempt whose answer was lost"
 #: a value, so only the exception's type is named)
 UNEXPECTED = (
     "internal error ({}) in bifrost-gitops: this step may or may not have been applied; "
-    "the others ran, and plan shows what is left (please report it)"
+    "the others ran, and plan shows what is left (please report it; BIFROST_GITOPS_DEBUG=1 "
+    "prints the traceback, which may contain values)"
 )
 
 
@@ -111,6 +114,8 @@ class _Run:
             except ApiError as e:
                 self.results[i] = Result(op, "failed", self.client.scrub(str(e)))
             except Exception as e:  # a bug of ours, or an answer it did not foresee: no text of it
+                if os.environ.get("BIFROST_GITOPS_DEBUG"):  # as the CLI does: the user asked for it
+                    traceback.print_exc()
                 self.results[i] = Result(op, "failed", UNEXPECTED.format(type(e).__name__))
             else:
                 if message is None:
