@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import sops
+from . import sops, storable
 from .checks import Catalog
 from .resolve import Resolved, ResolvedOAuth, SecretRef, organizations, resolve_org
 
@@ -63,19 +63,25 @@ class SecretOpener:
         self.clear: dict[str, dict[str, Any]] = {}
 
     def __call__(self, ref: SecretRef) -> Any:
+        """The clear value at REF; raises SopsError (UnstorableSecret: K007 findings for every
+        value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
         tree = self.clear.get(ref.file)
         if tree is None:
             doc = self.docs[ref.file]
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
                 # clear values are outside the MAC, so our own parse of the file will do
-                tree = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file)
+                wrapped = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file, wrap=True)
             elif self.raw is not None:  # the MAC covers clear values as sops types them
                 data = sops.loads(self.raw(ref.file), sops.store.format_of(ref.file), file=ref.file)
-                tree = sops.decrypt_document(data, identities=self.keyring, file=ref.file)
+                wrapped = sops.decrypt_document(data, identities=self.keyring, file=ref.file, wrap=True)
             else:
-                tree = sops.decrypt_file(
-                    os.path.join(self.root, ref.file), identities=self.keyring, file=ref.file
+                wrapped = sops.decrypt_file(
+                    os.path.join(self.root, ref.file), identities=self.keyring, file=ref.file, wrap=True
                 )
+            bad = storable.findings(doc, wrapped)
+            if bad:
+                raise storable.UnstorableSecret(bad)
+            tree = sops.reveal(wrapped)
             self.clear[ref.file] = tree
         node: Any = tree
         for part in ref.path:

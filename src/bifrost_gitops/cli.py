@@ -205,7 +205,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
     (missing key: exit 2; altered file: exit 1).
     """
-    from . import bundle, sops
+    from . import bundle, sops, storable
     from .diagnostics import error
 
     result = _load(repo)
@@ -230,6 +230,10 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
         fail(str(e))
     except sops.NoKeyError as e:
         fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, or compile with --secrets redact)")
+    except storable.UnstorableSecret as e:
+        _report(e.diagnostics, result.files, fmt, result.root)
+        click.echo("bifrost-gitops: not compiled: fix the errors above", err=True)
+        sys.exit(EXIT_FINDINGS)
     except sops.SopsError as e:
         if e.file is None:  # not about a repository file (e.g. a recipient sops cannot use)
             fail(str(e))

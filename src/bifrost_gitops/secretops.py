@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from . import loader, sops, sopsrules
+from . import loader, sops, sopsrules, storable
 from .checks import Catalog
 from .diagnostics import Diagnostic, error
 from .loader import Path
@@ -198,12 +198,16 @@ def encrypted_files(result: Result) -> list[str]:
 
 
 def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
-    """Open every encrypted file and verify its MAC. A file no key opens is K004 (exit 2)."""
+    """Open every encrypted file, verify its MAC and that Bifrost can store each value (K007).
+
+    A file no key opens is K004 (exit 2)."""
     ring = keyring or sops.default_keyring()
+    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
     out: list[Diagnostic] = []
     for rel in encrypted_files(result):
         try:
-            sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel)
+            clear = sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel, wrap=True)
+            out += storable.findings(docs[rel], clear)
         except sops.IntegrityError as e:
             out.append(
                 error(

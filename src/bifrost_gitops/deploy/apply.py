@@ -3,8 +3,10 @@
 Stages run one after another (0 integration/schema/defaults, 1 mappings, 2 OAuth, 3-4
 retirements, 5 the ledger); inside a stage, independent groups (one integration's head, one
 organization's mapping, one provider) run concurrently and each group runs its operations in
-order. An operation whose prerequisite failed is skipped, so nothing is written out of the safe
-order; a re-run plans only what is left.
+order. An operation that fails (Bifrost refuses it, a value JSON cannot carry, or an error of
+our own) is reported with its reason; the operations that need it are skipped, so nothing is
+written out of the safe order, the others still run, and the ledger records what was done: a
+re-run plans only what is left.
 
 A create the client had to retry after a timeout, a dropped connection or a 5xx may have
 landed the first time: when the retry meets 409 "already exists", the resource is read back
@@ -15,10 +17,13 @@ as done (its id is used by the operations that follow).
 from __future__ import annotations
 
 import json
+import os
+import traceback
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .. import storable
 from .client import ApiError, Client
 from .manifest import LEDGER
 from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
@@ -47,6 +52,13 @@ _IDENTITY = {
     "oauth": ("oauth_flow_type", "client_id"),
 }
 LANDED = "already applied by an earlier attempt whose answer was lost"
+#: the failure of an operation that raised something else than an ApiError (its text may hold
+#: a value, so only the exception's type is named)
+UNEXPECTED = (
+    "internal error ({}) in bifrost-gitops: this step may or may not have been applied; "
+    "the others ran, and plan shows what is left (please report it; BIFROST_GITOPS_DEBUG=1 "
+    "prints the traceback, which may contain values)"
+)
 
 
 def _same_field(name: str, sent: Any, found: Any) -> bool:
@@ -90,6 +102,8 @@ class _Run:
         return r is not None and r.status == "ok"
 
     def group(self, members: list[int]) -> None:
+        """Run one group's operations in order. Nothing raised by one operation escapes: it
+        becomes that operation's failure, its dependents are skipped, and the rest still run."""
         for i in members:
             op = self.plan.ops[i]
             if not all(self.ok(d) for d in op.deps):
@@ -99,6 +113,10 @@ class _Run:
                 message = self.execute(i, op)
             except ApiError as e:
                 self.results[i] = Result(op, "failed", self.client.scrub(str(e)))
+            except Exception as e:  # a bug of ours, or an answer it did not foresee: no text of it
+                if os.environ.get("BIFROST_GITOPS_DEBUG"):  # as the CLI does: the user asked for it
+                    traceback.print_exc()
+                self.results[i] = Result(op, "failed", UNEXPECTED.format(type(e).__name__))
             else:
                 if message is None:
                     self.results[i] = Result(op, "ok", self.notes.get(i, ""))
@@ -150,6 +168,9 @@ class _Run:
             return "the integration does not exist (its creation failed)"
         path = op.path.replace("{iid}", iid)
         body = _fill(op.body, iid) if op.resource == "oauth" and op.action == "create" else op.body
+        unsendable = storable.unsendable(body)
+        if unsendable:  # e.g. NaN in a hand-made deploy.json: JSON cannot carry it
+            return f"not sent: {unsendable}; {storable.WHAT}"
         if op.action == "create":
             answer = self.create(i, op, path, body)
         else:
@@ -195,27 +216,31 @@ class _Run:
         return None
 
     def ledger(self, i: int, op: Op) -> str | None:
+        """Record which integrations exist now and which OAuth secrets were sent: from what
+        the other operations did (ok), whichever of them failed, wherever this one sits."""
         plan = self.plan
+        done = [(n, other) for n, other in enumerate(plan.ops) if n != i and self.ok(n)]
         current = plan.ledger.get("integrations", {})
         retired = {
             iid
             for iid, name in plan.retiring.items()
-            for i, op in enumerate(plan.ops)
-            if op.resource == "integration"
-            and op.action == "delete"
-            and op.integration == name
-            and self.ok(i)
+            if any(
+                d.resource == "integration" and d.action == "delete" and d.integration == name
+                for _, d in done
+            )
         }
-        managed = {i: n for i, n in current.items() if i not in retired}
+        managed = {iid: n for iid, n in current.items() if iid not in retired}
         for name in plan.managed_names:
             if name in self.ids:
-                managed = {i: n for i, n in managed.items() if n != name or i == self.ids[name]}
+                managed = {iid: n for iid, n in managed.items() if n != name or iid == self.ids[name]}
                 managed[self.ids[name]] = name
-        hashes = {i: h for i, h in plan.ledger.get("oauth_client_secret_sha256", {}).items() if i in managed}
-        for i, op in enumerate(plan.ops):
-            if op.sent_secret is not None and self.ok(i) and op.integration in self.ids:
-                iid = self.ids[op.integration]
-                hashes[iid] = secret_digest(iid, op.sent_secret)
+        hashes = {
+            iid: h for iid, h in plan.ledger.get("oauth_client_secret_sha256", {}).items() if iid in managed
+        }
+        for _, sent in done:
+            if sent.sent_secret is not None and sent.integration in self.ids:
+                iid = self.ids[sent.integration]
+                hashes[iid] = secret_digest(iid, sent.sent_secret)
         content: dict[str, Any] = {"integrations": dict(sorted(managed.items()))}
         if hashes:
             content["oauth_client_secret_sha256"] = dict(sorted(hashes.items()))

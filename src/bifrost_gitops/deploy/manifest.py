@@ -152,7 +152,7 @@ def is_bundle(path: str) -> bool:
 
 def read_bundle(path: str, keyring: Any = None) -> dict[str, Any]:
     """BUNDLE/deploy.json: sealed (decrypted with the runtime key), plain as is; redacted refused."""
-    from .. import sops
+    from .. import sops, storable
 
     file = os.path.join(path, FILE)
     try:
@@ -168,6 +168,11 @@ def read_bundle(path: str, keyring: Any = None) -> dict[str, Any]:
         data = sops.decrypt_document(data, identities=keyring or sops.default_keyring(), file=file)
     if not isinstance(data, dict) or data.get("kind") != KIND or data.get("format") != FORMAT:
         raise DeployError(f"{file}: not a bifrost-gitops deploy manifest (format {FORMAT})")
+    # a sealed value retagged type:bytes (the tag is outside the MAC) decrypts to bytes:
+    # refused here, before plan compares it or apply sends anything
+    unsendable = storable.unsendable(data)
+    if unsendable:
+        raise DeployError(f"{file}: {unsendable}: {storable.WHAT}; compile the bundle again")
     if data.get("secrets") == "redacted" or _index_mode(path) == "redact":
         raise DeployError(
             f"{path}: a redacted bundle holds no secret values, so what to deploy is unknown; "

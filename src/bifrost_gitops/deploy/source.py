@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -26,6 +27,7 @@ def load_desired(source: str) -> dict[str, Any]:
     else:
         from ..bundle import SecretOpener
         from ..repo import RepoError, load
+        from ..storable import UnstorableSecret
 
         try:
             result = load(source)
@@ -33,7 +35,10 @@ def load_desired(source: str) -> dict[str, Any]:
             raise DeployError(str(e)) from None
         if result.errors:
             raise RepositoryErrors(result)
-        data = manifest(result.catalog, SecretOpener(result.root, result.catalog, sops.default_keyring()))
+        try:
+            data = manifest(result.catalog, SecretOpener(result.root, result.catalog, sops.default_keyring()))
+        except UnstorableSecret as e:  # K007: findings, like validate --decrypt shows them
+            raise RepositoryErrors(dataclasses.replace(result, diagnostics=e.diagnostics)) from None
     missing = missing_org_ids(data)
     if missing:
         raise DeployError(
