@@ -289,6 +289,22 @@ def test_sealed_file_altered_with_matching_index_fails_the_mac(
         Integrations(Bundle(b)).get_sync("HaloPSA", "contoso")
 
 
+def test_sealed_value_retagged_as_bytes_is_refused(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The sops type tag sits outside the MAC: a value retagged type:bytes must not reach a workflow."""
+    b = copy_bundle(bundles["seal"], tmp_path / "b")
+    target = b / "orgs" / "contoso.json"
+    text = target.read_text()
+    assert ",type:str]" in text
+    target.write_text(text.replace(",type:str]", ",type:bytes]", 1))
+    index = json.loads((b / "index.json").read_text())
+    index["orgs"]["contoso"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (b / "index.json").write_text(json.dumps(index))
+    with pytest.raises(BundleIntegrityError, match=r"contoso\.json: .* is bytes") as info:
+        Integrations(Bundle(b)).get_sync("HaloPSA", "contoso")
+    assert "b'" not in str(info.value)  # the value itself is never in the message
+    assert Integrations(Bundle(b)).get_sync("HaloPSA", "fabrikam") is not None  # the others still open
+
+
 def test_missing_runtime_key_names_file_and_sources(
     bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

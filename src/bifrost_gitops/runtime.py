@@ -622,10 +622,11 @@ class Bundle:
 
     def _open_sealed(self, data: bytes, path: str) -> dict[str, Any]:
         from . import sops  # imported only for sealed bundles (it pulls in pyrage/cryptography)
+        from .storable import unsendable
 
         try:
             doc = sops.loads(data, "json", file=path)
-            return sops.decrypt_document(doc, identities=self.keyring, file=path, fmt="json")
+            tree: dict[str, Any] = sops.decrypt_document(doc, identities=self.keyring, file=path, fmt="json")
         except sops.NoKeyError as e:
             tried = "" if "tried:" in str(e) else f"; tried: {self._key_sources()}"
             raise BundleKeyError(
@@ -637,6 +638,11 @@ class Bundle:
             raise BundleIntegrityError(f"sealed bundle file failed authentication: {e}") from None
         except sops.SopsError as e:
             raise BundleReadError(f"cannot open the sealed bundle file: {e}") from None
+        # a value's sops type tag sits outside the MAC: a retagged value (bytes, NaN) is tampering
+        bad = unsendable(tree)
+        if bad:
+            raise BundleIntegrityError(f"{path}: {bad}, which compile never writes: recompile the bundle")
+        return tree
 
     def _key_sources(self) -> str:
         from . import sops
