@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "S001": "document does not match its JSON Schema",
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
+    "S004": "a name or label holds a control, bidi or invisible character (shown escaped)",
     "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
     "R002": "mapping names an organization that is not declared",
     "R003": "mapping names an integration that is not declared",

@@ -80,3 +80,28 @@ def md_code(text: str) -> str:
 def to_json(doc: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
     """JSON with every non-ASCII character escaped, so it is safe in a terminal too."""
     return json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True)
+
+
+#: UNSAFE_CHARS spelled in ASCII (``\uXXXX``) for a JSON Schema ``pattern``: the same class in
+#: Python, ECMAScript (editors) and Rust regex engines, with no invisible character in the file.
+UNSAFE_PATTERN = "[" + "".join("-" if c == "-" else f"\\u{ord(c):04x}" for c in UNSAFE_CHARS) + "]"
+
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def first_unsafe(text: str) -> str | None:
+    """The first character of TEXT that `term` would have to escape, or None."""
+    m = _UNSAFE.search(text)
+    return m.group() if m else None
+
+
+def describe(ch: str) -> str:
+    """What an unsafe character is, for a finding: 'a control character', 'a bidi control'..."""
+    n = ord(ch)
+    if n < 0x20 or 0x7F <= n <= 0x9F:
+        return "a control character"
+    if ch in "\u2028\u2029":
+        return "a line or paragraph separator"
+    if _BIDI.match(ch):
+        return "a bidi control"
+    return "an invisible character"
