@@ -6,12 +6,11 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import IO, Literal, NamedTuple
 
-from .escape import gh_data, gh_property, term
+from .escape import gh_data, gh_property, term, to_json
 
 Severity = Literal["error", "warning"]
 
@@ -126,8 +125,7 @@ def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
         "warnings": sum(1 for d in diags if d.severity == "warning"),
         "diagnostics": [d._asdict() for d in diags],
     }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    out.write(to_json(doc) + "\n")
 
 
 def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:

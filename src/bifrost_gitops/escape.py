@@ -21,7 +21,9 @@ from typing import Any
 UNSAFE_CHARS = (
     "\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+#: Lone surrogates too: a file name that is not UTF-8 reaches us as one (surrogateescape), and
+#: printed raw it is an invalid byte, or a crash on a strict UTF-8 stream.
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}\ud800-\udfff]")
 #: GitHub Actions reads a line as a workflow command when it starts (after blanks) with "::",
 #: and the runner's old syntax "##[" anywhere in a line.
 _COMMAND = re.compile(r"::|##\[")
@@ -78,8 +80,9 @@ def md_code(text: str) -> str:
 
 
 def to_json(doc: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
-    """JSON with every non-ASCII character escaped, so it is safe in a terminal too."""
-    return json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True)
+    """JSON with every non-ASCII character escaped, so it is safe in a terminal too (DEL as
+    well: it is ASCII, so json leaves it raw; it can only stand inside a string)."""
+    return json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True).replace("\x7f", "\\u007f")
 
 
 #: UNSAFE_CHARS spelled in ASCII (``\uXXXX``) for a JSON Schema ``pattern``: the same class in
@@ -104,4 +107,6 @@ def describe(ch: str) -> str:
         return "a line or paragraph separator"
     if _BIDI.match(ch):
         return "a bidi control"
+    if 0xD800 <= n <= 0xDFFF:
+        return "a byte that is not UTF-8"
     return "an invisible character"
