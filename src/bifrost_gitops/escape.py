@@ -80,9 +80,11 @@ def md_code(text: str) -> str:
 
 
 def to_json(doc: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
-    """JSON with every non-ASCII character escaped, so it is safe in a terminal too (DEL as
-    well: it is ASCII, so json leaves it raw; it can only stand inside a string)."""
-    return json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True).replace("\x7f", "\\u007f")
+    """JSON with every non-ASCII character escaped, so it is safe in a terminal and a CI log
+    too: DEL (ASCII, so json leaves it raw) and the runner's "##[" marker are written as
+    ``\\u`` escapes, which changes no value (both can only stand inside a string)."""
+    text = json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True)
+    return text.replace("\x7f", "\\u007f").replace("##[", "##\\u005b")
 
 
 #: UNSAFE_CHARS spelled in ASCII (``\uXXXX``) for a JSON Schema ``pattern``: the same class in
