@@ -204,6 +204,23 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("Mapping", "with sops", {"sops": SOPS}),
     ("Mapping", "entity_name null", {"entity_name": None}),
     ("Mapping", "entity_name int", {"entity_name": 5}),
+    # names and labels: no control, bidi or invisible character (S004); values in config: may
+    ("Integration", "name with an escape", {"name": "Halo\x1b[31mPSA"}),
+    ("Integration", "name ending in a newline", {"name": "HaloPSA\n"}),
+    ("Integration", "name with a workflow command", {"name": "x ::error::y ##[z]"}),
+    ("Integration", "name with an emoji", {"name": "Halo \U0001f680"}),
+    ("Integration", "description with a bidi override", {"description": "a\u202eb"}),
+    (
+        "Integration",
+        "option with DEL",
+        {"config_schema": [{"key": "a", "type": "string", "options": ["\x7f"]}]},
+    ),
+    ("Organizations", "display_name with NEL", {"organizations": [{"name": "x", "display_name": "a\x85"}]}),
+    ("OAuthProvider", "scope with a line separator", {"scopes": ["openid\u2028"]}),
+    ("OAuthProvider", "client_id with a zero-width space", {"client_id": "ab\u200bc"}),
+    ("Mapping", "entity_name with a BOM", {"entity_name": "\ufeffcontoso"}),
+    ("Mapping", "config value with control characters", {"config": {"page_size": 1, "x": "a\x1b\n"}}),
+    ("Project", "recipient with a newline", {"bundle": {"recipients": ["age1abc\n"]}}),
 ]
 
 

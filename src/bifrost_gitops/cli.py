@@ -10,12 +10,15 @@ from typing import Any, NoReturn
 
 import click
 
+from .escape import term
+
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def fail(message: str) -> NoReturn:
-    """A usage or environment error: one line on stderr, exit 2."""
-    click.echo(f"bifrost-gitops: {message}", err=True)
+    """A usage or environment error: one line on stderr, exit 2. Messages quote paths, names
+    and exception texts from the repository or a server: escaped, so they stay one line."""
+    click.echo(f"bifrost-gitops: {term(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -142,7 +145,7 @@ def schema(kind: str | None, output_dir: str | None) -> None:
         fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
     if output_dir:
         for path in write_all(output_dir, [match] if match else None):
-            click.echo(path)
+            click.echo(term(path))
         return
     if match is None:
         fail(f"name a kind: {', '.join(KINDS)} (or use -o DIR for all)")
@@ -169,8 +172,8 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     except InitError as e:
         fail(str(e))
     for path in written:
-        click.echo(f"created {path}")
-    click.echo(f"next: cd {directory} && bifrost-gitops validate")
+        click.echo(f"created {term(path)}")
+    click.echo(f"next: cd {term(directory)} && bifrost-gitops validate")
 
 
 @main.command("compile")
@@ -246,10 +249,11 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
         )
         _report([d], result.files, fmt, result.root)
         sys.exit(EXIT_FINDINGS)
+    # changed names files found in the output folder too (a stale orgs/ file): escaped
     what = ", ".join(written.changed) if len(written.changed) <= 5 else f"{len(written.changed)} files"
     click.echo(
-        f"{written.out_dir}: {written.files} files ({mode}); "
-        f"{'changed: ' + what if written.changed else 'unchanged'}",
+        f"{term(written.out_dir)}: {written.files} files ({mode}); "
+        f"{'changed: ' + term(what) if written.changed else 'unchanged'}",
         err=True,
     )
 
@@ -668,7 +672,8 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
         fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
     except sops.SopsError as e:
         fail(str(e))
-    click.echo(f"{written}: {key} set{f' for {org}' if org else ' (integration default)'}", err=True)
+    whom = f" for {org}" if org else " (integration default)"
+    click.echo(term(f"{written}: {key} set{whom}"), err=True)
 
 
 @secrets.command("keygen")
@@ -691,7 +696,7 @@ def secrets_keygen(path: str | None) -> None:
         where, recipient = secretops.keygen(path)
     except secretops.SecretsError as e:
         fail(str(e))
-    click.echo(f"created {where}", err=True)
+    click.echo(f"created {term(where)}", err=True)
     click.echo(recipient)
 
 
@@ -716,24 +721,19 @@ def secrets_check(repo: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def secrets_recipients(repo: str, fmt: str) -> None:
     """List which files are encrypted to which recipients; flag drift from .sops.yaml (exit 1)."""
-    import json
-
     from . import diagnostics as d
     from . import secretops
+    from .escape import to_json
 
     result = _load(repo)
     rows = secretops.list_recipients(result)
     findings = secretops.recipient_findings(rows)
     if fmt == "json":
-        json.dump(
-            {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]},
-            sys.stdout,
-            indent=2,
-        )
-        sys.stdout.write("\n")
-    else:
+        doc = {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]}
+        sys.stdout.write(to_json(doc) + "\n")
+    else:  # paths and recipients come from the repository's files: escaped
         for r in rows:
-            click.echo(f"{r.path}: {', '.join(r.recipients) or '(none)'}")
+            click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
         d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)
 

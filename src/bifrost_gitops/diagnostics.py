@@ -6,12 +6,11 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import IO, Literal, NamedTuple
 
-from .escape import gh_data, gh_property, term
+from .escape import gh_data, gh_property, term, to_json
 
 Severity = Literal["error", "warning"]
 
@@ -28,6 +27,7 @@ CODES: dict[str, str] = {
     "S001": "document does not match its JSON Schema",
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
+    "S004": "a name or label holds a control, bidi or invisible character (shown escaped)",
     "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
     "R002": "mapping names an organization that is not declared",
     "R003": "mapping names an integration that is not declared",
@@ -126,8 +126,7 @@ def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
         "warnings": sum(1 for d in diags if d.severity == "warning"),
         "diagnostics": [d._asdict() for d in diags],
     }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    out.write(to_json(doc) + "\n")
 
 
 def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:

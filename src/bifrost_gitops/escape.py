@@ -21,7 +21,9 @@ from typing import Any
 UNSAFE_CHARS = (
     "\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+#: Lone surrogates too: a file name that is not UTF-8 reaches us as one (surrogateescape), and
+#: printed raw it is an invalid byte, or a crash on a strict UTF-8 stream.
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}\ud800-\udfff]")
 #: GitHub Actions reads a line as a workflow command when it starts (after blanks) with "::",
 #: and the runner's old syntax "##[" anywhere in a line.
 _COMMAND = re.compile(r"::|##\[")
@@ -78,5 +80,35 @@ def md_code(text: str) -> str:
 
 
 def to_json(doc: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
-    """JSON with every non-ASCII character escaped, so it is safe in a terminal too."""
-    return json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True)
+    """JSON with every non-ASCII character escaped, so it is safe in a terminal and a CI log
+    too: DEL (ASCII, so json leaves it raw) and the runner's "##[" marker are written as
+    ``\\u`` escapes, which changes no value (both can only stand inside a string)."""
+    text = json.dumps(doc, indent=indent, sort_keys=sort_keys, ensure_ascii=True)
+    return text.replace("\x7f", "\\u007f").replace("##[", "##\\u005b")
+
+
+#: UNSAFE_CHARS spelled in ASCII (``\uXXXX``) for a JSON Schema ``pattern``: the same class in
+#: Python, ECMAScript (editors) and Rust regex engines, with no invisible character in the file.
+UNSAFE_PATTERN = "[" + "".join("-" if c == "-" else f"\\u{ord(c):04x}" for c in UNSAFE_CHARS) + "]"
+
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def first_unsafe(text: str) -> str | None:
+    """The first character of TEXT that `term` would have to escape, or None."""
+    m = _UNSAFE.search(text)
+    return m.group() if m else None
+
+
+def describe(ch: str) -> str:
+    """What an unsafe character is, for a finding: 'a control character', 'a bidi control'..."""
+    n = ord(ch)
+    if n < 0x20 or 0x7F <= n <= 0x9F:
+        return "a control character"
+    if ch in "\u2028\u2029":
+        return "a line or paragraph separator"
+    if _BIDI.match(ch):
+        return "a bidi control"
+    if 0xD800 <= n <= 0xDFFF:
+        return "a byte that is not UTF-8"
+    return "an invisible character"

@@ -15,26 +15,56 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     RootModel,
     Tag,
     WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from .escape import UNSAFE_PATTERN, has_unsafe
 
 API_VERSION = "bifrost-gitops/v1"
 
 ConfigType = Literal["string", "int", "bool", "json", "secret"]
 FlowType = Literal["authorization_code", "client_credentials", "refresh_token"]
 
+
+class _PlainText:
+    """Metadata for a name or label that reaches terminals, CI logs and PR comments: no
+    control, bidi or invisible character (escape.UNSAFE_CHARS), so what a reviewer reads is
+    what it is. Put it after any Field constraints (they stay in the JSON Schema that way)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_plain, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "not": {"pattern": UNSAFE_PATTERN}}
+
+
+def _plain(value: str) -> str:
+    if has_unsafe(value):
+        # structure.py turns this into S004, naming the field and showing the character
+        raise PydanticCustomError("unsafe_text", "holds a control or invisible character")
+    return value
+
+
+PLAIN = _PlainText()
+Plain = Annotated[str, PLAIN]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
 Uuid = Annotated[
     str,
     Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
-ProviderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$"), PLAIN]
+ProviderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/]+$"), PLAIN]
 ConfigKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
-HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500)]
-Text255 = Annotated[str, Field(max_length=255)]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500), PLAIN]
+Text255 = Annotated[str, Field(max_length=255), PLAIN]
 
 
 def _none_is_empty(value: Any) -> Any:
@@ -68,7 +98,7 @@ class _Document(_Strict):
 
 
 class BundleSettings(_Strict):
-    recipients: list[Annotated[str, Field(pattern=r"^age1")]] = Field(
+    recipients: list[Annotated[str, Field(pattern=r"^age1"), PLAIN]] = Field(
         default_factory=list, description="Age recipients of the runtime, for sealed bundles."
     )
 
@@ -114,13 +144,13 @@ class OAuthSettings(_Strict):
     """Fields shared by an OAuthProvider document and an inline provider block."""
 
     display_name: Text255 | None = None
-    description: str | None = None
+    description: Plain | None = None
     flow: FlowType = "authorization_code"
     authorization_url: HttpsUrl | None = None
     token_url: HttpsUrl
-    scopes: list[str] = Field(default_factory=list)
-    audience: Annotated[str, Field(max_length=500)] | None = None
-    client_id: Annotated[str, Field(min_length=1, max_length=255)]
+    scopes: list[Plain] = Field(default_factory=list)
+    audience: Annotated[str, Field(max_length=500), PLAIN] | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=255), PLAIN]
     secrets: OAuthSecrets | None = None
 
 
@@ -150,8 +180,8 @@ class SchemaItem(_Strict):
     key: ConfigKey
     type: ConfigType
     required: bool = False
-    description: Annotated[str, Field(max_length=500)] | None = None
-    options: list[str] | None = Field(None, description="Allowed values of a string key.")
+    description: Annotated[str, Field(max_length=500), PLAIN] | None = None
+    options: list[Plain] | None = Field(None, description="Allowed values of a string key.")
 
 
 class Values(_Strict):
@@ -165,9 +195,9 @@ class Integration(_Document):
     kind: Literal["Integration"]
     name: Name
     id: Uuid | None = Field(None, description="The Bifrost integration UUID, once known.")
-    description: str | None = None
+    description: Plain | None = None
     entity_id_name: Text255 | None = None
-    entity_id: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+    entity_id: Annotated[str, Field(min_length=1, max_length=255), PLAIN] | None = Field(
         None, description="Global entity value, the last resort for {entity_id}."
     )
     default_entity_id: Text255 | None = Field(

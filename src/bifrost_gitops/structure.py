@@ -9,6 +9,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, error
+from .escape import describe, first_unsafe, term
 from .loader import Document, Path
 from .model import API_VERSION, KINDS, AnyDocument, OAuthSettings, ProviderRef
 
@@ -163,8 +164,8 @@ def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None
             del parent[path[-1]]
         elif path in doc.implicit and err["type"] == "string_type":
             parent[path[-1]] = doc.implicit[path][1]
-        elif len(path) == 1 and path[0] in _DESCRIPTIVE and path[0] in parent:
-            del parent[path[0]]  # a bad label no other rule reads: drop it, check the rest
+        elif path[-1] in _DESCRIPTIVE and path[-1] in parent and (len(path) == 1 or _unsafe(err)):
+            del parent[path[-1]]  # a bad label no other rule reads: drop it, check the rest
         else:
             return None
     try:
@@ -176,6 +177,23 @@ def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None
 #: optional fields no cross-document rule reads: a bad value in one hides nothing else
 _DESCRIPTIVE = {"entity_name", "description", "display_name", "entity_id_name", "id",
                 "list_entities_data_provider_id"}  # fmt: skip
+
+
+def _unsafe(err: Any) -> bool:
+    return bool(err["type"] == "unsafe_text")  # raised by model.Plain
+
+
+def unsafe_text(doc: Document, path: Path, value: Any) -> Diagnostic:
+    """S004: a name or label holding a control, bidi or invisible character, shown escaped."""
+    dotted = ".".join(str(p) for p in path)
+    ch = first_unsafe(value) if isinstance(value, str) else None
+    what = f"{describe(ch)} ({term(ch)})" if ch else "a control or invisible character"
+    hint = (
+        "write it on one line (in a block scalar, `>-` folds its lines into one)"
+        if ch in ("\n", "\r")
+        else "remove it: names and labels are shown in terminals, CI logs and pull-request comments"
+    )
+    return error("S004", doc.path, doc.pos(path), f"{dotted} holds {what}", hint)
 
 
 def date_traps(doc: Document) -> list[Diagnostic]:
@@ -193,12 +211,14 @@ def date_traps(doc: Document) -> list[Diagnostic]:
 
 def _diag(doc: Document, model: Any, err: Any) -> Diagnostic:
     loc = tuple(err["loc"])
-    path, _ = _data_path(doc.data, loc)
+    path, value = _data_path(doc.data, loc)
     etype = err["type"]
     dotted = ".".join(str(p) for p in path)
     if etype == "extra_forbidden":
         hint = suggest(str(path[-1]), _fields(model, loc))
         return error("S001", doc.path, doc.key_pos(path), f"unknown field {dotted!r}", hint)
+    if etype == "unsafe_text":
+        return unsafe_text(doc, path, value)
     if etype == "missing":
         return error("S001", doc.path, doc.pos(path[:-1]), f"missing required field {dotted!r}")
     if etype in ("string_type", "int_type", "bool_type"):
