@@ -86,14 +86,19 @@ _ENCODERS: tuple[Callable[[str], str], ...] = (
     escape.term,
 )
 #: Encoders applied a second time, on top of any of the above (a JSON body quoted as a string).
-_OUTER: tuple[Callable[[str], str], ...] = (_ENCODERS[0], _ENCODERS[1], _ENCODERS[8], _ENCODERS[4])
+_OUTER: tuple[Callable[[str], str], ...] = tuple(_ENCODERS[i] for i in (0, 1, 4, 7, 8))
 
 _HEX = re.compile(r"%[0-9A-F]{2}|\\u[0-9a-f]{4}|\\x[0-9a-f]{2}")
 
 
 def _other_case(form: str) -> str:
     """The same escapes with hex digits in the other case (``%C3%A9``/``%c3%a9``, ``\\u00e9``/``\\u00E9``)."""
-    return _HEX.sub(lambda m: m.group()[:2] + m.group()[2:].swapcase(), form)
+
+    def swap(m: re.Match[str]) -> str:
+        k = 1 if m.group().startswith("%") else 2
+        return m.group()[:k] + m.group()[k:].swapcase()
+
+    return _HEX.sub(swap, form)
 
 
 def _base64(secret: str) -> set[str]:
