@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 import secrets as rnd
@@ -24,7 +25,7 @@ import pytest
 
 from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import WITHHELD, ApiError, Client, Credentials
-from bifrost_gitops.deploy.limits import MiB, Limits
+from bifrost_gitops.deploy.limits import Limits, MiB
 from bifrost_gitops.deploy.scrub import Scrubber
 from test_deploy_support import Env, bf, denv
 
@@ -327,10 +328,8 @@ def _base64_decodings(text: str) -> list[bytes]:
             part = run[start:]
             part = part[: len(part) // 4 * 4]
             for alt in (part, part.replace("-", "+").replace("_", "/")):
-                try:
+                with contextlib.suppress(binascii.Error, ValueError):
                     found.append(base64.b64decode(alt, validate=True))
-                except (binascii.Error, ValueError):
-                    pass
     return found
 
 
@@ -353,14 +352,13 @@ def test_a_secret_echoed_in_any_encoding_never_reaches_the_error(form: str) -> N
     assert_no_secret(text, SECRET, TOKEN)
     assert "QUERYSECRET" not in text
     assert str(info.value).startswith("PUT /api/integrations/abc/config: 422: ")
-    if form in ("raw", "json-ascii", "quote", "repr", "base64-value"):
-        # a whole value cut out cleanly: the server's message is kept around it
-        assert info.value.message.startswith("rejected: ") and "<redacted>" in info.value.message
+    # each whole value is cut out: the server's message is kept around it
+    assert info.value.message.startswith("rejected: ") and "<redacted>" in info.value.message
     assert "\n" not in text and "\x1b" not in text
 
 
 def test_a_secret_cut_short_by_the_server_withholds_its_message() -> None:
-    secret = f"{TOKEN}-tail\"\\é\n"
+    secret = f'{TOKEN}-tail"\\é\n'
 
     def truncated(req: Request) -> str:
         return _value(req)[:12] + "..."
@@ -384,9 +382,8 @@ def test_a_short_secret_in_the_reply_withholds_the_message() -> None:
 def test_server_text_cannot_write_terminal_escapes_or_workflow_commands() -> None:
     hostile = "bad \x1b[31mred\x1b[0m\n::add-mask::x\r\n##[error]y \u202eevil\x07 " + "z" * 2000
 
-    with Loopback(_echo(lambda r: hostile)) as srv, _client(srv.url) as c:
-        with pytest.raises(ApiError) as info:
-            c.get("/api/integrations")
+    with Loopback(_echo(lambda r: hostile)) as srv, _client(srv.url) as c, pytest.raises(ApiError) as info:
+        c.get("/api/integrations")
     text = str(info.value)
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202e]", text)
     assert "::" not in text and "##[" not in text
@@ -411,7 +408,7 @@ ENCODERS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
-@pytest.mark.parametrize("secret", [SECRET, f"it's \"{TOKEN}\"", f"tab\there/{TOKEN}\\x"])
+@pytest.mark.parametrize("secret", [SECRET, f'it\'s "{TOKEN}"', f"tab\there/{TOKEN}\\x"])
 def test_scrubber_cuts_every_encoding(name: str, secret: str) -> None:
     s = Scrubber()
     s.add([secret, 12345678, True])
@@ -425,9 +422,12 @@ def test_scrubber_cuts_every_encoding(name: str, secret: str) -> None:
 
 def test_request_bodies_and_tokens_stay_out_of_a_timeout() -> None:
     """A deadline error names the request only: no body, no token, no query."""
-    with Loopback(trickle_head) as srv, _client(srv.url, timeout=0.3, max_attempts=1) as c:
-        with pytest.raises(ApiError) as info:
-            c.post("/api/oauth/connections?code=QUERYSECRET", {"client_secret": SECRET})
+    with (
+        Loopback(trickle_head) as srv,
+        _client(srv.url, timeout=0.3, max_attempts=1) as c,
+        pytest.raises(ApiError) as info,
+    ):
+        c.post("/api/oauth/connections?code=QUERYSECRET", {"client_secret": SECRET})
     text = str(info.value) + repr(info.value)
     assert_no_secret(text, SECRET, TOKEN)
     assert ACCESS not in text and "QUERYSECRET" not in text

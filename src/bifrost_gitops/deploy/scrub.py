@@ -19,6 +19,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from .. import escape
 
@@ -86,7 +87,7 @@ _ENCODERS: tuple[Callable[[str], str], ...] = (
     escape.term,
 )
 #: Encoders applied a second time, on top of any of the above (a JSON body quoted as a string).
-_OUTER: tuple[Callable[[str], str], ...] = tuple(_ENCODERS[i] for i in (0, 1, 4, 7, 8))
+_OUTER: tuple[Callable[[str], str], ...] = tuple(_ENCODERS[i] for i in (0, 1, 4, 7, 8, 12))
 
 _HEX = re.compile(r"%[0-9A-F]{2}|\\u[0-9a-f]{4}|\\x[0-9a-f]{2}")
 
@@ -101,9 +102,9 @@ def _other_case(form: str) -> str:
     return _HEX.sub(swap, form)
 
 
-def _base64(secret: str) -> set[str]:
-    """The base64 text that holds SECRET wherever it sits in an encoded stream (3 alignments)."""
-    data = secret.encode("utf-8", "surrogatepass")
+def _base64(text: str) -> set[str]:
+    """The base64 text that holds TEXT wherever it sits in an encoded stream (3 alignments)."""
+    data = text.encode("utf-8", "surrogatepass")
     found: set[str] = set()
     for k in range(3):
         for enc in (base64.b64encode, base64.urlsafe_b64encode):
@@ -114,14 +115,33 @@ def _base64(secret: str) -> set[str]:
     return found
 
 
-def forms(secret: str) -> set[str]:
+class Forms(NamedTuple):
+    #: the secret as each encoder writes it once (pieces of these are looked for too)
+    first: frozenset[str]
+    #: those, one encoding inside another, other-case hex escapes, base64
+    every: frozenset[str]
+
+
+def forms(secret: str) -> Forms:
     """Every form of SECRET :class:`Scrubber` looks for."""
     first = {secret, *(enc(secret) for enc in _ENCODERS)}
     every = first | {outer(f) for f in first for outer in _OUTER}
     every |= {_other_case(f) for f in every}
-    if len(secret) >= SHORT:
-        every |= _base64(secret)
-    return {f for f in every if f}
+    if len(secret) >= SHORT:  # base64 of the text, and of it as JSON and URLs quote it
+        for f in first:
+            every |= _base64(f)
+    return Forms(frozenset(f for f in first if f), frozenset(f for f in every if f))
+
+
+class _Index(NamedTuple):
+    #: forms of SHORT characters or more, by their first SHORT characters
+    anchored: dict[str, tuple[str, ...]]
+    #: forms of 4 to SHORT-1 characters (cut out, but shorter ones are not)
+    small: tuple[str, ...]
+    #: every form of a secret shorter than SHORT: its presence withholds a server message
+    short: tuple[str, ...]
+    #: every piece of SHORT characters of the first forms of longer secrets
+    pieces: frozenset[str]
 
 
 class Scrubber:
@@ -129,11 +149,11 @@ class Scrubber:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        self._cache: tuple[list[str], list[str], frozenset[str]] | None = None
+        self._forms: dict[str, Forms] = {}
+        self._index: _Index | None = None
 
     def __repr__(self) -> str:
-        return f"Scrubber({len(self._secrets)} values)"
+        return f"Scrubber({len(self._forms)} values)"
 
     def add(self, values: Iterable[object]) -> None:
         """Values to cut out: text, and numbers as they are written (booleans are not secret)."""
@@ -143,48 +163,53 @@ class Scrubber:
                     continue
                 if isinstance(v, (int, float)):
                     v = json.dumps(v)
-                if isinstance(v, str) and v and v not in self._secrets:
-                    self._secrets.add(v)
-                    self._cache = None
+                if isinstance(v, str) and v and v not in self._forms:
+                    self._forms[v] = forms(v)
+                    self._index = None
 
-    def _compiled(self) -> tuple[list[str], list[str], frozenset[str]]:
-        """(forms to replace, longest first; forms of short secrets; pieces of long secrets)."""
+    def _indexed(self) -> _Index:
         with self._lock:
-            if self._cache is None:
-                replace: set[str] = set()
+            if self._index is None:
+                anchored: dict[str, set[str]] = {}
+                small: set[str] = set()
                 short: set[str] = set()
                 pieces: set[str] = set()
-                for secret in self._secrets:
-                    every = forms(secret)
+                for secret, f in self._forms.items():
                     if len(secret) < SHORT:
-                        short |= every
+                        short |= f.every
                     else:
-                        pieces.update(f[i : i + SHORT] for f in every for i in range(len(f) - SHORT + 1))
-                    # short secrets are cut out too (from 4 characters), for text that is shown anyway
-                    replace |= {f for f in every if len(f) >= 4}
-                self._cache = (
-                    sorted(replace, key=len, reverse=True),
-                    sorted(short, key=len, reverse=True),
+                        pieces.update(x[i : i + SHORT] for x in f.first for i in range(len(x) - SHORT + 1))
+                    for x in f.every:
+                        if len(x) >= SHORT:
+                            anchored.setdefault(x[:SHORT], set()).add(x)
+                        elif len(x) >= 4:
+                            small.add(x)
+                self._index = _Index(
+                    {k: tuple(v) for k, v in anchored.items()},
+                    tuple(small),
+                    tuple(short),
                     frozenset(pieces),
                 )
-            return self._cache
+            return self._index
 
     def scrub(self, text: str) -> str:
         """TEXT with every form of every secret (of 4 characters or more) replaced."""
-        replace, _short, _pieces = self._compiled()
-        for form in replace:
-            if form in text:
-                text = text.replace(form, REDACTED)
+        index = self._indexed()
+        found = {x for x in index.small if x in text}
+        for i in range(len(text) - SHORT + 1):
+            found.update(index.anchored.get(text[i : i + SHORT], ()))
+        for form in sorted(found, key=len, reverse=True):
+            text = text.replace(form, REDACTED)
         return text
 
     def clean(self, text: str) -> str | None:
         """Server TEXT scrubbed, or None when a secret may still be in it: show nothing then."""
         if len(text) > MAX_TEXT:
             return None
-        _replace, short, pieces = self._compiled()
-        if any(form in text for form in short):
+        index = self._indexed()
+        if any(form in text for form in index.short):
             return None
         text = self.scrub(text)
-        if any(text[i : i + SHORT] in pieces for i in range(len(text) - SHORT + 1)):
+        if any(text[i : i + SHORT] in index.pieces for i in range(len(text) - SHORT + 1)):
             return None
         return text
