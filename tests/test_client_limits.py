@@ -272,6 +272,26 @@ def test_a_huge_reply_is_refused_near_the_cap_without_holding_it(
     assert srv.sent < 24 * MiB
 
 
+def test_plan_on_a_huge_reply_exits_2_naming_the_request(denv: Env) -> None:
+    e = denv
+
+    def serve(srv: Loopback, conn: socket.socket, req: Request) -> None:
+        if req.path == "/api/version":
+            body = json.dumps({"version": "x", "contract_version": 1}).encode()
+            conn.sendall(_head("200 OK", {"Content-Length": str(len(body))}) + body)
+        else:
+            endless(srv, conn, req)
+
+    with Loopback(serve) as srv:
+        env = e.env(BIFROST_API_URL=srv.url, BIFROST_MAX_REPLY_SIZE="1M", BIFROST_TIMEOUT="20")
+        r = e.cli("plan", str(e.root), env=env)
+        srv.stop.set()
+    assert r.code == 2, r.output
+    assert "the answer is larger than 1 MiB (BIFROST_MAX_REPLY_SIZE); it was not read further" in r.stderr
+    assert re.search(r"GET /api/\w+: the answer is larger", r.stderr)
+    assert "Traceback" not in r.output and srv.sent < 24 * MiB
+
+
 def test_a_reply_under_the_cap_is_read_whole() -> None:
     items = [{"id": str(i), "name": f"org {i}"} for i in range(20000)]  # about 0.6 MiB
 
