@@ -8,7 +8,11 @@
   is persisted where it came from (the credentials file, rewritten atomically with mode 0600;
   for env tokens the file named by ``BIFROST_CREDENTIALS_FILE``, else a one-time warning).
 - Retries with exponential backoff and full jitter on 429 (Retry-After honoured, capped), 5xx,
-  timeouts and dropped connections, a bounded number of attempts.
+  timeouts and dropped connections, a bounded number of attempts (``BIFROST_MAX_ATTEMPTS``).
+- Every attempt has a total deadline (``BIFROST_TIMEOUT``: connect, send and the whole reply),
+  every reply a size cap (``BIFROST_MAX_REPLY_SIZE``): see :mod:`.limits`.
+- Server text (error messages) has every secret cut out in any encoding, or is not shown when
+  that is uncertain (:mod:`.scrub`), and is escaped for the terminal before it is shown.
 - Concurrency: :meth:`Client.map` runs calls on a fixed-size thread pool; results keep the
   input order, so output stays deterministic.
 """
@@ -23,14 +27,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
+from .. import escape
 from . import DeployError
+from .limits import ENV_ATTEMPTS, ENV_REPLY, ENV_TIMEOUT, Limits, deadline, enforce_deadlines, size_text
+from .scrub import Scrubber
 
 CONTRACT_VERSION = 1
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -52,12 +60,44 @@ class ApiError(Exception):
         #: an earlier attempt of this request got no answer (timeout, dropped connection) or a 5xx:
         #: it may have been applied, so a conflict now can be that attempt's own work
         self.retried = retried
-        where = f"{method} {path}: " if method else ""
+        where = f"{method} {request_name(path)}: " if method else ""
         super().__init__(f"{where}{status or 'no response'}: {message}" if status else f"{where}{message}")
 
 
-def error_message(response: httpx.Response) -> str:
-    """One line from either Bifrost error shape, else the reason phrase."""
+def request_name(path: str) -> str:
+    """PATH as an error message shows it: no query string (it may carry a token), escaped."""
+    return escape.term(path.split("?", 1)[0].split("#", 1)[0])
+
+
+#: shown instead of a server's message that may still hold a secret value
+WITHHELD = "(the server's message is not shown: it may quote a secret value)"
+#: server text is cut to this many characters in a message
+MAX_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole reply, read within the deadline and the size cap."""
+
+    status_code: int
+    reason_phrase: str
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _TooLarge(Exception):
+    """The reply is over the size cap."""
+
+
+class _Undecodable(Exception):
+    """The reply's content encoding is broken or unknown."""
+
+
+def error_message(response: Reply) -> str:
+    """One line from either Bifrost error shape, else the reason phrase (server text: unsafe)."""
     try:
         body = response.json()
     except ValueError:
@@ -164,7 +204,7 @@ def write_credentials(path: str, creds: Credentials) -> None:
 # --- the client -----------------------------------------------------------------------------
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Reply) -> float | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -187,19 +227,28 @@ class Client:
         creds: Credentials,
         *,
         concurrency: int = 8,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         backoff: float = 0.25,
         max_backoff: float = 8.0,
         max_retry_after: float = 30.0,
-        timeout: float = 30.0,
+        timeout: float | None = None,
+        max_reply_bytes: int | None = None,
+        environ: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """Limits left None come from ENVIRON (default: the process's; DeployError if malformed)."""
+        env = Limits.from_env(os.environ if environ is None else environ)
+        self.limits = Limits(
+            timeout=env.timeout if timeout is None else timeout,
+            max_attempts=max(1, env.max_attempts if max_attempts is None else max_attempts),
+            max_reply_bytes=env.max_reply_bytes if max_reply_bytes is None else max_reply_bytes,
+        )
         self.creds = creds
         self.concurrency = max(1, concurrency)
-        self.max_attempts = max(1, max_attempts)
+        self.max_attempts = self.limits.max_attempts
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.sleep = sleep
         self.warn = warn or (lambda m: print(f"bifrost-gitops: warning: {m}", file=sys.stderr))
@@ -209,33 +258,37 @@ class Client:
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._warned = False
-        self._sensitive: set[str] = set()
+        self._scrubber = Scrubber()
+        self._scrubber.add([creds.access_token, creds.refresh_token])
         self.http = httpx.Client(
             base_url=creds.api_url.rstrip("/"),
-            timeout=timeout,
+            timeout=self.limits.timeout,
             verify=True,  # TLS verification is never turned off (SSL_CERT_FILE adds a CA)
             transport=transport,
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
-            headers={"Accept": "application/json", "User-Agent": "bifrost-gitops"},
+            headers={"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "bifrost-gitops"},
         )
+        enforce_deadlines(self.http)
         self._pool: ThreadPoolExecutor | None = None
 
     # -- secrets hygiene --
 
     def add_sensitive(self, values: Iterable[Any]) -> None:
-        """Strings to cut out of any message this client lets out (secret values, tokens)."""
-        with self._lock:
-            for v in values:
-                if isinstance(v, str) and len(v) >= 4:
-                    self._sensitive.add(v)
+        """Values to cut out of any message this client lets out (secret values, tokens)."""
+        self._scrubber.add(values)
 
     def scrub(self, text: str) -> str:
-        tokens = [self.creds.access_token, self.creds.refresh_token or ""]
-        with self._lock:
-            known = [*tokens, *self._sensitive]
-        for s in sorted((s for s in known if s and len(s) >= 4), key=len, reverse=True):
-            text = text.replace(s, "<redacted>")
-        return text
+        """TEXT with every secret value and token cut out, in any form a server may quote it."""
+        return self._scrubber.scrub(text)
+
+    def server_text(self, text: str) -> str:
+        """Text a server wrote, fit for a message: secrets cut out (or all of it withheld when
+        that is uncertain), terminal escapes and workflow commands neutralised, cut short."""
+        cleaned = self._scrubber.clean(text)
+        if cleaned is None:
+            return WITHHELD
+        shown = escape.term(cleaned)
+        return shown if len(shown) <= MAX_SHOWN else shown[:MAX_SHOWN] + "..."
 
     # -- lifecycle --
 
@@ -258,42 +311,75 @@ class Client:
             if retry:
                 self.retries += 1
 
-    def _send_once(self, method: str, path: str, body: Any, token: str) -> tuple[httpx.Response, bool]:
-        """One request with retries for transient failures: the final response, and whether an
+    def _attempt(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Reply:
+        """Send once and read the whole reply within the deadline and the size cap.
+
+        Raises httpx.TimeoutException past the deadline, httpx.TransportError, _TooLarge,
+        _Undecodable."""
+        with deadline(self.limits.timeout) as end:
+            request = self.http.build_request(method, path, json=body, headers=headers)
+            response = self.http.send(request, stream=True)
+            try:
+                content = self._read(response, end)
+            finally:
+                response.close()
+        return Reply(response.status_code, response.reason_phrase, response.headers, content)
+
+    def _read(self, response: httpx.Response, end: float) -> bytes:
+        """The body, decompressed, refused past the cap before more than a chunk over it is held."""
+        cap = self.limits.max_reply_bytes
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            raise _TooLarge
+        content = bytearray()
+        for chunk in _decoded(response.iter_raw(), response.headers.get("content-encoding", "")):
+            content += chunk
+            if len(content) > cap:
+                raise _TooLarge
+            if time.monotonic() > end:  # also where the socket-level deadline cannot reach
+                raise httpx.ReadTimeout("the deadline passed")
+        return bytes(content)
+
+    def _send_once(self, method: str, path: str, body: Any, token: str) -> tuple[Reply, bool]:
+        """One request with retries for transient failures: the final reply, and whether an
         earlier attempt may have been applied (no answer, or a 5xx) before it."""
         delay = self.backoff
         uncertain = False
         for attempt in range(1, self.max_attempts + 1):
             self._count(retry=attempt > 1)
             try:
-                response = self.http.request(
-                    method,
-                    path,
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
+                response = self._attempt(method, path, body, {"Authorization": f"Bearer {token}"})
             except httpx.TimeoutException:
-                failure: str | httpx.Response = "timed out"
+                failure: str | Reply = f"no complete answer within {self.limits.timeout:g} s ({ENV_TIMEOUT})"
             except httpx.TransportError as e:
                 failure = f"connection failed ({type(e).__name__})"
+            except _TooLarge:
+                raise ApiError(0, self._too_large(), method, path, retried=uncertain) from None
+            except _Undecodable:
+                raise ApiError(0, _UNDECODABLE, method, path, retried=uncertain) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response, uncertain
                 failure = response
             if attempt == self.max_attempts:
-                if isinstance(failure, httpx.Response):
+                if isinstance(failure, Reply):
                     return failure, uncertain
-                raise ApiError(0, f"{failure} after {attempt} attempts", method, path, retried=True)
-            if not isinstance(failure, httpx.Response) or failure.status_code != 429:
+                message = f"{failure}, {attempt} attempt{'s' if attempt > 1 else ''} ({ENV_ATTEMPTS})"
+                raise ApiError(0, message, method, path, retried=True)
+            if not isinstance(failure, Reply) or failure.status_code != 429:
                 uncertain = True  # 429 was refused unprocessed; anything else may have landed
             wait = self.rng.uniform(0, min(self.max_backoff, delay))  # full jitter
-            if isinstance(failure, httpx.Response) and failure.status_code == 429:
+            if isinstance(failure, Reply) and failure.status_code == 429:
                 after = _retry_after(failure)
                 if after is not None:
                     wait = min(after, self.max_retry_after) + self.rng.uniform(0, 0.05)
             delay *= 2
             self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _too_large(self) -> str:
+        cap = size_text(self.limits.max_reply_bytes)
+        return f"the answer is larger than {cap} ({ENV_REPLY}); it was not read further"
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send METHOD PATH (JSON BODY); the parsed JSON answer, None for 204. Raises ApiError."""
@@ -309,7 +395,7 @@ class Client:
         if response.status_code >= 400:
             raise ApiError(
                 response.status_code,
-                self.scrub(error_message(response)),
+                self.server_text(error_message(response)),
                 method,
                 path,
                 retried=uncertain,
@@ -329,11 +415,22 @@ class Client:
             refresh = self.creds.refresh_token
             self._count()
             try:
-                response = self.http.post("/auth/refresh", json={"refresh_token": refresh})
+                response = self._attempt("POST", "/auth/refresh", {"refresh_token": refresh}, {})
+            except httpx.TimeoutException:
+                raise ApiError(
+                    0,
+                    f"token refresh: no complete answer within {self.limits.timeout:g} s ({ENV_TIMEOUT})",
+                    "POST",
+                    "/auth/refresh",
+                ) from None
             except httpx.HTTPError as e:
                 raise ApiError(
                     0, f"token refresh failed ({type(e).__name__})", "POST", "/auth/refresh"
                 ) from None
+            except _TooLarge:
+                raise ApiError(0, self._too_large(), "POST", "/auth/refresh") from None
+            except _Undecodable:
+                raise ApiError(0, _UNDECODABLE, "POST", "/auth/refresh") from None
             if response.status_code != 200:
                 raise ApiError(
                     response.status_code,
@@ -348,8 +445,8 @@ class Client:
             if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
                 raise ApiError(200, "token refresh answered without an access token", "POST", "/auth/refresh")
             new_refresh = data.get("refresh_token")
+            self._scrubber.add([data["access_token"], new_refresh])
             with self._lock:
-                self._sensitive.update(t for t in (failed_token, refresh) if t)
                 self.creds.access_token = data["access_token"]
                 if isinstance(new_refresh, str) and new_refresh:
                     self.creds.refresh_token = new_refresh
@@ -400,9 +497,32 @@ class Client:
         except ApiError as e:
             raise DeployError(f"cannot reach Bifrost at {self.creds.api_url}: {e}") from None
         version = info.get("contract_version") if isinstance(info, dict) else None
-        if version != CONTRACT_VERSION:
+        if version != CONTRACT_VERSION or isinstance(version, bool):
+            shown = self.server_text(repr(version))
             raise DeployError(
-                f"Bifrost at {self.creds.api_url} speaks contract_version {version!r}; this bifrost-gitops "
+                f"Bifrost at {self.creds.api_url} speaks contract_version {shown}; this bifrost-gitops "
                 f"speaks {CONTRACT_VERSION}: upgrade whichever is older"
             )
         return dict(info)
+
+
+_UNDECODABLE = "the answer's content encoding is broken or not one this tool reads (gzip, deflate)"
+
+
+def _decoded(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    """CHUNKS decompressed by at most 64 KiB a step, so a small bomb never expands at once."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        yield from chunks
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise _Undecodable
+    inflate = zlib.decompressobj(47)  # gzip or zlib header, detected
+    try:
+        for data in chunks:
+            while data and not inflate.eof:
+                yield inflate.decompress(data, 65536)
+                data = inflate.unconsumed_tail
+        yield inflate.flush()
+    except zlib.error:
+        raise _Undecodable from None

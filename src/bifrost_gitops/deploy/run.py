@@ -22,7 +22,7 @@ def connect(url: str | None, credentials: str | None, concurrency: int = 8, **kw
 
 def plan_for(client: Client, desired: dict[str, Any], opts: Options) -> Plan:
     """Read the live state (counting requests) and diff it against DESIRED."""
-    client.add_sensitive(v for v in secret_values(desired) if isinstance(v, str))
+    client.add_sensitive(secret_values(desired))  # text and numbers; booleans are skipped
     state = live_state.read(client, desired["integrations"], include_ledger_managed=opts.prune)
     return make_plan(desired, state, opts, client.requests)  # the version check included
 
