@@ -464,7 +464,7 @@ def _findings_text(d: Diff) -> list[str]:
 
 
 def _md(text: str | None) -> str:
-    return "" if text is None else md_code(text)
+    return md_code(text) if text else ""  # an empty code span would show its backticks
 
 
 def _md_values(c: Change) -> tuple[str, str]:
