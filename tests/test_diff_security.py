@@ -72,7 +72,7 @@ def test_swapped_organization_ids_come_first_and_count_as_changes(ids: Git) -> N
         ("organization", "fabrikam", "id", B, A),
     ]
     assert doc["security"][0]["note"] == "this id was fabrikam's in base; its old id is now fabrikam's"
-    assert doc["security"][0]["source"] == f"organizations.yaml:{line_of(text, 'name: contoso')}"
+    assert doc["security"][0]["source"] == f"organizations.yaml:{line_of(text, f'id: {B}')}"  # the id's line
     assert doc["changes"] == {}  # no workflow value changed: the danger is only in the ids
     assert doc["affected"] == 2 and doc["per_integration"] == {"(organization id or display name)": 2}
 

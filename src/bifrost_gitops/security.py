@@ -77,48 +77,68 @@ def _at(doc: loader.Document | None, path: tuple[Any, ...], base: bool = False) 
 # --- organizations -------------------------------------------------------------------------
 
 
+class _Org(NamedTuple):
+    name: str
+    id: str | None  # as written
+    display_name: str | None
+    doc: loader.Document
+    at: tuple[Any, ...]  # the organization's path in its document
+
+    @property
+    def key(self) -> str | None:
+        """The UUID compared: Bifrost's UUIDs are case-insensitive."""
+        return self.id.lower() if self.id else None
+
+    def where(self, field: str) -> str:
+        return f"{self.doc.path}:{self.doc.pos((*self.at, field))[0]}"
+
+
+def _orgs(c: Catalog) -> dict[str, _Org]:
+    return {
+        key: _Org(o.name, o.id, o.display_name, p.doc, ("organizations", i))
+        for key, (o, p, i) in c.orgs.items()
+    }
+
+
+def _action(old: object, new: object) -> Action:
+    return "changed" if old is not None and new is not None else ("added" if new is not None else "removed")
+
+
 def organization_identity(base: Catalog, head: Catalog) -> list[Alert]:
     """An organization's Bifrost UUID or display name changed, or a UUID moved between names."""
-
-    def table(c: Catalog) -> dict[str, tuple[str, str | None, str | None, str | None]]:
-        out: dict[str, tuple[str, str | None, str | None, str | None]] = {}
-        for key, (o, p, i) in c.orgs.items():
-            oid = o.id.lower() if isinstance(o.id, str) else None
-            out[key] = (o.name, oid, o.display_name, f"{p.doc.path}:{p.doc.pos(('organizations', i))[0]}")
-        return out
-
-    old, new = table(base), table(head)
-    owner_old = {oid: name for name, oid, _, _ in old.values() if oid}
-    owner_new = {oid: name for name, oid, _, _ in new.values() if oid}
+    old, new = _orgs(base), _orgs(head)
+    owner_old = {o.key: o.name for o in old.values() if o.key}
+    owner_new = {o.key: o.name for o in new.values() if o.key}
     alerts: list[Alert] = []
-    for key in sorted(new):
-        name, nid, ndn, src = new[key]
-        _, oid, odn, _ = old.get(key, (name, None, None, None))
+    for key, h in sorted(new.items()):
+        b = old.get(key)
         notes = []
-        was = owner_old.get(nid) if nid else None
+        was = owner_old.get(h.key) if h.key else None
         if was is not None and was.lower() != key:
             notes.append(f"this id was {was}'s in base")
-        now = owner_new.get(oid) if oid else None
+        now = owner_new.get(b.key) if b is not None and b.key else None
         if now is not None and now.lower() != key:
             notes.append(f"its old id is now {now}'s")
-        if key not in old:
-            if notes:  # a new name for an existing Bifrost organization
-                alerts.append(Alert("organization", name, "id", "added", None, nid, "; ".join(notes), src))
+        note = "; ".join(notes) or None
+        if b is None:
+            if note:  # a new name for an existing Bifrost organization
+                alerts.append(Alert("organization", h.name, "id", "added", None, h.id, note, h.where("id")))
             continue
-        if oid != nid:
-            action: Action = "changed" if oid and nid else ("added" if nid else "removed")
-            alerts.append(Alert("organization", name, "id", action, oid, nid, "; ".join(notes) or None, src))
-        if odn != ndn:
+        if b.key != h.key:
+            alerts.append(
+                Alert("organization", h.name, "id", _action(b.key, h.key), b.id, h.id, note, h.where("id"))
+            )
+        if b.display_name != h.display_name:
             alerts.append(
                 Alert(
                     "organization",
-                    name,
+                    h.name,
                     "display_name",
-                    "changed",
-                    None if odn is None else _show(odn),
-                    None if ndn is None else _show(ndn),
+                    _action(b.display_name, h.display_name),
+                    None if b.display_name is None else _show(b.display_name),
+                    None if h.display_name is None else _show(h.display_name),
                     None,
-                    src,
+                    h.where("display_name"),
                 )
             )
     return alerts
