@@ -271,7 +271,9 @@ def explain(args: tuple[str, ...], fmt: str) -> None:
     try:
         report = ex.explain(result.catalog, *args)
     except ex.ExplainError as e:
-        fail(str(e))
+        from .escape import term
+
+        fail(term(str(e)))  # a suggested name comes from the repository
     click.echo(ex.render_json(report) if fmt == "json" else ex.render_text(report), nl=False)
 
 
@@ -307,6 +309,7 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     from . import diff as df
     from . import gitrev, sops
     from . import security as sec
+    from .escape import term
     from .repo import PROJECT_FILE, RepoError, WorkTree, find_root, load_tree
 
     try:
@@ -316,7 +319,7 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
         base_sops = base_tree.nearest(sec.SOPS_FILE)
         head_sops = head_tree.nearest(sec.SOPS_FILE) if head else gitrev.work_nearest(root, sec.SOPS_FILE)
     except (RepoError, gitrev.GitError) as e:
-        fail(str(e))
+        fail(term(str(e)))  # git's message quotes the revision and paths
     base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root))
     head_result = load_tree(head_tree)
     security = [

@@ -200,6 +200,8 @@ Flat = dict[str, "str | tuple[str, ...]"]  # field -> a value, or the set of key
 
 
 def _keys(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
     out = []
     for item in items:
