@@ -267,13 +267,21 @@ _RUN = re.compile(r"`+")
 
 def without_code_spans(line: str) -> str:
     """LINE with its code spans cut out, as CommonMark reads them: a run of N backticks opens a
-    span that the next run of exactly N backticks closes (a run without one is literal)."""
+    span that the next run of exactly N backticks closes (a run without one is literal); a
+    backslash before a run, outside a span, escapes its first backtick."""
     out, pos = [], 0
     while (m := _RUN.search(line, pos)) is not None:
-        out.append(line[pos : m.start()])
-        close = next((c for c in _RUN.finditer(line, m.end()) if len(c.group()) == len(m.group())), None)
+        start = m.start()
+        slashes = len(line[:start]) - len(line[:start].rstrip("\\"))
+        if slashes % 2:
+            start += 1
+        out.append(line[pos:start])
+        run = line[start : m.end()]
+        close = None
+        if run:
+            close = next((c for c in _RUN.finditer(line, m.end()) if len(c.group()) == len(run)), None)
         if close is None:
-            out.append(m.group())
+            out.append(run)
             pos = m.end()
         else:
             pos = close.end()
