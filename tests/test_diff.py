@@ -283,9 +283,15 @@ def test_mapping_added_and_removed(small: Git) -> None:
     assert doc["changes"]["fabrikam"][0]["source"].startswith("integrations/HaloPSA/mappings/fabrikam.yaml:")
 
 
+def contoso_ltd(text: str) -> str:
+    """An organizations.yaml that keeps contoso's display name (BASE_FILES has one)."""
+    return text.replace("- name: contoso\n", "- name: contoso\n    display_name: Contoso Ltd\n")
+
+
 def test_organization_added_and_removed(small: Git) -> None:
     small.commit(
-        "fabrikam leaves, northwind joins", {"organizations.yaml": orgs_yaml("contoso", "northwind")}
+        "fabrikam leaves, northwind joins",
+        {"organizations.yaml": contoso_ltd(orgs_yaml("contoso", "northwind"))},
     )
     doc = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
     assert doc["organizations"] == 3  # contoso, fabrikam (removed) and northwind (added)
@@ -306,7 +312,7 @@ def test_organization_added_and_removed(small: Git) -> None:
 
 def test_removed_organization_counts_in_the_total(small: Git) -> None:
     """A removed organization is affected: "N of M" counts base and head, never N > M."""
-    small.commit("fabrikam leaves", {"organizations.yaml": orgs_yaml("contoso")})
+    small.commit("fabrikam leaves", {"organizations.yaml": contoso_ltd(orgs_yaml("contoso"))})
     doc = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
     assert doc["organizations"] == 2 and doc["affected"] == 1
     out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
@@ -640,7 +646,7 @@ def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
     assert "<details><summary><b>org03</b>: 1 change</summary>" in md
     assert "contoso" not in md  # its override shields it
     assert re.search(
-        r"\| HaloPSA \| config\.page_size \| `100` \| `120` \| `integrations/HaloPSA/integration\.yaml:\d+` \|",
+        r"\| HaloPSA \| config\.page\\_size \| `100` \| `120` \| `integrations/HaloPSA/integration\.yaml:\d+` \|",
         md,
     )
 
@@ -663,7 +669,17 @@ def test_markdown_escapes_table_breaking_values(small: Git) -> None:
 def test_json_has_the_documented_keys(small: Git) -> None:
     small.edit(CONTOSO, "page_size: 50", "page_size: 5")
     doc = diff_json(small, "--base", "HEAD")
-    assert set(doc) == {"base", "head", "organizations", "affected", "per_integration", "changes", "findings"}
+    assert set(doc) == {
+        "base",
+        "head",
+        "security",
+        "organizations",
+        "affected",
+        "per_integration",
+        "changes",
+        "findings",
+    }
+    assert doc["security"] == []
     assert doc["head"] == "work tree" and doc["base"].startswith("HEAD (")
     assert doc["organizations"] == 2 and doc["affected"] == 1 and doc["per_integration"] == {"HaloPSA": 1}
     (change,) = doc["changes"]["contoso"]

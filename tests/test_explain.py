@@ -211,3 +211,63 @@ def test_org_by_bifrost_uuid(repo: Path) -> None:
     assert run.code == 0, run
     run = explain(str(repo), "3f0c1d2e-0000-4000-8000-00000000ffff", "HaloPSA")
     assert run.code == 2 and "is not declared" in run.stderr
+
+
+def test_a_secret_typed_value_left_under_config_is_masked(tmp_path: Path) -> None:
+    """C004 (validate's finding) in defaults and in a mapping: explain still never prints it."""
+    from support import BASE_FILES, write_repo
+    from test_resolve import canary
+
+    default, override = canary("CLEARDEFAULT"), canary("CLEAROVERRIDE")
+    halo, contoso = "integrations/HaloPSA/integration.yaml", "integrations/HaloPSA/mappings/contoso.yaml"
+    root = write_repo(
+        tmp_path / "clear",
+        {
+            halo: BASE_FILES[halo] + f"    api_key: {default}\n",
+            contoso: BASE_FILES[contoso] + f"  api_key: {override}\n",
+        },
+    )
+    runs = [
+        run_cli("explain", str(root), org, "HaloPSA", *key, *fmt)
+        for org in ("contoso", "fabrikam", "global")
+        for key in ((), ("api_key",))
+        for fmt in ((), ("--format", "json"))
+    ]
+    for run in runs:
+        assert run.code == 0, run
+        assert default not in run.output and override not in run.output, run.output
+        assert "CANARY" not in run.output
+    doc = report(root, "contoso", "HaloPSA", "api_key")
+    (item,) = doc["config"]
+    assert item["value"] == "<secret>" and item["set"] is True
+    line_no = line_of((root / contoso).read_text(), "api_key:")
+    assert item["source"] == {"kind": "override", "file": contoso, "line": line_no}
+    text = run_cli("explain", str(root), "fabrikam", "HaloPSA").stdout
+    (line_,) = [x for x in text.splitlines() if x.strip().startswith("api_key")]
+    assert "<secret>" in line_ and f"{halo}:" in line_
+
+
+def test_hostile_values_and_names_are_escaped(tmp_path: Path) -> None:
+    from support import BASE_FILES, write_repo
+
+    hostile = "x\n::error::forged\x1b[2J\u202etxt"
+    name = "<!--|`Halo"
+    halo, contoso = "integrations/HaloPSA/integration.yaml", "integrations/HaloPSA/mappings/contoso.yaml"
+    root = write_repo(
+        tmp_path / "hostile",
+        {
+            halo: BASE_FILES[halo].replace("name: HaloPSA", f"name: {json.dumps(name)}"),
+            contoso: BASE_FILES[contoso]
+            .replace("integration: HaloPSA", f"integration: {json.dumps(name)}")
+            .replace('entity_id: "12"', f"entity_id: {json.dumps(hostile)}")
+            + f"  url: {json.dumps(hostile)}\n",
+        },
+    )
+    text = run_cli("explain", str(root), "contoso", name)
+    assert text.code == 0, text
+    assert text.stdout.startswith(f"contoso / {name}\n")
+    for line_ in text.stdout.splitlines():
+        assert not any(c in line_ for c in "\x1b\u202e\r") and "::" not in line_, repr(line_)
+    assert ":\\x3aerror:\\x3aforged" in text.stdout
+    doc = run_cli("explain", str(root), "contoso", name, "--format", "json").stdout
+    assert doc.isascii() and json.loads(doc)["entity_id"] == hostile

@@ -279,7 +279,9 @@ def explain(args: tuple[str, ...], fmt: str) -> None:
     try:
         report = ex.explain(result.catalog, *args)
     except ex.ExplainError as e:
-        fail(str(e))
+        from .escape import term
+
+        fail(term(str(e)))  # a suggested name comes from the repository
     click.echo(ex.render_json(report) if fmt == "json" else ex.render_text(report), nl=False)
 
 
@@ -307,21 +309,37 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
 
     Both revisions are read straight from git objects; nothing in the work tree changes.
     Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
+    Security-relevant changes (an organization's id or display name, bundle recipients,
+    .sops.yaml rules) are listed first and count as changes for --exit-code.
     """
     import os
 
     from . import diff as df
     from . import gitrev, sops
-    from .repo import RepoError, WorkTree, find_root, load_tree
+    from . import security as sec
+    from .escape import term
+    from .repo import PROJECT_FILE, RepoError, WorkTree, find_root, load_tree
 
     try:
         root = find_root(repo)
         base_tree = gitrev.GitTree(root, base)
         head_tree: Any = gitrev.GitTree(root, head) if head else WorkTree(root)
+        base_sops = base_tree.nearest(sec.SOPS_FILE)
+        head_sops = head_tree.nearest(sec.SOPS_FILE) if head else gitrev.work_nearest(root, sec.SOPS_FILE)
     except (RepoError, gitrev.GitError) as e:
-        fail(str(e))
+        fail(term(str(e)))  # git's message quotes the revision and paths
     base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root))
     head_result = load_tree(head_tree)
+    security = [
+        *sec.organization_identity(base_result.catalog, head_result.catalog),
+        *sec.bundle_recipients(
+            base_tree.load(PROJECT_FILE)[0] if base_tree.exists else None, head_tree.load(PROJECT_FILE)[0]
+        ),
+        *sec.sops_rules(
+            sec.ConfigFile(*base_sops) if base_sops else None,
+            sec.ConfigFile(*head_sops) if head_sops else None,
+        ),
+    ]
 
     def work_raw(rel: str) -> bytes:
         with open(os.path.join(root, rel), "rb") as f:
@@ -336,11 +354,12 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
         f"{base} ({base_tree.commit[:12]})",
         f"{head} ({head_tree.commit[:12]})" if head else "work tree",
         compare,
+        security,
     )
     render = {"text": df.render_text, "markdown": df.render_markdown, "json": df.render_json}[fmt]
     sys.stdout.write(render(result))
     head_errors = [f for f in result.head_findings if f.severity == "error"]
-    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changes) else EXIT_OK)
+    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
 
 # --- deploy: plan, apply, import, publish ----------------------------------------------------

@@ -1,22 +1,29 @@
 """What a change does to each organization: two resolved states compared, org by org.
 
 Secrets are compared, never shown: with keys, by their decrypted values ("changed" or not);
-without, by ciphertext ("ciphertext changed", which also covers a re-encryption).
+without, by ciphertext ("ciphertext changed", which also covers a re-encryption). A value of a
+secret-typed key put under ``config:`` by mistake is compared the same way and shown as
+``<secret>`` too.
+
+Security-relevant changes (security.py: organization identity, bundle recipients, .sops.yaml
+rules) come first in every format. Every name and value is escaped for its output (escape.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import sops
 from .bundle import SecretOpener
 from .diagnostics import Diagnostic
+from .escape import html_text, md_code, md_text, term, to_json
 from .model import ProviderRef
 from .repo import Result
 from .resolve import Resolved, SecretRef, Source, organizations, resolve, resolve_org
+from .security import Alert
 
 SecretCompare = Callable[[SecretRef, SecretRef], str | None]  # None: same; else what to say
 
@@ -32,6 +39,8 @@ class Change:
 
 
 ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
+IDENTITY_ROW = "(organization id or display name)"  # the row of organization identity changes
+SECRET = "<secret>"
 
 
 @dataclass
@@ -42,14 +51,28 @@ class Diff:
     changes: dict[str, list[Change]] = field(default_factory=dict)  # org -> changes
     head_findings: list[Diagnostic] = field(default_factory=list)
     base_findings: list[Diagnostic] = field(default_factory=list)
+    security: list[Alert] = field(default_factory=list)  # shown first, counted by --exit-code
+
+    @property
+    def identity_changed(self) -> list[str]:
+        """Organizations whose Bifrost UUID or display name changed."""
+        return list(dict.fromkeys(a.subject for a in self.security if a.kind == "organization"))
+
+    @property
+    def affected_orgs(self) -> list[str]:
+        """Organizations whose workflows change, or whose identity does (they get another's)."""
+        return list(dict.fromkeys([*self.changes, *self.identity_changed]))
 
     @property
     def affected(self) -> dict[str, int]:
-        """Organizations affected, per integration (ORG_ROW: the org itself was added or removed)."""
+        """Organizations affected, per integration (ORG_ROW: the org itself was added or removed;
+        IDENTITY_ROW: its id or display name changed)."""
         count: dict[str, int] = {}
         for changes in self.changes.values():
             for name in {c.integration or ORG_ROW for c in changes}:
                 count[name] = count.get(name, 0) + 1
+        if self.identity_changed:
+            count[IDENTITY_ROW] = len(self.identity_changed)
         return dict(sorted(count.items()))
 
     def orgs_with(self, new: str) -> list[str]:
@@ -61,11 +84,19 @@ class Diff:
         ]
 
     def headline(self) -> str:
-        """``"5 of 5 organizations affected (1 removed)"``."""
+        """``"5 of 5 organizations affected (1 removed)"``, after the number of security-relevant
+        changes when there are any."""
         total = self.orgs_total
-        text = f"{len(self.changes)} of {total} organization{'s' if total != 1 else ''} affected"
+        text = f"{len(self.affected_orgs)} of {total} organization{'s' if total != 1 else ''} affected"
         extra = [f"{len(self.orgs_with(w))} {w}" for w in ("added", "removed") if self.orgs_with(w)]
-        return text + (f" ({', '.join(extra)})" if extra else "")
+        text += f" ({', '.join(extra)})" if extra else ""
+        n = len(self.security)
+        return f"{n} security-relevant change{'s' if n != 1 else ''}; {text}" if n else text
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything differs (what ``--exit-code`` reports)."""
+        return bool(self.changes or self.security)
 
 
 LIMIT = 80  # characters of a displayed value
@@ -153,7 +184,14 @@ def _parsed(r: Result) -> list[Any]:
     return [*items, *c.providers.values(), *c.integrations.values(), *c.mappings.values()]
 
 
-def diff(base: Result, head: Result, base_label: str, head_label: str, compare: SecretCompare) -> Diff:
+def diff(
+    base: Result,
+    head: Result,
+    base_label: str,
+    head_label: str,
+    compare: SecretCompare,
+    security: list[Alert] | None = None,
+) -> Diff:
     base_orgs = {name: name for name, _, _ in organizations(base.catalog)}
     head_orgs = {name: name for name, _, _ in organizations(head.catalog)}
     out = Diff(
@@ -162,6 +200,7 @@ def diff(base: Result, head: Result, base_label: str, head_label: str, compare: 
         len(set(base_orgs) | set(head_orgs)),
         head_findings=head.diagnostics,
         base_findings=base.diagnostics,
+        security=security or [],
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
@@ -263,23 +302,32 @@ def _integration(
             if key in new.config
             else _in_base(_where(old.sources.get(f"config.{key}")))
         )
-        change = _value_change(a, b, compare)
+        secret = key in old.config_secret_keys or key in new.config_secret_keys
+        change = _value_change(a, b, compare, secret)
         if change is not None:
             out.append(Change(name, "config", key, change[0], change[1], src))
     out += _oauth(name, old, new, compare)
     return out
 
 
-def _value_change(a: Any, b: Any, compare: SecretCompare) -> tuple[str | None, str | None] | None:
-    """(old, new) display texts when the value differs, else None. Secrets never shown."""
+def _value_change(
+    a: Any, b: Any, compare: SecretCompare, secret: bool = False
+) -> tuple[str | None, str | None] | None:
+    """(old, new) display texts when the value differs, else None. Secrets never shown, nor
+    any value of a SECRET-typed key, even one left in clear under config:."""
     sa, sb = isinstance(a, SecretRef), isinstance(b, SecretRef)
     if sa and sb:
         said = compare(a, b)
-        return None if said is None else ("<secret>", f"<secret> {said}")
-    if sa or sb:
-        return ("<secret>" if sa else _show_pair(a, None)[0], "<secret>" if sb else _show_pair(b, None)[0])
-    if a == b and type(a) is type(b):
+        return None if said is None else (SECRET, f"{SECRET} {said}")
+    if not (sa or sb) and a == b and type(a) is type(b):
         return None
+    if secret and not (sa or sb) and a is not None and b is not None:
+        return SECRET, f"{SECRET} changed"
+    if sa or sb or secret:
+        return (
+            SECRET if sa or (secret and a is not None) else _show_pair(a, None)[0],
+            SECRET if sb or (secret and b is not None) else _show_pair(b, None)[0],
+        )
     return _show_pair(a, b)
 
 
@@ -318,6 +366,9 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
 
 
 # --- rendering -----------------------------------------------------------------------------
+# Every name, value, path and finding that reaches an output comes from the repository (a
+# fork's pull request): text lines go through term(), markdown through md_text()/md_code()/
+# html_text(), JSON through to_json(). Nothing else is printed raw.
 
 
 def _label(c: Change) -> str:
@@ -338,7 +389,46 @@ def _arrow(c: Change) -> str:
     return f"{c.old} -> {c.new}"
 
 
+SECURITY_TITLE = "SECURITY-RELEVANT CHANGES"
+SECURITY_WHY = (
+    "they decide which Bifrost organization receives each client's workflows and secrets, "
+    "and who can decrypt them"
+)
+
+
+def _subject(a: Alert) -> str:
+    return f"organization {a.subject}" if a.kind == "organization" else a.subject
+
+
+def _alert_change(a: Alert) -> str:
+    """``id: 1111... -> 2222...``, ``age added age1...``, ``added`` (a whole rule)."""
+    field_ = f"{a.field} " if a.field else ""
+    if a.action == "added" and a.old is None:
+        return f"{field_}added" + (f" {a.new}" if a.new is not None else "")
+    if a.action == "removed" and a.new is None:
+        return f"{field_}removed" + (f" {a.old}" if a.old is not None else "")
+    head = f"{a.field}: " if a.field else ""
+    return f"{head}{a.old or '(unset)'} -> {a.new or '(unset)'}"
+
+
+def _security_text(d: Diff) -> list[str]:
+    if not d.security:
+        return []
+    lines = [f"{SECURITY_TITLE}: {len(d.security)} (review before merging: {SECURITY_WHY})"]
+    for a in d.security:
+        note = f"  ({a.note})" if a.note else ""
+        src = f"    ({a.source})" if a.source else ""
+        lines.append(f"  {_subject(a)}: {_alert_change(a)}{note}{src}")
+    return [*lines, ""]
+
+
+def _lines(lines: Iterable[str]) -> str:
+    """Text output: each line made safe on its own (a newline inside a name stays visible)."""
+    return "".join(term(line) + "\n" for line in lines)
+
+
 def summary_lines(d: Diff) -> list[str]:
+    """The headline and the per-integration counts (raw: the caller escapes for its output)."""
     lines = [f"{d.headline()} ({d.base} -> {d.head})"]
     for name, count in d.affected.items():
         lines.append(f"  {name}: {count} org{'s' if count != 1 else ''}")
@@ -346,11 +436,11 @@ def summary_lines(d: Diff) -> list[str]:
 
 
 def render_text(d: Diff) -> str:
-    lines = summary_lines(d)
+    lines = _security_text(d) + summary_lines(d)
     for org, changes in d.changes.items():
         lines.append("")
         lines.append(org)
-        current = object()
+        current: object = object()
         for c in changes:
             if c.integration != current and c.integration is not None:
                 lines.append(f"  {c.integration}")
@@ -359,7 +449,7 @@ def render_text(d: Diff) -> str:
             src = f"    ({c.source})" if c.source else ""
             lines.append(f"{indent}{_label(c)}: {_arrow(c)}{src}")
     lines += _findings_text(d)
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
 
 
 def _findings_text(d: Diff) -> list[str]:
@@ -374,7 +464,7 @@ def _findings_text(d: Diff) -> list[str]:
 
 
 def _md(text: str | None) -> str:
-    return "" if text is None else "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+    return md_code(text) if text else ""  # an empty code span would show its backticks
 
 
 def _md_values(c: Change) -> tuple[str, str]:
@@ -386,28 +476,64 @@ def _md_values(c: Change) -> tuple[str, str]:
     return old, new
 
 
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _security_markdown(d: Diff) -> list[str]:
+    if not d.security:
+        return []
+    n = len(d.security)
+    out = [
+        f"### ⚠️ Security-relevant change{'s' if n != 1 else ''} ({n}): review before merging",
+        "",
+        f"These come first because {SECURITY_WHY}.",
+        "",
+        _row("what", "field", "change", "old", "new", "note", "source"),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in d.security:
+        out.append(
+            _row(
+                md_text(_subject(a)),
+                md_text(a.field or ""),
+                a.action,
+                _md(a.old),
+                _md(a.new),
+                md_text(a.note or ""),
+                _md(a.source),
+            )
+        )
+    return [*out, ""]
+
+
 def render_markdown(d: Diff) -> str:
-    """A pull-request comment: summary table first, then one collapsible section per org."""
+    """A pull-request comment: security-relevant changes first, then the summary table, then
+    one collapsible section per org."""
     n = len(d.changes)
     out = [
-        f"### bifrost-gitops diff: {d.headline()}",
+        *_security_markdown(d),
+        f"### bifrost-gitops diff: {d.headline()}",  # counts and fixed words only
         "",
-        f"`{d.base}` → `{d.head}`",
+        f"{md_code(d.base)} → {md_code(d.head)}",
         "",
     ]
     if d.affected:
         out += ["| integration | organizations affected |", "|---|---:|"]
-        out += [f"| {name} | {count} |" for name, count in d.affected.items()]
+        out += [
+            _row(name if name in (ORG_ROW, IDENTITY_ROW) else md_text(name), str(count))
+            for name, count in d.affected.items()
+        ]
         out.append("")
     collapse = n > 3 or sum(len(c) for c in d.changes.values()) > 15
     for org, changes in d.changes.items():
         body = ["| integration | change | old | new | source |", "|---|---|---|---|---|"]
         for c in changes:
             old, new = _md_values(c)
-            body.append(f"| {c.integration or ''} | {_label(c)} | {old} | {new} | {_md(c.source)} |")
+            body.append(_row(md_text(c.integration or ""), md_text(_label(c)), old, new, _md(c.source)))
         if collapse:
             out += [
-                f"<details><summary><b>{org}</b>: {len(changes)} change"
+                f"<details><summary><b>{html_text(org)}</b>: {len(changes)} change"
                 f"{'s' if len(changes) != 1 else ''}</summary>",
                 "",
                 *body,
@@ -416,10 +542,10 @@ def render_markdown(d: Diff) -> str:
                 "",
             ]
         else:
-            out += [f"#### {org}", "", *body, ""]
+            out += [f"#### {md_text(org)}", "", *body, ""]
     if d.head_findings:
         out += [f"**{len(d.head_findings)} finding(s) in the head revision:**", ""]
-        out += [f"- `{f.location()}` {f.code} {f.message}" for f in d.head_findings]
+        out += [f"- {md_code(f.location())} {md_text(f.code)} {md_text(f.message)}" for f in d.head_findings]
         out.append("")
     if d.base_findings:
         out += [f"_Note: the base revision already had {len(d.base_findings)} finding(s)._", ""]
@@ -430,8 +556,9 @@ def render_json(d: Diff) -> str:
     doc = {
         "base": d.base,
         "head": d.head,
+        "security": [asdict(a) for a in d.security],
         "organizations": d.orgs_total,
-        "affected": len(d.changes),
+        "affected": len(d.affected_orgs),
         "per_integration": d.affected,
         "changes": {org: [asdict(c) for c in changes] for org, changes in d.changes.items()},
         "findings": {
@@ -439,4 +566,4 @@ def render_json(d: Diff) -> str:
             "base": [f._asdict() for f in d.base_findings],
         },
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return to_json(doc) + "\n"

@@ -66,8 +66,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
 
 
 def md_text(text: str) -> str:
-    """Plain text in markdown (a table cell, a heading): no markup, no HTML, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", html_text(text))
+    """Plain text in markdown (a table cell, a heading): no markup, no HTML, one line. Quotes
+    stay as they are: an entity such as ``&#x27;`` would show as such once ``#`` is escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(term(text), quote=False))
 
 
 def md_code(text: str) -> str:

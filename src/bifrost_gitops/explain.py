@@ -1,4 +1,8 @@
-"""`explain`: one organization's view of one integration, value by value, with provenance."""
+"""`explain`: one organization's view of one integration, value by value, with provenance.
+
+No secret is shown: a sealed value, or a value of a secret-typed key left in clear under
+``config:`` (finding C004), reads ``<secret>``. Names and values are escaped for the output.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from typing import Any
 
 from .checks import Catalog
+from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest
 
@@ -60,7 +65,7 @@ def explain(catalog: Catalog, org: str, integration: str, key: str | None = None
                 "key": k,
                 "type": item.type,
                 "required": item.required,
-                "value": _show(value),
+                "value": SECRET if item.type == "secret" and k in r.config else _show(value),
                 "set": k in r.config,
                 "source": _source(r, f"config.{k}"),
             }
@@ -114,7 +119,7 @@ def _fmt(s: Any) -> str | None:
 
 
 def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return to_json(report) + "\n"
 
 
 def _where(src: dict[str, Any]) -> str:
@@ -155,4 +160,4 @@ def render_text(report: dict[str, Any]) -> str:
         for name, s in o["secrets"].items():
             if s["set"]:
                 lines.append(f"    {name}  {SECRET}    {s['source']}")
-    return "\n".join(lines) + "\n"
+    return "".join(term(line) + "\n" for line in lines)  # names and values from the repository

@@ -51,7 +51,7 @@ class GitTree:
 
     def __init__(self, root: str, rev: str):
         self.root = os.path.abspath(root)
-        top = toplevel(self.root)
+        top = self.top = toplevel(self.root)
         self.commit = resolve_rev(self.root, rev)
         self.rev = rev
         prefix = os.path.relpath(os.path.realpath(self.root), os.path.realpath(top))
@@ -120,6 +120,19 @@ class GitTree:
         """A file's bytes at this revision (after files() listed it)."""
         return self._blobs[rel]
 
+    def nearest(self, name: str) -> tuple[str, bytes] | None:
+        """NAME (e.g. ``.sops.yaml``) in the root folder or its nearest parent up to the top of
+        the git repository, at this revision, as sops looks for it: (path relative to the root,
+        bytes), or None when no folder holds one."""
+        parts = self.prefix.rstrip("/").split("/") if self.prefix else []
+        for depth in range(len(parts), -1, -1):
+            rel = "/".join([*parts[:depth], name])
+            out = _git(self.top, "ls-tree", "-z", "--full-tree", self.commit, "--", rel)
+            meta = out.split(b"\t", 1)[0].decode().split()
+            if len(meta) == 3 and meta[1] == "blob" and meta[0] != _LINK:
+                return posixpath.relpath(rel, self.prefix or "."), self._read([meta[2]])[meta[2]]
+        return None
+
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         data = self._blobs.get(rel)
         if data is None:
@@ -141,3 +154,19 @@ class EmptyTree:
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         return None, []
+
+
+def work_nearest(root: str, name: str) -> tuple[str, bytes] | None:
+    """NAME in the work tree's ROOT folder or its nearest parent up to the top of the git
+    repository (see `GitTree.nearest`)."""
+    top = os.path.realpath(toplevel(root))
+    here = os.path.realpath(root)
+    while True:
+        path = os.path.join(here, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as f:
+                data = f.read(loader.MAX_BYTES + 1)
+            return os.path.relpath(path, os.path.realpath(root)).replace(os.sep, "/"), data
+        if here == top or os.path.dirname(here) == here:
+            return None
+        here = os.path.dirname(here)
