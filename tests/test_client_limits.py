@@ -406,7 +406,8 @@ def test_server_text_cannot_write_terminal_escapes_or_workflow_commands() -> Non
         c.get("/api/integrations")
     text = str(info.value)
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202e]", text)
-    assert "::" not in text and "##[" not in text
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines()) and "##[" not in text
+    assert "\\x0a::add-mask::x" in text  # visible, but never at the start of a line
     assert "\\x1b[31mred" in text and len(text) < 700  # shown escaped, and cut short
 
 

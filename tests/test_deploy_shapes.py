@@ -289,10 +289,10 @@ def test_plan_text_prints_server_names_escaped(denv: Env) -> None:
     r = e.cli("plan", str(e.root), "--prune")
     assert r.code == 0, r.output
     _assert_safe(r.output)
-    assert "integration evil\\x0a:\\x3aadd-mask:\\x3ax: exists in Bifrost but is not managed here" in r.stdout
+    assert "integration evil\\x0a::add-mask::x: exists in Bifrost but is not managed here" in r.stdout
     assert "integration \\x1b[2Jclear: exists" in r.stdout
     assert "integration rtl\\u202eevil: exists" in r.stdout
-    assert "- delete mapping HaloPSA/\\x0a:\\x3aadd-mask:\\x3ax\\x1b[2J\\u202e" in r.stdout, r.stdout
+    assert "- delete mapping HaloPSA/\\x0a::add-mask::x\\x1b[2J\\u202e" in r.stdout, r.stdout
     assert "config.url" in r.stdout
 
 
@@ -326,8 +326,7 @@ def test_apply_report_escapes_server_messages() -> None:
     text = render_results(results, 3, "text")
     _assert_safe(text)
     assert (
-        "FAILED  ~ update mapping Halo/\\u202eorg: 409: name '\\x0a:\\x3aadd-mask:\\x3asecret' \\x1b[2J taken"
-        in text
+        "FAILED  ~ update mapping Halo/\\u202eorg: 409: name '\\x0a::add-mask::secret' \\x1b[2J taken" in text
     )
     doc = render_results(results, 3, "json")
     _assert_safe(doc)

@@ -162,7 +162,7 @@ def test_usage_error_quoting_a_path_stays_one_line(tmp_path: Path, cli: Callable
     assert run.code == 2
     assert run.stderr.count("\n") == 1, run.stderr
     _assert_clean(run.stderr)
-    assert "\\x1b[2J\\x0a:\\x3aerror:\\x3aowned\\u202e" in run.stderr
+    assert "\\x1b[2J\\x0a::error::owned\\u202e" in run.stderr
 
 
 def test_init_echoes_escaped_paths(tmp_path: Path, cli: Callable[..., Run]) -> None:
@@ -192,7 +192,7 @@ def test_secrets_recipients_escapes_paths_and_recipients(
     doc = BASE_FILES[MAPPING].replace("contoso", "fabrikam") + evil_sops
     root = make_repo({f"integrations/HaloPSA/mappings/{EVIL.replace(chr(10), '')}.yaml": doc})
     text = cli("secrets", "recipients", str(root))
-    assert "\\x1b]0;t\\x07:\\x3aerror" in text.stdout, text.output
+    assert "\\x1b]0;t\\x07::error" in text.stdout, text.output
     _assert_clean(text.output)
     as_json = cli("secrets", "recipients", str(root), "--format", "json")
     assert as_json.stdout.isascii() and "\x7f" not in as_json.stdout

@@ -25,8 +25,10 @@ UNSAFE_CHARS = (
 #: printed raw it is an invalid byte, or a crash on a strict UTF-8 stream.
 _UNSAFE = re.compile(f"[{UNSAFE_CHARS}\ud800-\udfff]")
 #: GitHub Actions reads a line as a workflow command when it starts (after blanks) with "::",
-#: and the runner's old syntax "##[" anywhere in a line.
-_COMMAND = re.compile(r"::|##\[")
+#: and the runner's old syntax "##[" anywhere in a line. Escaped text holds no line break, so
+#: "::" can only start a line where it starts the text or follows a blank: only there is it
+#: broken (``http://[::1]`` stays readable).
+_COMMAND = re.compile(r"(?:^|(?<=\s))::|##\[")
 
 
 def has_unsafe(text: str) -> bool:
@@ -41,7 +43,7 @@ def _code(ch: str) -> str:
 
 def term(text: str) -> str:
     """Text for a terminal or a CI log line: unsafe characters as visible ``\\xNN``/``\\uNNNN``
-    escapes, and workflow-command markers broken (``::`` shows as ``:\\x3a``)."""
+    escapes, and workflow-command markers broken (a leading ``::`` shows as ``:\\x3a``)."""
     text = _UNSAFE.sub(lambda m: _code(m.group()), text)
     return _COMMAND.sub(lambda m: m.group()[0] + _code(m.group()[1]) + m.group()[2:], text)
 
