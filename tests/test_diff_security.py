@@ -119,6 +119,35 @@ def test_an_id_moving_to_a_renamed_organization_is_named(ids: Git) -> None:
     assert alert["note"] == "this id was fabrikam's in base"
 
 
+def test_integration_id_changed_or_moved_is_security_relevant(ids: Git) -> None:
+    """An integration's `id:` decides which Bifrost integration apply writes its secrets into."""
+    halo_a = BASE_FILES[HALO].replace("name: HaloPSA\n", f"name: HaloPSA\nid: {A}\n")
+    ids.commit("declare", {HALO: halo_a})
+    halo_b = BASE_FILES[HALO].replace("name: HaloPSA\n", f"name: HaloPSA\nid: {B.upper()}\n")
+    ids.commit("repoint", {HALO: halo_b})
+    doc = diff_json(ids, "--base", "HEAD~1", "--head", "HEAD")
+    got = [(a["kind"], a["subject"], a["field"], a["action"], a["old"], a["new"]) for a in doc["security"]]
+    assert got == [("integration", "HaloPSA", "id", "changed", A, B.upper())]
+    assert doc["security"][0]["source"] == f"{HALO}:{line_of(halo_b, 'id: ')}"
+    assert diff(ids, "--base", "HEAD~1", "--head", "HEAD", "--exit-code").code == 1
+    text = diff(ids, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert text.startswith("SECURITY-RELEVANT CHANGES: 1") and f"integration HaloPSA: id: {A} -> " in text
+    # the first declaration of an id is a change too; the same id in other case is not
+    assert [a["action"] for a in diff_json(ids, "--base", "HEAD~2", "--head", "HEAD~1")["security"]] == [
+        "added"
+    ]
+    ids.commit("case", {HALO: halo_b.replace(B.upper(), B)})
+    assert diff_json(ids, "--base", "HEAD~1", "--head", "HEAD")["security"] == []
+    # a new integration that takes over another one's Bifrost integration says whose it was
+    other = halo_b.replace("name: HaloPSA", "name: HaloTwo").replace(B.upper(), B)
+    ids.commit("takeover", {HALO: BASE_FILES[HALO], "integrations/HaloTwo/integration.yaml": other})
+    alerts = diff_json(ids, "--base", "HEAD~1", "--head", "HEAD")["security"]
+    assert [(a["subject"], a["action"], a["note"]) for a in alerts] == [
+        ("HaloPSA", "removed", None),
+        ("HaloTwo", "added", "this id was HaloPSA's in base"),
+    ]
+
+
 def test_uuid_case_alone_is_no_change(ids: Git) -> None:
     ids.commit("case", {"organizations.yaml": orgs(A.upper(), B)})
     assert diff_json(ids, "--base", "HEAD~1", "--head", "HEAD")["security"] == []

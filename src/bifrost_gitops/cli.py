@@ -332,6 +332,7 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     head_result = load_tree(head_tree)
     security = [
         *sec.organization_identity(base_result.catalog, head_result.catalog),
+        *sec.integration_identity(base_result.catalog, head_result.catalog),
         *sec.bundle_recipients(
             base_tree.load(PROJECT_FILE)[0] if base_tree.exists else None, head_tree.load(PROJECT_FILE)[0]
         ),

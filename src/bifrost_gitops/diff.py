@@ -397,7 +397,7 @@ SECURITY_WHY = (
 
 
 def _subject(a: Alert) -> str:
-    return f"organization {a.subject}" if a.kind == "organization" else a.subject
+    return f"{a.kind} {a.subject}" if a.kind in ("organization", "integration") else a.subject
 
 
 def _alert_change(a: Alert) -> str:

@@ -3,6 +3,8 @@ client's workflows and secrets, and who can decrypt them.
 
 `diff` shows these first and counts them for ``--exit-code``: an organization's Bifrost UUID or
 display name (two organizations swapping ids would send each client's secrets to the other),
+an integration's Bifrost UUID (apply would write its schema, defaults and secrets into the
+integration that id names),
 the bundle's age recipients (a recipient opens every sealed bundle) and the ``.sops.yaml``
 creation rules (who future secrets are encrypted to). Only public recipients and key ids are
 shown; text that looks like private key material is never printed.
@@ -18,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 from . import loader
 from .checks import Catalog
 
-Kind = Literal["organization", "bundle.recipients", "sops"]
+Kind = Literal["organization", "integration", "bundle.recipients", "sops"]
 Action = Literal["added", "removed", "changed"]
 PROJECT_FILE = "bifrost-gitops.yaml"
 SOPS_FILE = ".sops.yaml"
@@ -141,6 +143,25 @@ def organization_identity(base: Catalog, head: Catalog) -> list[Alert]:
                     h.where("display_name"),
                 )
             )
+    return alerts
+
+
+def integration_identity(base: Catalog, head: Catalog) -> list[Alert]:
+    """An integration's declared Bifrost UUID (``id:``) added, changed or removed."""
+    old = {name: p.model.id for name, p in base.integrations.items()}
+    owner_old = {i.lower(): name for name, i in old.items() if i}
+    alerts: list[Alert] = []
+    for name, p in sorted(head.integrations.items()):
+        new_id: str | None = p.model.id
+        old_id = old.get(name)
+        if (old_id or "").lower() == (new_id or "").lower():
+            continue
+        was = owner_old.get(new_id.lower()) if new_id else None
+        note = f"this id was {was}'s in base" if was is not None and was != name else None
+        if name not in old and note is None:
+            continue  # a new integration: no identity to compare with
+        where = f"{p.doc.path}:{p.doc.pos(('id',) if new_id else ())[0]}"
+        alerts.append(Alert("integration", name, "id", _action(old_id, new_id), old_id, new_id, note, where))
     return alerts
 
 
