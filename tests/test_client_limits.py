@@ -452,3 +452,16 @@ def test_request_bodies_and_tokens_stay_out_of_a_timeout() -> None:
     text = str(info.value) + repr(info.value)
     assert_no_secret(text, SECRET, TOKEN)
     assert ACCESS not in text and "QUERYSECRET" not in text
+
+
+def test_a_url_with_credentials_is_never_shown() -> None:
+    """A user:password@ or a ?token= in the Bifrost URL stays out of messages and reprs."""
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://admin:hunter2-canary@127.0.0.1:{port}/base?token=tok-canary"
+    with _client(url, environ={"BIFROST_MAX_ATTEMPTS": "1"}) as c, pytest.raises(DeployError) as info:
+        c.check_version()
+    text = str(info.value) + repr(c.creds)
+    assert f"cannot reach Bifrost at http://127.0.0.1:{port}/base:" in text
+    assert "canary" not in text and "admin" not in text

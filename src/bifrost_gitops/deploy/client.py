@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -128,8 +129,16 @@ class Credentials:
     store: str | None = None
     source: str = "env"  # "env" | "file"
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: without a ``user:password@`` or a query (they can hold
+        credentials), escaped."""
+        parts = urllib.parse.urlsplit(self.api_url)
+        host = parts.netloc.rpartition("@")[2]
+        return escape.term(urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", "")))
+
     def __repr__(self) -> str:  # never show the tokens
-        return f"Credentials(api_url={self.api_url!r}, source={self.source!r})"
+        return f"Credentials(api_url={self.shown_url!r}, source={self.source!r})"
 
 
 def load_credentials(
@@ -495,12 +504,12 @@ class Client:
         try:
             info = self.get("/api/version")
         except ApiError as e:
-            raise DeployError(f"cannot reach Bifrost at {self.creds.api_url}: {e}") from None
+            raise DeployError(f"cannot reach Bifrost at {self.creds.shown_url}: {e}") from None
         version = info.get("contract_version") if isinstance(info, dict) else None
         if version != CONTRACT_VERSION or isinstance(version, bool):
             shown = self.server_text(repr(version))
             raise DeployError(
-                f"Bifrost at {self.creds.api_url} speaks contract_version {shown}; this bifrost-gitops "
+                f"Bifrost at {self.creds.shown_url} speaks contract_version {shown}; this bifrost-gitops "
                 f"speaks {CONTRACT_VERSION}: upgrade whichever is older"
             )
         return dict(info)

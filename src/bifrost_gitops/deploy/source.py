@@ -14,7 +14,7 @@ class RepositoryErrors(DeployError):
     """The repository has errors (exit 1); ``result`` carries its diagnostics."""
 
     def __init__(self, result: Any) -> None:
-        super().__init__("the repository has errors: fix them (bifrost-gitops validate) and plan again")
+        super().__init__("the repository has errors (listed above): fix them and plan again")
         self.result = result
 
 
