@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "deploy"))
 sys.path.insert(0, str(HERE))
 
 from bifrost_gitops.deploy.apply import apply  # noqa: E402

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from support import Run, run_cli, write_repo
+from support import Run, isolate, run_cli, write_repo
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test: no SOPS_*/BIFROST_*/GITHUB_* variable, no NO_COLOR, and an empty HOME, so no
+    test can use a developer's real age key or Bifrost credentials; a test sets what it needs."""
+    return isolate(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 API = "apiVersion: bifrost-gitops/v1\n"
 
@@ -105,6 +107,25 @@ def write_repo(root: Path, files: Mapping[str, str | None] | None = None, base: 
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
     return root
+
+
+#: What a developer's shell may hold that would let a test reach real keys or a real server, or change
+#: the output: sops key sources, Bifrost credentials and settings, GitHub runner variables, colour.
+#: (BIFROST_FUZZ_EXAMPLES is read when the fuzz modules are imported, before any test runs.)
+LEAKY_PREFIXES = ("SOPS_", "BIFROST_", "GITHUB_")
+LEAKY_NAMES = ("NO_COLOR", "FORCE_COLOR")
+
+
+def isolate(mp: pytest.MonkeyPatch, home: Path) -> Path:
+    """Clear the developer's keys, credentials and colour settings from the environment; HOME (and so
+    ~/.ssh and the sops keys file under XDG_CONFIG_HOME) becomes the empty folder HOME."""
+    (home / ".config").mkdir(parents=True, exist_ok=True)
+    for name in list(os.environ):
+        if name.startswith(LEAKY_PREFIXES) or name in LEAKY_NAMES:
+            mp.delenv(name)
+    mp.setenv("HOME", str(home))
+    mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home
 
 
 class Run(NamedTuple):

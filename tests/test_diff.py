@@ -17,7 +17,7 @@ import shutil
 import subprocess as sp
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +113,6 @@ def diff_json(g: Git, *args: str, env: Mapping[str, str | None] | None = None) -
 
 def changes_of(doc: dict[str, Any], org: str) -> list[tuple[Any, ...]]:
     return [(c["integration"], c["what"], c["key"], c["old"], c["new"]) for c in doc["changes"][org]]
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No SOPS_*/GITHUB_* variable and a HOME without keys: only what a test sets is used."""
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    yield
 
 
 def orgs_yaml(*names: str) -> str:

@@ -20,7 +20,7 @@ from bifrost_gitops.diagnostics import Diagnostic
 from bifrost_gitops.escape import UNSAFE_CHARS
 from bifrost_gitops.security import Alert
 from support import API, BASE_FILES, line_of
-from test_diff import CONTOSO, HALO, Git, canary, diff, diff_json, isolated  # noqa: F401
+from test_diff import CONTOSO, HALO, Git, canary, diff, diff_json
 
 A = "11111111-1111-4111-8111-111111111111"
 B = "22222222-2222-4222-8222-222222222222"

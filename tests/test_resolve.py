@@ -7,10 +7,8 @@ same repository proves both the rules and that no secret leaks. Resolution itsel
 
 from __future__ import annotations
 
-import os
 import re
 import secrets as rnd
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,17 +264,10 @@ def build_repo(root: Path, files: dict[str, str | None] | None = None) -> Path:
 
 
 @pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No SOPS_* variable and a HOME without keys; the test key is SOPS_AGE_KEY_FILE."""
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+def isolated(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example's test key as SOPS_AGE_KEY_FILE, the only key there is (isolated_home is global)."""
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(KEY_FILE))
-    yield home
+    return isolated_home
 
 
 @pytest.fixture(scope="module")

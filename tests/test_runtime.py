@@ -36,6 +36,7 @@ from bifrost_gitops.runtime import (
     OAuthCredentials,
     UnknownOrganizationError,
 )
+from support import isolate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "integrations"
@@ -44,22 +45,11 @@ RECIPIENT = "age17lkt25aqjtxlvdvklfh5ccp2kuy0jf0fclp9jyl45f30lfk5q4aq6cqnvz"
 WORKFLOW = EXAMPLE / "workflows" / "halo_customers.py"
 CONTOSO_ID = "5cf395b6-0759-4e36-a135-69c94cf3593a"
 FABRIKAM_ID = "e7949ebd-2119-481e-a9ec-238e42d17a7d"
-ENV_NAMES = (
-    "SOPS_AGE_KEY",
-    "SOPS_AGE_KEY_FILE",
-    "SOPS_AGE_KEY_CMD",
-    "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
-    runtime.ENV_BUNDLE,
-    runtime.ENV_ORG,
-)
 
 
-def _isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    mp.setenv("HOME", str(home))
-    mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ENV_NAMES:
-        mp.delenv(name, raising=False)
+def _with_test_key(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """Isolated like every test (support.isolate), with the example's test key as the only key."""
+    isolate(mp, home)
     mp.setenv("SOPS_AGE_KEY_FILE", str(KEY))
 
 
@@ -82,13 +72,13 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The example repository compiled once per mode (read-only: copy before altering)."""
     base = tmp_path_factory.mktemp("bundles")
     with pytest.MonkeyPatch.context() as mp:
-        _isolate(mp, base / "home")
+        _with_test_key(mp, base / "home")
         return {mode: compile_repo(EXAMPLE, base / mode, mode) for mode in bundle.MODES}
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    _isolate(monkeypatch, tmp_path / "home")
+def env(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Iterator[None]:
+    _with_test_key(monkeypatch, isolated_home)
     runtime.integrations.clear_cache()
     yield
     runtime.integrations.clear_cache()

@@ -15,7 +15,7 @@ import secrets as rnd
 import shutil
 import subprocess as sp
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +48,6 @@ def canary(tag: str) -> str:
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No SOPS_* variable, a HOME without keys: only what a test sets is used."""
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    yield home
 
 
 @pytest.fixture
@@ -400,7 +387,7 @@ def test_set_errors_exit_2_with_one_line(repo: Path, args: list[str], stdin: str
 
 @pytest.mark.parametrize("org", ["fabrikam", None])
 def test_set_with_the_wrong_key_names_the_key_sources(
-    repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch, isolated: Path, org: str | None
+    repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch, isolated_home: Path, org: str | None
 ) -> None:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(wrong_key))
     before = tree(repo)
@@ -410,7 +397,7 @@ def test_set_with_the_wrong_key_names_the_key_sources(
     assert "no available key opens the data key" in line
     assert f"SOPS_AGE_KEY_FILE={wrong_key}: 1 key" in line
     assert "SOPS_AGE_KEY: not set" in line
-    assert str(isolated / ".config" / "sops" / "age" / "keys.txt") in line
+    assert str(isolated_home / ".config" / "sops" / "age" / "keys.txt") in line
     assert RECIPIENT in line and "sops binary" in line
     assert tree(repo) == before
 

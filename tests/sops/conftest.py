@@ -1,13 +1,12 @@
-"""Fixtures for the sops tests: the shared vectors, test identities, an isolated key environment.
+"""Fixtures for the sops tests: the shared vectors and test identities.
 
-Every test runs with no SOPS_* variables and HOME / XDG_CONFIG_HOME pointing into tmp_path, so
-neither our key discovery nor the sops binary can pick up the developer's real keys.
+Like every test, these run with no SOPS_* variables and HOME / XDG_CONFIG_HOME pointing into
+tmp_path (tests/conftest.py's isolated_home), so neither our key discovery nor the sops binary
+can pick up the developer's real keys.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,6 @@ import pytest
 from _sops_helpers import VECTORS
 
 from bifrost_gitops.sops.binary import find_sops
-
-
-@pytest.fixture(autouse=True)
-def isolated_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    for name in list(os.environ):
-        if name.startswith("SOPS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    yield home
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_wrap_marks_encrypted_leaves_only(vectors: Path, key1: Any) -> None:
     "setup",
     ["SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD", "xdg"],
 )
-def test_key_sources(vectors: Path, isolated_keys: Path, monkeypatch: pytest.MonkeyPatch, setup: str) -> None:
+def test_key_sources(vectors: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, setup: str) -> None:
     keys = vectors / "keys.txt"
     if setup == "SOPS_AGE_KEY_FILE":
         monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys))
@@ -120,7 +120,7 @@ def test_key_sources(vectors: Path, isolated_keys: Path, monkeypatch: pytest.Mon
     elif setup == "SOPS_AGE_KEY_CMD":
         monkeypatch.setenv("SOPS_AGE_KEY_CMD", f"cat {keys}")
     else:
-        target = isolated_keys / ".config" / "sops" / "age"
+        target = isolated_home / ".config" / "sops" / "age"
         target.mkdir(parents=True)
         shutil.copy(keys, target / "keys.txt")
     out = sops.decrypt_file(vectors / "basic.sops.yaml", use_binary=False)

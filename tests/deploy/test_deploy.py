@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from test_deploy_support import CONTOSO, FABRIKAM, Env, bf, canary, denv, mapping, no_leaks
+from deploy_support import CONTOSO, FABRIKAM, Env, canary, mapping, no_leaks
 
-__all__ = ["bf", "denv"]
 HALO_FILE = "integrations/HaloPSA/integration.yaml"
 
 

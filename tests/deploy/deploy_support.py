@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets as rnd
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyrage
-import pytest
 import yaml
 
 from bifrost_gitops import sops
@@ -171,21 +168,6 @@ def make_env(tmp_path: Path, bf: FakeBifrost) -> Env:
     bf.add_org("Fabrikam", id=FABRIKAM)
     bf.add_org("Northwind", id=NORTHWIND)
     return e
-
-
-@pytest.fixture
-def bf() -> Iterator[FakeBifrost]:
-    with FakeBifrost() as fake:
-        yield fake
-
-
-@pytest.fixture
-def denv(tmp_path: Path, bf: FakeBifrost, monkeypatch: pytest.MonkeyPatch) -> Env:
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "BIFROST_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return make_env(tmp_path, bf)
 
 
 def no_leaks(text: str, e: Env) -> None:

@@ -17,10 +17,8 @@ from bifrost_gitops import storable
 from bifrost_gitops.deploy import apply as apply_mod
 from bifrost_gitops.deploy.client import Client, Credentials
 from bifrost_gitops.deploy.run import Options, Plan, load_desired, plan_for
+from deploy_support import FABRIKAM, Env, canary, no_leaks
 from fakebifrost import FakeBifrost
-from test_deploy_support import FABRIKAM, Env, bf, canary, denv, no_leaks
-
-__all__ = ["bf", "denv"]
 
 STATUS = re.compile(r"^(ok     |FAILED |skipped) ([-+~>] .*?)(?:: (.*))?$")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_deploy_support import CONTOSO, FABRIKAM, NORTHWIND, ORGS, Env, bf, canary, denv, mapping, no_leaks
+from deploy_support import CONTOSO, FABRIKAM, NORTHWIND, ORGS, Env, canary, mapping, no_leaks
 
-__all__ = ["bf", "denv"]
 HALO_FILE = "integrations/HaloPSA/integration.yaml"
 CONTOSO_FILE = "integrations/HaloPSA/mappings/contoso.yaml"
 

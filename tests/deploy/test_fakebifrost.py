@@ -15,12 +15,6 @@ from fakebifrost import FakeBifrost
 
 
 @pytest.fixture
-def bf() -> Iterator[FakeBifrost]:
-    with FakeBifrost() as fake:
-        yield fake
-
-
-@pytest.fixture
 def api(bf: FakeBifrost) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=bf.url, headers=bf.auth_headers(), timeout=5) as client:
         yield client

@@ -12,10 +12,8 @@ import pytest
 
 from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import ApiError, Client, Credentials, load_credentials
+from deploy_support import Env, canary, no_leaks
 from fakebifrost import FakeBifrost
-from test_deploy_support import Env, bf, canary, denv, no_leaks
-
-__all__ = ["bf", "denv"]
 
 
 def _client(bf: FakeBifrost, **kw: object) -> tuple[Client, list[float]]:

@@ -27,9 +27,7 @@ from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import WITHHELD, ApiError, Client, Credentials
 from bifrost_gitops.deploy.limits import Limits, MiB
 from bifrost_gitops.deploy.scrub import Scrubber
-from test_deploy_support import Env, bf, denv
-
-__all__ = ["bf", "denv"]
+from deploy_support import Env
 
 TOKEN = rnd.token_hex(8).upper()
 #: a secret holding a quote, a backslash, a newline and non-ASCII text (BMP and beyond)

@@ -16,10 +16,8 @@ from bifrost_gitops.deploy.apply import Result
 from bifrost_gitops.deploy.plan import Change, Op
 from bifrost_gitops.deploy.render import render_results
 from bifrost_gitops.escape import has_unsafe
+from deploy_support import CONTOSO, Env, no_leaks
 from fakebifrost import FakeBifrost
-from test_deploy_support import CONTOSO, Env, bf, denv, no_leaks
-
-__all__ = ["bf", "denv"]
 
 LIST = "/api/integrations"
 ORGS = "/api/organizations"
