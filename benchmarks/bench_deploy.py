@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-sys.path.insert(0, str(HERE.parent / "tests" / "deploy"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from bifrost_gitops.deploy.apply import apply  # noqa: E402
@@ -35,7 +35,7 @@ from bifrost_gitops.deploy.plan import Options  # noqa: E402
 from bifrost_gitops.deploy.run import plan_for  # noqa: E402
 from bifrost_gitops.repo import load  # noqa: E402
 from bifrost_gitops.resolve import SecretRef  # noqa: E402
-from fakebifrost import FakeBifrost  # noqa: E402
+from deploy.fakebifrost import FakeBifrost  # noqa: E402
 from generate import generate  # noqa: E402
 
 

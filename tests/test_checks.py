@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ def mapping(body: str, org: str = "contoso", integration: str = "HaloPSA", entit
     )
 
 
-def check_one(make_repo: Any, files: dict[str, str | None], code: str) -> tuple[Any, Any]:
+def check_one(make_repo: Any, files: Mapping[str, str | None], code: str) -> tuple[Any, Any]:
     result = load(make_repo(files))
     return result, only(result, code)
 

@@ -144,9 +144,9 @@ def test_github_format(any_cli: Any, make_repo: Any) -> None:
     assert run.code == 1
     annotations = [line for line in run.stdout.splitlines() if line.startswith("::")]
     assert len(annotations) == 3
-    for line in annotations:
-        assert GITHUB_LINE.match(line), line
-    parsed = {GITHUB_LINE.match(a).group(5): GITHUB_LINE.match(a) for a in annotations}
+    matches = [GITHUB_LINE.match(line) for line in annotations]
+    assert all(matches), annotations
+    parsed = {m.group(5): m for m in matches if m}
     assert set(parsed) == {"C001", "C003", "Y001"}
     m = parsed["C001"]
     assert (m.group(1), m.group(2), m.group(3), m.group(4)) == ("error", MAPPING, "7", "3")

@@ -15,11 +15,12 @@ import shutil
 import stat
 import subprocess as sp
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pyrage
+import pyrage  # type: ignore[import-untyped]
 import pytest
 
 from bifrost_gitops import bundle, model, sops
@@ -37,7 +38,7 @@ from test_resolve import NEEDLES as REPO_NEEDLES
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
-SOPS_BIN = find_sops()
+SOPS_BIN = find_sops() or ""
 ORGS = ["contoso", "fabrikam", "northwind", "tailspin"]
 BUNDLE_SCHEMA = json.loads((ROOT / "schemas" / "bundle.schema.json").read_text())
 
@@ -91,18 +92,20 @@ def git_commit(root: Path) -> str:
 
 
 def org_file(out: Path, org: str) -> dict[str, Any]:
-    return json.loads((out / "orgs" / f"{org}.json").read_text())
+    doc: dict[str, Any] = json.loads((out / "orgs" / f"{org}.json").read_text())
+    return doc
 
 
 def sops_decrypt(path: Path, key: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_")}
     env["SOPS_AGE_KEY_FILE"] = str(key)
-    proc = sp.run([SOPS_BIN, "--decrypt", str(path)], capture_output=True, text=True, env=env)  # type: ignore[list-item]
+    proc = sp.run([SOPS_BIN, "--decrypt", str(path)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
 
 
-needs_sops = pytest.mark.skipif(SOPS_BIN is None, reason="the sops binary is not installed")
+needs_sops = pytest.mark.skipif(not SOPS_BIN, reason="the sops binary is not installed")
 
 
 # --- plain bundle: layout, index, values ---------------------------------------------------
@@ -326,7 +329,7 @@ def test_sealed_bundle_does_not_open_with_the_repository_key(repo: Path, tmp_pat
     assert compile_(repo, out, "--recipient", RUNTIME_RECIPIENT).code == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_")}
     env["SOPS_AGE_KEY_FILE"] = str(KEY_FILE)
-    proc = sp.run([SOPS_BIN, "--decrypt", str(out / "orgs/contoso.json")], capture_output=True, env=env)  # type: ignore[list-item]
+    proc = sp.run([SOPS_BIN, "--decrypt", str(out / "orgs/contoso.json")], capture_output=True, env=env)
     assert proc.returncode != 0
 
 
@@ -510,13 +513,13 @@ def test_a_failure_midway_leaves_the_previous_bundle_whole(
             raise OSError(28, "No space left on device")
         return real_fdopen(fd, *args, **kwargs)
 
-    monkeypatch.setattr(bundle.os, "fdopen", failing_fdopen)
+    monkeypatch.setattr(os, "fdopen", failing_fdopen)
     with pytest.raises(bundle.BundleError, match="No space left"):
         bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
     assert calls["n"] > 3
     assert snapshot(out) == before
     assert siblings(out) == []
-    monkeypatch.setattr(bundle.os, "fdopen", real_fdopen)
+    monkeypatch.setattr(os, "fdopen", real_fdopen)
     bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
     assert snapshot(out) != before
 
@@ -539,10 +542,10 @@ def test_a_failed_swap_leaves_the_previous_bundle_whole(
             raise OSError(5, "I/O error")
         real_rename(a, b)
 
-    monkeypatch.setattr(bundle.os, "rename", failing_rename)
+    monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(bundle.BundleError):
         bundle.write(result.catalog, result.root, str(out), "redact")
-    monkeypatch.setattr(bundle.os, "rename", real_rename)
+    monkeypatch.setattr(os, "rename", real_rename)
     assert snapshot(out) == before, "the previous bundle must survive a failed swap"
     assert siblings(out) == []
 
@@ -617,12 +620,12 @@ def test_the_temporary_folder_is_private_while_it_is_written(
         seen.extend(stat.S_IMODE((tmp_path / n).stat().st_mode) for n in siblings(out))
         return real_fdopen(fd, *args, **kwargs)
 
-    monkeypatch.setattr(bundle.os, "fdopen", watching_fdopen)
+    monkeypatch.setattr(os, "fdopen", watching_fdopen)
     from support import load
 
     result = load(repo)
     bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
-    monkeypatch.setattr(bundle.os, "fdopen", real_fdopen)
+    monkeypatch.setattr(os, "fdopen", real_fdopen)
     assert len(seen) >= 7 and set(seen) == {0o700}, [oct(m) for m in seen]
     assert stat.S_IMODE(out.stat().st_mode) == (0o700 if mode == "plain" else 0o755)
 
@@ -694,7 +697,7 @@ def test_only_our_unlocked_leftover_folders_are_removed(repo: Path, tmp_path: Pa
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "keep.txt").write_text("precious")
-    keep = {
+    keep: dict[str, Callable[[Path], object]] = {
         ".bundle.new-symlink0": lambda p: p.symlink_to(precious, target_is_directory=True),
         ".bundle.old-afile000": lambda p: p.write_text("not a folder"),
         ".bundle.new-short": lambda p: p.mkdir(),

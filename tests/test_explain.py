@@ -44,7 +44,8 @@ def line(repo: Path, rel: str, needle: str) -> int:
 def report(repo: Path, *args: str) -> dict[str, Any]:
     run = explain(str(repo), *args, "--format", "json")
     assert run.code == 0, run
-    return json.loads(run.stdout)
+    doc: dict[str, Any] = json.loads(run.stdout)
+    return doc
 
 
 def test_text_shows_override_default_and_missing_with_file_line(repo: Path) -> None:

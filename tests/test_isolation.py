@@ -1,9 +1,8 @@
 """The suite never uses a developer's real age key or Bifrost credentials (tests/conftest.py's isolated_home).
 
 A child pytest run gets a developer's shell: a real age key in HOME's sops keys file, an ssh key
-in ~/.ssh, and a key in
-SOPS_AGE_KEY / SOPS_AGE_KEY_FILE / SOPS_AGE_KEY_CMD, Bifrost credentials, GITHUB_*, NO_COLOR. The
-same three checks run once with the project's conftest (they must pass) and once without it (they
+in ~/.ssh, a key in SOPS_AGE_KEY / SOPS_AGE_KEY_FILE / SOPS_AGE_KEY_CMD, Bifrost credentials,
+GITHUB_*, NO_COLOR. The same three checks run once with the project's conftest (they must pass) and once without it (they
 must fail: the planted key is found, so the checks can fail).
 """
 
@@ -14,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyrage
+import pyrage  # type: ignore[import-untyped]
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +53,7 @@ def index(b: Path) -> bytes:
     return (b / "index.json").read_bytes()
 
 
-def listing(to: Path) -> dict[str, object]:
+def listing(to: Path) -> dict[str, Any]:
     r = run_cli("publish", "--to", str(to), "--list", "--format", "json")
     assert r.code == 0, r.output
     doc = json.loads(r.stdout)
@@ -165,7 +167,7 @@ def test_pruning_keeps_current_and_the_rollback_target_even_with_keep_0(
     # B was rolled back from: a rollback never returns to it, so it goes; A is where one returns
     assert sorted(os.listdir(to / "releases")) == sorted([a, c])
     assert rollback(to) == a and live(to) == index(bundles["A"])
-    assert [e["kept"] for e in listing(to)["history"]] == [True, False, True, True, True]  # type: ignore[union-attr]
+    assert [e["kept"] for e in listing(to)["history"]] == [True, False, True, True, True]
 
 
 def test_pruning_prefers_what_further_rollbacks_reach(bundles: dict[str, Path], tmp_path: Path) -> None:
@@ -202,7 +204,7 @@ def test_a_release_made_current_without_a_record_is_found(bundles: dict[str, Pat
     lines = (to / "history.jsonl").read_text().splitlines(keepends=True)
     (to / "history.jsonl").write_text("".join(lines[:2]))  # C swapped in, never recorded
     history = listing(to)["history"]
-    assert [(e["release"], e["how"], e["at"]) for e in history][-1] == (c, "found", None)  # type: ignore[index]
+    assert [(e["release"], e["how"], e["at"]) for e in history][-1] == (c, "found", None)
     assert rollback(to) == b
     assert rollback(to) == a
 
@@ -268,7 +270,7 @@ def test_the_incoming_release_is_private_until_complete(
     bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     modes: list[int] = []
-    real = pub.shutil.copy2
+    real = shutil.copy2
 
     def watching(src: str, dst: str) -> object:
         modes.extend(
@@ -276,7 +278,7 @@ def test_the_incoming_release_is_private_until_complete(
         )
         return real(src, dst)
 
-    monkeypatch.setattr(pub.shutil, "copy2", watching)
+    monkeypatch.setattr(shutil, "copy2", watching)
     pub.publish(str(bundles["A"]), str(tmp_path / "rt"))
     assert modes and set(modes) == {0o700}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets as rnd
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def seal_yaml(text: str) -> str:
     return sops.dump_yaml(enc, indent=2)
 
 
-def build_repo(root: Path, files: dict[str, str | None] | None = None) -> Path:
+def build_repo(root: Path, files: Mapping[str, str | None] | None = None) -> Path:
     """The repository above (plus FILES changes) in ROOT, secrets encrypted to the test key."""
     merged: dict[str, str | None] = {**FILES, **(files or {})}
     for rel, text in merged.items():

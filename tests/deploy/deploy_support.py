@@ -7,12 +7,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pyrage
+import pyrage  # type: ignore[import-untyped]
 import yaml
 
 from bifrost_gitops import sops
-from fakebifrost import FakeBifrost
 from support import API, Run, run_cli, write_repo
+
+from .fakebifrost import FakeBifrost
 
 TOKEN = rnd.token_hex(6).upper()
 CONTOSO = "3f0c1d2e-0000-4000-8000-000000000001"

@@ -17,8 +17,9 @@ from bifrost_gitops import storable
 from bifrost_gitops.deploy import apply as apply_mod
 from bifrost_gitops.deploy.client import Client, Credentials
 from bifrost_gitops.deploy.run import Options, Plan, load_desired, plan_for
-from deploy_support import FABRIKAM, Env, canary, no_leaks
-from fakebifrost import FakeBifrost
+
+from .deploy_support import FABRIKAM, Env, canary, no_leaks
+from .fakebifrost import FakeBifrost
 
 STATUS = re.compile(r"^(ok     |FAILED |skipped) ([-+~>] .*?)(?:: (.*))?$")
 

@@ -27,7 +27,8 @@ from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import WITHHELD, ApiError, Client, Credentials
 from bifrost_gitops.deploy.limits import Limits, MiB
 from bifrost_gitops.deploy.scrub import Scrubber
-from deploy_support import Env
+
+from .deploy_support import Env
 
 TOKEN = rnd.token_hex(8).upper()
 #: a secret holding a quote, a backslash, a newline and non-ASCII text (BMP and beyond)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deploy_support import CONTOSO, FABRIKAM, Env, canary, mapping, no_leaks
+from .deploy_support import CONTOSO, FABRIKAM, Env, canary, mapping, no_leaks
 
 HALO_FILE = "integrations/HaloPSA/integration.yaml"
 
@@ -162,7 +162,7 @@ def test_prune_only_ledger_listed_and_drift(denv: Env) -> None:
         assert api.post("/api/integrations", json={"name": "Manual"}).status_code == 201
         halo = e.bf.state.integration_by_name("HaloPSA")
         assert halo is not None
-        r = api.post(
+        resp = api.post(
             f"/api/integrations/{halo.id}/mappings",
             json={
                 "organization_id": "3f0c1d2e-0000-4000-8000-000000000003",
@@ -170,7 +170,7 @@ def test_prune_only_ledger_listed_and_drift(denv: Env) -> None:
                 "config": {"page_size": 7},
             },
         )
-        assert r.status_code == 201, r.text
+        assert resp.status_code == 201, resp.text
     for rel in (
         "integrations/Microsoft_Graph/integration.yaml",
         "integrations/Microsoft_Graph/mappings/contoso.yaml",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy_support import CONTOSO, FABRIKAM, NORTHWIND, ORGS, Env, canary, mapping, no_leaks
+from .deploy_support import CONTOSO, FABRIKAM, NORTHWIND, ORGS, Env, canary, mapping, no_leaks
 
 HALO_FILE = "integrations/HaloPSA/integration.yaml"
 CONTOSO_FILE = "integrations/HaloPSA/mappings/contoso.yaml"

@@ -12,8 +12,9 @@ import pytest
 
 from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import ApiError, Client, Credentials, load_credentials
-from deploy_support import Env, canary, no_leaks
-from fakebifrost import FakeBifrost
+
+from .deploy_support import Env, canary, no_leaks
+from .fakebifrost import FakeBifrost
 
 
 def _client(bf: FakeBifrost, **kw: object) -> tuple[Client, list[float]]:

@@ -9,7 +9,8 @@ from bifrost_gitops import sops
 from bifrost_gitops.bundle import SecretOpener
 from bifrost_gitops.deploy.manifest import manifest
 from bifrost_gitops.repo import load
-from deploy_support import Env, canary, no_leaks
+
+from .deploy_support import Env, canary, no_leaks
 
 
 def test_import_round_trip(denv: Env, tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ from bifrost_gitops.deploy.apply import Result
 from bifrost_gitops.deploy.plan import Change, Op
 from bifrost_gitops.deploy.render import render_results
 from bifrost_gitops.escape import has_unsafe
-from deploy_support import CONTOSO, Env, no_leaks
-from fakebifrost import FakeBifrost
+
+from .deploy_support import CONTOSO, Env, no_leaks
+from .fakebifrost import FakeBifrost
 
 LIST = "/api/integrations"
 ORGS = "/api/organizations"
@@ -339,16 +340,16 @@ def test_import_leaves_out_what_validate_refuses(denv: Env, tmp_path: Path) -> N
     with _api(e.bf) as api:
         ids = {}
         for name in ("Opt", "Fine"):
-            r = api.post("/api/integrations", json={"name": name, "config_schema": schema})
-            assert r.status_code == 201, r.text
-            ids[name] = r.json()["id"]
-        r = api.put(f"/api/integrations/{ids['Opt']}/config", json={"config": {"region": "moon"}})
-        assert r.status_code in (200, 204), r.text
-        r = api.post(
+            resp = api.post("/api/integrations", json={"name": name, "config_schema": schema})
+            assert resp.status_code == 201, resp.text
+            ids[name] = resp.json()["id"]
+        resp = api.put(f"/api/integrations/{ids['Opt']}/config", json={"config": {"region": "moon"}})
+        assert resp.status_code in (200, 204), resp.text
+        resp = api.post(
             f"/api/integrations/{ids['Fine']}/mappings",
             json={"organization_id": CONTOSO, "entity_id": "1", "config": {"region": "mars"}},
         )
-        assert r.status_code == 201, r.text
+        assert resp.status_code == 201, resp.text
     out = tmp_path / "imported"
     r = e.cli("import", "-o", str(out), "--age", e.recipient)
     assert r.code == 0, r.output

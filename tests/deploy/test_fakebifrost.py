@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fakebifrost import FakeBifrost
+from .fakebifrost import FakeBifrost
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ SCHEMA = [
 def make(api: httpx.Client, name: str = "HaloPSA", **kw: Any) -> dict[str, Any]:
     r = api.post("/api/integrations", json={"name": name, "config_schema": SCHEMA, **kw})
     assert r.status_code == 201, r.text
-    return r.json()
+    doc: dict[str, Any] = r.json()
+    return doc
 
 
 def test_auth_401_403_refresh_rotation_and_version(bf: FakeBifrost) -> None:
@@ -194,12 +195,13 @@ def test_config_partial_merge_deletes_and_validation(bf: FakeBifrost, api: httpx
         "api_key": "pw",
         "free": 1,
     }
-    for bad, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"timeout": "abc"}, "Config key 'timeout' expects integer, got invalid value"),
         ({"timeout": 1.5}, "Config key 'timeout' expects integer, got float"),
         ({"verbose": "true"}, "Config key 'verbose' expects boolean, got str"),
         ({"extra": "{nope"}, "Config key 'extra' contains invalid JSON"),
-    ]:
+    ]
+    for bad, message in cases:
         r = api.put(path, json={"config": {"base_url": "https://changed", **bad}})
         assert (r.status_code, r.json()) == (400, {"detail": message})
     assert bf.state.defaults(iid)["base_url"] == "https://a"  # all-or-nothing
@@ -291,7 +293,8 @@ def test_oauth_connections_scopes_asymmetry_and_refresh(bf: FakeBifrost, api: ht
     assert conn["scopes"] == "a  b c"  # split on "," without trimming, returned space-joined
     assert conn["connection_name"] == "Graph" and conn["integration_id"] == iid
     assert "client_secret" not in conn
-    assert bf.state.provider_for(iid).scopes == ["a", " b", "c"]
+    provider = bf.state.provider_for(iid)
+    assert provider is not None and provider.scopes == ["a", " b", "c"]
     r = api.post("/api/oauth/connections", json=body)
     assert (r.status_code, r.json()) == (
         409,
@@ -309,7 +312,8 @@ def test_oauth_connections_scopes_asymmetry_and_refresh(bf: FakeBifrost, api: ht
 
     r = api.post(f"/api/oauth/connections/{iid}/refresh")
     assert r.status_code == 200 and r.json()["success"] is True and r.json()["expires_at"]
-    assert bf.state.global_token(bf.state.provider_for(iid).id) is not None
+    provider = bf.state.provider_for(iid)
+    assert provider is not None and bf.state.global_token(provider.id) is not None
     assert api.delete(f"/api/oauth/connections/{iid}").status_code == 204
     assert api.get(f"/api/oauth/connections/{iid}").status_code == 404
     assert bf.state.oauth_tokens == {}

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyrage
+import pyrage  # type: ignore[import-untyped]
 import pytest
-from _sops_helpers import VECTORS
 
 from bifrost_gitops.sops.binary import find_sops
+
+from ._sops_helpers import VECTORS
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sops_helpers import run_sops
 
 from bifrost_gitops import sops
 from bifrost_gitops.sops import Secret
+
+from ._sops_helpers import run_sops
 
 CANARY = "CANARY-7f3c-do-not-print"
 

@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pyrage
+import pyrage  # type: ignore[import-untyped]
 import pytest
-from _sops_helpers import run_sops, typed
 
 from bifrost_gitops import sops
 from bifrost_gitops.sops import IntegrityError, Secret, Timestamp
+
+from ._sops_helpers import run_sops, typed
 
 DATA: dict[str, Any] = {
     "apiVersion": "bifrost-gitops/v1",
@@ -45,7 +46,7 @@ DATA: dict[str, Any] = {
     "empty_list": [],
 }
 
-MODES = {
+MODES: dict[str, dict[str, Any]] = {
     "regex-mac-only": {"encrypted_regex": "^secrets$", "mac_only_encrypted": True},
     "default-suffix": {},
     "unencrypted-regex": {"unencrypted_regex": "^(config|apiVersion)$"},

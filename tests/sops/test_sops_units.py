@@ -131,7 +131,7 @@ def test_loader_refuses_bad_documents() -> None:
 
 
 def test_values_needing_encryption_must_be_encrypted(tmp_path: os.PathLike[str]) -> None:
-    import pyrage
+    import pyrage  # type: ignore[import-untyped]
 
     ident = pyrage.x25519.Identity.generate()
     doc = sops.encrypt_document({"a": "x", "b": 1}, recipients=[str(ident.to_public())])

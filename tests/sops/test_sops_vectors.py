@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sops_helpers import R1, R2, typed
 
 from bifrost_gitops import sops
 from bifrost_gitops.sops import IntegrityError, NoKeyError, Secret
+
+from ._sops_helpers import R1, R2, typed
 
 GOOD = [
     "basic.sops.yaml",

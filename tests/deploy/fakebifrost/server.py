@@ -639,7 +639,7 @@ class FakeBifrost:
         if self._server is None:
             raise RuntimeError("FakeBifrost is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # -- auth
     def _issue(self, user: User) -> TokenPair:

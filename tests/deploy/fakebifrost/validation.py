@@ -391,6 +391,5 @@ def sdk_get(body: Any) -> dict[str, Any]:
 
 
 def refresh_request(body: Any) -> str | None:
-    if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
-        return body["refresh_token"]
-    return None
+    token = body.get("refresh_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) else None

@@ -1,0 +1,1 @@
+"""SOPS tests (a package so its conftest and helpers have their own module names)."""
