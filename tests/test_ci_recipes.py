@@ -101,8 +101,8 @@ def github_expr(text: str) -> str:
 def commands(script: str) -> list[str]:
     """The lines of a run:/script: body that invoke bifrost-gitops or git (pip installs skipped)."""
     out = []
-    for line in script.splitlines():
-        line = line.strip()
+    for raw in script.splitlines():
+        line = raw.strip()
         if line.startswith(("bifrost-gitops ", "git ")):
             out.append(line)
         else:
@@ -208,8 +208,8 @@ def test_github_deploy_recipe_without_the_key_fails_cleanly(checkout: Path, tmp_
     ((_job, cmds),) = github_jobs("github-deploy.yml")
     env = clean_env(tmp_path)
     for line, step_env in cmds:
-        step_env = {k: v for k, v in step_env.items() if k != "SOPS_AGE_KEY"}
-        proc = run_step(line, checkout, {**env, **step_env})
+        without_key = {k: v for k, v in step_env.items() if k != "SOPS_AGE_KEY"}
+        proc = run_step(line, checkout, {**env, **without_key})
         if "compile" in line:
             assert proc.returncode == 2 and "SOPS_AGE_KEY" in proc.stderr
             assert not (checkout / "bundle").exists()

@@ -13,10 +13,13 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
 
-pytestmark = pytest.mark.skipif(
-    not (PROJECT / ".git").exists() or shutil.which("git") is None or not PRE_COMMIT.exists(),
-    reason="needs a git checkout of this project, git and pre-commit",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (PROJECT / ".git").exists() or shutil.which("git") is None or not PRE_COMMIT.exists(),
+        reason="needs a git checkout of this project, git and pre-commit",
+    ),
+]
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -258,9 +258,8 @@ def build_repo(root: Path, files: Mapping[str, str | None] | None = None) -> Pat
             continue
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if re.search(r"^ *secrets:", text, re.M) and "\nsops:" not in text:
-            text = seal_yaml(text)
-        path.write_text(text, encoding="utf-8")
+        sealed = seal_yaml(text) if re.search(r"^ *secrets:", text, re.M) and "\nsops:" not in text else text
+        path.write_text(sealed, encoding="utf-8")
     return root
 
 

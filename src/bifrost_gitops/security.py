@@ -265,9 +265,8 @@ def _rules(cfg: ConfigFile | None) -> tuple[loader.Document | None, dict[tuple[s
     doc, _ = loader.load_bytes(cfg.data, cfg.path)
     raw = doc.data.get("creation_rules") if doc is not None and isinstance(doc.data, dict) else None
     out: dict[tuple[str | None, int], _Rule] = {}
-    for i, rule in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(rule, dict):
-            rule = {"(not a mapping)": rule}
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        rule = item if isinstance(item, dict) else {"(not a mapping)": item}
         regex = rule.get("path_regex")
         regex = None if regex is None else _public(str(regex))
         n = sum(1 for r, _ in out if r == regex)

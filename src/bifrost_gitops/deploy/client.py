@@ -528,7 +528,8 @@ def _decoded(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
         raise _Undecodable
     inflate = zlib.decompressobj(47)  # gzip or zlib header, detected
     try:
-        for data in chunks:
+        for chunk in chunks:
+            data = chunk
             while data and not inflate.eof:
                 yield inflate.decompress(data, 65536)
                 data = inflate.unconsumed_tail

@@ -275,10 +275,8 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
     indent = sopsrules.yaml_indent(config_path)
     for rel, doc in files.items():
         path = os.path.join(out_dir, *rel.split("/"))
-        if _has_secrets(doc):
-            opts = _sops_options(config_path, path)
-            doc = sops.encrypt_document(doc, **opts)
-        _write(path, sops.dump_yaml(doc, indent))
+        sealed = sops.encrypt_document(doc, **_sops_options(config_path, path)) if _has_secrets(doc) else doc
+        _write(path, sops.dump_yaml(sealed, indent))
         result.files.append(rel)
     _drop_invalid(out_dir, labels, result)
     return result

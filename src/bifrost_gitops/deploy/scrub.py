@@ -161,10 +161,9 @@ class Scrubber:
             for v in values:
                 if isinstance(v, bool):
                     continue
-                if isinstance(v, (int, float)):
-                    v = json.dumps(v)
-                if isinstance(v, str) and v and v not in self._forms:
-                    self._forms[v] = forms(v)
+                text = json.dumps(v) if isinstance(v, (int, float)) else v
+                if isinstance(text, str) and text and text not in self._forms:
+                    self._forms[text] = forms(text)
                     self._index = None
 
     def _indexed(self) -> _Index:
