@@ -254,7 +254,7 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class OAuthCredentials(_Strict):
-    """Bifrost's OAuthCredentials (contract 3.2): what integrations.get() returns under oauth."""
+    """Bifrost's OAuthCredentials (docs/bifrost-api.md#sdk-models): integrations.get()'s oauth."""
 
     connection_name: str = Field(description="The OAuth connection (provider_name) in Bifrost.")
     client_id: str | None
@@ -270,7 +270,7 @@ class OAuthCredentials(_Strict):
 
 
 class IntegrationData(_Strict):
-    """Bifrost's IntegrationData (contract 3.2) for one organization and integration."""
+    """Bifrost's IntegrationData (docs/bifrost-api.md#sdk-models) for one organization and integration."""
 
     integration_id: Uuid | None = Field(description="The Bifrost integration UUID, when declared.")
     entity_id: str | None

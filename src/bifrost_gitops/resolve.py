@@ -1,7 +1,7 @@
 """What each organization's workflows get: Bifrost's resolution, with where every value came from.
 
 Resolution needs no keys: a secret is a SecretRef (file + path inside it) until the bundle
-stage opens the file. Rules (bifrost-contract.md 1.3, 2.3, 3.3):
+stage opens the file. Rules (docs/bifrost-api.md#resolution):
 - org with a mapping: defaults overlaid key by key by the org's overrides (a null or empty
   override falls back to the default, as Bifrost deletes such rows); entity_id = the mapping's,
   else default_entity_id (the integration-level entity_id is not consulted);
@@ -178,7 +178,7 @@ def _oauth(catalog: Catalog, ip: Parsed, mp: Parsed | None, entity_id: str | Non
                 material[name] = SecretRef(mp.doc.path, ("secrets", name))
                 sources[name] = _src("override", mp.doc, ("secrets", name))
     return ResolvedOAuth(
-        # Bifrost names a REST-created provider after its integration (contract 2.1)
+        # Bifrost names a REST-created provider after its integration (docs/bifrost-api.md#oauth-connections)
         connection_name=integ.name,
         provider=provider,
         client_id=settings.client_id,

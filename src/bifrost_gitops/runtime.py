@@ -7,7 +7,7 @@ A workflow written for Bifrost runs unchanged but for its import line::
     integration = await integrations.get("HaloPSA")      # scope: BIFROST_GITOPS_ORG
     integration.config["base_url"], integration.entity_id, integration.oauth
 
-What it returns has the shape of Bifrost's SDK models (reference/bifrost-contract.md, 3.2):
+What it returns has the shape of Bifrost's SDK models (docs/bifrost-api.md#sdk-models):
 :class:`IntegrationData` (``integration_id``, ``entity_id``, ``entity_name``, ``config``,
 ``config_secret_keys``, ``oauth``) with :class:`OAuthCredentials` under ``oauth``, and
 :class:`IntegrationMappingResponse` from :meth:`Integrations.list_mappings` /
@@ -18,7 +18,7 @@ Where the data comes from:
 - The bundle folder written by ``bifrost-gitops compile``: ``BIFROST_GITOPS_BUNDLE``, read
   when the module-level ``integrations`` is first used (and again if the variable changes), or
   an explicit ``Integrations(Bundle(path, keyring=...))``.
-- Scope (contract 3.1): ``None`` (or ``""``) is the workflow's organization from
+- Scope (docs/bifrost-api.md#resolution): ``None`` (or ``""``) is the workflow's organization from
   ``BIFROST_GITOPS_ORG`` (an error when unset); an organization's name or its Bifrost UUID is
   that organization; ``"global"`` is the defaults-only view (``global.json``), always, even if
   an organization were named ``global``. An organization the bundle does not have raises
@@ -150,7 +150,9 @@ def _masked(v: Any) -> str:
 
 
 class OAuthCredentials:
-    """Bifrost's OAuthCredentials (contract 3.2); secrets masked in repr, clear in attributes."""
+    """Bifrost's OAuthCredentials; secrets masked in repr, clear in attributes.
+
+    docs/bifrost-api.md#sdk-models"""
 
     __slots__ = (
         "access_token",
@@ -233,7 +235,7 @@ class OAuthCredentials:
 
 
 class IntegrationData:
-    """Bifrost's IntegrationData (contract 3.2); what :meth:`Integrations.get` returns."""
+    """Bifrost's IntegrationData (docs/bifrost-api.md#sdk-models); what :meth:`Integrations.get` returns."""
 
     __slots__ = ("config", "config_secret_keys", "entity_id", "entity_name", "integration_id", "oauth")
     integration_id: str | None
@@ -338,7 +340,7 @@ class _Template:
 
 
 class IntegrationMappingResponse:
-    """Bifrost's IntegrationMappingResponse (contract 3.2), from the bundle.
+    """Bifrost's IntegrationMappingResponse (docs/bifrost-api.md#sdk-models), from the bundle.
 
     ``config`` is the merged config (defaults plus the org's overrides, secrets clear), as
     Bifrost returns it. ``organization`` (the org's name) is an addition: Bifrost has only the

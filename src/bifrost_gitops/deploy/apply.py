@@ -79,7 +79,8 @@ def _soft_deleted(op: Op, body: Any, e: ApiError) -> ApiError:
     name = body.get("name", op.integration) if isinstance(body, dict) else op.integration
     message = (
         f"the name {name!r} is blocked by a soft-deleted integration in Bifrost (a deleted "
-        "integration keeps its name for good, contract gotcha 7; the API lists no deleted ones): "
+        "integration keeps its name for good, see docs/bifrost-api.md#soft-delete; the API lists "
+        "no deleted ones): "
         "rename this integration in the repository, or have an admin restore the deleted one "
         f"with a Bifrost manifest import ({e.message})"
     )
@@ -188,8 +189,8 @@ class _Run:
         return None
 
     def clear_leftovers(self, i: int, op: Op, iid: str, answer: Any) -> str | None:
-        """Null the overrides a mapping create brought back (contract 1.6, gotcha 8): Bifrost
-        keeps an organization's override rows when its mapping is deleted, and the create's
+        """Null the overrides a mapping create brought back (docs/bifrost-api.md#mapping-overrides):
+        Bifrost keeps an organization's override rows when its mapping is deleted, and the create's
         answer holds them with the ones just sent. Keys the repository does not declare go."""
         if not isinstance(answer, dict):
             return None

@@ -1,7 +1,8 @@
 """The deploy manifest: each integration as Bifrost stores it (not the resolved per-org view).
 
-Bifrost keeps a schema, integration defaults and per-org overrides separately (contract 1.2,
-1.3), so `plan` and `apply` need them separately too. Shape (deterministic, sorted)::
+Bifrost keeps a schema, integration defaults and per-org overrides separately
+(docs/bifrost-api.md#config-values), so `plan` and `apply` need them separately too.
+Shape (deterministic, sorted)::
 
     {"format": 1, "kind": "bifrost-gitops/deploy", "secrets": "revealed" | "redacted",
      "organizations": [{"name", "id"}],

@@ -1,12 +1,13 @@
-"""Desired (deploy manifest) vs live (Bifrost) -> ordered operations, in the contract's safe order.
+"""Desired (deploy manifest) vs live (Bifrost) -> ordered operations, in Bifrost's safe order.
 
-Per integration (4.7): create it, or PUT its changed scalar fields; the schema in its own PUT,
+Per integration: create it, or PUT its changed scalar fields; the schema in its own PUT,
 before any value; the defaults PUT with changed keys only and explicit nulls for removals
 (values whose key changed type, or is new to the schema while values exist, are re-sent); per
 organization the mapping POST (then a PUT nulling leftover overrides the create's answer shows)
 / PUT (entity fields and the override diff: undeclared keys nulled) / delete (overrides nulled
 first); the OAuth provider POST / PUT
 and, for client_credentials, a token refresh. Last, the ownership ledger.
+Why this order: docs/bifrost-api.md#apply-order.
 
 Secrets never enter a Change: they show as set / changed / removed, decided by comparing
 sha256 hashes. Request bodies (which hold them) are kept off repr and off every rendering.
@@ -45,7 +46,9 @@ def same(a: Any, b: Any) -> bool:
 
 
 def normalise_scopes(scopes: Any) -> list[str]:
-    """Scopes go in comma-separated and come out space-joined (gotcha 11): one list for both."""
+    """Scopes go in comma-separated and come out space-joined: one list for both.
+
+    docs/bifrost-api.md#oauth-scopes"""
     if scopes is None:
         return []
     if isinstance(scopes, str):
@@ -114,8 +117,8 @@ class Op:
     sent_secret: Any = field(default=None, repr=False)
     bookkeeping: bool = False  # the ledger: not a change the user declared
     #: a mapping create: the override keys the repository declares for that organization; any
-    #: other key in the create's answer is a leftover of an earlier mapping (contract 1.6) and
-    #: is nulled right after, in the same apply
+    #: other key in the create's answer is a leftover of an earlier mapping and is nulled right
+    #: after, in the same apply (docs/bifrost-api.md#mapping-overrides)
     keep_keys: frozenset[str] | None = None
     #: of those leftovers, the keys whose value may be shown (typed, and not secret)
     public_keys: frozenset[str] = frozenset()
@@ -348,7 +351,8 @@ def _integration(
     removed_keys = [k for k in live_types if k not in want_types]
     retyped = {k for k in want_types if k in live_types and live_types[k] != want_types[k]}
     # a key new to the schema whose values already exist live: those rows were stored untyped
-    # (type string, unencrypted, outside the cascade: contract 1.3) and only a write types them
+    # (type string, unencrypted, outside the cascade) and only a write types them
+    # (docs/bifrost-api.md#config-values)
     live_valued = set(live_defaults).union(*(m.config or {} for m in live_mappings))
     retyped |= {k for k in want_types if k not in live_types and k in live_valued}
 
@@ -788,7 +792,8 @@ def _oauth(
             )
         ]
     if want["flow"] == "client_credentials" and (body or summary.status not in ("completed", "connected")):
-        # a client-credentials provider has no stored token until one is minted (gotcha 12)
+        # a client-credentials provider has no stored token until one is minted
+        # (docs/bifrost-api.md#oauth-tokens)
         _add(
             plan,
             Op(
@@ -808,7 +813,9 @@ def _oauth(
 
 
 def _retire(plan: Plan, name: str, iid: str, detail: Detail, live: Live) -> None:
-    """Retire a managed integration no longer declared (gotcha 7): mappings, config, OAuth, then soft-delete."""
+    """Retire a managed integration no longer declared: mappings, config, OAuth, then soft-delete.
+
+    docs/bifrost-api.md#soft-delete"""
     plan.retiring[iid] = name
     plan.ids[name] = iid
     deps: list[int] = []
