@@ -342,7 +342,7 @@ def _schema_item(i: SchemaItem) -> dict[str, Any]:
     return out
 
 
-def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, Any] | None:
+def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, object] | None:
     oc = d.oauth_config
     if oc is None:
         return None

@@ -8,6 +8,7 @@ from . import live as live_state
 from .client import ApiError, Client, load_credentials
 from .plan import Options, Plan, make_plan
 from .source import load_desired, secret_values
+from .spec import Manifest
 
 
 def connect(url: str | None, credentials: str | None, concurrency: int = 8, **kw: Any) -> Client:
@@ -20,7 +21,7 @@ def connect(url: str | None, credentials: str | None, concurrency: int = 8, **kw
     return client
 
 
-def plan_for(client: Client, desired: dict[str, Any], opts: Options) -> Plan:
+def plan_for(client: Client, desired: Manifest, opts: Options) -> Plan:
     """Read the live state (counting requests) and diff it against DESIRED."""
     client.add_sensitive(secret_values(desired))  # text and numbers; booleans are skipped
     state = live_state.read(client, desired["integrations"], include_ledger_managed=opts.prune)

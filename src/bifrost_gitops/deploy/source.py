@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, cast
 
 from . import DeployError
 from .manifest import is_bundle, manifest, missing_org_ids, read_bundle
+from .spec import Manifest
 
 
 class RepositoryErrors(DeployError):
@@ -18,7 +19,7 @@ class RepositoryErrors(DeployError):
         self.result = result
 
 
-def load_desired(source: str) -> dict[str, Any]:
+def load_desired(source: str) -> Manifest:
     """The deploy manifest of SOURCE (bundle folder or repository); refuses orgs without UUIDs."""
     from .. import sops
 
@@ -45,10 +46,10 @@ def load_desired(source: str) -> dict[str, Any]:
             "organizations without a Bifrost UUID (add `id:` in organizations.yaml; names are not unique "
             "in Bifrost): " + ", ".join(missing)
         )
-    return data
+    return cast(Manifest, data)  # builder-made (or checked for kind and format): its shape
 
 
-def secret_values(desired: dict[str, Any]) -> list[Any]:
+def secret_values(desired: Manifest) -> list[Any]:
     """Every secret value of the manifest (so the client can cut them out of any message)."""
     out: list[Any] = []
     for integ in desired["integrations"]:
@@ -56,6 +57,7 @@ def secret_values(desired: dict[str, Any]) -> list[Any]:
         out += [v for k, v in integ["defaults"].items() if k in secret_keys]
         for mp in integ["mappings"].values():
             out += [v for k, v in mp["config"].items() if k in secret_keys]
-        if integ.get("oauth") and integ["oauth"].get("client_secret"):
-            out.append(integ["oauth"]["client_secret"])
+        oauth = integ.get("oauth")
+        if oauth and oauth.get("client_secret"):
+            out.append(oauth["client_secret"])
     return out
