@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import live as live_state
-from .client import ApiError, Client, load_credentials
+from .client import ApiError, Client
+from .credentials import load_credentials
 from .plan import Options, Plan, make_plan
 from .source import load_desired, secret_values
 from .spec import Manifest
