@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping as Map
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ..replies import Connection, Detail, Integration, Mapping, OAuthSummary
 from ..replies import SchemaItem as LiveItem
@@ -34,7 +34,7 @@ class _Live:
     """What Bifrost has of the integration (nothing, for one to create)."""
 
     schema: list[SchemaItemSpec] = field(default_factory=list)
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, object] = field(default_factory=dict)
     mappings: list[Mapping] = field(default_factory=list)
     oauth: OAuthSummary | None = None
     connection: Connection | None = None
@@ -133,7 +133,7 @@ def _keys(want_schema: list[SchemaItemSpec], live: _Live) -> Keys:
 def _create(plan: Plan, want: IntegrationSpec, want_schema: list[SchemaItemSpec]) -> list[int]:
     """POST the integration (schema and entity fields); the data provider in a PUT after it."""
     name = want["name"]
-    body: dict[str, Any] = {"name": name, "config_schema": want_schema}
+    body: dict[str, object] = {"name": name, "config_schema": want_schema}
     changes = [Change(f"schema.{i['key']}", Edit.ADD, None, i["type"]) for i in want_schema]
     for f in _CREATE_FIELDS:
         value = want[f]
@@ -154,7 +154,7 @@ def _create(plan: Plan, want: IntegrationSpec, want_schema: list[SchemaItemSpec]
 def _update_fields(plan: Plan, want: IntegrationSpec, detail: Detail) -> list[int]:
     """A PUT of the scalar fields that changed (partial), when any did."""
     name = want["name"]
-    body: dict[str, Any] = {}
+    body: dict[str, object] = {}
     changes: list[Change] = []
     for f in _FIELDS:
         new, old = want[f], getattr(detail, f)
@@ -168,7 +168,7 @@ def _update_fields(plan: Plan, want: IntegrationSpec, detail: Detail) -> list[in
     return [_put(plan, name, body, changes, [])] if body else []
 
 
-def _put(plan: Plan, name: str, body: dict[str, Any], changes: list[Change], deps: list[int]) -> int:
+def _put(plan: Plan, name: str, body: dict[str, object], changes: list[Change], deps: list[int]) -> int:
     """A PUT of an integration's scalar fields (partial: only what changed)."""
     path = "/api/integrations/{iid}"
     return plan.add(Action.UPDATE, Resource.INTEGRATION, name, path, body=body, changes=changes, deps=deps)

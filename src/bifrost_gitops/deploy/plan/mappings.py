@@ -8,7 +8,6 @@ with --prune, deleted (its overrides nulled first: they outlive the mapping othe
 from __future__ import annotations
 
 from collections.abc import Mapping as Map
-from typing import Any
 
 from ..replies import Mapping
 from ..spec import Action, Edit, IntegrationSpec, MappingSpec, Resource
@@ -66,7 +65,7 @@ def _create(
     plan: Plan, name: str, addr: str, mp: MappingSpec, keys: Keys, head: list[int], *, exists: bool
 ) -> None:
     cfg = {k: v for k, v in mp["config"].items() if v is not None}
-    body: dict[str, Any] = {"organization_id": mp["organization_id"], "entity_id": mp["entity_id"] or ""}
+    body: dict[str, object] = {"organization_id": mp["organization_id"], "entity_id": mp["entity_id"] or ""}
     changes = [Change("entity_id", Edit.ADD, None, mp["entity_id"] or "")]
     if not blank(mp["entity_name"]):
         body["entity_name"] = mp["entity_name"]
@@ -94,7 +93,7 @@ def _create(
 def _update(
     plan: Plan, name: str, addr: str, mp: MappingSpec, lm: Mapping, keys: Keys, head: list[int]
 ) -> None:
-    body: dict[str, Any] = {}
+    body: dict[str, object] = {}
     changes: list[Change] = []
     if (mp["entity_id"] or "") != (lm.entity_id or ""):
         body["entity_id"] = mp["entity_id"] or ""
@@ -108,18 +107,32 @@ def _update(
     if cfg:
         body["config"] = cfg
     if body:
-        path = f"/api/integrations/{{iid}}/mappings/{lm.id}"
-        plan.add(
-            Action.UPDATE,
-            Resource.MAPPING,
-            addr,
-            path,
-            integration=name,
-            body=body,
-            changes=changes + config_changes,
-            deps=head,
-            stage=1,
-        )
+        _put(plan, name, addr, lm, body, changes + config_changes, head, stage=1)
+
+
+def _put(
+    plan: Plan,
+    name: str,
+    addr: str,
+    lm: Mapping,
+    body: dict[str, object],
+    changes: list[Change],
+    deps: list[int],
+    stage: int,
+) -> int:
+    """A PUT of live mapping LM (partial: entity fields, override keys; null removes one)."""
+    path = f"/api/integrations/{{iid}}/mappings/{lm.id}"
+    return plan.add(
+        Action.UPDATE,
+        Resource.MAPPING,
+        addr,
+        path,
+        integration=name,
+        body=body,
+        changes=changes,
+        deps=deps,
+        stage=stage,
+    )
 
 
 def delete_mapping(
@@ -127,22 +140,10 @@ def delete_mapping(
 ) -> int:
     """Null the organization's overrides first (they outlive the mapping otherwise), then delete it."""
     overrides = dict(lm.config or {})
-    path = f"/api/integrations/{{iid}}/mappings/{lm.id}"
     if overrides:
-        body = {"config": dict.fromkeys(sorted(overrides))}
-        changes = keys.removals(overrides)
-        nulled = plan.add(
-            Action.UPDATE,
-            Resource.MAPPING,
-            addr,
-            path,
-            integration=name,
-            body=body,
-            changes=changes,
-            deps=deps,
-            stage=stage,
-        )
-        deps = [*deps, nulled]
+        body: dict[str, object] = {"config": dict.fromkeys(sorted(overrides))}
+        deps = [*deps, _put(plan, name, addr, lm, body, keys.removals(overrides), deps, stage)]
+    path = f"/api/integrations/{{iid}}/mappings/{lm.id}"
     return plan.add(
         Action.DELETE,
         Resource.MAPPING,

@@ -9,7 +9,6 @@ rotated on request; the import placeholder :data:`KEEP_LIVE_SECRET` is never sen
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ..replies import Connection, OAuthSummary
 from ..spec import Action, Edit, Json, OAuthSpec, Resource
@@ -65,7 +64,7 @@ def _op(
     path: str,
     *,
     deps: list[int],
-    body: dict[str, Any] | None = None,
+    body: dict[str, object] | None = None,
     changes: list[Change] | None = None,
     destructive: bool = False,
     sent_secret: Json = None,
@@ -100,7 +99,7 @@ def _create(plan: Plan, name: str, want: OAuthSpec, deps: list[int]) -> None:
         )
         return
     scopes = normalise_scopes(want["scopes"])
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "integration_id": "{iid}",
         "oauth_flow_type": want["flow"],
         "client_id": want["client_id"],
@@ -157,9 +156,9 @@ def _update(
 
 def _field_diff(
     plan: Plan, name: str, want: OAuthSpec, summary: OAuthSummary, conn: Connection | None
-) -> tuple[dict[str, Any], list[Change]]:
+) -> tuple[dict[str, object], list[Change]]:
     """The partial PUT body of the provider's changed fields and scopes, and its Changes."""
-    body: dict[str, Any] = {}
+    body: dict[str, object] = {}
     changes: list[Change] = []
     pairs = [
         ("oauth_flow_type", want["flow"], summary.oauth_flow_type),

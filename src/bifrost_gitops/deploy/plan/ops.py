@@ -8,7 +8,6 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
 
 from ..spec import Action, Edit, Ledger, Resource
 
@@ -42,8 +41,8 @@ def show(v: object) -> str:
 class Change:
     field: str
     action: Edit
-    old: Any = None
-    new: Any = None
+    old: object = None
+    new: object = None
     secret: bool = False
 
     def __post_init__(self) -> None:
@@ -63,8 +62,8 @@ class Change:
             return f"{head} removed (was {show(self.old)})"
         return f"{head} {self.action}"
 
-    def as_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"field": self.field, "action": str(self.action), "secret": self.secret}
+    def as_json(self) -> dict[str, object]:
+        d: dict[str, object] = {"field": self.field, "action": str(self.action), "secret": self.secret}
         if not self.secret:
             d["old"], d["new"] = self.old, self.new
         return d
@@ -79,14 +78,14 @@ class Op:
     method: str
     path: str  # "{iid}" stands for the integration id (known once it exists)
     _: KW_ONLY
-    body: Any = field(default=None, repr=False)
+    body: object = field(default=None, repr=False)
     changes: list[Change] = field(default_factory=list)
     deps: list[int] = field(default_factory=list)  # indexes of ops that must succeed first
     destructive: bool = False
     group: str = ""  # ops of one group run in order; groups of one stage run concurrently
     stage: int = 0
     #: secret OAuth client secret sent by this op (its hash goes into the ledger); never shown
-    sent_secret: Any = field(default=None, repr=False)
+    sent_secret: object = field(default=None, repr=False)
     bookkeeping: bool = False  # the ledger: not a change the user declared
     #: a mapping create: the override keys the repository declares for that organization; any
     #: other key in the create's answer is a leftover of an earlier mapping and is nulled right
@@ -107,7 +106,7 @@ class Op:
             what = f"{self.action} {self.resource}"
         return f"{self.action.sign} {what} {self.address}"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "action": str(self.action),
             "resource": str(self.resource),
@@ -150,13 +149,13 @@ class Plan:
         path: str,
         *,
         integration: str | None = None,
-        body: Any = None,
+        body: object = None,
         changes: Iterable[Change] = (),
         deps: Iterable[int] = (),
         group: str | None = None,
         stage: int = 0,
         destructive: bool = False,
-        sent_secret: Any = None,
+        sent_secret: object = None,
         bookkeeping: bool = False,
         keep_keys: frozenset[str] | None = None,
         public_keys: frozenset[str] = frozenset(),

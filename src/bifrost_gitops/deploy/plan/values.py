@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ..spec import Edit
 from .ops import Change, Plan, same
@@ -44,14 +43,14 @@ class Keys:
 def config_diff(
     plan: Plan,
     what: str,
-    want: Mapping[str, Any],
-    have: Mapping[str, Any],
+    want: Mapping[str, object],
+    have: Mapping[str, object],
     keys: Keys,
     prune: bool,
-) -> tuple[dict[str, Any], list[Change]]:
+) -> tuple[dict[str, object], list[Change]]:
     """The partial-merge body and its Changes. A live key the repository does not name is
     nulled when PRUNE, else reported as drift (WHAT names the place)."""
-    body: dict[str, Any] = {}
+    body: dict[str, object] = {}
     changes: list[Change] = []
     for key in sorted(want):
         new = want[key]
