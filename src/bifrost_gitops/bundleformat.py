@@ -99,11 +99,6 @@ class BadIndex(Exception):
         self.path, self.folder, self.problem, self.cause = path, folder, problem, cause
         super().__init__(f"{path}: {_say(problem, folder, index, cause)}")
 
-    @property
-    def strerror(self) -> str:
-        """The operating system's reason (MISSING, UNREADABLE), else ""."""
-        return (self.cause.strerror or type(self.cause).__name__) if self.cause else ""
-
 
 def _say(problem: Problem, folder: str, index: Any, cause: OSError | None) -> str:
     if problem is Problem.MISSING:
