@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from .atomic import write_atomic
 from .bundleformat import INDEX_FILE, BadIndex, Problem, listed_entries, load_index, safe_entry
 from .escape import term
 
@@ -248,18 +249,10 @@ def history(to: str) -> History:
 
 def _record(to: str, events: list[Event]) -> None:
     """Replace TO/history.jsonl with EVENTS in one rename, durable before it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{HISTORY}.", suffix=".tmp", dir=to)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.writelines(_line(e) for e in events)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(to, HISTORY))
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+    data = "".join(_line(e) for e in events).encode("ascii")
+    write_atomic(
+        os.path.join(to, HISTORY), data, mode=0o644, prefix=f".{HISTORY}.", suffix=".tmp", sync_folder=True
+    )
 
 
 def rows(h: History, to: str) -> list[Row]:
