@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .bundleformat import REDACTED
+from .bundleformat import GLOBAL_SCOPE, REDACTED
 from .checks import Catalog, Parsed, oauth_of
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, Mapping, OAuthSettings, ProviderRef
 
-GLOBAL = "global"
+GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 
 
 class SecretRef(NamedTuple):
