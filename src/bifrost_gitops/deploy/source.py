@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from . import DeployError
-from .manifest import is_bundle, manifest, missing_org_ids, read_bundle
+from .manifest import is_bundle, missing_org_ids, read_bundle
 
 
 class RepositoryErrors(DeployError):
@@ -25,7 +25,8 @@ def load_desired(source: str) -> dict[str, Any]:
     if os.path.isdir(source) and is_bundle(source):
         data = read_bundle(source)
     else:
-        from ..bundle import SecretOpener
+        from ..bundle import SecretOpener  # a repository is compiled in memory: pydantic, checks
+        from ..deploymanifest import manifest
         from ..repo import RepoError, load
         from ..storable import UnstorableSecret
 
