@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .bundleformat import MASK
 from .checks import Catalog
 from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest
 
-SECRET = "<secret>"
+SECRET = MASK  # how a secret shows in the explanation
 
 
 class ExplainError(Exception):

@@ -14,14 +14,16 @@ stage opens the file. Rules (docs/bifrost-api.md#resolution):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .bundleformat import GLOBAL_SCOPE, REDACTED
 from .checks import Catalog, Parsed, oauth_of
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, Mapping, OAuthSettings, ProviderRef
 
-GLOBAL = "global"
+GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 
 
 class SecretRef(NamedTuple):
@@ -29,6 +31,17 @@ class SecretRef(NamedTuple):
 
     file: str
     path: Path
+
+
+#: How a SecretRef becomes its clear value (compile's SecretOpener); None writes REDACTED instead.
+Reveal = Callable[[SecretRef], Any]
+
+
+def revealed(v: Any, reveal: Reveal | None) -> Any:
+    """V, or the clear value (or the REDACTED marker) when V is a SecretRef."""
+    if isinstance(v, SecretRef):
+        return REDACTED if reveal is None else reveal(v)
+    return v
 
 
 class Source(NamedTuple):

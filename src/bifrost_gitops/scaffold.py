@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import tempfile
 
+from .atomic import write_atomic
 from .model import KINDS
 from .schemas import dump, filename
 
@@ -281,16 +281,8 @@ def _write(path: str, text: str) -> None:
     """Write via a temp file and rename, so an interrupted init leaves no half-written file."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".init-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; these files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # mkstemp makes 0600; these files are meant to be shared
+    write_atomic(path, text.encode("utf-8"), mode=0o666 & ~_umask(), prefix=".init-", suffix=".tmp")
 
 
 def _umask() -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .. import escape
+from ..atomic import write_atomic
 from . import DeployError
 
 
@@ -88,25 +88,7 @@ def load_credentials(
 
 def write_credentials(path: str, creds: Credentials) -> None:
     """Rewrite the credentials file atomically, mode 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bifrost-credentials-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "api_url": creds.api_url,
-                    "access_token": creds.access_token,
-                    "refresh_token": creds.refresh_token,
-                },
-                f,
-                indent=2,
-            )
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    doc = {"api_url": creds.api_url, "access_token": creds.access_token, "refresh_token": creds.refresh_token}
+    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    # the folder too: a refreshed token lost in a crash would lock the next run out
+    write_atomic(path, data, mode=0o600, prefix=".bifrost-credentials-", sync_folder=True)

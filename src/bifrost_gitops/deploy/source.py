@@ -7,7 +7,7 @@ import os
 from typing import Any, cast
 
 from . import DeployError
-from .manifest import is_bundle, manifest, missing_org_ids, read_bundle
+from .manifest import is_bundle, missing_org_ids, read_bundle
 from .spec import Manifest
 
 
@@ -26,7 +26,8 @@ def load_desired(source: str) -> Manifest:
     if os.path.isdir(source) and is_bundle(source):
         data = read_bundle(source)
     else:
-        from ..bundle import SecretOpener
+        from ..bundle import SecretOpener  # a repository is compiled in memory: pydantic, checks
+        from ..deploymanifest import manifest
         from ..repo import RepoError, load
         from ..storable import UnstorableSecret
 
@@ -37,7 +38,8 @@ def load_desired(source: str) -> Manifest:
         if result.errors:
             raise RepositoryErrors(result)
         try:
-            data = manifest(result.catalog, SecretOpener(result.root, result.catalog, sops.default_keyring()))
+            opener = SecretOpener(result.root, result.catalog, sops.default_keyring())
+            data = cast(Manifest, manifest(result.catalog, opener))  # the builder's shape
         except UnstorableSecret as e:  # K007: findings, like validate --decrypt shows them
             raise RepositoryErrors(dataclasses.replace(result, diagnostics=e.diagnostics)) from None
     missing = missing_org_ids(data)
@@ -46,7 +48,7 @@ def load_desired(source: str) -> Manifest:
             "organizations without a Bifrost UUID (add `id:` in organizations.yaml; names are not unique "
             "in Bifrost): " + ", ".join(missing)
         )
-    return cast(Manifest, data)  # builder-made (or checked for kind and format): its shape
+    return data
 
 
 def secret_values(desired: Manifest) -> list[Any]:
