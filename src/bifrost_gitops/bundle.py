@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import sops, storable
-from .checks import Catalog
+from .catalog import Catalog
 from .resolve import Resolved, ResolvedOAuth, SecretRef, organizations, resolve_org
 
 FORMAT = 1

@@ -153,7 +153,7 @@ def secret_comparer(
         SecretOpener(base.root, base.catalog, keyring, base_raw),
         SecretOpener(head.root, head.catalog, keyring, head_raw),
     )
-    docs = ({p.doc.path: p.doc for p in _parsed(base)}, {p.doc.path: p.doc for p in _parsed(head)})
+    docs = tuple({p.doc.path: p.doc for p in r.catalog.documents()} for r in (base, head))
     usable = keyring is not None and bool(keyring.identities)
 
     def ciphertext(side: int, ref: SecretRef) -> Any:
@@ -175,13 +175,6 @@ def secret_comparer(
         return "ciphertext changed (re-encrypted or rotated)"
 
     return compare
-
-
-def _parsed(r: Result) -> list[Any]:
-    c = r.catalog
-    items = [c.project] if c.project else []
-    items += [p for _, p, _ in c.orgs.values()]
-    return [*items, *c.providers.values(), *c.integrations.values(), *c.mappings.values()]
 
 
 def diff(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .checks import Catalog
+from .catalog import Catalog
 from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest

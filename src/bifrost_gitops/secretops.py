@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import loader, sops, sopsrules, storable
-from .checks import Catalog
+from .catalog import Catalog
 from .diagnostics import Diagnostic, error
 from .loader import Path
 from .repo import Result

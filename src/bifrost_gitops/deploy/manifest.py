@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..bundle import REDACTED
-from ..checks import Catalog, oauth_of
+from ..catalog import Catalog, Parsed, oauth_of
 from ..model import TOKEN_KEYS, Integration, Mapping
 from ..resolve import SecretRef
 from . import DeployError
@@ -51,7 +51,7 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
         ({"name": o.name, "id": o.id} for o, _, _ in catalog.orgs.values()), key=lambda o: str(o["name"])
     )
     org_ids = {str(o["name"]).lower(): o["id"] for o in orgs}
-    by_integration: dict[str, list[tuple[str, Any]]] = {}
+    by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}
     for (integ_name, _org), p in catalog.mappings.items():
         by_integration.setdefault(integ_name, []).append((p.model.organization, p))
     out = []
@@ -115,7 +115,9 @@ def _norm(v: Any) -> Any:
     return None if v == "" else v
 
 
-def _oauth(catalog: Catalog, ip: Any, integ: Integration, reveal: Reveal | None) -> dict[str, Any] | None:
+def _oauth(
+    catalog: Catalog, ip: Parsed[Integration], integ: Integration, reveal: Reveal | None
+) -> dict[str, Any] | None:
     settings = oauth_of(catalog, integ)
     if settings is None:
         return None
