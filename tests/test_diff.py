@@ -374,17 +374,8 @@ def all_outputs(g: Git, *args: str, env: Mapping[str, str | None] | None = None)
 @pytest.mark.skipif(SOPS is None, reason="the sops binary is not installed")
 def test_secret_rotation_with_and_without_keys(example: Git) -> None:
     g = example
-    assert SOPS is not None
     # 1. re-encrypt with a new data key, same values: every ciphertext changes
-    proc = sp.run(
-        [SOPS, "rotate", "-i", "oauth/microsoft.yaml"],
-        cwd=g.root,
-        env={**os.environ, **keys(g)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _rotate(g, "oauth/microsoft.yaml")
     rotated = g.commit("rotate the data key of the microsoft provider")
     with_keys = diff_json(g, "--base", "HEAD~1", "--head", "HEAD", env=keys(g))
     assert with_keys["changes"] == {}, with_keys
@@ -431,6 +422,20 @@ def test_secret_rotation_with_and_without_keys(example: Git) -> None:
             assert TOKEN not in out
 
 
+def _rotate(g: Git, rel: str) -> None:
+    """A new data key for REL (sops rotate): the same values, every ciphertext different."""
+    assert SOPS is not None
+    proc = sp.run(
+        [SOPS, "rotate", "-i", rel],
+        cwd=g.root,
+        env={**os.environ, **keys(g)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def _secrets_set(g: Git, integration: str, key: str, value: str, *opts: str) -> None:
     proc = sp.run(
         [sys.executable, "-m", "bifrost_gitops", "secrets", "set", integration, key, *opts],
@@ -462,16 +467,7 @@ def test_no_secret_value_in_any_output_with_clear_text_canaries(small: Git) -> N
 def test_keys_that_do_not_open_the_files_compare_by_ciphertext(example: Git, tmp_path: Path) -> None:
     """Someone else's age key: no error, no value, the same answer as without keys."""
     g = example
-    assert SOPS is not None
-    proc = sp.run(
-        [SOPS, "rotate", "-i", "oauth/microsoft.yaml"],
-        cwd=g.root,
-        env={**os.environ, **keys(g)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _rotate(g, "oauth/microsoft.yaml")
     g.commit("rotate the data key of the microsoft provider")
     other = tmp_path / "someone-elses-key.txt"
     other.write_text(f"{pyrage.x25519.Identity.generate()}\n", encoding="utf-8")
