@@ -18,6 +18,7 @@ from typing import Any
 
 from . import sops
 from .bundle import SecretOpener
+from .bundleformat import MASK
 from .diagnostics import Diagnostic
 from .model import ProviderRef
 from .repo import Result
@@ -39,7 +40,7 @@ class Change:
 
 ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
 IDENTITY_ROW = "(organization id or display name)"  # the row of organization identity changes
-SECRET = "<secret>"
+SECRET = MASK  # how a secret value shows in a diff
 
 
 @dataclass
