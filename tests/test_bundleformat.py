@@ -48,7 +48,10 @@ def _modules_after(code: str) -> dict[str, object]:
     return doc
 
 
-HEAVY = "heavy = sorted(m for m in ('pydantic', 'bifrost_gitops.checks') if m in sys.modules)\n"
+HEAVY = (
+    "heavy = sorted(m for m in ('pydantic', 'bifrost_gitops.catalog', 'bifrost_gitops.checks')"
+    " if m in sys.modules)\n"
+)
 
 
 def test_plan_reads_a_bundle_without_pydantic_or_the_checks(plain: Path) -> None:
@@ -61,7 +64,7 @@ def test_plan_reads_a_bundle_without_pydantic_or_the_checks(plain: Path) -> None
     )
     assert doc["n"] == 3  # HaloPSA, Microsoft_Graph, NinjaOne
     assert doc["before"] == []
-    assert doc["after"] == ["bifrost_gitops.checks", "pydantic"]
+    assert doc["after"] == ["bifrost_gitops.catalog", "pydantic"]
 
 
 def test_a_workflow_reads_a_bundle_without_pydantic_or_the_checks(plain: Path) -> None:

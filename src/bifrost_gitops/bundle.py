@@ -42,7 +42,7 @@ from .bundleformat import (
     peek_index,
 )
 from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secrets redact writes
-from .checks import Catalog
+from .catalog import Catalog
 from .deploymanifest import manifest
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
 from .resolve import revealed as _value

@@ -315,7 +315,7 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     import os
 
     from . import diff as df
-    from . import gitrev, sops
+    from . import diffreport, gitrev, sops
     from . import security as sec
     from .escape import term
     from .repo import PROJECT_FILE, RepoError, WorkTree, find_root, load_tree
@@ -357,7 +357,11 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
         compare,
         security,
     )
-    render = {"text": df.render_text, "markdown": df.render_markdown, "json": df.render_json}[fmt]
+    render = {
+        "text": diffreport.render_text,
+        "markdown": diffreport.render_markdown,
+        "json": diffreport.render_json,
+    }[fmt]
     sys.stdout.write(render(result))
     head_errors = [f for f in result.head_findings if f.severity == "error"]
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bundleformat import DEPLOY_FORMAT, DEPLOY_KIND
-from .checks import Catalog, oauth_of
+from .catalog import Catalog, Parsed, oauth_of
 from .model import TOKEN_KEYS, Integration, Mapping
 from .resolve import Reveal, SecretRef
 from .resolve import revealed as _value
@@ -38,13 +38,13 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
         ({"name": o.name, "id": o.id} for o, _, _ in catalog.orgs.values()), key=lambda o: str(o["name"])
     )
     org_ids = {str(o["name"]).lower(): o["id"] for o in orgs}
-    by_integration: dict[str, list[tuple[str, Any]]] = {}
+    by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}
     for (integ_name, _org), p in catalog.mappings.items():
         by_integration.setdefault(integ_name, []).append((p.model.organization, p))
     out = []
     for name in sorted(catalog.integrations):
         ip = catalog.integrations[name]
-        integ: Integration = ip.model
+        integ = ip.model
         secret_keys = {i.key for i in integ.config_schema if i.type == "secret"}
         defaults: dict[str, Any] = {}
         if integ.defaults is not None:
@@ -53,7 +53,7 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
                 defaults[key] = _value(SecretRef(ip.doc.path, ("defaults", "secrets", key)), reveal)
         mappings: dict[str, Any] = {}
         for org, mp in sorted(by_integration.get(name, []), key=lambda t: t[0]):
-            m: Mapping = mp.model
+            m = mp.model
             config = dict(m.config)
             for key in m.secrets:
                 if key in TOKEN_KEYS and key not in secret_keys:
@@ -102,7 +102,9 @@ def _norm(v: Any) -> Any:
     return None if v == "" else v
 
 
-def _oauth(catalog: Catalog, ip: Any, integ: Integration, reveal: Reveal | None) -> dict[str, Any] | None:
+def _oauth(
+    catalog: Catalog, ip: Parsed[Integration], integ: Integration, reveal: Reveal | None
+) -> dict[str, Any] | None:
     settings = oauth_of(catalog, integ)
     if settings is None:
         return None

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from .bundleformat import MASK
-from .checks import Catalog
+from .catalog import Catalog
 from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest

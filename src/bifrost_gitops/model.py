@@ -219,15 +219,15 @@ class Mapping(_Document):
     secrets: ValueMap = Field(default_factory=dict, description="Secret overrides (ciphertext).")
 
 
-KINDS: dict[str, type[_Document]] = {
+AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
+
+KINDS: dict[str, type[AnyDocument]] = {
     "Project": Project,
     "Organizations": Organizations,
     "OAuthProvider": OAuthProvider,
     "Integration": Integration,
     "Mapping": Mapping,
 }
-
-AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
 
 #: OAuth token material a mapping may carry under secrets: besides secret-typed keys.
 TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import loader, structure
-from .checks import Catalog, Parsed, check, raw_secret_findings
+from .catalog import Catalog, Parsed
+from .checks import check
 from .diagnostics import Diagnostic, error, sort_key
+from .model import AnyDocument
+from .valuechecks import raw_secret_findings
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
@@ -106,7 +109,7 @@ def load_tree(tree: Tree) -> Result:
 
 def _load(tree: Tree) -> Result:
     files, diags = tree.files(_exclude(tree))
-    parsed: list[Parsed] = []
+    parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
         doc, found = tree.load(rel)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .bundleformat import GLOBAL_SCOPE, REDACTED
-from .checks import Catalog, Parsed, oauth_of
+from .catalog import Catalog, Parsed, oauth_of
 from .loader import Document, Path
-from .model import TOKEN_KEYS, Integration, Mapping, OAuthSettings, ProviderRef
+from .model import TOKEN_KEYS, Integration, Mapping, ProviderRef
 
 GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 
@@ -99,17 +99,17 @@ def _present(value: Any) -> bool:
 def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
     """Resolve INTEGRATION for ORG (a declared org name; None = the global scope)."""
     ip = catalog.integrations[integration]
-    integ: Integration = ip.model
+    integ = ip.model
     mp = catalog.mappings.get((integration, org.lower())) if org is not None else None
     config: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     secret_keys = [item.key for item in integ.config_schema if item.type == "secret"]
 
-    layers: list[tuple[str, Parsed, Path, dict[str, Any], dict[str, Any]]] = []
+    layers: list[tuple[str, Parsed[Integration | Mapping], Path, dict[str, Any], dict[str, Any]]] = []
     if integ.defaults is not None:
         layers.append(("default", ip, ("defaults",), integ.defaults.config, integ.defaults.secrets))
     if mp is not None:
-        m: Mapping = mp.model
+        m = mp.model
         own_secrets = {k: v for k, v in m.secrets.items() if k not in TOKEN_KEYS or k in secret_keys}
         layers.append(("override", mp, (), m.config, own_secrets))
     for kind, p, at, plain, secret in layers:
@@ -162,9 +162,11 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
     )
 
 
-def _oauth(catalog: Catalog, ip: Parsed, mp: Parsed | None, entity_id: str | None) -> ResolvedOAuth | None:
-    integ: Integration = ip.model
-    settings: OAuthSettings | None = oauth_of(catalog, integ)
+def _oauth(
+    catalog: Catalog, ip: Parsed[Integration], mp: Parsed[Mapping] | None, entity_id: str | None
+) -> ResolvedOAuth | None:
+    integ = ip.model
+    settings = oauth_of(catalog, integ)
     if settings is None:
         return None
     at: Path = ()

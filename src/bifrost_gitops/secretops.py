@@ -12,7 +12,7 @@ from typing import Any
 
 from . import loader, sops, sopsrules, storable
 from .atomic import write_atomic
-from .checks import Catalog
+from .catalog import Catalog
 from .diagnostics import Diagnostic, error
 from .loader import Path
 from .repo import Result
