@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,7 +242,7 @@ def write(
 
     # (index key, file, clear record, extra index fields): every org, the global view, and the
     # deploy manifest (integrations as Bifrost stores them, for plan/apply), all sealed alike
-    targets: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    targets: list[tuple[str, str, Mapping[str, Any], dict[str, Any]]] = [
         (GLOBAL_SCOPE, GLOBAL_FILE, org_record(catalog, None, reveal), {}),
         *(
             (name, org_file(name), org_record(catalog, name, reveal), {"id": org_id})
@@ -288,7 +288,7 @@ def write(
 
 
 def _seal(
-    record: dict[str, Any],
+    record: Mapping[str, Any],
     rel: str,
     out_dir: str,
     old: dict[str, Any] | None,

@@ -27,21 +27,30 @@ from typing import Any
 
 from .bundleformat import DEPLOY_FORMAT, DEPLOY_KIND
 from .catalog import Catalog, Parsed, oauth_of
+from .deploy.spec import (
+    IntegrationSpec,
+    Json,
+    Manifest,
+    MappingSpec,
+    OAuthSpec,
+    OrganizationSpec,
+    SchemaItemSpec,
+)
 from .model import TOKEN_KEYS, Integration, Mapping
 from .resolve import Reveal, SecretRef
 from .resolve import revealed as _value
 
 
-def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
+def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
     """The deploy manifest of a checked repository (secrets via REVEAL, or redacted)."""
-    orgs: list[dict[str, Any]] = sorted(
-        ({"name": o.name, "id": o.id} for o, _, _ in catalog.orgs.values()), key=lambda o: str(o["name"])
+    orgs: list[OrganizationSpec] = sorted(
+        ({"name": o.name, "id": o.id} for o, _, _ in catalog.orgs.values()), key=lambda o: o["name"]
     )
-    org_ids = {str(o["name"]).lower(): o["id"] for o in orgs}
+    org_ids = {o["name"].lower(): o["id"] for o in orgs}
     by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}
     for (integ_name, _org), p in catalog.mappings.items():
         by_integration.setdefault(integ_name, []).append((p.model.organization, p))
-    out = []
+    out: list[IntegrationSpec] = []
     for name in sorted(catalog.integrations):
         ip = catalog.integrations[name]
         integ = ip.model
@@ -51,7 +60,7 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
             defaults.update(integ.defaults.config)
             for key in integ.defaults.secrets:
                 defaults[key] = _value(SecretRef(ip.doc.path, ("defaults", "secrets", key)), reveal)
-        mappings: dict[str, Any] = {}
+        mappings: dict[str, MappingSpec] = {}
         for org, mp in sorted(by_integration.get(name, []), key=lambda t: t[0]):
             m = mp.model
             config = dict(m.config)
@@ -74,13 +83,13 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
                 "default_entity_id": integ.default_entity_id,
                 "list_entities_data_provider_id": integ.list_entities_data_provider_id,
                 "config_schema": [
-                    {
-                        "key": i.key,
-                        "type": i.type,
-                        "required": i.required,
-                        "description": i.description,
-                        "options": list(i.options) if i.options is not None else None,
-                    }
+                    SchemaItemSpec(
+                        key=i.key,
+                        type=i.type,
+                        required=i.required,
+                        description=i.description,
+                        options=list(i.options) if i.options is not None else None,
+                    )
                     for i in integ.config_schema  # declared order: Bifrost keeps it as positions
                 ],
                 "defaults": {k: _norm(defaults[k]) for k in sorted(defaults)},
@@ -97,14 +106,14 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> dict[str, Any]:
     }
 
 
-def _norm(v: Any) -> Any:
+def _norm(v: Any) -> Json:
     """ "" means "no value" in Bifrost (a delete), like null."""
     return None if v == "" else v
 
 
 def _oauth(
     catalog: Catalog, ip: Parsed[Integration], integ: Integration, reveal: Reveal | None
-) -> dict[str, Any] | None:
+) -> OAuthSpec | None:
     settings = oauth_of(catalog, integ)
     if settings is None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, cast
+from typing import Any
 
 from . import DeployError
 from .manifest import is_bundle, missing_org_ids, read_bundle
@@ -39,7 +39,7 @@ def load_desired(source: str) -> Manifest:
             raise RepositoryErrors(result)
         try:
             opener = SecretOpener(result.root, result.catalog, sops.default_keyring())
-            data = cast(Manifest, manifest(result.catalog, opener))  # the builder's shape
+            data = manifest(result.catalog, opener)
         except UnstorableSecret as e:  # K007: findings, like validate --decrypt shows them
             raise RepositoryErrors(dataclasses.replace(result, diagnostics=e.diagnostics)) from None
     missing = missing_org_ids(data)
