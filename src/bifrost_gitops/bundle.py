@@ -44,11 +44,12 @@ from .bundleformat import (
 from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secrets redact writes
 from .catalog import Catalog
 from .deploymanifest import manifest
+from .errors import BifrostGitopsError
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
 from .resolve import revealed as _value
 
 
-class BundleError(Exception):
+class BundleError(BifrostGitopsError):
     """The bundle cannot be written or read (usage/environment: exit 2)."""
 
 

@@ -19,6 +19,8 @@ import json
 import os
 from typing import Any, Final
 
+from .errors import BifrostGitopsError
+
 FORMAT: Final = 1
 KIND: Final = "bifrost-gitops/bundle"
 MODES: Final = ("seal", "plain", "redact")
@@ -90,7 +92,7 @@ class Problem(enum.Enum):
     MALFORMED = "malformed"
 
 
-class BadIndex(Exception):
+class BadIndex(BifrostGitopsError):
     """index.json cannot be used; ``str()`` is the runtime's wording (never holds a secret)."""
 
     def __init__(

@@ -10,21 +10,22 @@ from typing import Any, NoReturn
 
 import click
 
+from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, BifrostGitopsError
 from .escape import term
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
-
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A usage or environment error: one line on stderr, exit 2. Messages quote paths, names
     and exception texts from the repository or a server: escaped, so they stay one line."""
-    click.echo(f"bifrost-gitops: {term(message)}", err=True)
-    sys.exit(EXIT_USAGE)
+    if message:
+        click.echo(f"bifrost-gitops: {term(message)}", err=True)
+    sys.exit(code)
 
 
 class _Group(click.Group):
-    """Turns an unexpected exception into one line and exit 2: no traceback, and no exception
-    text either, since it could carry a value read from a secret file."""
+    """The one place errors become exit codes. A library error (BifrostGitopsError) is its one
+    line and its exit code; an unexpected exception is one line and exit 2: no traceback, and no
+    exception text either, since it could carry a value read from a secret file."""
 
     def invoke(self, ctx: click.Context) -> Any:
         import os
@@ -33,6 +34,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BifrostGitopsError as e:
+            fail(e.line(), e.exit_code)
         except BrokenPipeError:  # `... | head` closed the pipe: nothing left to say to anyone
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_FINDINGS)
@@ -72,12 +75,9 @@ def _report(diags: list[Any], files: int, fmt: str, root: str) -> None:
 
 
 def _load(repo: str) -> Any:
-    from .repo import RepoError, load
+    from .repo import load
 
-    try:
-        return load(repo)
-    except RepoError as e:
-        fail(str(e))
+    return load(repo)
 
 
 def _open_all(result: Any) -> list[Any]:
@@ -165,13 +165,9 @@ def schema(kind: str | None, output_dir: str | None) -> None:
 )
 def init(directory: str, force: bool, age_recipient: str | None) -> None:
     """Scaffold a new repository in DIRECTORY that validates out of the box."""
-    from .scaffold import InitError, scaffold
+    from .scaffold import scaffold
 
-    try:
-        written = scaffold(directory, force=force, age_recipient=age_recipient)
-    except InitError as e:
-        fail(str(e))
-    for path in written:
+    for path in scaffold(directory, force=force, age_recipient=age_recipient):
         click.echo(f"created {term(path)}")
     click.echo(f"next: cd {term(directory)} && bifrost-gitops validate")
 
@@ -208,47 +204,15 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
     (missing key: exit 2; altered file: exit 1).
     """
-    from . import bundle, sops, storable
-    from .diagnostics import error
+    from .build import compile_repo
+    from .errors import Findings
 
     result = _load(repo)
-    if result.errors:
-        _report(result.diagnostics, result.files, fmt, result.root)
-        click.echo("bifrost-gitops: not compiled: fix the errors above", err=True)
-        sys.exit(EXIT_FINDINGS)
-    project = result.catalog.project
-    wanted = list(recipients) or (
-        list(project.model.bundle.recipients) if project and project.model.bundle else []
-    )
     try:
-        written = bundle.write(
-            result.catalog,
-            result.root,
-            out_dir,
-            mode,
-            recipients=wanted,
-            keyring=None if mode == "redact" else sops.default_keyring(),
-        )
-    except bundle.BundleError as e:
-        fail(str(e))
-    except sops.NoKeyError as e:
-        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, or compile with --secrets redact)")
-    except storable.UnstorableSecret as e:
+        written = compile_repo(result, out_dir, mode, list(recipients))
+    except Findings as e:
         _report(e.diagnostics, result.files, fmt, result.root)
-        click.echo("bifrost-gitops: not compiled: fix the errors above", err=True)
-        sys.exit(EXIT_FINDINGS)
-    except sops.SopsError as e:
-        if e.file is None:  # not about a repository file (e.g. a recipient sops cannot use)
-            fail(str(e))
-        d = error(
-            "K005",
-            e.file,
-            (0, 0),
-            str(e).removeprefix(f"{e.file}: "),
-            "restore the file from git or re-encrypt it; nothing was written",
-        )
-        _report([d], result.files, fmt, result.root)
-        sys.exit(EXIT_FINDINGS)
+        raise
     # changed names files found in the output folder too (a stale orgs/ file): escaped
     what = ", ".join(written.changed) if len(written.changed) <= 5 else f"{len(written.changed)} files"
     click.echo(
@@ -275,13 +239,7 @@ def explain(args: tuple[str, ...], fmt: str) -> None:
         repo, args = args[0], args[1:]
     if len(args) not in (2, 3):
         fail("usage: explain [REPO] ORG INTEGRATION [KEY]")
-    result = _load(repo)
-    try:
-        report = ex.explain(result.catalog, *args)
-    except ex.ExplainError as e:
-        from .escape import term
-
-        fail(term(str(e)))  # a suggested name comes from the repository
+    report = ex.explain(_load(repo).catalog, *args)
     click.echo(ex.render_json(report) if fmt == "json" else ex.render_text(report), nl=False)
 
 
@@ -312,51 +270,9 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     Security-relevant changes (an organization's id or display name, bundle recipients,
     .sops.yaml rules) are listed first and count as changes for --exit-code.
     """
-    import os
+    from . import diffreport, diffrun
 
-    from . import diff as df
-    from . import diffreport, gitrev, sops
-    from . import security as sec
-    from .escape import term
-    from .repo import PROJECT_FILE, RepoError, WorkTree, find_root, load_tree
-
-    try:
-        root = find_root(repo)
-        base_tree = gitrev.GitTree(root, base)
-        head_tree: Any = gitrev.GitTree(root, head) if head else WorkTree(root)
-        base_sops = base_tree.nearest(sec.SOPS_FILE)
-        head_sops = head_tree.nearest(sec.SOPS_FILE) if head else gitrev.work_nearest(root, sec.SOPS_FILE)
-    except (RepoError, gitrev.GitError) as e:
-        fail(term(str(e)))  # git's message quotes the revision and paths
-    base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root))
-    head_result = load_tree(head_tree)
-    security = [
-        *sec.organization_identity(base_result.catalog, head_result.catalog),
-        *sec.integration_identity(base_result.catalog, head_result.catalog),
-        *sec.bundle_recipients(
-            base_tree.load(PROJECT_FILE)[0] if base_tree.exists else None, head_tree.load(PROJECT_FILE)[0]
-        ),
-        *sec.sops_rules(
-            sec.ConfigFile(*base_sops) if base_sops else None,
-            sec.ConfigFile(*head_sops) if head_sops else None,
-        ),
-    ]
-
-    def work_raw(rel: str) -> bytes:
-        with open(os.path.join(root, rel), "rb") as f:
-            return f.read()
-
-    compare = df.secret_comparer(
-        base_result, head_result, base_tree.read, head_tree.read if head else work_raw, sops.default_keyring()
-    )
-    result = df.diff(
-        base_result,
-        head_result,
-        f"{base} ({base_tree.commit[:12]})",
-        f"{head} ({head_tree.commit[:12]})" if head else "work tree",
-        compare,
-        security,
-    )
+    result = diffrun.run(repo, base, head)
     render = {
         "text": diffreport.render_text,
         "markdown": diffreport.render_markdown,
@@ -403,35 +319,15 @@ def _plan_options(f: Any) -> Any:
 def _deploy_plan(
     source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
 ) -> Any:
-    """(client, plan), or exit: 2 for usage/environment errors, 1 for repository errors."""
-    from . import sops
-    from .deploy import DeployError
-    from .deploy.run import ApiError, Options, connect, load_desired, plan_for
+    """(client, plan); a repository with errors gets its findings reported (then exit 1)."""
+    from .deploy.run import Options, prepare
     from .deploy.source import RepositoryErrors
-    from .escape import term
 
     try:
-        desired = load_desired(source)
+        return prepare(source, url, credentials, concurrency, Options(**opts))
     except RepositoryErrors as e:
         _report(e.result.diagnostics, e.result.files, "text", e.result.root)
-        click.echo(f"bifrost-gitops: {e}", err=True)
-        sys.exit(EXIT_FINDINGS)
-    except DeployError as e:
-        fail(str(e))
-    except sops.NoKeyError as e:
-        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
-    except sops.SopsError as e:
-        fail(str(e))
-    try:
-        client = connect(url, credentials, concurrency)
-    except DeployError as e:
-        fail(str(e))
-    try:
-        plan = plan_for(client, desired, Options(**opts))
-    except (ApiError, DeployError) as e:  # BadReply (a reply of the wrong shape) is a DeployError
-        client.close()
-        fail(f"cannot read the live state: {term(client.scrub(str(e)))}")
-    return client, plan
+        raise
 
 
 @main.command()
@@ -521,24 +417,10 @@ def import_cmd(
     out_dir: str, age: tuple[str, ...], url: str | None, credentials: str | None, concurrency: int
 ) -> None:
     """Write a v1 repository from the live Bifrost (secrets encrypted with sops)."""
-    from . import sops
-    from .deploy import DeployError
-    from .deploy.importer import import_live
-    from .deploy.replies import BadReply
-    from .deploy.run import ApiError, connect
-    from .escape import term
+    from .deploy.run import connect, import_to
 
-    try:
-        client = connect(url, credentials, concurrency)
-    except DeployError as e:
-        fail(term(str(e)))
-    with client:
-        try:
-            done = import_live(client, out_dir, list(age))
-        except (ApiError, BadReply) as e:
-            fail(f"cannot read the live state: {term(client.scrub(str(e)))}")
-        except (DeployError, sops.SopsError) as e:
-            fail(term(client.scrub(str(e))))
+    with connect(url, credentials, concurrency) as client:
+        done = import_to(client, out_dir, list(age))
         requests = client.requests
     for note in done.notes:
         click.echo(f"note: {term(note)}", err=True)
@@ -596,7 +478,7 @@ def publish(bundle: str | None, to: str, keep: int, rollback: bool, list_: bool,
             if not bundle:
                 fail("name the BUNDLE to publish (or --rollback)")
             done = pub.publish(bundle, to, keep)
-    except (pub.PublishError, OSError) as e:
+    except OSError as e:  # said as Python says it (the group's own wording differs)
         fail(str(e))
     state = "rolled back to" if rollback else ("published" if done.changed else "unchanged")
     click.echo(
@@ -612,52 +494,19 @@ def _publish_list(to: str, fmt: str) -> None:
     import os
 
     from . import publish as pub
-    from .escape import term, to_json
+    from . import publishreport
 
     if not os.path.isdir(to):
         fail(f"{term(to)}: no such folder")
     h = pub.history(to)
     rows = pub.rows(h, to)
     if fmt == "json":
-        doc = {
-            "current": h.pointed,
-            "rollback_to": h.rollback_target,
-            "history": [
-                {
-                    "release": r.event.release,
-                    "at": r.event.at,
-                    "how": r.event.how.value,
-                    "from": r.event.left,
-                    "current": r.current,
-                    "rolled_back_from": r.rolled_back_from,
-                    "rollback_target": r.rollback_target,
-                    "kept": r.kept,
-                }
-                for r in rows
-            ],
-        }
-        click.echo(to_json(doc))
-        return
-    if not rows:
+        click.echo(publishreport.render_json(h, rows))
+    elif not rows:
         click.echo(f"{term(to)}: nothing is published here", err=True)
-        return
-    table = [("RELEASE", "CURRENT SINCE (UTC)", "HOW", "")]
-    for r in rows:
-        notes = [
-            note
-            for note, on in (
-                ("current", r.current),
-                ("rolled back from", r.rolled_back_from),
-                ("--rollback returns here", r.rollback_target),
-                ("removed", not r.kept),
-            )
-            if on
-        ]
-        table.append((term(r.event.release), r.event.at or "unknown", r.event.how.text, ", ".join(notes)))
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    for row in table:
-        cells = [cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)]
-        click.echo("  ".join([*cells, row[3]]).rstrip())
+    else:
+        for line in publishreport.render_table(rows):
+            click.echo(line)
 
 
 @main.group()
@@ -678,7 +527,7 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
     The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
     set HaloPSA api_key --org contoso`) or type it at the prompt.
     """
-    from . import secretops, sops
+    from . import secretops
 
     result = _load(repo)
     if sys.stdin.isatty():
@@ -688,14 +537,7 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
         value = value[:-1] if value.endswith("\n") else value
     if not value:
         fail("empty value; nothing written")
-    try:
-        written = secretops.set_secret(result, integration, key, value, org)
-    except secretops.SecretsError as e:
-        fail(str(e))
-    except sops.NoKeyError as e:
-        fail(f"{e} (hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY)")
-    except sops.SopsError as e:
-        fail(str(e))
+    written = secretops.set_secret(result, integration, key, value, org)
     whom = f" for {org}" if org else " (integration default)"
     click.echo(term(f"{written}: {key} set{whom}"), err=True)
 
@@ -716,10 +558,7 @@ def secrets_keygen(path: str | None) -> None:
     """
     from . import secretops
 
-    try:
-        where, recipient = secretops.keygen(path)
-    except secretops.SecretsError as e:
-        fail(str(e))
+    where, recipient = secretops.keygen(path)
     click.echo(f"created {term(where)}", err=True)
     click.echo(recipient)
 

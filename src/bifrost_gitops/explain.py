@@ -11,6 +11,7 @@ from typing import Any
 
 from .bundleformat import MASK
 from .catalog import Catalog
+from .errors import BifrostGitopsError
 from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest
@@ -18,7 +19,7 @@ from .structure import suggest
 SECRET = MASK  # how a secret shows in the explanation
 
 
-class ExplainError(Exception):
+class ExplainError(BifrostGitopsError):
     """Unknown organization, integration or key (exit 2)."""
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from .atomic import write_atomic
 from .bundleformat import INDEX_FILE, BadIndex, Problem, listed_entries, load_index, safe_entry
+from .errors import BifrostGitopsError
 from .escape import term
 
 CURRENT = "current"
@@ -47,7 +48,7 @@ _INCOMING = ".incoming-"
 _LEFTOVER = re.compile(rf"\.{re.escape(HISTORY)}\.[a-z0-9_]{{8}}\.tmp|\.{CURRENT}(\.[0-9]+)?\.tmp")
 
 
-class PublishError(Exception):
+class PublishError(BifrostGitopsError):
     """The bundle or the target cannot be used (exit 2)."""
 
 

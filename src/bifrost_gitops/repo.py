@@ -11,13 +11,14 @@ from . import loader, structure
 from .catalog import Catalog, Parsed
 from .checks import check
 from .diagnostics import Diagnostic, error, sort_key
+from .errors import BifrostGitopsError
 from .model import AnyDocument
 from .valuechecks import raw_secret_findings
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
 
-class RepoError(Exception):
+class RepoError(BifrostGitopsError):
     """The repository cannot be checked at all (usage or environment error, exit 2)."""
 
 

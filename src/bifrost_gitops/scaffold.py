@@ -14,6 +14,7 @@ import os
 import re
 
 from .atomic import write_atomic
+from .errors import BifrostGitopsError
 from .model import KINDS
 from .schemas import dump, filename
 
@@ -23,7 +24,7 @@ _PUBLIC_KEY_RE = re.compile(r"^#\s*public key:\s*(age1[0-9a-z]+)\s*$", re.MULTIL
 _IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$", re.MULTILINE)
 
 
-class InitError(Exception):
+class InitError(BifrostGitopsError):
     """The repository cannot be scaffolded here (the CLI turns it into exit 2)."""
 
 

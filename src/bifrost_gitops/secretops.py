@@ -14,12 +14,13 @@ from . import loader, sops, sopsrules, storable
 from .atomic import write_atomic
 from .catalog import Catalog
 from .diagnostics import Diagnostic, error
+from .errors import BifrostGitopsError
 from .loader import Path
 from .repo import Result
 from .structure import suggest
 
 
-class SecretsError(Exception):
+class SecretsError(BifrostGitopsError):
     """A user error of a secrets command (unknown integration, key not secret-typed, ...): exit 2."""
 
 

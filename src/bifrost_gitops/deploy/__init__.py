@@ -7,6 +7,8 @@ docs/bifrost-api.md#apply-order) -> apply.
 
 from __future__ import annotations
 
+from ..errors import BifrostGitopsError
 
-class DeployError(Exception):
+
+class DeployError(BifrostGitopsError):
     """A usage or environment error of a deploy command (exit 2). Never holds a secret."""

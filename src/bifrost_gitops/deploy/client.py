@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .. import escape
+from ..errors import BifrostGitopsError
 from . import DeployError
 from .credentials import Credentials as Credentials  # re-exported: the client's import path
 from .credentials import load_credentials as load_credentials
@@ -46,7 +47,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class ApiError(Exception):
+class ApiError(BifrostGitopsError):
     """A request Bifrost answered with an error (or that never got an answer: status 0).
 
     The message comes from either error shape (``{"detail"}`` or ``{"error","message"}``);

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
+from ..errors import EXIT_FINDINGS
 from . import DeployError
 from .manifest import is_bundle, missing_org_ids, read_bundle
 from .spec import Manifest
@@ -13,6 +14,8 @@ from .spec import Manifest
 
 class RepositoryErrors(DeployError):
     """The repository has errors (exit 1); ``result`` carries its diagnostics."""
+
+    exit_code = EXIT_FINDINGS
 
     def __init__(self, result: Any) -> None:
         super().__init__("the repository has errors (listed above): fix them and plan again")

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from ..bundleformat import GLOBAL_SCOPE as GLOBAL
 from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, read_index, safe_entry
+from ..errors import BifrostGitopsError
 from .models import IntegrationData, IntegrationMappingResponse, _Template
 
 _MISS: Final[Any] = object()
@@ -23,7 +24,7 @@ _MISS: Final[Any] = object()
 # --- errors --------------------------------------------------------------------------------
 
 
-class BundleReadError(Exception):
+class BundleReadError(BifrostGitopsError):
     """The bundle cannot be read (missing, malformed, unsupported format). Never holds a value."""
 
 
