@@ -14,7 +14,7 @@ import click
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, exit_for, fail, load, open_all, report
+from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
 
 
 class _Group(click.Group):
@@ -176,7 +176,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
 
 @main.command()
 @click.argument("args", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("json")
 def explain(args: tuple[str, ...], fmt: str) -> None:
     """Show what ORG gets for INTEGRATION, value by value, and where each value comes from.
 
@@ -205,14 +205,7 @@ def _is_repo(path: str) -> bool:
 @click.argument("repo", default=".", type=click.Path())
 @click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="markdown is made to be posted as a pull-request comment.",
-)
+@format_option("markdown", "json", help="markdown is made to be posted as a pull-request comment.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
 def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> None:
     """Show what changes between two revisions for each organization's workflows.
@@ -307,7 +300,7 @@ def secrets_check(repo: str, fmt: str) -> None:
 
 @secrets.command("recipients")
 @click.argument("repo", default=".", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("json")
 def secrets_recipients(repo: str, fmt: str) -> None:
     """List which files are encrypted to which recipients; flag drift from .sops.yaml (exit 1)."""
     from .. import diagnostics as d

@@ -6,12 +6,15 @@ Heavy imports happen inside the functions so that start-up stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -58,11 +61,11 @@ def exit_for(diags: list[Any], failing: list[Any]) -> NoReturn:
     sys.exit(EXIT_FINDINGS if failing else EXIT_OK)
 
 
-FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github"]),
-    default="text",
-    show_default=True,
-    help="Output format; github prints Actions annotations.",
-)
+def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
+    """``--format`` (into ``fmt``), text by default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", *choices]), default="text", show_default=True, help=help
+    )
+
+
+FORMAT = format_option("json", "github", help="Output format; github prints Actions annotations.")

@@ -10,7 +10,7 @@ import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
-from .common import fail, report
+from .common import fail, format_option, report
 
 
 def _connection(f: Any) -> Any:
@@ -61,7 +61,7 @@ def _deploy_plan(
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("json")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending.")
 def plan(
     source: str,
@@ -92,7 +92,7 @@ def plan(
 @_connection
 @_plan_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("json")
 def apply(
     source: str, url: str | None, credentials: str | None, concurrency: int, yes: bool, fmt: str, **opts: bool
 ) -> None:
@@ -171,14 +171,7 @@ def import_cmd(
 )
 @click.option("--rollback", is_flag=True, help="Point current back at what was live before it instead.")
 @click.option("--list", "list_", is_flag=True, help="Show what was made current, when and how.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format of --list.",
-)
+@format_option("json", help="Output format of --list.")
 def publish(bundle: str | None, to: str, keep: int, rollback: bool, list_: bool, fmt: str) -> None:
     """Install BUNDLE into TO/releases/ and swap TO/current to it atomically (after verifying it).
 
