@@ -30,9 +30,9 @@ sys.path.insert(0, str(HERE))
 
 from bifrost_gitops.deploy.apply import apply  # noqa: E402
 from bifrost_gitops.deploy.client import Client, Credentials  # noqa: E402
-from bifrost_gitops.deploy.manifest import manifest  # noqa: E402
 from bifrost_gitops.deploy.plan import Options  # noqa: E402
 from bifrost_gitops.deploy.run import plan_for  # noqa: E402
+from bifrost_gitops.deploymanifest import manifest  # noqa: E402
 from bifrost_gitops.repo import load  # noqa: E402
 from bifrost_gitops.resolve import SecretRef  # noqa: E402
 from deploy.fakebifrost import FakeBifrost  # noqa: E402

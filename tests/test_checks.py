@@ -255,6 +255,40 @@ def test_duplicate_schema_key_is_r006(make_repo: Any) -> None:
     assert f"line {line_of(text, 'key: url')}" in d.message
 
 
+def test_two_organizations_with_one_id_is_r001_naming_both(make_repo: Any) -> None:
+    orgs = API + dedent(
+        """
+        kind: Organizations
+        organizations:
+          - name: contoso
+            id: 6B1E3F0A-1111-4222-8333-444455556666
+          - name: fabrikam
+            id: 6b1e3f0a-1111-4222-8333-444455556666
+        """
+    )
+    _, d = check_one(make_repo, {"organizations.yaml": orgs}, "R001")
+    assert_at(d, "organizations.yaml", orgs, "id: 6b1e")  # the second one, whatever its case
+    assert "'fabrikam' has the same id as 'contoso'" in d.message
+    assert f"organizations.yaml:{line_of(orgs, 'id: 6B1E')}" in d.message
+
+
+def test_options_on_a_key_that_is_not_a_string_is_s001(make_repo: Any) -> None:
+    text = API + dedent(
+        """
+        kind: Integration
+        name: HaloPSA
+        config_schema:
+          - {key: url, type: string, required: true}
+          - key: page_size
+            type: int
+            options: ["10", "50"]
+        """
+    )
+    _, d = check_one(make_repo, {INTEGRATION: text}, "S001")
+    assert_at(d, INTEGRATION, text, "options:")
+    assert d.message == "options apply to string keys, not to int key 'page_size'"
+
+
 # --- C001..C009: config values -------------------------------------------------------------
 
 
@@ -453,6 +487,46 @@ def test_inline_oauth_block_is_checked_too(make_repo: Any) -> None:
     assert "C009" in codes(result)
 
 
+@pytest.mark.parametrize(
+    ("oauth", "needle", "message"),
+    [
+        pytest.param(
+            "flow: client_credentials\n  token_url: https://login.example.com/token\n",
+            "flow:",
+            "flow client_credentials needs secrets.client_secret",
+            id="client-credentials-without-secret",
+        ),
+        pytest.param(
+            "flow: authorization_code\n  token_url: https://login.example.com/token\n",
+            "flow:",
+            "flow authorization_code needs authorization_url",
+            id="authorization-code-without-url",
+        ),
+        pytest.param(
+            "token_url: https://login.example.com/token\n",  # the flow defaults to authorization_code
+            "token_url:",  # no flow: line, so the oauth block itself (its first line)
+            "flow authorization_code needs authorization_url",
+            id="default-flow-without-url",
+        ),
+    ],
+)
+def test_oauth_settings_bifrost_refuses_are_s001(
+    make_repo: Any, oauth: str, needle: str, message: str
+) -> None:
+    graph = API + f"kind: Integration\nname: Graph\noauth:\n  {oauth}  client_id: abc\nconfig_schema: []\n"
+    _, d = check_one(make_repo, {GRAPH_PATH: graph}, "S001")
+    assert_at(d, GRAPH_PATH, graph, needle)
+    assert d.message == message
+
+
+def test_ciphertext_as_a_plain_config_value_is_c002(make_repo: Any) -> None:
+    text = mapping(f"config:\n  region: {ENC}\n")
+    _, d = check_one(make_repo, {MAPPING: text}, "C002")
+    assert_at(d, MAPPING, text, "region:")
+    assert d.message == "'region' is a string key but its value is sops ciphertext"
+    assert "encrypted_regex" in d.hint
+
+
 # --- K001 / K002: secrets ------------------------------------------------------------------
 
 
@@ -480,6 +554,15 @@ def test_provider_clear_client_secret_is_k001(make_repo: Any) -> None:
     text = PROVIDER.replace(ENC, "clear-value")
     _, d = check_one(make_repo, {"oauth/microsoft.yaml": text}, "K001")
     assert_at(d, "oauth/microsoft.yaml", text, "client_secret:")
+
+
+def test_emptied_sops_block_is_k003_listing_everything_missing(make_repo: Any) -> None:
+    text = mapping(f"secrets:\n  api_key: {ENC}\n") + "sops:\n"
+    _, d = check_one(make_repo, {MAPPING: text}, "K003")
+    assert_at(d, MAPPING, text, "sops:")
+    assert d.message == (
+        "sops metadata is incomplete: no encrypted mac, no lastmodified, no master key (age, pgp, kms, ...)"
+    )
 
 
 # --- everything at once, files that are not ours, exclude ----------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pyrage  # type: ignore[import-untyped]
 import pytest
 
 from bifrost_gitops.sops.binary import find_sops
@@ -360,17 +361,8 @@ def all_outputs(g: Git, *args: str, env: Mapping[str, str | None] | None = None)
 @pytest.mark.skipif(SOPS is None, reason="the sops binary is not installed")
 def test_secret_rotation_with_and_without_keys(example: Git) -> None:
     g = example
-    assert SOPS is not None
     # 1. re-encrypt with a new data key, same values: every ciphertext changes
-    proc = sp.run(
-        [SOPS, "rotate", "-i", "oauth/microsoft.yaml"],
-        cwd=g.root,
-        env={**os.environ, **keys(g)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _rotate(g, "oauth/microsoft.yaml")
     rotated = g.commit("rotate the data key of the microsoft provider")
     with_keys = diff_json(g, "--base", "HEAD~1", "--head", "HEAD", env=keys(g))
     assert with_keys["changes"] == {}, with_keys
@@ -417,6 +409,20 @@ def test_secret_rotation_with_and_without_keys(example: Git) -> None:
             assert TOKEN not in out
 
 
+def _rotate(g: Git, rel: str) -> None:
+    """A new data key for REL (sops rotate): the same values, every ciphertext different."""
+    assert SOPS is not None
+    proc = sp.run(
+        [SOPS, "rotate", "-i", rel],
+        cwd=g.root,
+        env={**os.environ, **keys(g)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def _secrets_set(g: Git, integration: str, key: str, value: str, *opts: str) -> None:
     proc = sp.run(
         [sys.executable, "-m", "bifrost_gitops", "secrets", "set", integration, key, *opts],
@@ -442,6 +448,27 @@ def test_no_secret_value_in_any_output_with_clear_text_canaries(small: Git) -> N
             run = diff(small, "--base", "HEAD~1", "--format", fmt, env=env)
             assert run.code == 1, run  # the head's finding fails the check
             assert leak not in run.output and TOKEN not in run.output, fmt
+
+
+@pytest.mark.skipif(SOPS is None, reason="the sops binary is not installed")
+def test_keys_that_do_not_open_the_files_compare_by_ciphertext(example: Git, tmp_path: Path) -> None:
+    """Someone else's age key: no error, no value, the same answer as without keys."""
+    g = example
+    _rotate(g, "oauth/microsoft.yaml")
+    g.commit("rotate the data key of the microsoft provider")
+    other = tmp_path / "someone-elses-key.txt"
+    other.write_text(f"{pyrage.x25519.Identity.generate()}\n", encoding="utf-8")
+    doc = diff_json(g, "--base", "HEAD~1", "--head", "HEAD", env={"SOPS_AGE_KEY_FILE": str(other)})
+    assert doc["per_integration"] == {"Microsoft_Graph": 5}
+    assert changes_of(doc, "contoso") == [
+        (
+            "Microsoft_Graph",
+            "oauth",
+            "client_secret",
+            "<secret>",
+            "<secret> ciphertext changed (re-encrypted or rotated)",
+        )
+    ]
 
 
 # --- entity ids and OAuth ----------------------------------------------------------------
@@ -472,6 +499,20 @@ def test_entity_id_and_token_url_changes(example: Git) -> None:
         assert c["source"] == f"oauth/microsoft.yaml:{line_of(text, 'token_url:')}"
         assert c["old"] != c["new"], (org, c)  # a long value is cut around the difference
         assert "token2" in c["new"]
+
+
+def test_oauth_added_to_and_removed_from_an_integration(small: Git) -> None:
+    block = (
+        "oauth:\n  authorization_url: https://halo.example.com/auth\n"
+        "  token_url: https://halo.example.com/token\n  client_id: abc\nconfig_schema:"
+    )
+    small.commit("Halo signs in with OAuth", {HALO: BASE_FILES[HALO].replace("config_schema:", block)})
+    added = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
+    assert added["findings"]["head"] == []
+    for org in ("contoso", "fabrikam"):
+        assert changes_of(added, org) == [("HaloPSA", "oauth", None, "none", "HaloPSA")]
+    removed = diff(small, "--base", "HEAD", "--head", "HEAD~1")
+    assert "    oauth: HaloPSA -> none\n" in removed.stdout
 
 
 # --- revisions, exit codes, findings ------------------------------------------------------

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bifrost_gitops import diff as df
+from bifrost_gitops import diffreport
 from bifrost_gitops.diagnostics import Diagnostic
 from bifrost_gitops.escape import UNSAFE_CHARS
 from bifrost_gitops.security import Alert
@@ -446,8 +447,8 @@ def diffs(draw: st.DrawFn) -> df.Diff:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(diffs())
 def test_fuzz_every_diff_format_is_safe(d: df.Diff) -> None:
-    assert_safe_text(df.render_text(d))
-    assert_safe_markdown(df.render_markdown(d))
-    doc = assert_safe_json(df.render_json(d))
+    assert_safe_text(diffreport.render_text(d))
+    assert_safe_markdown(diffreport.render_markdown(d))
+    doc = assert_safe_json(diffreport.render_json(d))
     assert [a["subject"] for a in doc["security"]] == [a.subject for a in d.security]
     assert list(doc["changes"]) == list(d.changes)  # escaped for JSON, never altered

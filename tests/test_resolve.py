@@ -1,4 +1,4 @@
-"""Resolution exactly as Bifrost does it (bifrost-contract.md 1.3, 1.4, 2.3, 3.3; DESIGN "Resolution").
+"""Resolution exactly as Bifrost does it (docs/bifrost-api.md#resolution).
 
 The repository used here (and by test_compile.py / test_explain.py, which import its builder)
 carries real sops-encrypted secrets (age, TEST-ONLY-age-key.txt) holding canary values, so the
@@ -406,7 +406,7 @@ def test_mapped_org_with_empty_entity_id_gets_default_entity_id(catalog: Any) ->
 
 def test_mapped_empty_entity_id_never_falls_back_to_the_integration_entity_id(catalog: Any) -> None:
     # Docs has entity_id but no default_entity_id: Bifrost's mapped path does not consult
-    # the integration-level entity_id (contract 2.3); the unmapped path does
+    # the integration-level entity_id (docs/bifrost-api.md#resolution); the unmapped path does
     r = resolve(catalog, "tailspin", "Docs")
     assert r.mapped
     assert (r.entity_id, r.entity_name) == (None, "Tailspin docs")

@@ -1,9 +1,7 @@
 """The compiled bundle: one resolved JSON document per organization, written deterministically.
 
-Layout (format 1):
-  DIR/index.json        format, secrets mode, source commit, one entry per org (file, sha256)
-  DIR/global.json       the defaults-only view (scope "global")
-  DIR/orgs/<org>.json   what that org's workflows get from integrations.get()
+Layout and names: bifrost_gitops.bundleformat (index.json, global.json, orgs/<org>.json,
+deploy.json).
 
 Secrets modes: ``seal`` (each file is a SOPS JSON document encrypted to the runtime's age
 recipients; `sops -d` opens it), ``plain`` (clear, mode 0600, only on request), ``redact``
@@ -24,22 +22,34 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import sops, storable
-from .checks import Catalog
-from .resolve import Resolved, ResolvedOAuth, SecretRef, organizations, resolve_org
+from .bundleformat import (
+    DEPLOY_FILE,
+    DEPLOY_KEY,
+    FORMAT,
+    GLOBAL_FILE,
+    GLOBAL_SCOPE,
+    INDEX_FILE,
+    KIND,
+    MODES,
+    ORGS_DIR,
+    ORGS_KEY,
+    org_file,
+    peek_index,
+)
+from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secrets redact writes
+from .catalog import Catalog
+from .deploymanifest import manifest
+from .errors import BifrostGitopsError
+from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
+from .resolve import revealed as _value
 
-FORMAT = 1
-MODES = ("seal", "plain", "redact")
-REDACTED = "<redacted>"
-INDEX = "index.json"
-GLOBAL = "global.json"
 
-
-class BundleError(Exception):
+class BundleError(BifrostGitopsError):
     """The bundle cannot be written or read (usage/environment: exit 2)."""
 
 
@@ -91,14 +101,6 @@ class SecretOpener:
 
 # --- records -------------------------------------------------------------------------------
 
-Reveal = Callable[[SecretRef], Any]
-
-
-def _value(v: Any, reveal: Reveal | None) -> Any:
-    if isinstance(v, SecretRef):
-        return REDACTED if reveal is None else reveal(v)
-    return v
-
 
 def integration_data(r: Resolved, reveal: Reveal | None) -> dict[str, Any]:
     """Bifrost's IntegrationData for one resolution (secrets revealed, or redacted when no reveal)."""
@@ -129,7 +131,7 @@ def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> dict[str, Any]:
 def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> dict[str, Any]:
     """The clear content of one org file (or of global.json when ORG is None)."""
     if org is None:
-        head: dict[str, Any] = {"scope": "global"}
+        head: dict[str, Any] = {"scope": GLOBAL_SCOPE}
     else:
         o = catalog.orgs[org.lower()][0]
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
@@ -196,20 +198,11 @@ def _check_target(out_dir: str) -> None:
         return
     if not os.path.isdir(out_dir):
         raise BundleError(f"{out_dir}: exists and is not a folder")
-    if os.listdir(out_dir) and _read_index(out_dir).get("kind") != "bifrost-gitops/bundle":
+    if os.listdir(out_dir) and peek_index(out_dir).get("kind") != KIND:
         raise BundleError(
             f"{out_dir}: folder is not empty and holds no bundle; compile replaces the output folder "
             "whole, so give it a new or a bundle folder"
         )
-
-
-def _read_index(out_dir: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(out_dir, INDEX), encoding="utf-8") as f:
-            index = json.load(f)
-        return index if isinstance(index, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def write(
@@ -237,29 +230,26 @@ def write(
     clean_leftovers(out_dir)
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
-    old_index = _read_index(out_dir)
+    old_index = peek_index(out_dir)
     old_entries: dict[str, Any] = {}
-    if old_index.get("secrets") == mode and isinstance(old_index.get("orgs"), dict):
+    if old_index.get("secrets") == mode and isinstance(old_index.get(ORGS_KEY), dict):
         old_entries = {
-            **old_index["orgs"],
-            "global": old_index.get("global"),
-            "deploy": old_index.get("deploy"),
+            **old_index[ORGS_KEY],
+            GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE),
+            DEPLOY_KEY: old_index.get(DEPLOY_KEY),
         }
     if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
         old_entries = {}  # new recipients: everything must be re-sealed
 
-    from .deploy.manifest import FILE as DEPLOY
-    from .deploy.manifest import manifest
-
     # (index key, file, clear record, extra index fields): every org, the global view, and the
     # deploy manifest (integrations as Bifrost stores them, for plan/apply), all sealed alike
-    targets: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
-        ("global", GLOBAL, org_record(catalog, None, reveal), {}),
+    targets: list[tuple[str, str, Mapping[str, Any], dict[str, Any]]] = [
+        (GLOBAL_SCOPE, GLOBAL_FILE, org_record(catalog, None, reveal), {}),
         *(
-            (name, f"orgs/{name}.json", org_record(catalog, name, reveal), {"id": org_id})
+            (name, org_file(name), org_record(catalog, name, reveal), {"id": org_id})
             for name, org_id, _display in organizations(catalog)
         ),
-        ("deploy", DEPLOY, manifest(catalog, reveal), {}),
+        (DEPLOY_KEY, DEPLOY_FILE, manifest(catalog, reveal), {}),
     ]
     files: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
@@ -275,16 +265,16 @@ def write(
         files[rel] = data
         entries[key] = entry
     index = {
-        "deploy": entries.pop("deploy"),
+        DEPLOY_KEY: entries.pop(DEPLOY_KEY),
         "format": FORMAT,
-        "kind": "bifrost-gitops/bundle",
+        "kind": KIND,
         "secrets": mode,
         "source": source(root),
         "recipients": sorted(recipients or []) if mode == "seal" else [],
-        "global": entries.pop("global"),
-        "orgs": entries,
+        GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
+        ORGS_KEY: entries,
     }
-    files[INDEX] = canonical(index)
+    files[INDEX_FILE] = canonical(index)
     changed = [rel for rel, data in files.items() if _current(out_dir, rel) != data]
     changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
     if changed:
@@ -299,7 +289,7 @@ def write(
 
 
 def _seal(
-    record: dict[str, Any],
+    record: Mapping[str, Any],
     rel: str,
     out_dir: str,
     old: dict[str, Any] | None,
@@ -329,10 +319,10 @@ def _current(out_dir: str, rel: str) -> bytes | None:
 
 def _stale(out_dir: str, files: dict[str, bytes]) -> list[str]:
     """Files in OUT_DIR that the new bundle no longer has (a removed organization)."""
-    orgs = os.path.join(out_dir, "orgs")
+    orgs = os.path.join(out_dir, ORGS_DIR)
     if not os.path.isdir(orgs):
         return []
-    return sorted(f"orgs/{name}" for name in os.listdir(orgs) if f"orgs/{name}" not in files)
+    return sorted(f"{ORGS_DIR}/{name}" for name in os.listdir(orgs) if f"{ORGS_DIR}/{name}" not in files)
 
 
 #: Temporary folders beside the output: ``.<name>.new-`` (the bundle being written) and

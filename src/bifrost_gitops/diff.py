@@ -6,20 +6,20 @@ secret-typed key put under ``config:`` by mistake is compared the same way and s
 ``<secret>`` too.
 
 Security-relevant changes (security.py: organization identity, bundle recipients, .sops.yaml
-rules) come first in every format. Every name and value is escaped for its output (escape.py).
+rules) travel with the diff; diffreport.py renders it all, escaped for each output.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import sops
 from .bundle import SecretOpener
+from .bundleformat import MASK
 from .diagnostics import Diagnostic
-from .escape import html_text, md_code, md_text, term, to_json
 from .model import ProviderRef
 from .repo import Result
 from .resolve import Resolved, SecretRef, Source, organizations, resolve, resolve_org
@@ -40,7 +40,7 @@ class Change:
 
 ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
 IDENTITY_ROW = "(organization id or display name)"  # the row of organization identity changes
-SECRET = "<secret>"
+SECRET = MASK  # how a secret value shows in a diff
 
 
 @dataclass
@@ -153,7 +153,7 @@ def secret_comparer(
         SecretOpener(base.root, base.catalog, keyring, base_raw),
         SecretOpener(head.root, head.catalog, keyring, head_raw),
     )
-    docs = ({p.doc.path: p.doc for p in _parsed(base)}, {p.doc.path: p.doc for p in _parsed(head)})
+    docs = tuple({p.doc.path: p.doc for p in r.catalog.documents()} for r in (base, head))
     usable = keyring is not None and bool(keyring.identities)
 
     def ciphertext(side: int, ref: SecretRef) -> Any:
@@ -175,13 +175,6 @@ def secret_comparer(
         return "ciphertext changed (re-encrypted or rotated)"
 
     return compare
-
-
-def _parsed(r: Result) -> list[Any]:
-    c = r.catalog
-    items = [c.project] if c.project else []
-    items += [p for _, p, _ in c.orgs.values()]
-    return [*items, *c.providers.values(), *c.integrations.values(), *c.mappings.values()]
 
 
 def diff(
@@ -363,207 +356,3 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
             src = _where(b.sources.get(attr)) or _where(b.sources.get("token_url"))
             out.append(Change(name, "oauth", attr, change[0], change[1], src))
     return out
-
-
-# --- rendering -----------------------------------------------------------------------------
-# Every name, value, path and finding that reaches an output comes from the repository (a
-# fork's pull request): text lines go through term(), markdown through md_text()/md_code()/
-# html_text(), JSON through to_json(). Nothing else is printed raw.
-
-
-def _label(c: Change) -> str:
-    if c.what == "config":
-        return f"config.{c.key}"
-    if c.what == "oauth" and c.key:
-        return f"oauth.{c.key}"
-    return c.what
-
-
-def _arrow(c: Change) -> str:
-    if c.what in ("organization", "integration") and c.old is None:
-        return "added"
-    if c.new in ("removed",) or (c.new is None and c.old is not None):
-        return f"{c.old} -> (removed)" if c.what not in ("organization", "integration") else "removed"
-    if c.old is None:
-        return f"(unset) -> {c.new}"
-    return f"{c.old} -> {c.new}"
-
-
-SECURITY_TITLE = "SECURITY-RELEVANT CHANGES"
-SECURITY_WHY = (
-    "they decide which Bifrost organization receives each client's workflows and secrets, "
-    "and who can decrypt them"
-)
-
-
-def _subject(a: Alert) -> str:
-    return f"{a.kind} {a.subject}" if a.kind in ("organization", "integration") else a.subject
-
-
-def _alert_change(a: Alert) -> str:
-    """``id: 1111... -> 2222...``, ``age added age1...``, ``added`` (a whole rule)."""
-    field_ = f"{a.field} " if a.field else ""
-    if a.action == "added" and a.old is None:
-        return f"{field_}added" + (f" {a.new}" if a.new is not None else "")
-    if a.action == "removed" and a.new is None:
-        return f"{field_}removed" + (f" {a.old}" if a.old is not None else "")
-    head = f"{a.field}: " if a.field else ""
-    return f"{head}{a.old or '(unset)'} -> {a.new or '(unset)'}"
-
-
-def _security_text(d: Diff) -> list[str]:
-    if not d.security:
-        return []
-    lines = [f"{SECURITY_TITLE}: {len(d.security)} (review before merging: {SECURITY_WHY})"]
-    for a in d.security:
-        note = f"  ({a.note})" if a.note else ""
-        src = f"    ({a.source})" if a.source else ""
-        lines.append(f"  {_subject(a)}: {_alert_change(a)}{note}{src}")
-    return [*lines, ""]
-
-
-def _lines(lines: Iterable[str]) -> str:
-    """Text output: each line made safe on its own (a newline inside a name stays visible)."""
-    return "".join(term(line) + "\n" for line in lines)
-
-
-def summary_lines(d: Diff) -> list[str]:
-    """The headline and the per-integration counts (raw: the caller escapes for its output)."""
-    lines = [f"{d.headline()} ({d.base} -> {d.head})"]
-    for name, count in d.affected.items():
-        lines.append(f"  {name}: {count} org{'s' if count != 1 else ''}")
-    return lines
-
-
-def render_text(d: Diff) -> str:
-    lines = _security_text(d) + summary_lines(d)
-    for org, changes in d.changes.items():
-        lines.append("")
-        lines.append(org)
-        current: object = object()
-        for c in changes:
-            if c.integration != current and c.integration is not None:
-                lines.append(f"  {c.integration}")
-                current = c.integration
-            indent = "    " if c.integration else "  "
-            src = f"    ({c.source})" if c.source else ""
-            lines.append(f"{indent}{_label(c)}: {_arrow(c)}{src}")
-    lines += _findings_text(d)
-    return _lines(lines)
-
-
-def _findings_text(d: Diff) -> list[str]:
-    lines = []
-    if d.head_findings:
-        lines += ["", f"findings in {d.head} (fix before merging):"]
-        lines += [f"  {f.location()}: {f.code} {f.message}" for f in d.head_findings]
-    if d.base_findings:
-        lines += ["", f"note: {d.base} already had {len(d.base_findings)} finding(s)"]
-        lines += [f"  {f.location()}: {f.code} {f.message}" for f in d.base_findings]
-    return lines
-
-
-def _md(text: str | None) -> str:
-    return md_code(text) if text else ""  # an empty code span would show its backticks
-
-
-def _md_values(c: Change) -> tuple[str, str]:
-    """The old and new cells: an unset or removed value says so, as the text output does."""
-    if c.what in ("organization", "integration"):
-        return _md(c.old), _md(c.new)
-    old = "(unset)" if c.old is None else _md(c.old)
-    new = "(removed)" if c.new is None else _md(c.new)
-    return old, new
-
-
-def _row(*cells: str) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _security_markdown(d: Diff) -> list[str]:
-    if not d.security:
-        return []
-    n = len(d.security)
-    out = [
-        f"### ⚠️ Security-relevant change{'s' if n != 1 else ''} ({n}): review before merging",
-        "",
-        f"These come first because {SECURITY_WHY}.",
-        "",
-        _row("what", "field", "change", "old", "new", "note", "source"),
-        "|---|---|---|---|---|---|---|",
-    ]
-    for a in d.security:
-        out.append(
-            _row(
-                md_text(_subject(a)),
-                md_text(a.field or ""),
-                a.action,
-                _md(a.old),
-                _md(a.new),
-                md_text(a.note or ""),
-                _md(a.source),
-            )
-        )
-    return [*out, ""]
-
-
-def render_markdown(d: Diff) -> str:
-    """A pull-request comment: security-relevant changes first, then the summary table, then
-    one collapsible section per org."""
-    n = len(d.changes)
-    out = [
-        *_security_markdown(d),
-        f"### bifrost-gitops diff: {d.headline()}",  # counts and fixed words only
-        "",
-        f"{md_code(d.base)} → {md_code(d.head)}",
-        "",
-    ]
-    if d.affected:
-        out += ["| integration | organizations affected |", "|---|---:|"]
-        out += [
-            _row(name if name in (ORG_ROW, IDENTITY_ROW) else md_text(name), str(count))
-            for name, count in d.affected.items()
-        ]
-        out.append("")
-    collapse = n > 3 or sum(len(c) for c in d.changes.values()) > 15
-    for org, changes in d.changes.items():
-        body = ["| integration | change | old | new | source |", "|---|---|---|---|---|"]
-        for c in changes:
-            old, new = _md_values(c)
-            body.append(_row(md_text(c.integration or ""), md_text(_label(c)), old, new, _md(c.source)))
-        if collapse:
-            out += [
-                f"<details><summary><b>{html_text(org)}</b>: {len(changes)} change"
-                f"{'s' if len(changes) != 1 else ''}</summary>",
-                "",
-                *body,
-                "",
-                "</details>",
-                "",
-            ]
-        else:
-            out += [f"#### {md_text(org)}", "", *body, ""]
-    if d.head_findings:
-        out += [f"**{len(d.head_findings)} finding(s) in the head revision:**", ""]
-        out += [f"- {md_code(f.location())} {md_text(f.code)} {md_text(f.message)}" for f in d.head_findings]
-        out.append("")
-    if d.base_findings:
-        out += [f"_Note: the base revision already had {len(d.base_findings)} finding(s)._", ""]
-    return "\n".join(out)
-
-
-def render_json(d: Diff) -> str:
-    doc = {
-        "base": d.base,
-        "head": d.head,
-        "security": [asdict(a) for a in d.security],
-        "organizations": d.orgs_total,
-        "affected": len(d.affected_orgs),
-        "per_integration": d.affected,
-        "changes": {org: [asdict(c) for c in changes] for org, changes in d.changes.items()},
-        "findings": {
-            "head": [f._asdict() for f in d.head_findings],
-            "base": [f._asdict() for f in d.base_findings],
-        },
-    }
-    return to_json(doc) + "\n"

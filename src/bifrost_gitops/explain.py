@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .checks import Catalog
+from .bundleformat import MASK
+from .catalog import Catalog
+from .errors import BifrostGitopsError
 from .escape import term, to_json
 from .resolve import GLOBAL, Resolved, SecretRef, resolve
 from .structure import suggest
 
-SECRET = "<secret>"
+SECRET = MASK  # how a secret shows in the explanation
 
 
-class ExplainError(Exception):
+class ExplainError(BifrostGitopsError):
     """Unknown organization, integration or key (exit 2)."""
 
 

@@ -12,11 +12,12 @@ import subprocess
 
 from . import loader
 from .diagnostics import Diagnostic, error
+from .errors import BifrostGitopsError
 
 _LINK = "120000"
 
 
-class GitError(Exception):
+class GitError(BifrostGitopsError):
     """git is missing, the folder is not in a repository, or the revision is unknown (exit 2)."""
 
 

@@ -219,15 +219,15 @@ class Mapping(_Document):
     secrets: ValueMap = Field(default_factory=dict, description="Secret overrides (ciphertext).")
 
 
-KINDS: dict[str, type[_Document]] = {
+AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
+
+KINDS: dict[str, type[AnyDocument]] = {
     "Project": Project,
     "Organizations": Organizations,
     "OAuthProvider": OAuthProvider,
     "Integration": Integration,
     "Mapping": Mapping,
 }
-
-AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
 
 #: OAuth token material a mapping may carry under secrets: besides secret-typed keys.
 TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")
@@ -254,7 +254,7 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class OAuthCredentials(_Strict):
-    """Bifrost's OAuthCredentials (contract 3.2): what integrations.get() returns under oauth."""
+    """Bifrost's OAuthCredentials (docs/bifrost-api.md#sdk-models): integrations.get()'s oauth."""
 
     connection_name: str = Field(description="The OAuth connection (provider_name) in Bifrost.")
     client_id: str | None
@@ -270,7 +270,7 @@ class OAuthCredentials(_Strict):
 
 
 class IntegrationData(_Strict):
-    """Bifrost's IntegrationData (contract 3.2) for one organization and integration."""
+    """Bifrost's IntegrationData (docs/bifrost-api.md#sdk-models) for one organization and integration."""
 
     integration_id: Uuid | None = Field(description="The Bifrost integration UUID, when declared.")
     entity_id: str | None

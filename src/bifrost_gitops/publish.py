@@ -35,6 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from .atomic import write_atomic
+from .bundleformat import INDEX_FILE, BadIndex, Problem, listed_entries, load_index, safe_entry
+from .errors import BifrostGitopsError
 from .escape import term
 
 CURRENT = "current"
@@ -45,7 +48,7 @@ _INCOMING = ".incoming-"
 _LEFTOVER = re.compile(rf"\.{re.escape(HISTORY)}\.[a-z0-9_]{{8}}\.tmp|\.{CURRENT}(\.[0-9]+)?\.tmp")
 
 
-class PublishError(Exception):
+class PublishError(BifrostGitopsError):
     """The bundle or the target cannot be used (exit 2)."""
 
 
@@ -110,39 +113,24 @@ class History:
         return self.live[-2][0] if len(self.live) > 1 else None
 
 
-def _entries(index: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every {file, sha256} the index lists, wherever it sits (global, orgs, deploy, ...)."""
-    out: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str) and isinstance(node.get("sha256"), str):
-                out.append(node)
-                return
-            for v in node.values():
-                walk(v)
-
-    walk({k: v for k, v in index.items() if k not in ("source", "recipients")})
-    return out
-
-
 def verify(bundle: str) -> list[str]:
     """The bundle's files (index.json first) after checking every sha256; raises PublishError."""
-    index_path = os.path.join(bundle, "index.json")
+    index_path = os.path.join(bundle, INDEX_FILE)
     try:
-        with open(index_path, "rb") as f:
-            index = json.loads(f.read())
-    except OSError as e:
-        raise PublishError(f"{term(bundle)}: not a bundle (index.json: {e.strerror})") from None
-    except ValueError:
-        raise PublishError(f"{term(index_path)}: not JSON") from None
-    if not isinstance(index, dict) or index.get("kind") != "bifrost-gitops/bundle":
-        raise PublishError(f"{term(index_path)}: not a bifrost-gitops bundle index")
-    files = ["index.json"]
-    for entry in _entries(index):
+        index = load_index(bundle)
+    except BadIndex as e:
+        if e.problem is Problem.NOT_JSON:
+            raise PublishError(f"{term(index_path)}: not JSON") from None
+        if e.problem is Problem.NOT_BUNDLE:
+            raise PublishError(f"{term(index_path)}: not a bifrost-gitops bundle index") from None
+        raise PublishError(
+            f"{term(bundle)}: not a bundle ({INDEX_FILE}: {e.cause.strerror if e.cause else None})"
+        ) from None
+    files = [INDEX_FILE]
+    for entry in listed_entries(index):
         rel = entry["file"]
-        norm = os.path.normpath(rel)
-        if os.path.isabs(rel) or norm.startswith("..") or "\\" in rel:
+        norm = safe_entry(rel)
+        if norm is None:
             raise PublishError(f"{term(index_path)}: file {term(repr(rel))} points outside the bundle")
         try:
             with open(os.path.join(bundle, norm), "rb") as f:
@@ -189,7 +177,7 @@ def _point(to: str, name: str) -> None:
 
 
 def _index_hash(path: str) -> str:
-    with open(os.path.join(path, "index.json"), "rb") as f:
+    with open(os.path.join(path, INDEX_FILE), "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
@@ -262,18 +250,10 @@ def history(to: str) -> History:
 
 def _record(to: str, events: list[Event]) -> None:
     """Replace TO/history.jsonl with EVENTS in one rename, durable before it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{HISTORY}.", suffix=".tmp", dir=to)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.writelines(_line(e) for e in events)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(to, HISTORY))
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+    data = "".join(_line(e) for e in events).encode("ascii")
+    write_atomic(
+        os.path.join(to, HISTORY), data, mode=0o644, prefix=f".{HISTORY}.", suffix=".tmp", sync_folder=True
+    )
 
 
 def rows(h: History, to: str) -> list[Row]:

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import loader, structure
-from .checks import Catalog, Parsed, check, raw_secret_findings
+from .catalog import Catalog, Parsed
+from .checks import check
 from .diagnostics import Diagnostic, error, sort_key
+from .errors import BifrostGitopsError
+from .model import AnyDocument
+from .valuechecks import raw_secret_findings
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
 
-class RepoError(Exception):
+class RepoError(BifrostGitopsError):
     """The repository cannot be checked at all (usage or environment error, exit 2)."""
 
 
@@ -106,7 +110,7 @@ def load_tree(tree: Tree) -> Result:
 
 def _load(tree: Tree) -> Result:
     files, diags = tree.files(_exclude(tree))
-    parsed: list[Parsed] = []
+    parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
         doc, found = tree.load(rel)

@@ -1,7 +1,7 @@
 """What each organization's workflows get: Bifrost's resolution, with where every value came from.
 
 Resolution needs no keys: a secret is a SecretRef (file + path inside it) until the bundle
-stage opens the file. Rules (bifrost-contract.md 1.3, 2.3, 3.3):
+stage opens the file. Rules (docs/bifrost-api.md#resolution):
 - org with a mapping: defaults overlaid key by key by the org's overrides (a null or empty
   override falls back to the default, as Bifrost deletes such rows); entity_id = the mapping's,
   else default_entity_id (the integration-level entity_id is not consulted);
@@ -14,14 +14,16 @@ stage opens the file. Rules (bifrost-contract.md 1.3, 2.3, 3.3):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .checks import Catalog, Parsed, oauth_of
+from .bundleformat import GLOBAL_SCOPE, REDACTED
+from .catalog import Catalog, Parsed, oauth_of
 from .loader import Document, Path
-from .model import TOKEN_KEYS, Integration, Mapping, OAuthSettings, ProviderRef
+from .model import TOKEN_KEYS, Integration, Mapping, ProviderRef
 
-GLOBAL = "global"
+GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 
 
 class SecretRef(NamedTuple):
@@ -29,6 +31,17 @@ class SecretRef(NamedTuple):
 
     file: str
     path: Path
+
+
+#: How a SecretRef becomes its clear value (compile's SecretOpener); None writes REDACTED instead.
+Reveal = Callable[[SecretRef], Any]
+
+
+def revealed(v: Any, reveal: Reveal | None) -> Any:
+    """V, or the clear value (or the REDACTED marker) when V is a SecretRef."""
+    if isinstance(v, SecretRef):
+        return REDACTED if reveal is None else reveal(v)
+    return v
 
 
 class Source(NamedTuple):
@@ -86,17 +99,17 @@ def _present(value: Any) -> bool:
 def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
     """Resolve INTEGRATION for ORG (a declared org name; None = the global scope)."""
     ip = catalog.integrations[integration]
-    integ: Integration = ip.model
+    integ = ip.model
     mp = catalog.mappings.get((integration, org.lower())) if org is not None else None
     config: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     secret_keys = [item.key for item in integ.config_schema if item.type == "secret"]
 
-    layers: list[tuple[str, Parsed, Path, dict[str, Any], dict[str, Any]]] = []
+    layers: list[tuple[str, Parsed[Integration | Mapping], Path, dict[str, Any], dict[str, Any]]] = []
     if integ.defaults is not None:
         layers.append(("default", ip, ("defaults",), integ.defaults.config, integ.defaults.secrets))
     if mp is not None:
-        m: Mapping = mp.model
+        m = mp.model
         own_secrets = {k: v for k, v in m.secrets.items() if k not in TOKEN_KEYS or k in secret_keys}
         layers.append(("override", mp, (), m.config, own_secrets))
     for kind, p, at, plain, secret in layers:
@@ -149,9 +162,11 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
     )
 
 
-def _oauth(catalog: Catalog, ip: Parsed, mp: Parsed | None, entity_id: str | None) -> ResolvedOAuth | None:
-    integ: Integration = ip.model
-    settings: OAuthSettings | None = oauth_of(catalog, integ)
+def _oauth(
+    catalog: Catalog, ip: Parsed[Integration], mp: Parsed[Mapping] | None, entity_id: str | None
+) -> ResolvedOAuth | None:
+    integ = ip.model
+    settings = oauth_of(catalog, integ)
     if settings is None:
         return None
     at: Path = ()
@@ -178,7 +193,7 @@ def _oauth(catalog: Catalog, ip: Parsed, mp: Parsed | None, entity_id: str | Non
                 material[name] = SecretRef(mp.doc.path, ("secrets", name))
                 sources[name] = _src("override", mp.doc, ("secrets", name))
     return ResolvedOAuth(
-        # Bifrost names a REST-created provider after its integration (contract 2.1)
+        # Bifrost names a REST-created provider after its integration (docs/bifrost-api.md#oauth-connections)
         connection_name=integ.name,
         provider=provider,
         client_id=settings.client_id,

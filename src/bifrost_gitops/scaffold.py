@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import tempfile
 
+from .atomic import write_atomic
+from .errors import BifrostGitopsError
 from .model import KINDS
 from .schemas import dump, filename
 
@@ -23,7 +24,7 @@ _PUBLIC_KEY_RE = re.compile(r"^#\s*public key:\s*(age1[0-9a-z]+)\s*$", re.MULTIL
 _IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$", re.MULTILINE)
 
 
-class InitError(Exception):
+class InitError(BifrostGitopsError):
     """The repository cannot be scaffolded here (the CLI turns it into exit 2)."""
 
 
@@ -281,16 +282,8 @@ def _write(path: str, text: str) -> None:
     """Write via a temp file and rename, so an interrupted init leaves no half-written file."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".init-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; these files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # mkstemp makes 0600; these files are meant to be shared
+    write_atomic(path, text.encode("utf-8"), mode=0o666 & ~_umask(), prefix=".init-", suffix=".tmp")
 
 
 def _umask() -> int:

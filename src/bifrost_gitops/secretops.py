@@ -7,19 +7,20 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 from . import loader, sops, sopsrules, storable
-from .checks import Catalog
+from .atomic import write_atomic
+from .catalog import Catalog
 from .diagnostics import Diagnostic, error
+from .errors import BifrostGitopsError
 from .loader import Path
 from .repo import Result
 from .structure import suggest
 
 
-class SecretsError(Exception):
+class SecretsError(BifrostGitopsError):
     """A user error of a secrets command (unknown integration, key not secret-typed, ...): exit 2."""
 
 
@@ -176,17 +177,8 @@ def _options_from_rules(root: str, path: str) -> dict[str, Any]:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bifrost-gitops-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644  # keep the file's mode
+    write_atomic(path, text.encode("utf-8"), mode=mode, prefix=".bifrost-gitops-")
 
 
 # --- secrets check / recipients ------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from . import loader
-from .checks import Catalog
+from .catalog import Catalog
 
 Kind = Literal["organization", "integration", "bundle.recipients", "sops"]
 Action = Literal["added", "removed", "changed"]
@@ -152,7 +152,7 @@ def integration_identity(base: Catalog, head: Catalog) -> list[Alert]:
     owner_old = {i.lower(): name for name, i in old.items() if i}
     alerts: list[Alert] = []
     for name, p in sorted(head.integrations.items()):
-        new_id: str | None = p.model.id
+        new_id = p.model.id
         old_id = old.get(name)
         if (old_id or "").lower() == (new_id or "").lower():
             continue

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .errors import BifrostGitopsError
+
 CONFIG_NAME = ".sops.yaml"
 SELECTORS = (
     "unencrypted_suffix",
@@ -25,7 +27,7 @@ SELECTORS = (
 _OTHER_KEYS = ("pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hckms")
 
 
-class RulesError(Exception):
+class RulesError(BifrostGitopsError):
     """No usable creation rule (missing or unreadable .sops.yaml, no rule matching a path)."""
 
 

@@ -140,14 +140,14 @@ def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
         ]
     model = KINDS[kind]
     try:
-        return model.model_validate(data), date_traps(doc)  # type: ignore[return-value]
+        return model.model_validate(data), date_traps(doc)
     except ValidationError as e:
         errors = e.errors(include_input=False, include_url=False)
     diags = [_diag(doc, model, err) for err in errors]
     return _salvage(doc, model, errors), diags
 
 
-def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None:
+def _salvage(doc: Document, model: type[AnyDocument], errors: list[Any]) -> AnyDocument | None:
     """The document as its author meant it, when every error is a quoting trap or an unknown
     field: cross-document checks then still run on it, so one pass reports everything."""
     import copy
@@ -169,7 +169,7 @@ def _salvage(doc: Document, model: Any, errors: list[Any]) -> AnyDocument | None
         else:
             return None
     try:
-        return model.model_validate(data)  # type: ignore[no-any-return]
+        return model.model_validate(data)
     except ValidationError:
         return None
 

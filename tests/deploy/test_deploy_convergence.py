@@ -17,7 +17,7 @@ def _halo_id(e: Env) -> str:
 
 
 def test_recreated_mapping_drops_lingering_overrides(denv: Env) -> None:
-    """Contract 1.6 / gotcha 8: a hand-deleted mapping's overrides come back on re-create."""
+    """docs/bifrost-api.md#mapping-overrides: a hand-deleted mapping's overrides come back on re-create."""
     e = denv
     assert e.cli("apply", str(e.root), "--yes").code == 0
     st, iid = e.bf.state, _halo_id(denv)
@@ -80,7 +80,9 @@ def test_undeclared_override_on_a_declared_mapping_is_removed_without_prune(denv
 
 
 def test_key_new_to_the_schema_with_live_values_is_rewritten_typed(denv: Env) -> None:
-    """Contract 1.3: values stored before their key was in the schema are untyped until re-sent."""
+    """Values stored before their key was in the schema are untyped until re-sent.
+
+    docs/bifrost-api.md#config-values"""
     e = denv
     assert e.cli("apply", str(e.root), "--yes").code == 0
     st, iid = e.bf.state, _halo_id(denv)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bifrost_gitops import sops
 from bifrost_gitops.bundle import SecretOpener
-from bifrost_gitops.deploy.manifest import manifest
+from bifrost_gitops.deploymanifest import manifest
 from bifrost_gitops.repo import load
 
 from .deploy_support import Env, canary, no_leaks

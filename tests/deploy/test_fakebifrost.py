@@ -1,6 +1,6 @@
-"""The fake Bifrost server behaves as bifrost-contract.md section 4 says (and documents it).
+"""The fake Bifrost server behaves as docs/bifrost-api.md says (and documents it).
 
-Each test is a worked example of one contract rule, for whoever writes a client against it.
+Each test is a worked example of one API rule, for whoever writes a client against it.
 """
 
 from __future__ import annotations

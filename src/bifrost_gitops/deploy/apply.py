@@ -27,13 +27,17 @@ from .. import storable
 from .client import ApiError, Client
 from .manifest import LEDGER
 from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
+from .spec import Action, Ledger, Resource, Status
 
 
 @dataclass
 class Result:
     op: Op
-    status: str  # ok | failed | skipped
+    status: Status
     message: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
 
 
 def _fill(value: Any, iid: str) -> Any:
@@ -47,9 +51,9 @@ def _fill(value: Any, iid: str) -> Any:
 #: fields of a create's body that the resource read back must match for the create to count
 #: as the one that landed (never a secret)
 _IDENTITY = {
-    "integration": ("name",),
-    "mapping": ("organization_id", "entity_id"),
-    "oauth": ("oauth_flow_type", "client_id"),
+    Resource.INTEGRATION: ("name",),
+    Resource.MAPPING: ("organization_id", "entity_id"),
+    Resource.OAUTH: ("oauth_flow_type", "client_id"),
 }
 LANDED = "already applied by an earlier attempt whose answer was lost"
 #: the failure of an operation that raised something else than an ApiError (its text may hold
@@ -72,14 +76,15 @@ def _same_field(name: str, sent: Any, found: Any) -> bool:
 def _soft_deleted(op: Op, body: Any, e: ApiError) -> ApiError:
     """An integration create refused in the DB-conflict shape: the name is held by a
     soft-deleted integration (a live duplicate answers {"detail": "... already exists"})."""
-    if op.resource != "integration" or op.action != "create" or e.status != 409:
+    if op.resource is not Resource.INTEGRATION or op.action is not Action.CREATE or e.status != 409:
         return e
     if not e.message.startswith("conflict:"):
         return e
     name = body.get("name", op.integration) if isinstance(body, dict) else op.integration
     message = (
         f"the name {name!r} is blocked by a soft-deleted integration in Bifrost (a deleted "
-        "integration keeps its name for good, contract gotcha 7; the API lists no deleted ones): "
+        "integration keeps its name for good, see docs/bifrost-api.md#soft-delete; the API lists "
+        "no deleted ones): "
         "rename this integration in the repository, or have an admin restore the deleted one "
         f"with a Bifrost manifest import ({e.message})"
     )
@@ -99,7 +104,7 @@ class _Run:
 
     def ok(self, i: int) -> bool:
         r = self.results[i]
-        return r is not None and r.status == "ok"
+        return r is not None and r.status is Status.OK
 
     def group(self, members: list[int]) -> None:
         """Run one group's operations in order. Nothing raised by one operation escapes: it
@@ -107,21 +112,21 @@ class _Run:
         for i in members:
             op = self.plan.ops[i]
             if not all(self.ok(d) for d in op.deps):
-                self.results[i] = Result(op, "skipped", "an earlier step of it failed")
+                self.results[i] = Result(op, Status.SKIPPED, "an earlier step of it failed")
                 continue
             try:
                 message = self.execute(i, op)
             except ApiError as e:
-                self.results[i] = Result(op, "failed", self.client.scrub(str(e)))
+                self.results[i] = Result(op, Status.FAILED, self.client.scrub(str(e)))
             except Exception as e:  # a bug of ours, or an answer it did not foresee: no text of it
                 if os.environ.get("BIFROST_GITOPS_DEBUG"):  # as the CLI does: the user asked for it
                     traceback.print_exc()
-                self.results[i] = Result(op, "failed", UNEXPECTED.format(type(e).__name__))
+                self.results[i] = Result(op, Status.FAILED, UNEXPECTED.format(type(e).__name__))
             else:
                 if message is None:
-                    self.results[i] = Result(op, "ok", self.notes.get(i, ""))
+                    self.results[i] = Result(op, Status.OK, self.notes.get(i, ""))
                 else:
-                    self.results[i] = Result(op, "failed", message)
+                    self.results[i] = Result(op, Status.FAILED, message)
 
     def create(self, i: int, op: Op, path: str, body: Any) -> Any:
         """POST a create; when a retry of it (an earlier attempt may have landed) meets 409
@@ -141,11 +146,11 @@ class _Run:
         """The resource OP creates, as Bifrost has it now; None when absent or not the one sent."""
         sent = body if isinstance(body, dict) else {}
         iid = self.ids.get(op.integration, "")
-        if op.resource in ("integration", "ledger"):
+        if op.resource in (Resource.INTEGRATION, Resource.LEDGER):
             path = f"/api/integrations/by-name/{_quote(str(sent.get('name', op.integration)))}"
-        elif op.resource == "mapping" and iid and isinstance(sent.get("organization_id"), str):
+        elif op.resource is Resource.MAPPING and iid and isinstance(sent.get("organization_id"), str):
             path = f"/api/integrations/{iid}/mappings/by-org/{_quote(sent['organization_id'])}"
-        elif op.resource == "oauth" and iid:
+        elif op.resource is Resource.OAUTH and iid:
             path = f"/api/oauth/connections/{iid}"
         else:
             return None
@@ -161,35 +166,36 @@ class _Run:
         return found
 
     def execute(self, i: int, op: Op) -> str | None:
-        if op.resource == "ledger":
+        if op.resource is Resource.LEDGER:
             return self.ledger(i, op)
         iid = self.ids.get(op.integration, "")
         if "{iid}" in op.path and not iid:
             return "the integration does not exist (its creation failed)"
         path = op.path.replace("{iid}", iid)
-        body = _fill(op.body, iid) if op.resource == "oauth" and op.action == "create" else op.body
+        creates_oauth = op.resource is Resource.OAUTH and op.action is Action.CREATE
+        body = _fill(op.body, iid) if creates_oauth else op.body
         unsendable = storable.unsendable(body)
         if unsendable:  # e.g. NaN in a hand-made deploy.json: JSON cannot carry it
             return f"not sent: {unsendable}; {storable.WHAT}"
-        if op.action == "create":
+        if op.action is Action.CREATE:
             answer = self.create(i, op, path, body)
         else:
             answer = self.client.request(op.method, path, body)
-        if op.resource == "integration" and op.action == "create":
+        if op.resource is Resource.INTEGRATION and op.action is Action.CREATE:
             if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
                 return "Bifrost answered the create without an id"
             self.ids[op.integration] = answer["id"]
-        if op.resource == "mapping" and op.action == "create" and op.keep_keys is not None:
+        if op.resource is Resource.MAPPING and op.action is Action.CREATE and op.keep_keys is not None:
             return self.clear_leftovers(i, op, iid, answer)
-        if op.action == "refresh" and isinstance(answer, dict) and answer.get("success") is False:
+        if op.action is Action.REFRESH and isinstance(answer, dict) and answer.get("success") is False:
             return self.client.scrub(
                 f"the token refresh did not succeed: {answer.get('message') or 'no reason given'}"
             )
         return None
 
     def clear_leftovers(self, i: int, op: Op, iid: str, answer: Any) -> str | None:
-        """Null the overrides a mapping create brought back (contract 1.6, gotcha 8): Bifrost
-        keeps an organization's override rows when its mapping is deleted, and the create's
+        """Null the overrides a mapping create brought back (docs/bifrost-api.md#mapping-overrides):
+        Bifrost keeps an organization's override rows when its mapping is deleted, and the create's
         answer holds them with the ones just sent. Keys the repository does not declare go."""
         if not isinstance(answer, dict):
             return None
@@ -225,7 +231,7 @@ class _Run:
             iid
             for iid, name in plan.retiring.items()
             if any(
-                d.resource == "integration" and d.action == "delete" and d.integration == name
+                d.resource is Resource.INTEGRATION and d.action is Action.DELETE and d.integration == name
                 for _, d in done
             )
         }
@@ -241,7 +247,7 @@ class _Run:
             if sent.sent_secret is not None and sent.integration in self.ids:
                 iid = self.ids[sent.integration]
                 hashes[iid] = secret_digest(iid, sent.sent_secret)
-        content: dict[str, Any] = {"integrations": dict(sorted(managed.items()))}
+        content = Ledger(integrations=dict(sorted(managed.items())))
         if hashes:
             content["oauth_client_secret_sha256"] = dict(sorted(hashes.items()))
         if plan.ledger_id is not None and json.dumps(content, sort_keys=True) == json.dumps(
@@ -251,7 +257,9 @@ class _Run:
         ledger_id = plan.ledger_id
         if ledger_id is None:
             schema = [{k: v for k, v in item.items() if v is not None} for item in LEDGER_SCHEMA]
-            create = Op("create", "ledger", op.address, op.integration, "POST", "/api/integrations")
+            create = Op(
+                Action.CREATE, Resource.LEDGER, op.address, op.integration, "POST", "/api/integrations"
+            )
             created = self.create(i, create, create.path, {"name": LEDGER, "config_schema": schema})
             ledger_id = created.get("id") if isinstance(created, dict) else None
             if not isinstance(ledger_id, str):
@@ -269,4 +277,4 @@ def apply(client: Client, plan: Plan) -> list[Result]:
             if op.stage == stage:
                 groups.setdefault(op.group, []).append(i)
         client.map(run.group, list(groups.values()))
-    return [r if r is not None else Result(plan.ops[i], "skipped") for i, r in enumerate(run.results)]
+    return [r if r is not None else Result(plan.ops[i], Status.SKIPPED) for i, r in enumerate(run.results)]

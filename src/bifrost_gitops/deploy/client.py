@@ -1,9 +1,7 @@
 """The Bifrost REST client: auth (bearer + single-use refresh), retries, bounded concurrency.
 
-- Base URL: ``--url`` or ``BIFROST_API_URL`` (or the credentials file's ``api_url``).
-- Tokens: ``BIFROST_ACCESS_TOKEN`` / ``BIFROST_REFRESH_TOKEN``, or a credentials file (JSON
-  ``{api_url, access_token, refresh_token}``). Never on argv, never printed, never in an
-  exception text: every message that leaves this module goes through :meth:`Client.scrub`.
+- Base URL and tokens: :mod:`.credentials`. Tokens are never on argv, never printed, never in
+  an exception text: every message that leaves this module goes through :meth:`Client.scrub`.
 - On 401: ``POST /auth/refresh`` with the refresh token, retry once; the rotated refresh token
   is persisted where it came from (the credentials file, rewritten atomically with mode 0600;
   for env tokens the file named by ``BIFROST_CREDENTIALS_FILE``, else a one-time warning).
@@ -24,20 +22,22 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
-import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from .. import escape
+from ..errors import BifrostGitopsError
 from . import DeployError
+from .credentials import Credentials as Credentials  # re-exported: the client's import path
+from .credentials import load_credentials as load_credentials
+from .credentials import write_credentials
 from .limits import ENV_ATTEMPTS, ENV_REPLY, ENV_TIMEOUT, Limits, deadline, enforce_deadlines, size_text
 from .scrub import Scrubber
 
@@ -47,7 +47,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class ApiError(Exception):
+class ApiError(BifrostGitopsError):
     """A request Bifrost answered with an error (or that never got an answer: status 0).
 
     The message comes from either error shape (``{"detail"}`` or ``{"error","message"}``);
@@ -115,99 +115,6 @@ def error_message(response: Reply) -> str:
             err = body.get("error")
             return f"{err}: {msg}" if isinstance(err, str) and err else msg
     return response.reason_phrase or f"HTTP {response.status_code}"
-
-
-# --- credentials ----------------------------------------------------------------------------
-
-
-@dataclass
-class Credentials:
-    api_url: str
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    #: where the rotated refresh token goes: a credentials file path, or None (warn)
-    store: str | None = None
-    source: str = "env"  # "env" | "file"
-
-    @property
-    def shown_url(self) -> str:
-        """The URL as messages show it: without a ``user:password@`` or a query (they can hold
-        credentials), escaped."""
-        parts = urllib.parse.urlsplit(self.api_url)
-        host = parts.netloc.rpartition("@")[2]
-        return escape.term(urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", "")))
-
-    def __repr__(self) -> str:  # never show the tokens
-        return f"Credentials(api_url={self.shown_url!r}, source={self.source!r})"
-
-
-def load_credentials(
-    url: str | None, credentials_file: str | None, environ: Mapping[str, str] | None = None
-) -> Credentials:
-    """Credentials from ``--credentials FILE`` or the environment; ``--url`` wins for the URL."""
-    env = os.environ if environ is None else environ
-    if credentials_file:
-        try:
-            with open(credentials_file, encoding="utf-8") as f:
-                data = json.load(f)
-        except OSError as e:
-            raise DeployError(f"{credentials_file}: cannot read credentials ({e.strerror})") from None
-        except ValueError:
-            raise DeployError(f"{credentials_file}: not a JSON credentials file") from None
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise DeployError(f"{credentials_file}: no access_token in the credentials file")
-        refresh = data.get("refresh_token")
-        api_url = url or data.get("api_url") or env.get("BIFROST_API_URL")
-        if not isinstance(api_url, str) or not api_url:
-            raise DeployError("no Bifrost URL: pass --url, set BIFROST_API_URL, or api_url in the file")
-        return Credentials(
-            api_url,
-            data["access_token"],
-            refresh if isinstance(refresh, str) and refresh else None,
-            store=credentials_file,
-            source="file",
-        )
-    api_url = url or env.get("BIFROST_API_URL")
-    if not api_url:
-        raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
-    access = env.get("BIFROST_ACCESS_TOKEN")
-    if not access:
-        raise DeployError(
-            "no access token: set BIFROST_ACCESS_TOKEN (and BIFROST_REFRESH_TOKEN) or pass --credentials FILE"
-        )
-    return Credentials(
-        api_url,
-        access,
-        env.get("BIFROST_REFRESH_TOKEN") or None,
-        store=env.get("BIFROST_CREDENTIALS_FILE") or None,
-        source="env",
-    )
-
-
-def write_credentials(path: str, creds: Credentials) -> None:
-    """Rewrite the credentials file atomically, mode 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bifrost-credentials-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "api_url": creds.api_url,
-                    "access_token": creds.access_token,
-                    "refresh_token": creds.refresh_token,
-                },
-                f,
-                indent=2,
-            )
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --- the client -----------------------------------------------------------------------------

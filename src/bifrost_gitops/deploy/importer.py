@@ -23,13 +23,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from .. import model, sops, sopsrules
+from ..atomic import write_atomic
 from ..escape import has_unsafe
 from ..model import API_VERSION
 from ..repo import load
@@ -340,7 +340,7 @@ def _schema_item(i: SchemaItem) -> dict[str, Any]:
     return out
 
 
-def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, Any] | None:
+def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, object] | None:
     oc = d.oauth_config
     if oc is None:
         return None
@@ -402,13 +402,4 @@ def _check_target(out_dir: str, age: list[str] | None) -> str | None:
 def _write(path: str, text: str) -> None:
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".import-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"), mode=0o644, prefix=".import-", suffix=".tmp")

@@ -20,6 +20,7 @@ from . import replies
 from .client import Client
 from .manifest import LEDGER
 from .replies import BadReply, Connection, Detail, Integration
+from .spec import IntegrationSpec, Ledger
 
 
 @dataclass
@@ -29,17 +30,17 @@ class Live:
     details: dict[str, Detail]  # id -> detail (managed ones only)
     connections: dict[str, Connection]  # integration id -> OAuth connection
     ledger_id: str | None = None
-    ledger: dict[str, Any] = field(default_factory=dict)  # {"integrations": {id: name}, ...}
+    ledger: Ledger = field(default_factory=lambda: Ledger(integrations={}))
     notes: list[str] = field(default_factory=list)
 
     def by_id(self, iid: str) -> Integration | None:
         return next((i for i in self.integrations.values() if i.id == iid), None)
 
 
-def parse_ledger(defaults: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+def parse_ledger(defaults: dict[str, Any] | None) -> tuple[Ledger, str | None]:
     """The ledger's ``managed`` default: {"integrations": {id: name}, "oauth_client_secret_sha256": {...}}."""
     if defaults is None:
-        return {"integrations": {}}, None
+        return Ledger(integrations={}), None
     raw = defaults.get("managed")
     if isinstance(raw, str):
         try:
@@ -47,10 +48,10 @@ def parse_ledger(defaults: dict[str, Any] | None) -> tuple[dict[str, Any], str |
         except ValueError:
             raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("integrations", {}), dict):
-        return {
-            "integrations": {}
-        }, f"the ownership ledger {LEDGER!r} is unreadable: nothing counts as managed"
-    out: dict[str, Any] = {"integrations": {str(k): str(v) for k, v in raw.get("integrations", {}).items()}}
+        return Ledger(
+            integrations={}
+        ), f"the ownership ledger {LEDGER!r} is unreadable: nothing counts as managed"
+    out = Ledger(integrations={str(k): str(v) for k, v in raw.get("integrations", {}).items()})
     hashes = raw.get("oauth_client_secret_sha256")
     if isinstance(hashes, dict):
         out["oauth_client_secret_sha256"] = {str(k): str(v) for k, v in hashes.items()}
@@ -70,7 +71,7 @@ def read_connection(client: Client, iid: str) -> Connection:
     return replies.get(client, f"/api/oauth/connections/{iid}", replies.CONNECTION)
 
 
-def read(client: Client, wanted: list[dict[str, Any]], *, include_ledger_managed: bool) -> Live:
+def read(client: Client, wanted: list[IntegrationSpec], *, include_ledger_managed: bool) -> Live:
     """Live state for the manifest's integrations WANTED (and, for prune, the ledger's)."""
     orgs = {o.id: o.name for o in replies.get(client, "/api/organizations", replies.ORGS)}
     listed = {i.name: i for i in replies.get(client, "/api/integrations", replies.INTEGRATIONS).items}
@@ -99,9 +100,10 @@ def read(client: Client, wanted: list[dict[str, Any]], *, include_ledger_managed
 
 
 def match_integration(
-    wanted: dict[str, Any], by_name: dict[str, Integration], by_id: dict[str, Integration]
+    wanted: IntegrationSpec, by_name: dict[str, Integration], by_id: dict[str, Integration]
 ) -> Integration | None:
     """The live integration a manifest entry stands for: by its declared id, else by exact name."""
-    if wanted.get("id") and wanted["id"] in by_id:
-        return by_id[wanted["id"]]
+    iid = wanted.get("id")
+    if iid and iid in by_id:
+        return by_id[iid]
     return by_name.get(wanted["name"])

@@ -13,13 +13,14 @@ from typing import Any
 from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
+from .spec import Action, Edit, Status
 
 
 def _op_lines(op: Op) -> list[str]:
-    head = op.title() + (" (destructive)" if op.destructive and op.action != "delete" else "")
-    if op.action == "update" and len(op.changes) == 1:
+    head = op.title() + (" (destructive)" if op.destructive and op.action is not Action.DELETE else "")
+    if op.action is Action.UPDATE and len(op.changes) == 1:
         c = op.changes[0]
-        if c.action == "change" and not c.secret:
+        if c.action is Edit.CHANGE and not c.secret:
             return [f"{head}: {c.field} {show(c.old)} -> {show(c.new)}"]
     return [head, *("    " + c.text() for c in op.changes)]
 
@@ -76,17 +77,16 @@ def render_json(plan: Plan) -> str:
 
 
 def render_results(results: list[Result], requests: int, fmt: str) -> str:
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "failed", "skipped")}
+    counts = {str(s): sum(1 for r in results if r.status is s) for s in Status}
     if fmt == "json":
         doc = {
-            "results": [{**r.op.as_json(), "status": r.status, "message": r.message} for r in results],
+            "results": [{**r.op.as_json(), "status": str(r.status), "message": r.message} for r in results],
             "summary": {**counts, "requests": requests},
         }
         return to_json(doc, sort_keys=True) + "\n"
     lines = []
     for r in results:
-        mark = {"ok": "ok     ", "failed": "FAILED ", "skipped": "skipped"}[r.status]
-        lines.append(f"{mark} {r.op.title()}" + (f": {r.message}" if r.message else ""))
+        lines.append(f"{r.status.mark} {r.op.title()}" + (f": {r.message}" if r.message else ""))
     lines.append(
         f"Apply: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
         f"({requests} requests in all)."

@@ -46,10 +46,6 @@ class SchemaItem(_Reply):
     description: str | None = None
     options: list[str] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The form plan compares with the manifest's schema items."""
-        return self.model_dump()
-
 
 class Integration(_Reply):
     """IntegrationResponse: an entry of ``GET /api/integrations``."""

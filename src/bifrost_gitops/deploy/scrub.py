@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from .. import escape
+from ..bundleformat import REDACTED
 
-REDACTED = "<redacted>"
 #: Secrets shorter than this are matched whole only, and their presence withholds the message;
 #: longer ones are also looked for in pieces this long.
 SHORT = 8

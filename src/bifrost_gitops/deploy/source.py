@@ -6,26 +6,31 @@ import dataclasses
 import os
 from typing import Any
 
+from ..errors import EXIT_FINDINGS
 from . import DeployError
-from .manifest import is_bundle, manifest, missing_org_ids, read_bundle
+from .manifest import is_bundle, missing_org_ids, read_bundle
+from .spec import Manifest
 
 
 class RepositoryErrors(DeployError):
     """The repository has errors (exit 1); ``result`` carries its diagnostics."""
+
+    exit_code = EXIT_FINDINGS
 
     def __init__(self, result: Any) -> None:
         super().__init__("the repository has errors (listed above): fix them and plan again")
         self.result = result
 
 
-def load_desired(source: str) -> dict[str, Any]:
+def load_desired(source: str) -> Manifest:
     """The deploy manifest of SOURCE (bundle folder or repository); refuses orgs without UUIDs."""
     from .. import sops
 
     if os.path.isdir(source) and is_bundle(source):
         data = read_bundle(source)
     else:
-        from ..bundle import SecretOpener
+        from ..bundle import SecretOpener  # a repository is compiled in memory: pydantic, checks
+        from ..deploymanifest import manifest
         from ..repo import RepoError, load
         from ..storable import UnstorableSecret
 
@@ -36,7 +41,8 @@ def load_desired(source: str) -> dict[str, Any]:
         if result.errors:
             raise RepositoryErrors(result)
         try:
-            data = manifest(result.catalog, SecretOpener(result.root, result.catalog, sops.default_keyring()))
+            opener = SecretOpener(result.root, result.catalog, sops.default_keyring())
+            data = manifest(result.catalog, opener)
         except UnstorableSecret as e:  # K007: findings, like validate --decrypt shows them
             raise RepositoryErrors(dataclasses.replace(result, diagnostics=e.diagnostics)) from None
     missing = missing_org_ids(data)
@@ -48,7 +54,7 @@ def load_desired(source: str) -> dict[str, Any]:
     return data
 
 
-def secret_values(desired: dict[str, Any]) -> list[Any]:
+def secret_values(desired: Manifest) -> list[Any]:
     """Every secret value of the manifest (so the client can cut them out of any message)."""
     out: list[Any] = []
     for integ in desired["integrations"]:
@@ -56,6 +62,7 @@ def secret_values(desired: dict[str, Any]) -> list[Any]:
         out += [v for k, v in integ["defaults"].items() if k in secret_keys]
         for mp in integ["mappings"].values():
             out += [v for k, v in mp["config"].items() if k in secret_keys]
-        if integ.get("oauth") and integ["oauth"].get("client_secret"):
-            out.append(integ["oauth"]["client_secret"])
+        oauth = integ.get("oauth")
+        if oauth and oauth.get("client_secret"):
+            out.append(oauth["client_secret"])
     return out

@@ -6,8 +6,10 @@ may print them as they are.
 
 from __future__ import annotations
 
+from ..errors import BifrostGitopsError
 
-class SopsError(Exception):
+
+class SopsError(BifrostGitopsError):
     """Any failure to read or write a sops document (malformed file, unsupported feature...)."""
 
     def __init__(self, message: str, *, file: str | None = None) -> None:
@@ -16,7 +18,9 @@ class SopsError(Exception):
 
 
 class NoKeyError(SopsError):
-    """No available key opens the data key (the CLI maps this to exit code 2)."""
+    """No available key opens the data key (exit 2, with a hint on where keys are looked for)."""
+
+    hint = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
 
 
 class IntegrityError(SopsError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, NoReturn, TypeVar
 
-T = TypeVar("T")
+from ..bundleformat import MASK  # one mask for every secret shown
 
-MASK = "<secret>"
+T = TypeVar("T")
 
 
 class Secret(Generic[T]):

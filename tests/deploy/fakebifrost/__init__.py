@@ -1,4 +1,4 @@
-"""A contract-faithful fake of the Bifrost REST API (bifrost-contract.md section 4) for tests.
+"""A contract-faithful fake of the Bifrost REST API (docs/bifrost-api.md) for tests.
 
 Standard library only: ``http.server.ThreadingHTTPServer`` on 127.0.0.1, port 0, in a
 background thread, with in-memory state (``FakeBifrost.state``), a request log, auth with

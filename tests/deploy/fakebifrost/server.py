@@ -4,7 +4,7 @@
         org = bf.add_org("Contoso")
         r = httpx.get(bf.url + "/api/organizations", headers=bf.auth_headers())
 
-See ``tests/test_fakebifrost.py`` for each behaviour of ``bifrost-contract.md`` section 4.
+See ``tests/test_fakebifrost.py`` for each behaviour ``docs/bifrost-api.md`` describes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """In-memory Bifrost state and the business rules of the integrations contract.
 
 Every method that can fail raises :class:`ApiError`, which the HTTP layer turns into the exact
-status code and body shape of the reference (``{"detail": ...}`` for handler errors,
+status code and body shape of the real server (``{"detail": ...}`` for handler errors,
 ``{"error", "message", "details"}`` for 422 validation and 409 DB conflicts). Methods take
 already-validated Python values, so tests can also seed state directly (much faster than HTTP
 for large fixtures). Secrets are stored in plain text (the real server encrypts them at rest,

@@ -1,0 +1,41 @@
+"""Replacing one file whole: a reader (or a crash) sees the old bytes or the new, never a mix.
+
+Every single file the tool rewrites in place goes through :func:`write_atomic` (credentials,
+encrypted secret files, imported and scaffolded files, the publish history). A bundle is a
+folder and is swapped in as one (bifrost_gitops.bundle); that is not this.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def write_atomic(
+    path: str, data: bytes, *, mode: int, prefix: str, suffix: str = "", sync_folder: bool = False
+) -> None:
+    """Write DATA to PATH with file MODE: a temporary file (PREFIX...SUFFIX) in PATH's folder,
+    flushed to disk, then renamed over PATH. SYNC_FOLDER also makes the rename itself durable.
+
+    The temporary file is 0600 until it is complete (mkstemp), so a file meant to be private is
+    never readable by others, even half-written; on any error it is removed and PATH is unchanged.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    if sync_folder:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -1,0 +1,320 @@
+"""The command line: parse arguments, call the library, print; errors become exit codes in one
+place (the group's ``invoke``).
+
+Heavy imports (pydantic, the checks) happen inside the commands so that start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
+from ..escape import term
+from . import deploy
+from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
+
+
+class _Group(click.Group):
+    """The one place errors become exit codes. A library error (BifrostGitopsError) is its one
+    line and its exit code; an unexpected exception is one line and exit 2: no traceback, and no
+    exception text either, since it could carry a value read from a secret file."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import os
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BifrostGitopsError as e:
+            fail(e.line(), e.exit_code)
+        except BrokenPipeError:  # `... | head` closed the pipe: nothing left to say to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FINDINGS)
+        except OSError as e:  # disk full, permissions, a vanished file: an environment problem
+            fail(
+                f"{e.filename + ': ' if isinstance(e.filename, str) else ''}{e.strerror or type(e).__name__}"
+            )
+        except Exception as e:
+            if os.environ.get("BIFROST_GITOPS_DEBUG"):
+                raise
+            fail(
+                f"internal error ({type(e).__name__}); please report it. "
+                "BIFROST_GITOPS_DEBUG=1 shows the traceback (it may contain values from your files)"
+            )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bifrost-gitops")
+def main() -> None:
+    """Bifrost integrations as code: validate, compile and review a GitOps repository."""
+
+
+for _command in deploy.COMMANDS:
+    main.add_command(_command)
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
+@FORMAT
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option(
+    "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
+)
+def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
+    """Check the repository at REPO (default: here) and report every finding at once.
+
+    Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
+    No decryption key is needed unless --decrypt is given.
+    """
+    from ..diagnostics import sort_key
+
+    result = load(repo)
+    diags = list(result.diagnostics)
+    if decrypt:
+        diags = sorted(diags + open_all(result), key=sort_key)
+    report(diags, result.files, fmt, result.root)
+    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+
+
+@main.command()
+@click.argument("kind", required=False)
+@click.option(
+    "--output-dir",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Write every kind's <kind>.schema.json into this folder instead.",
+)
+def schema(kind: str | None, output_dir: str | None) -> None:
+    """Print the JSON Schema of KIND (Project, Organizations, OAuthProvider, Integration, Mapping, Bundle)."""
+    from ..schemas import ALL_KINDS as KINDS
+    from ..schemas import dump, write_all
+
+    match = {k.lower(): k for k in KINDS}.get(kind.lower()) if kind else None
+    if kind and match is None:
+        fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
+    if output_dir:
+        for path in write_all(output_dir, [match] if match else None):
+            click.echo(term(path))
+        return
+    if match is None:
+        fail(f"name a kind: {', '.join(KINDS)} (or use -o DIR for all)")
+    click.echo(dump(match), nl=False)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--force", is_flag=True, help="Write into a folder that is not empty (existing files are kept)."
+)
+@click.option(
+    "--age",
+    "age_recipient",
+    metavar="RECIPIENT",
+    help="Age recipient for .sops.yaml (default: your own key, found where sops looks).",
+)
+def init(directory: str, force: bool, age_recipient: str | None) -> None:
+    """Scaffold a new repository in DIRECTORY that validates out of the box."""
+    from ..scaffold import scaffold
+
+    for path in scaffold(directory, force=force, age_recipient=age_recipient):
+        click.echo(f"created {term(path)}")
+    click.echo(f"next: cd {term(directory)} && bifrost-gitops validate")
+
+
+@main.command("compile")
+@click.argument("repo", default=".", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The bundle folder (replaced atomically; if it is a symlink, the folder it points to is).",
+)
+@click.option(
+    "--secrets",
+    "mode",
+    type=click.Choice(["seal", "plain", "redact"]),
+    default="seal",
+    show_default=True,
+    help="seal: SOPS-encrypt each org file to the runtime's recipients; plain: clear values "
+    "(mode 0600); redact: secret values replaced, no keys needed.",
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    help="Runtime age recipient for sealing (repeatable; default: bundle.recipients).",
+)
+@FORMAT
+def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...], fmt: str) -> None:
+    """Validate REPO, then write one resolved bundle per organization into OUTPUT.
+
+    Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
+    (missing key: exit 2; altered file: exit 1).
+    """
+    from ..build import compile_repo
+
+    result = load(repo)
+    try:
+        written = compile_repo(result, out_dir, mode, list(recipients))
+    except Findings as e:
+        report(e.diagnostics, result.files, fmt, result.root)
+        raise
+    # changed names files found in the output folder too (a stale orgs/ file): escaped
+    what = ", ".join(written.changed) if len(written.changed) <= 5 else f"{len(written.changed)} files"
+    click.echo(
+        f"{term(written.out_dir)}: {written.files} files ({mode}); "
+        f"{'changed: ' + term(what) if written.changed else 'unchanged'}",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True)
+@format_option("json")
+def explain(args: tuple[str, ...], fmt: str) -> None:
+    """Show what ORG gets for INTEGRATION, value by value, and where each value comes from.
+
+    Usage: explain [REPO] ORG INTEGRATION [KEY]. ORG is a name, a Bifrost UUID, or "global"
+    (the defaults-only view).
+    No key is needed: secrets are shown as <secret>.
+    """
+    from .. import explain as ex
+
+    repo = "."
+    if len(args) >= 3 and (len(args) == 4 or _is_repo(args[0])):
+        repo, args = args[0], args[1:]
+    if len(args) not in (2, 3):
+        fail("usage: explain [REPO] ORG INTEGRATION [KEY]")
+    found = ex.explain(load(repo).catalog, *args)
+    click.echo(ex.render_json(found) if fmt == "json" else ex.render_text(found), nl=False)
+
+
+def _is_repo(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
+
+
+@main.command()
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
+@click.option("--head", default=None, help="The revision under review (default: the work tree).")
+@format_option("markdown", "json", help="markdown is made to be posted as a pull-request comment.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
+def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> None:
+    """Show what changes between two revisions for each organization's workflows.
+
+    Both revisions are read straight from git objects; nothing in the work tree changes.
+    Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
+    Security-relevant changes (an organization's id or display name, bundle recipients,
+    .sops.yaml rules) are listed first and count as changes for --exit-code.
+    """
+    from .. import diffreport, diffrun
+
+    result = diffrun.run(repo, base, head)
+    render = {
+        "text": diffreport.render_text,
+        "markdown": diffreport.render_markdown,
+        "json": diffreport.render_json,
+    }[fmt]
+    sys.stdout.write(render(result))
+    head_errors = [f for f in result.head_findings if f.severity == "error"]
+    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
+
+
+@main.group()
+def secrets() -> None:
+    """Set, check and audit the SOPS-encrypted secrets of a repository."""
+
+
+@secrets.command("set")
+@click.argument("integration")
+@click.argument("key")
+@click.option(
+    "--org", help="The organization whose mapping gets the value (default: the integration default)."
+)
+@click.option("--repo", "repo", default=".", show_default=True, type=click.Path(), help="The repository.")
+def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
+    """Encrypt a value into INTEGRATION's secret KEY, read from stdin or a hidden prompt.
+
+    The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
+    set HaloPSA api_key --org contoso`) or type it at the prompt.
+    """
+    from .. import secretops
+
+    result = load(repo)
+    if sys.stdin.isatty():
+        value = click.prompt(f"{key}", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-1] if value.endswith("\n") else value
+    if not value:
+        fail("empty value; nothing written")
+    written = secretops.set_secret(result, integration, key, value, org)
+    whom = f" for {org}" if org else " (integration default)"
+    click.echo(term(f"{written}: {key} set{whom}"), err=True)
+
+
+@secrets.command("keygen")
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    type=click.Path(dir_okay=False),
+    help="Keys file to create (default: where sops looks, ~/.config/sops/age/keys.txt).",
+)
+def secrets_keygen(path: str | None) -> None:
+    """Make an age key for sops (like age-keygen) and print its public recipient.
+
+    The secret key goes only into the file (mode 0600); put the printed recipient in
+    .sops.yaml (and bundle.recipients for a runtime key).
+    """
+    from .. import secretops
+
+    where, recipient = secretops.keygen(path)
+    click.echo(f"created {term(where)}", err=True)
+    click.echo(recipient)
+
+
+@secrets.command("check")
+@click.argument("repo", default=".", type=click.Path())
+@FORMAT
+def secrets_check(repo: str, fmt: str) -> None:
+    """Open every encrypted file with the available keys and verify its MAC.
+
+    Exit 0 when all open and verify, 1 when one was altered, 2 when a key is missing.
+    """
+    from .. import secretops
+
+    result = load(repo)
+    diags = open_all(result)
+    report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
+    exit_for(diags, diags)
+
+
+@secrets.command("recipients")
+@click.argument("repo", default=".", type=click.Path())
+@format_option("json")
+def secrets_recipients(repo: str, fmt: str) -> None:
+    """List which files are encrypted to which recipients; flag drift from .sops.yaml (exit 1)."""
+    from .. import diagnostics as d
+    from .. import secretops
+    from ..escape import to_json
+
+    result = load(repo)
+    rows = secretops.list_recipients(result)
+    findings = secretops.recipient_findings(rows)
+    if fmt == "json":
+        doc = {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]}
+        sys.stdout.write(to_json(doc) + "\n")
+    else:  # paths and recipients come from the repository's files: escaped
+        for r in rows:
+            click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
+        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+    sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

@@ -1,0 +1,228 @@
+"""The deploy commands: plan, apply, import (against a live Bifrost) and publish (to a runtime)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ..escape import term
+from .common import fail, format_option, report
+
+
+def _connection(f: Any) -> Any:
+    f = click.option(
+        "--concurrency",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Requests in flight at most.",
+    )(f)
+    f = click.option(
+        "--credentials",
+        type=click.Path(dir_okay=False),
+        help="JSON file {api_url, access_token, refresh_token}; the rotated refresh token is written back.",
+    )(f)
+    return click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")(f)
+
+
+def _plan_options(f: Any) -> Any:
+    f = click.option(
+        "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
+    )(f)
+    f = click.option(
+        "--allow-key-removal",
+        is_flag=True,
+        help="Allow removing schema keys (deletes their values in Bifrost).",
+    )(f)
+    return click.option(
+        "--prune", is_flag=True, help="Remove what this tool manages but the repository no longer declares."
+    )(f)
+
+
+def _deploy_plan(
+    source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
+) -> Any:
+    """(client, plan); a repository with errors gets its findings reported (then exit 1)."""
+    from ..deploy.run import Options, prepare
+    from ..deploy.source import RepositoryErrors
+
+    try:
+        return prepare(source, url, credentials, concurrency, Options(**opts))
+    except RepositoryErrors as e:
+        report(e.result.diagnostics, e.result.files, "text", e.result.root)
+        raise
+
+
+@click.command()
+@click.argument("source", default=".", type=click.Path())
+@_connection
+@_plan_options
+@format_option("json")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending.")
+def plan(
+    source: str,
+    url: str | None,
+    credentials: str | None,
+    concurrency: int,
+    fmt: str,
+    exit_code: bool,
+    **opts: bool,
+) -> None:
+    """Show what apply would change in Bifrost, resource by resource.
+
+    SOURCE is a compiled bundle (its deploy.json) or a repository (compiled in memory; needs
+    its sops keys). Secrets show only as set / changed / removed. Exit 2 on errors.
+    """
+    from ..deploy.render import render_json, render_text
+
+    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    client.close()
+    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p))
+    if p.errors:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
+
+
+@click.command()
+@click.argument("source", default=".", type=click.Path())
+@_connection
+@_plan_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@format_option("json")
+def apply(
+    source: str, url: str | None, credentials: str | None, concurrency: int, yes: bool, fmt: str, **opts: bool
+) -> None:
+    """Make Bifrost match SOURCE (bundle or repository), in the contract's safe order.
+
+    Idempotent: a second apply changes nothing. On a partial failure every operation is
+    reported (ok / failed / skipped) and the exit status is 1; running apply again finishes.
+    """
+    from ..deploy.apply import apply as run_apply
+    from ..deploy.render import render_json, render_results, render_text
+
+    interactive = sys.stdin.isatty()
+    if not yes and not interactive:
+        fail("apply needs confirmation: pass --yes (no terminal to ask on)")
+    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    with client:
+        out = render_json(p) if fmt == "json" else render_text(p)
+        if p.errors:
+            sys.stdout.write(out)
+            fail("nothing applied: fix the errors above")
+        if p.blocked:
+            sys.stdout.write(out)
+            fail("nothing applied: " + term("; ".join(p.blocked)))
+        if fmt == "text":
+            sys.stdout.write(out)
+        if not p.ops:
+            sys.exit(EXIT_OK)
+        if p.changes and not yes and not click.confirm(f"Apply {len(p.changes)} changes?", err=True):
+            fail("nothing applied")
+        results = run_apply(client, p)
+        sys.stdout.write(render_results(results, client.requests, fmt))
+    sys.exit(EXIT_FINDINGS if any(r.status != "ok" for r in results) else EXIT_OK)
+
+
+@click.command("import")
+@click.option(
+    "-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="The new repository."
+)
+@click.option(
+    "--age",
+    "age",
+    multiple=True,
+    metavar="RECIPIENT",
+    help="Age recipient for a new .sops.yaml (repeatable; needed when OUTPUT has none).",
+)
+@_connection
+def import_cmd(
+    out_dir: str, age: tuple[str, ...], url: str | None, credentials: str | None, concurrency: int
+) -> None:
+    """Write a v1 repository from the live Bifrost (secrets encrypted with sops)."""
+    from ..deploy.run import connect, import_to
+
+    with connect(url, credentials, concurrency) as client:
+        done = import_to(client, out_dir, list(age))
+        requests = client.requests
+    for note in done.notes:
+        click.echo(f"note: {term(note)}", err=True)
+    for item in done.left_out:
+        click.echo(f"left out: {term(item)}", err=True)
+    left = f"; {len(done.left_out)} left out (listed above)" if done.left_out else ""
+    click.echo(f"{term(out_dir)}: {len(done.files)} files written{left} ({requests} requests)", err=True)
+    click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--to", "to", required=True, type=click.Path(file_okay=False), help="The runtime's bundle folder."
+)
+@click.option(
+    "--keep",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Previous releases to keep (the one a rollback returns to is always kept).",
+)
+@click.option("--rollback", is_flag=True, help="Point current back at what was live before it instead.")
+@click.option("--list", "list_", is_flag=True, help="Show what was made current, when and how.")
+@format_option("json", help="Output format of --list.")
+def publish(bundle: str | None, to: str, keep: int, rollback: bool, list_: bool, fmt: str) -> None:
+    """Install BUNDLE into TO/releases/ and swap TO/current to it atomically (after verifying it).
+
+    --rollback returns to what was live before the current release (never to one rolled back
+    from); --list shows the history it follows.
+    """
+    from .. import publish as pub
+
+    if list_ and (bundle or rollback):
+        fail("--list takes no BUNDLE and no --rollback")
+    if fmt != "text" and not list_:
+        fail("--format goes with --list")
+    try:
+        if list_:
+            _publish_list(to, fmt)
+            return
+        if rollback:
+            if bundle:
+                fail("--rollback takes no BUNDLE")
+            done = pub.rollback(to)
+        else:
+            if not bundle:
+                fail("name the BUNDLE to publish (or --rollback)")
+            done = pub.publish(bundle, to, keep)
+    except OSError as e:  # said as Python says it (the group's own wording differs)
+        fail(str(e))
+    state = "rolled back to" if rollback else ("published" if done.changed else "unchanged")
+    click.echo(
+        f"{term(to)}/current: {state} {term(done.release)}"
+        + (f" (from {term(done.left)})" if done.left else "")
+        + (f" (removed {len(done.removed)} old)" if done.removed else ""),
+        err=True,
+    )
+
+
+def _publish_list(to: str, fmt: str) -> None:
+    """`publish --list`: the history, oldest first, in text or JSON (names escaped for either)."""
+    from .. import publish as pub
+    from .. import publishreport
+
+    if not os.path.isdir(to):
+        fail(f"{term(to)}: no such folder")
+    h = pub.history(to)
+    rows = pub.rows(h, to)
+    if fmt == "json":
+        click.echo(publishreport.render_json(h, rows))
+    elif not rows:
+        click.echo(f"{term(to)}: nothing is published here", err=True)
+    else:
+        for line in publishreport.render_table(rows):
+            click.echo(line)
+
+
+COMMANDS = (plan, apply, import_cmd, publish)

@@ -1,0 +1,136 @@
+"""Building the deploy manifest: each integration as Bifrost stores it (not the resolved per-org view).
+
+Compile writes it into the bundle (``deploy.json``) and ``plan``/``apply`` build it from a
+repository in memory; deploy/manifest.py reads it back from a bundle.
+
+Bifrost keeps a schema, integration defaults and per-org overrides separately
+(docs/bifrost-api.md#config-values), so `plan` and `apply` need them separately too. Shape (deterministic, sorted)::
+
+    {"format": 1, "kind": "bifrost-gitops/deploy", "secrets": "revealed" | "redacted",
+     "organizations": [{"name", "id"}],
+     "integrations": [{"name", "id", "entity_id", "entity_id_name", "default_entity_id",
+                       "list_entities_data_provider_id",
+                       "config_schema": [{"key", "type", "required", "description", "options"}],
+                       "defaults": {key: value},        # secrets revealed; null = remove live
+                       "oauth": {"flow", "client_id", "client_secret", "authorization_url",
+                                 "token_url", "scopes": [...], "audience"} | null,
+                       "mappings": {org: {"organization_id", "entity_id", "entity_name",
+                                          "config": {key: value}}}}]}
+
+A key set to ``null`` in the repository (``defaults.config.x: null``) is carried as ``null``:
+it asks for the live value to be removed (Bifrost deletes a row written as null).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .bundleformat import DEPLOY_FORMAT, DEPLOY_KIND
+from .catalog import Catalog, Parsed, oauth_of
+from .deploy.spec import (
+    IntegrationSpec,
+    Json,
+    Manifest,
+    MappingSpec,
+    OAuthSpec,
+    OrganizationSpec,
+    SchemaItemSpec,
+)
+from .model import TOKEN_KEYS, Integration, Mapping
+from .resolve import Reveal, SecretRef
+from .resolve import revealed as _value
+
+
+def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
+    """The deploy manifest of a checked repository (secrets via REVEAL, or redacted)."""
+    orgs: list[OrganizationSpec] = sorted(
+        ({"name": o.name, "id": o.id} for o, _, _ in catalog.orgs.values()), key=lambda o: o["name"]
+    )
+    org_ids = {o["name"].lower(): o["id"] for o in orgs}
+    by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}
+    for (integ_name, _org), p in catalog.mappings.items():
+        by_integration.setdefault(integ_name, []).append((p.model.organization, p))
+    out: list[IntegrationSpec] = []
+    for name in sorted(catalog.integrations):
+        ip = catalog.integrations[name]
+        integ = ip.model
+        secret_keys = {i.key for i in integ.config_schema if i.type == "secret"}
+        defaults: dict[str, Any] = {}
+        if integ.defaults is not None:
+            defaults.update(integ.defaults.config)
+            for key in integ.defaults.secrets:
+                defaults[key] = _value(SecretRef(ip.doc.path, ("defaults", "secrets", key)), reveal)
+        mappings: dict[str, MappingSpec] = {}
+        for org, mp in sorted(by_integration.get(name, []), key=lambda t: t[0]):
+            m = mp.model
+            config = dict(m.config)
+            for key in m.secrets:
+                if key in TOKEN_KEYS and key not in secret_keys:
+                    continue  # org token material: runtime bundle only, not deployable over REST
+                config[key] = _value(SecretRef(mp.doc.path, ("secrets", key)), reveal)
+            mappings[org] = {
+                "organization_id": org_ids.get(org.lower()),
+                "entity_id": m.entity_id,
+                "entity_name": m.entity_name,
+                "config": {k: _norm(config[k]) for k in sorted(config)},
+            }
+        out.append(
+            {
+                "name": integ.name,
+                "id": integ.id,
+                "entity_id": integ.entity_id,
+                "entity_id_name": integ.entity_id_name,
+                "default_entity_id": integ.default_entity_id,
+                "list_entities_data_provider_id": integ.list_entities_data_provider_id,
+                "config_schema": [
+                    SchemaItemSpec(
+                        key=i.key,
+                        type=i.type,
+                        required=i.required,
+                        description=i.description,
+                        options=list(i.options) if i.options is not None else None,
+                    )
+                    for i in integ.config_schema  # declared order: Bifrost keeps it as positions
+                ],
+                "defaults": {k: _norm(defaults[k]) for k in sorted(defaults)},
+                "oauth": _oauth(catalog, ip, integ, reveal),
+                "mappings": mappings,
+            }
+        )
+    return {
+        "format": DEPLOY_FORMAT,
+        "kind": DEPLOY_KIND,
+        "secrets": "redacted" if reveal is None else "revealed",
+        "organizations": orgs,
+        "integrations": out,
+    }
+
+
+def _norm(v: Any) -> Json:
+    """ "" means "no value" in Bifrost (a delete), like null."""
+    return None if v == "" else v
+
+
+def _oauth(
+    catalog: Catalog, ip: Parsed[Integration], integ: Integration, reveal: Reveal | None
+) -> OAuthSpec | None:
+    settings = oauth_of(catalog, integ)
+    if settings is None:
+        return None
+    secret = None
+    if settings.secrets is not None and settings.secrets.client_secret not in (None, ""):
+        if integ.oauth is not None and hasattr(integ.oauth, "provider"):
+            doc = catalog.providers[integ.oauth.provider].doc
+            ref = SecretRef(doc.path, ("secrets", "client_secret"))
+        else:
+            ref = SecretRef(ip.doc.path, ("oauth", "secrets", "client_secret"))
+        secret = _value(ref, reveal)
+    return {
+        "flow": settings.flow,
+        "client_id": settings.client_id,
+        "client_secret": secret,
+        "authorization_url": settings.authorization_url,
+        "token_url": settings.token_url,
+        "scopes": list(settings.scopes),
+        "audience": settings.audience,
+    }

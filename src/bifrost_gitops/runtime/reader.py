@@ -1,0 +1,332 @@
+"""A compiled bundle folder, read lazily, checked (sha256, owner, MAC) and cached.
+
+The errors it raises are the SDK's (``bifrost_gitops.runtime`` re-exports them). Every
+lookup goes through :meth:`Bundle.get`: a dict lookup in ``_hot``, then a template's copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ..bundleformat import GLOBAL_SCOPE as GLOBAL
+from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, read_index, safe_entry
+from ..errors import BifrostGitopsError
+from .models import IntegrationData, IntegrationMappingResponse, _Template
+
+_MISS: Final[Any] = object()
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class BundleReadError(BifrostGitopsError):
+    """The bundle cannot be read (missing, malformed, unsupported format). Never holds a value."""
+
+
+class NoScopeError(BundleReadError):
+    """No scope given and ``BIFROST_GITOPS_ORG`` is not set."""
+
+
+class UnknownOrganizationError(BundleReadError, LookupError):
+    """The scope names an organization the bundle does not have."""
+
+    def __init__(self, message: str, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class BundleIntegrityError(BundleReadError):
+    """An org file does not match index.json's sha256, or its sops MAC fails: it was altered."""
+
+
+class BundleKeyError(BundleReadError):
+    """No available age key opens a sealed org file."""
+
+
+# --- the bundle ----------------------------------------------------------------------------
+
+
+class _View:
+    """One loaded org file (or global.json)."""
+
+    __slots__ = ("id", "mapped", "name", "records", "templates")
+
+    def __init__(
+        self, name: str, org_id: str | None, records: dict[str, Any], mapped: frozenset[str] | None = None
+    ) -> None:
+        self.name = name
+        self.id = org_id
+        self.records = records
+        self.mapped = mapped  # the file's "mapped" list of integration names, when it has one
+        self.templates: dict[str, _Template] = {}
+
+    def template(self, integration: str) -> _Template | None:
+        t = self.templates.get(integration)
+        if t is None:
+            rec = self.records.get(integration)
+            if not isinstance(rec, Mapping):
+                return None
+            t = self.templates[integration] = _Template(IntegrationData.from_record(rec))
+        return t
+
+
+def _norm_id(v: Any) -> str | None:
+    return str(v).lower() if isinstance(v, str) and v else None
+
+
+def _check_owner(tree: dict[str, Any], key: str, entry: Mapping[str, Any], path: str) -> None:
+    """The file's own ``organization`` (or ``scope: global``) must be the index entry's: a file
+    swapped for another organization's (sha256 fixed in index.json) would hand one
+    organization's workflows another's secrets."""
+    swapped = "the file was swapped or altered; recompile the bundle"
+    if key == GLOBAL:
+        if tree.get("scope") != GLOBAL or "organization" in tree:
+            raise BundleIntegrityError(
+                f"{path}: is not the global view (no 'scope: global'; it holds "
+                f"{_who(tree.get('organization'))}): {swapped}"
+            )
+        return
+    org = tree.get("organization")
+    name = org.get("name") if isinstance(org, Mapping) else None
+    oid = org.get("id") if isinstance(org, Mapping) else None
+    if name != key or _norm_id(oid) != _norm_id(entry.get("id")):
+        raise BundleIntegrityError(
+            f"{path}: holds {_who(org) if isinstance(org, Mapping) else 'no organization'}, but index.json "
+            f"lists it for organization {key!r} (id {entry.get('id')!r}): {swapped}"
+        )
+
+
+def _who(org: Any) -> str:
+    if not isinstance(org, Mapping):
+        return "no organization"
+    return f"organization {org.get('name')!r} (id {org.get('id')!r})"
+
+
+class Bundle:
+    """A compiled bundle folder, read lazily and cached (see the module docstring).
+
+    ``keyring``: a :class:`bifrost_gitops.sops.Keyring` (or a list of pyrage identities) that
+    opens sealed files; None means sops's key sources, looked up when a sealed file is read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], keyring: Any = None) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.keyring = keyring
+        self._lock = threading.RLock()
+        self._index: dict[str, Any] | None = None
+        self._by_id: dict[str, str] = {}
+        self._views: dict[str, _View] = {}
+        # (scope as given, integration) -> template, or None for an unknown integration
+        self._hot: dict[tuple[str, str], _Template | None] = {}
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.path!r})"
+
+    # -- index
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            return read_index(self.path)
+        except BadIndex as e:
+            raise BundleReadError(str(e)) from None
+
+    @property
+    def index(self) -> dict[str, Any]:
+        """index.json (read once)."""
+        index = self._index
+        if index is None:
+            with self._lock:
+                if self._index is None:
+                    self._set_index(self._read_index())
+                index = self._index
+                assert index is not None
+        return index
+
+    def _set_index(self, index: dict[str, Any]) -> None:
+        self._index = index
+        self._by_id = {
+            str(e["id"]).lower(): name
+            for name, e in index[ORGS_KEY].items()
+            if isinstance(e, dict) and isinstance(e.get("id"), str)
+        }
+
+    @property
+    def mode(self) -> str:
+        """``seal``, ``plain`` or ``redact``."""
+        return str(self.index["secrets"])
+
+    def organizations(self) -> list[str]:
+        """The organizations' names, sorted."""
+        return sorted(self.index[ORGS_KEY])
+
+    def org_name(self, scope: str) -> str:
+        """The bundle's key for SCOPE: ``"global"``, or an organization's name (given its name or UUID)."""
+        if scope == GLOBAL:
+            return GLOBAL
+        orgs = self.index[ORGS_KEY]
+        if scope in orgs:
+            return scope
+        name = self._by_id.get(scope.lower()) or (scope.lower() if scope.lower() in orgs else None)
+        if name is None:
+            raise UnknownOrganizationError(
+                f"organization {scope!r} is not in the bundle {self.path} ({len(orgs)} organizations; "
+                "scope takes an organization's name or its Bifrost UUID, or 'global')",
+                scope,
+            )
+        return name
+
+    # -- org files
+
+    def view(self, key: str) -> _View:
+        """The loaded file for KEY (``"global"`` or an organization's name), read once."""
+        v = self._views.get(key)
+        if v is None:
+            with self._lock:
+                v = self._views.get(key)
+                if v is None:
+                    v = self._views[key] = self._load(key)
+        return v
+
+    def _entry(self, index: dict[str, Any], key: str) -> dict[str, Any]:
+        entry = index[GLOBAL] if key == GLOBAL else index[ORGS_KEY].get(key)
+        where = os.path.join(self.path, INDEX_FILE)
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise BundleReadError(f"{where}: no valid entry for {key!r}")
+        if safe_entry(entry["file"]) is None:
+            raise BundleReadError(f"{where}: entry {key!r} points outside the bundle")
+        return entry
+
+    def _load(self, key: str) -> _View:
+        index = self.index
+        entry = self._entry(index, key)
+        path = os.path.join(self.path, entry["file"])
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise BundleReadError(f"{path}: missing (listed in index.json)") from None
+        except OSError as e:
+            raise BundleReadError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry.get("sha256"):
+            # The bundle may have been recompiled (swapped in) since index.json was read.
+            fresh = self._read_index()
+            if fresh != index:
+                fresh_entry = self._entry(fresh, key) if key == GLOBAL or key in fresh[ORGS_KEY] else None
+                if (
+                    fresh_entry
+                    and fresh_entry["file"] == entry["file"]
+                    and fresh_entry.get("sha256") == digest
+                ):
+                    self._set_index(fresh)
+                    index, entry = fresh, fresh_entry
+            if digest != entry.get("sha256"):
+                raise BundleIntegrityError(
+                    f"{path}: sha256 does not match index.json (file {digest[:12]}..., index "
+                    f"{str(entry.get('sha256'))[:12]}...): the file was altered or the bundle is incomplete; "
+                    "recompile it"
+                )
+        if index["secrets"] == "seal":
+            tree = self._open_sealed(data, path)
+        else:
+            try:
+                tree = json.loads(data)
+            except ValueError:
+                raise BundleReadError(f"{path}: not valid JSON") from None
+        records = tree.get("integrations") if isinstance(tree, dict) else None
+        if not isinstance(records, dict):
+            raise BundleReadError(f"{path}: malformed bundle file (no integrations)")
+        _check_owner(tree, key, entry, path)
+        org_id = None if key == GLOBAL else index[ORGS_KEY][key].get("id")
+        listed = tree.get("mapped")
+        mapped = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else None
+        return _View(key, org_id, records, mapped)
+
+    def _open_sealed(self, data: bytes, path: str) -> dict[str, Any]:
+        from .. import sops  # imported only for sealed bundles (it pulls in pyrage/cryptography)
+        from ..storable import unsendable
+
+        try:
+            doc = sops.loads(data, "json", file=path)
+            tree: dict[str, Any] = sops.decrypt_document(doc, identities=self.keyring, file=path, fmt="json")
+        except sops.NoKeyError as e:
+            tried = "" if "tried:" in str(e) else f"; tried: {self._key_sources()}"
+            raise BundleKeyError(
+                f"cannot open the sealed bundle file: {e}{tried} "
+                "(give the runtime its age key: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD "
+                "or ~/.config/sops/age/keys.txt)"
+            ) from None
+        except sops.IntegrityError as e:
+            raise BundleIntegrityError(f"sealed bundle file failed authentication: {e}") from None
+        except sops.SopsError as e:
+            raise BundleReadError(f"cannot open the sealed bundle file: {e}") from None
+        # a value's sops type tag sits outside the MAC: a retagged value (bytes, NaN) is tampering
+        bad = unsendable(tree)
+        if bad:
+            raise BundleIntegrityError(f"{path}: {bad}, which compile never writes: recompile the bundle")
+        return tree
+
+    def _key_sources(self) -> str:
+        from .. import sops
+
+        if self.keyring is None:
+            return sops.default_keyring().describe()
+        return (
+            self.keyring.describe()
+            if isinstance(self.keyring, sops.Keyring)
+            else "identities given by the caller"
+        )
+
+    def clear_cache(self) -> None:
+        """Forget everything read: the next call reads index.json and the org files again."""
+        with self._lock:
+            self._index = None
+            self._by_id = {}
+            self._views = {}
+            self._hot = {}
+
+    # -- lookups
+
+    def get(self, name: str, scope: str) -> IntegrationData | None:
+        """IntegrationData for NAME in SCOPE (an org name/UUID or "global"); None if unknown."""
+        t = self._hot.get((scope, name), _MISS)
+        if t is _MISS:
+            t = self.view(self.org_name(scope)).template(name)
+            self._hot[(scope, name)] = t
+        return None if t is None else t.copy()
+
+    def mapped(self, org: str, name: str) -> bool:
+        """Whether ORG has a mapping for NAME.
+
+        Uses the org file's ``mapped`` list of integration names, or a record's ``mapped`` flag,
+        when the bundle has them; otherwise infers it: a mapped
+        org has an ``entity_name``, or an entity id or config that differs from the defaults
+        (a mapping identical to the defaults-only view cannot be told apart).
+        """
+        view = self.view(org)
+        rec = view.records.get(name)
+        if not isinstance(rec, Mapping):
+            return False
+        if view.mapped is not None:
+            return name in view.mapped
+        if isinstance(rec.get("mapped"), bool):
+            return bool(rec["mapped"])
+        if rec.get("entity_name") is not None:
+            return True
+        base = self.view(GLOBAL).records.get(name)
+        if not isinstance(base, Mapping):
+            return True
+        return rec.get("entity_id") != base.get("entity_id") or rec.get("config") != base.get("config")
+
+    def mapping(self, org: str, name: str) -> IntegrationMappingResponse | None:
+        if org == GLOBAL or not self.mapped(org, name):
+            return None
+        data = self.get(name, org)
+        if data is None:
+            return None
+        return IntegrationMappingResponse(org, self.index[ORGS_KEY][org].get("id"), data)
