@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from bifrost_gitops import bundle, repo, runtime, sops
+from bifrost_gitops.bundleformat import MODES
 from bifrost_gitops.runtime import (
     Bundle,
     BundleIntegrityError,
@@ -73,7 +74,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("bundles")
     with pytest.MonkeyPatch.context() as mp:
         _with_test_key(mp, base / "home")
-        return {mode: compile_repo(EXAMPLE, base / mode, mode) for mode in bundle.MODES}
+        return {mode: compile_repo(EXAMPLE, base / mode, mode) for mode in MODES}
 
 
 @pytest.fixture(autouse=True)

@@ -158,6 +158,7 @@ def test_a_value_json_cannot_carry_fails_its_operation(denv: Env, monkeypatch: p
     with _client(e) as client:
         plan = plan_of(e, client, monkeypatch)
         (defaults,) = (op for op in plan.ops if op.title() == "~ update defaults HaloPSA")
+        assert isinstance(defaults.body, dict)
         defaults.body["config"]["page_size"] = float("nan")
         done = {r.op.title(): r for r in apply_mod.apply(client, plan)}
     failed = done["~ update defaults HaloPSA"]

@@ -15,6 +15,7 @@ import pytest
 from bifrost_gitops.deploy.apply import Result
 from bifrost_gitops.deploy.plan import Change, Op
 from bifrost_gitops.deploy.render import render_results
+from bifrost_gitops.deploy.spec import Action, Edit, Resource, Status
 from bifrost_gitops.escape import has_unsafe
 
 from .deploy_support import CONTOSO, Env, no_leaks
@@ -313,15 +314,15 @@ def test_plan_json_is_ascii_and_keeps_the_names(denv: Env) -> None:
 
 def test_apply_report_escapes_server_messages() -> None:
     op = Op(
-        "update",
-        "mapping",
+        Action.UPDATE,
+        Resource.MAPPING,
         "Halo/\u202eorg",
         "Halo",
         "PUT",
         "/x",
-        changes=[Change("entity_id", "change", "1", "2")],
+        changes=[Change("entity_id", Edit.CHANGE, "1", "2")],
     )
-    results = [Result(op, "failed", "409: name '\n::add-mask::secret' \x1b[2J taken")]
+    results = [Result(op, Status.FAILED, "409: name '\n::add-mask::secret' \x1b[2J taken")]
     text = render_results(results, 3, "text")
     _assert_safe(text)
     assert (

@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 from bifrost_gitops.deploy.apply import Result
 from bifrost_gitops.deploy.plan import Change, Op, Plan
 from bifrost_gitops.deploy.render import render_json, render_results, render_text
+from bifrost_gitops.deploy.spec import Action, Edit, Resource
 from hostile import FUZZ, assert_safe, hostile
 
 values = st.one_of(st.none(), st.integers(), st.booleans(), hostile, st.lists(hostile, max_size=3))
 changes = st.builds(
     Change,
     field=hostile,
-    action=st.sampled_from(["add", "change", "remove", "set", "rotate", "keep", "clear"]),
+    action=st.sampled_from(["add", "change", "remove", "set", "rotate", "keep", "clear"]).map(Edit),
     old=values,
     new=values,
     secret=st.booleans(),
@@ -28,8 +29,10 @@ changes = st.builds(
 def ops(draw: st.DrawFn) -> Op:
     integration, org = draw(hostile), draw(hostile)
     return Op(
-        action=draw(st.sampled_from(["create", "update", "delete", "refresh"])),
-        resource=draw(st.sampled_from(["integration", "schema", "defaults", "mapping", "oauth"])),
+        action=draw(st.sampled_from(["create", "update", "delete", "refresh"]).map(Action)),
+        resource=draw(
+            st.sampled_from(["integration", "schema", "defaults", "mapping", "oauth"]).map(Resource)
+        ),
         address=f"{integration}/{org}",
         integration=integration,
         method="PUT",
