@@ -26,10 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test: no SOPS_*/BIFROST_*/GITHUB_* variable, no NO_COLOR, and an empty HOME, so no
     test can use a developer's real age key or Bifrost credentials; a test sets what it needs."""
-    return isolate(monkeypatch, tmp_path / "home")
+    return isolate(monkeypatch, tmp_path_factory.mktemp("home"))  # beside tmp_path, which stays the test's
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 
 from bifrost_gitops import bundle, bundleformat, publish, repo, runtime, sops
 from bifrost_gitops.atomic import write_atomic
+from support import isolate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "integrations"
@@ -28,9 +29,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example repository compiled with --secrets plain (read-only: copy before altering)."""
     base = tmp_path_factory.mktemp("bundleformat")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(base / "home"))
-        for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD", "SOPS_AGE_SSH_PRIVATE_KEY_FILE"):
-            mp.delenv(name, raising=False)
+        isolate(mp, base / "home")  # module scope: before any test's isolated_home
         mp.setenv("SOPS_AGE_KEY_FILE", str(KEY))
         result = repo.load(str(EXAMPLE))
         assert not result.errors

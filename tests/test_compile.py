@@ -597,7 +597,7 @@ def test_output_symlink_keeps_the_link_and_swaps_the_folder_it_points_to(repo: P
     assert snapshot(real) != before
     assert org_file(link, "fabrikam")["integrations"]["HaloPSA"]["config"]["region"] == "eu"
     assert siblings(link) == [] and siblings(real) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", "bundles", "repo", "home"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "bundles", "repo"]
     assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == ["v1"]
 
 

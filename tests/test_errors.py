@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import pkgutil
 import shutil
 from collections.abc import Callable
@@ -205,14 +204,7 @@ def test_a_sharper_hint_replaces_the_default() -> None:
 
 @pytest.fixture
 def keyless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the example repository and no age key anywhere sops looks."""
-    for name in list(os.environ):
-        if name.startswith("SOPS_"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    """A copy of the example repository and no age key anywhere sops looks (isolated_home is global)."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "examples" / "integrations", root)
     return root

@@ -65,10 +65,12 @@ def _sops_decrypt(sops_bin: str, path: Path) -> subprocess.CompletedProcess[str]
     return subprocess.run([sops_bin, "--decrypt", str(path)], capture_output=True, text=True, timeout=60)
 
 
-def test_every_test_starts_isolated(tmp_path: Path) -> None:
-    """Without asking for it: the autouse fixture ran before this test."""
-    assert os.environ["HOME"] == str(tmp_path / "home")
-    assert os.environ["XDG_CONFIG_HOME"] == str(tmp_path / "home" / ".config")
+def test_every_test_starts_isolated(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Without asking for it: the autouse fixture ran before this test, HOME is an empty folder."""
+    home = Path(os.environ["HOME"])
+    assert home.parent == tmp_path_factory.getbasetemp() and home.name.startswith("home")
+    assert os.environ["XDG_CONFIG_HOME"] == str(home / ".config")
+    assert [p.name for p in home.iterdir()] == [".config"] and not any((home / ".config").iterdir())
     assert _leaky() == []
 
 
@@ -82,7 +84,7 @@ def test_a_developers_planted_key_is_never_used(tmp_path: Path, monkeypatch: pyt
     assert recipient in ring.recipients and len(ring.identities) >= 5
     assert CANARY in _sops_decrypt(sops_bin, sealed).stdout
 
-    isolate(monkeypatch, tmp_path / "home")
+    isolate(monkeypatch, tmp_path / "clean-home")
     ring = sops.find_identities()
     assert ring.identities == () and recipient not in ring.recipients
     proc = _sops_decrypt(sops_bin, sealed)

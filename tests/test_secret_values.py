@@ -9,7 +9,6 @@ refuse them, never showing the value.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets as rnd
 import shutil
@@ -31,11 +30,7 @@ CANARY = f"CANARY-VALUES-{rnd.token_hex(8).upper()}"
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the example repository; its test key is the only key, no SOPS_* but that."""
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "GITHUB_", "BIFROST_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    """A copy of the example repository; its test key is the only key (isolated_home is global)."""
     root = tmp_path / "repo"
     shutil.copytree(EXAMPLE, root)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(root / "TEST-ONLY-age-key.txt"))
