@@ -34,7 +34,7 @@ from .deploy.spec import (
     MappingSpec,
     OAuthSpec,
     OrganizationSpec,
-    SchemaItemSpec,
+    schema_item,
 )
 from .model import TOKEN_KEYS, Integration, Mapping
 from .resolve import Reveal, SecretRef
@@ -82,16 +82,8 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
                 "entity_id_name": integ.entity_id_name,
                 "default_entity_id": integ.default_entity_id,
                 "list_entities_data_provider_id": integ.list_entities_data_provider_id,
-                "config_schema": [
-                    SchemaItemSpec(
-                        key=i.key,
-                        type=i.type,
-                        required=i.required,
-                        description=i.description,
-                        options=list(i.options) if i.options is not None else None,
-                    )
-                    for i in integ.config_schema  # declared order: Bifrost keeps it as positions
-                ],
+                # declared order: Bifrost keeps it as positions
+                "config_schema": [schema_item(i) for i in integ.config_schema],
                 "defaults": {k: _norm(defaults[k]) for k in sorted(defaults)},
                 "oauth": _oauth(catalog, ip, integ, reveal),
                 "mappings": mappings,

@@ -16,6 +16,7 @@ import yaml
 from .errors import BifrostGitopsError
 
 CONFIG_NAME = ".sops.yaml"
+#: the fields that choose which leaves sops encrypts: a creation rule's and a file's metadata alike
 SELECTORS = (
     "unencrypted_suffix",
     "encrypted_suffix",

@@ -12,8 +12,9 @@ table of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal, NotRequired, TypeAlias, TypedDict
+from typing import Literal, NotRequired, Protocol, TypeAlias, TypedDict
 
 #: a JSON value (a config value, a default, an override)
 Json: TypeAlias = "str | int | float | bool | list[Json] | dict[str, Json] | None"
@@ -27,6 +28,32 @@ class SchemaItemSpec(TypedDict):
     required: bool
     description: str | None
     options: list[str] | None
+
+
+class SchemaItemLike(Protocol):
+    """A schema item as the repository's model or Bifrost's reply holds it."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def options(self) -> Sequence[str] | None: ...
+
+
+def schema_item(i: SchemaItemLike) -> SchemaItemSpec:
+    """I in the manifest's form: the repository's and the live schema compare item by item."""
+    return SchemaItemSpec(
+        key=i.key,
+        type=i.type,
+        required=i.required,
+        description=i.description,
+        options=list(i.options) if i.options is not None else None,
+    )
 
 
 class MappingSpec(TypedDict):

@@ -16,16 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from yaml.events import (
-    AliasEvent,
-    DocumentStartEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
+from yaml import events as yev
 
 from .errors import SopsError
 from .gotypes import Timestamp, format_float, parse_timestamp, resolve_plain
@@ -76,20 +67,20 @@ class _Builder:
         if self.nodes > MAX_NODES or depth > 200:
             raise _Refused("document too large or too deeply nested")
         t = type(ev)
-        if t is ScalarEvent:
+        if t is yev.ScalarEvent:
             value = self.scalar(ev)
-        elif t is MappingStartEvent:
+        elif t is yev.MappingStartEvent:
             self.check_tag(ev.tag, "map")
             value = self.mapping(depth)
-        elif t is SequenceStartEvent:
+        elif t is yev.SequenceStartEvent:
             self.check_tag(ev.tag, "seq")
             value = []
             while True:
                 item = self.next()
-                if type(item) is SequenceEndEvent:
+                if type(item) is yev.SequenceEndEvent:
                     break
                 value.append(self.build(item, depth + 1))
-        elif t is AliasEvent:
+        elif t is yev.AliasEvent:
             if ev.anchor not in self.anchors:
                 raise _Refused(f"unknown alias *{ev.anchor}")
             return self.anchors[ev.anchor]
@@ -138,9 +129,9 @@ class _Builder:
         result: dict[str, Any] = {}
         while True:
             kev = self.next()
-            if type(kev) is MappingEndEvent:
+            if type(kev) is yev.MappingEndEvent:
                 return result
-            if type(kev) is not ScalarEvent:
+            if type(kev) is not yev.ScalarEvent:
                 raise _Refused("mapping keys must be scalars")
             key = self.scalar(kev)
             if type(key) is not str:
@@ -155,11 +146,11 @@ def _load_yaml(text: str | bytes, file: str | None) -> dict[str, Any]:
     try:
         parser.get_event()  # StreamStart
         ev = parser.get_event()
-        if type(ev) is StreamEndEvent:
+        if type(ev) is yev.StreamEndEvent:
             raise SopsError("the document is empty", file=file)
         data = _Builder(parser).build(parser.get_event(), 0)
         parser.get_event()  # DocumentEnd
-        if type(parser.get_event()) is DocumentStartEvent:
+        if type(parser.get_event()) is yev.DocumentStartEvent:
             raise SopsError("multi-document YAML files are not supported", file=file)
     except _Refused as r:
         raise SopsError(f"invalid YAML: {r}", file=file) from None

@@ -11,16 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..sopsrules import SELECTORS as RULE_FIELDS  # the same six fields select leaves in a file
 from .errors import SopsError
 
-RULE_FIELDS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
 DEFAULT_SUFFIX = "_unencrypted"
 
 

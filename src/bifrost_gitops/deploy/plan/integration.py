@@ -10,7 +10,7 @@ from typing import Literal
 
 from ..replies import Connection, Detail, Integration, Mapping, OAuthSummary
 from ..replies import SchemaItem as LiveItem
-from ..spec import Action, Edit, IntegrationSpec, Resource, SchemaItemSpec
+from ..spec import Action, Edit, IntegrationSpec, Resource, SchemaItemSpec, schema_item
 from .mappings import plan_mappings
 from .oauth import plan_oauth
 from .ops import Change, Options, Plan, blank
@@ -58,16 +58,7 @@ def _item(i: SchemaItemSpec) -> SchemaItemSpec:
 
 def live_schema(items: list[LiveItem] | None) -> list[SchemaItemSpec]:
     """The live schema in the manifest's form, so the two compare item by item."""
-    return [
-        SchemaItemSpec(
-            key=i.key,
-            type=i.type,
-            required=i.required,
-            description=i.description,
-            options=list(i.options) if i.options is not None else None,
-        )
-        for i in items or []
-    ]
+    return [schema_item(i) for i in items or []]
 
 
 def plan_integration(
