@@ -92,22 +92,45 @@ class _Rule(NamedTuple):
 
 
 @dataclass
+class _Source:
+    """One file's text, and (parsed only when a comment on a key's line needs it) where the
+    values of its keys start when that is on a later line: a block value's first line."""
+
+    def __init__(self, rel: str, data: bytes, doc: loader.Document | None):
+        self.rel, self.data, self.doc = rel, data, doc
+        self._blocks: dict[int, set[tuple[int, int]]] | None = None
+
+    def blocks(self, line: int) -> set[tuple[int, int]]:
+        if self._blocks is None:
+            doc = self.doc or loader.load_bytes(self.data, self.rel)[0]
+            self._blocks = {}
+            for path, (kline, _) in doc.keys.items() if doc else ():
+                value = doc.values.get(path) if doc else None
+                if value is not None and value[0] != kline:
+                    self._blocks.setdefault(kline, set()).add(value)
+        return self._blocks.get(line, set())
+
+
+@dataclass
 class _Directive:
     """One `# bifrost-gitops: ignore ...` comment."""
 
-    path: str
+    source: _Source
     pos: tuple[int, int]  # of the '#'
     codes: list[str]
     whole_file: bool
     line: int = 0  # the line it covers
-    values: set[tuple[int, int]] = field(default_factory=set)  # block values of a key on that line
     unknown: list[str] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+
+    @property
+    def path(self) -> str:
+        return self.source.rel
 
     def matches(self, d: Diagnostic) -> bool:
         if d.code not in self.codes:
             return False
-        return self.whole_file or d.line == self.line or (d.line, d.col) in self.values
+        return self.whole_file or d.line == self.line or (d.line, d.col) in self.source.blocks(self.line)
 
 
 @dataclass
@@ -135,37 +158,22 @@ def _config_rules(result: Result) -> list[_Rule]:
     return rules
 
 
-def _key_values(data: bytes, rel: str) -> dict[int, set[tuple[int, int]]]:
-    """Line of a key -> positions of its value when that starts on a later line (a block)."""
-    doc, _ = loader.load_bytes(data, rel)
-    spans: dict[int, set[tuple[int, int]]] = {}
-    if doc is not None:
-        for path, (kline, _) in doc.keys.items():
-            value = doc.values.get(path)
-            if value is not None and value[0] != kline:
-                spans.setdefault(kline, set()).add(value)
-    return spans
-
-
-def directives(data: bytes, rel: str) -> list[_Directive]:
-    """The suppression comments of one file, each with the lines or positions it covers."""
-    if MARKER not in data:
+def directives(source: _Source) -> list[_Directive]:
+    """The suppression comments of one file, each with the line it covers."""
+    if MARKER not in source.data:
         return []
-    lines = _BREAKS.split(data.decode("utf-8", errors="replace"))
+    lines = _BREAKS.split(source.data.decode("utf-8", errors="replace"))
     found: list[_Directive] = []
-    spans: dict[int, set[tuple[int, int]]] | None = None
     for n, text in enumerate(lines, 1):
-        m = _DIRECTIVE.search(text)
+        m = _DIRECTIVE.search(text) if "bifrost-gitops:" in text else None
         if m is None:
             continue
         codes = _leading_codes(m.group(3))
-        d = _Directive(rel, (n, m.start(1) + 1), [c for c in codes if _refusal(c) is None], True)
+        d = _Directive(source, (n, m.start(1) + 1), [c for c in codes if _refusal(c) is None], True)
         d.unknown = [c for c in codes if _refusal(c) is not None]
         if m.group(2) == "ignore":
             d.whole_file = False
             d.line = _target(lines, n, standalone=not text[: m.start(1)].strip())
-            spans = _key_values(data, rel) if spans is None else spans
-            d.values = spans.get(d.line, set())
         found.append(d)
     return found
 
@@ -193,19 +201,22 @@ def _target(lines: list[str], n: int, standalone: bool) -> int:
 
 
 def _scanned(result: Result, diags: list[Diagnostic]) -> list[_Directive]:
-    """Directives of the files that have a suppressible finding or a marker."""
+    """Directives of the files whose text holds the marker (or may: a suppressible finding in
+    a file that is not a valid document, whose text the loader's flag does not cover)."""
     tree = result.tree
     if tree is None:
         return []
-    paths = {d.path for d in diags if d.code not in UNSUPPRESSIBLE}
-    paths |= {p.doc.path for p in result.catalog.documents() if p.doc.marked}
+    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+    # a parsed document says whether its text holds the marker: only the others are read blind
+    paths = {d.path for d in diags if d.code not in UNSUPPRESSIBLE and d.path not in docs}
+    paths |= {rel for rel, doc in docs.items() if doc.marked}
     found: list[_Directive] = []
     for rel in sorted(paths):
         try:
             data = tree.read(rel)
         except (OSError, KeyError):  # a folder-level finding, or a file gone since: nothing to read
             continue
-        found += directives(data, rel)
+        found += directives(_Source(rel, data, docs.get(rel)))
     return found
 
 
