@@ -67,6 +67,8 @@ class Document:
     implicit: dict[Path, tuple[str, str]] = field(default_factory=dict)
     #: findings that matter only if the file is one of ours (e.g. non-text keys)
     notes: list[Diagnostic] = field(default_factory=list)
+    #: the text holds "bifrost-gitops:", maybe a suppression comment (suppress.py reads it again)
+    marked: bool = False
 
     def pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest ancestor that exists."""
@@ -359,7 +361,10 @@ def load_bytes(data: bytes, rel: str) -> tuple[Document | None, list[Diagnostic]
                 "split it, or list it under exclude: in bifrost-gitops.yaml",
             )
         ]
-    return parse(data, rel)
+    doc, diags = parse(data, rel)
+    if doc is not None:
+        doc.marked = b"bifrost-gitops:" in data
+    return doc, diags
 
 
 def wanted(rel: str, exclude: list[str]) -> bool:

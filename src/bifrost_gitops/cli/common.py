@@ -6,7 +6,7 @@ Heavy imports happen inside the functions so that start-up stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -15,7 +15,7 @@ from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
 
 if TYPE_CHECKING:
-    from ..diagnostics import Diagnostic
+    from ..diagnostics import Diagnostic, Suppressed
     from ..repo import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,21 +30,24 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
-    """Findings in the format asked for; github paths are relative to where the command runs."""
+def report(
+    diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
+) -> None:
+    """Findings in the format asked for; github paths are relative to where the command runs.
+    Suppressed findings are counted in the summary (json also lists them)."""
     import os
 
     from .. import diagnostics as d
 
     out = sys.stdout
     if fmt == "json":
-        d.report_json(diags, files, out)
+        d.report_json(diags, files, out, suppressed)
     elif fmt == "github":
         prefix = os.path.relpath(root)
         prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-        d.report_github(diags, files, out, prefix)
+        d.report_github(diags, files, out, prefix, len(suppressed))
     else:
-        d.report_text(diags, files, out, d.use_colour(out))
+        d.report_text(diags, files, out, d.use_colour(out), len(suppressed))
 
 
 def load(repo: str) -> Result:
