@@ -145,10 +145,12 @@ def _header(path: str) -> str:
     return "".join(lines)
 
 
-def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
+def _options_of(meta: dict[str, Any]) -> sopsrules.EncryptOptions:
     """Recipients and selector an encrypted file already has."""
-    opts: dict[str, Any] = {k: meta[k] for k in sopsrules.SELECTORS if meta.get(k)}
-    opts["mac_only_encrypted"] = bool(meta.get("mac_only_encrypted"))
+    opts: sopsrules.EncryptOptions = {"mac_only_encrypted": bool(meta.get("mac_only_encrypted"))}
+    for k in sopsrules.SELECTORS:
+        if meta.get(k):
+            opts[k] = meta[k]
     groups = sops.age_recipients(meta)
     if len(groups) > 1:
         opts["key_groups"] = groups
@@ -158,7 +160,7 @@ def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def _options_from_rules(root: str, path: str) -> dict[str, Any]:
+def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     config = sopsrules.find_config(os.path.dirname(path))
     if config is None:
         raise SecretsError(f"no {sopsrules.CONFIG_NAME} found for {os.path.relpath(path, root)}")
