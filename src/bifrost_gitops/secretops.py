@@ -114,7 +114,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
     if before is None or after is None:
         return
 
-    def clear(doc: loader.Document) -> dict[Path, Any]:
+    def clear(doc: loader.Document) -> dict[Path, object]:
         return {p: v for p, v in _leaves(doc.data) if p[: len(block)] != block and p[:1] != ("sops",)}
 
     old, new = clear(before), clear(after)
@@ -126,7 +126,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
         )
 
 
-def _leaves(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, dict):
         return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
     if isinstance(node, list):

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..bundleformat import GLOBAL_SCOPE as GLOBAL
@@ -116,7 +116,9 @@ class Bundle:
     opens sealed files; None means sops's key sources, looked up when a sealed file is read.
     """
 
-    def __init__(self, path: str | os.PathLike[str], keyring: Keyring | list[object] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], keyring: Keyring | Sequence[object] | None = None
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.keyring = keyring
         self._lock = threading.RLock()
