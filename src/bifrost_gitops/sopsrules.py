@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, get_args
 
 import yaml
 
@@ -25,14 +25,7 @@ Selector = Literal[
     "unencrypted_comment_regex",
     "encrypted_comment_regex",
 ]
-SELECTORS: Final[tuple[Selector, ...]] = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
+SELECTORS: Final[tuple[Selector, ...]] = get_args(Selector)
 _OTHER_KEYS = ("pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hckms")
 
 
