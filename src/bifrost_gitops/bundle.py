@@ -46,7 +46,7 @@ from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secret
 from .catalog import Catalog
 from .deploymanifest import manifest
 from .errors import BifrostGitopsError
-from .jsontypes import Json
+from .nodes import Json
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
 from .resolve import revealed as _value
 

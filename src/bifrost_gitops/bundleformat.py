@@ -20,7 +20,7 @@ import os
 from typing import Final, NotRequired, TypedDict, cast
 
 from .errors import BifrostGitopsError
-from .jsontypes import Json
+from .nodes import Json
 
 FORMAT: Final = 1
 KIND: Final = "bifrost-gitops/bundle"

@@ -13,7 +13,7 @@ from .bundleformat import MASK
 from .catalog import Catalog
 from .errors import BifrostGitopsError
 from .escape import term, to_json
-from .jsontypes import Json
+from .nodes import Json
 from .resolve import GLOBAL, Resolved, SecretRef, Source, SourceKind, Value, resolve
 from .structure import suggest
 

@@ -20,9 +20,9 @@ from typing import Literal, NamedTuple, TypeAlias
 
 from .bundleformat import GLOBAL_SCOPE, REDACTED
 from .catalog import Catalog, Parsed, oauth_of
-from .jsontypes import Json
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, Mapping, ProviderRef
+from .nodes import Json
 
 GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 

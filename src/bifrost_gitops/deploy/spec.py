@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Literal, NotRequired, Protocol, TypedDict
 
-from ..jsontypes import Json as Json
+from ..nodes import Json as Json
 
 
 class SchemaItemSpec(TypedDict):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ..bundleformat import MASK
-from ..jsontypes import Json
+from ..nodes import Json
 
 
 def _copy_json(v: Json) -> Json:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..bundleformat import GLOBAL_SCOPE as GLOBAL
 from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, BundleIndex, IndexEntry, read_index, safe_entry
 from ..errors import BifrostGitopsError
-from ..jsontypes import Json
+from ..nodes import Json
 from .models import IntegrationData, IntegrationMappingResponse, _Template
 
 if TYPE_CHECKING:
