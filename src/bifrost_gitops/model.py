@@ -37,7 +37,7 @@ class _PlainText:
     control, bidi or invisible character (escape.UNSAFE_CHARS), so what a reviewer reads is
     what it is. Put it after any Field constraints (they stay in the JSON Schema that way)."""
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    def __get_pydantic_core_schema__(self, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.no_info_after_validator_function(_plain, handler(source))
 
     def __get_pydantic_json_schema__(
@@ -67,7 +67,7 @@ HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500), PLAIN]
 Text255 = Annotated[str, Field(max_length=255), PLAIN]
 
 
-def _none_is_empty(value: Any) -> Any:
+def _none_is_empty(value: object) -> object:
     return {} if value is None else value
 
 
@@ -183,7 +183,7 @@ class ProviderRef(_Strict):
     provider: ProviderName = Field(description="Name of an OAuthProvider document.")
 
 
-def _oauth_tag(v: Any) -> str:
+def _oauth_tag(v: object) -> str:
     return "ref" if isinstance(v, dict) and "provider" in v else "inline"
 
 
@@ -253,7 +253,7 @@ KINDS: dict[str, type[AnyDocument]] = {
 TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")
 
 
-def json_schema(kind: str) -> dict[str, Any]:
+def json_schema(kind: str) -> dict[str, object]:
     """The JSON Schema of one kind, as checked in under schemas/."""
     model = KINDS[kind]
     schema = model.model_json_schema(mode="validation")

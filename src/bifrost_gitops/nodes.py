@@ -14,3 +14,5 @@ Scalar: TypeAlias = str | int | float | bool | None
 Node: TypeAlias = "Scalar | list[Node] | dict[str, Node]"
 #: a whole document (its top level is a mapping)
 Tree: TypeAlias = dict[str, Node]
+#: a JSON value (a bundle record, a deploy.json value, an API reply): the same shape as a node
+Json: TypeAlias = Node

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import loader, structure
 from .catalog import Catalog, Parsed
@@ -91,7 +91,7 @@ def _exclude(tree: Tree) -> list[str]:
     return [p for p in ex if isinstance(p, str)] if isinstance(ex, list) else []
 
 
-def _declared_names(data: dict[str, Any]) -> list[str]:
+def _declared_names(data: dict[str, object]) -> list[str]:
     """Names an invalid document still declares, so references to them are not reported twice."""
     names = [data.get("name")]
     orgs = data.get("organizations")

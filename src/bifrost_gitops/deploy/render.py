@@ -8,8 +8,6 @@ command or move the cursor) and JSON is written ASCII-only by :func:`~bifrost_gi
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
@@ -65,7 +63,7 @@ def _text(lines: list[str]) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "operations": [o.as_json() for o in plan.changes],
         "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
         "drift": plan.drift,
