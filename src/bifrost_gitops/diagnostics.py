@@ -1,4 +1,5 @@
-"""Findings and the three ways of printing them (text, json, GitHub annotations).
+"""Findings and the ways of printing them (text, json, GitHub annotations; SARIF and GitLab
+Code Quality are in scanreports.py). Every reporter takes the findings and a `Summary`.
 
 A Diagnostic never carries a secret value: checks build messages from keys, types and
 positions only. Names in messages come from the repository, so reporters escape them.
@@ -53,6 +54,15 @@ CODES: dict[str, str] = {
     "K007": "secret value of a type Bifrost cannot store (bytes, NaN, infinity): only text, numbers, true/false",
 }
 
+#: The codes that are warnings (they fail only under --strict); every other code is an error.
+WARNING_CODES = frozenset({"C007", "C009", "C010"})
+
+
+class Summary(NamedTuple):
+    """What a report says besides the findings: how many files were checked."""
+
+    files: int
+
 
 class Diagnostic(NamedTuple):
     code: str
@@ -87,6 +97,7 @@ def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
 
 
 def summary(diags: list[Diagnostic], files: int) -> str:
+    """The closing line of a text report."""
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     if not diags:
@@ -104,7 +115,7 @@ def use_colour(stream: IO[str]) -> bool:
     return stream.isatty()
 
 
-def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool) -> None:
+def report_text(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], colour: bool) -> None:
     diags = list(diags)
     red, yellow, dim, bold, reset = (
         ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
@@ -115,13 +126,13 @@ def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: b
         out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
         if d.hint:
             out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
-    out.write(summary(diags, files) + "\n")
+    out.write(summary(diags, totals.files) + "\n")
 
 
-def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
+def report_json(diags: Iterable[Diagnostic], totals: Summary, out: IO[str]) -> None:
     diags = list(diags)
     doc = {
-        "files": files,
+        "files": totals.files,
         "errors": sum(1 for d in diags if d.severity == "error"),
         "warnings": sum(1 for d in diags if d.severity == "warning"),
         "diagnostics": [d._asdict() for d in diags],
@@ -129,7 +140,7 @@ def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
     out.write(to_json(doc) + "\n")
 
 
-def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:
+def report_github(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], prefix: str = "") -> None:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
@@ -137,4 +148,4 @@ def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix:
         props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
-    out.write(summary(diags, files) + "\n")
+    out.write(summary(diags, totals.files) + "\n")

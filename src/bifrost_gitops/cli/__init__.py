@@ -14,7 +14,7 @@ import click
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
+from .common import FORMAT, SCAN_FORMAT, exit_for, fail, format_option, load, open_all, report
 
 
 class _Group(click.Group):
@@ -59,7 +59,7 @@ for _command in deploy.COMMANDS:
 
 @main.command()
 @click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
-@FORMAT
+@SCAN_FORMAT
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option(
     "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
@@ -284,7 +284,7 @@ def secrets_keygen(path: str | None) -> None:
 
 @secrets.command("check")
 @click.argument("repo", default=".", type=click.Path())
-@FORMAT
+@SCAN_FORMAT
 def secrets_check(repo: str, fmt: str) -> None:
     """Open every encrypted file with the available keys and verify its MAC.
 
@@ -316,5 +316,5 @@ def secrets_recipients(repo: str, fmt: str) -> None:
     else:  # paths and recipients come from the repository's files: escaped
         for r in rows:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
-        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+        d.report_text(findings, d.Summary(len(rows)), sys.stdout, d.use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

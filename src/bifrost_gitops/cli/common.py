@@ -31,20 +31,26 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
-    """Findings in the format asked for; github paths are relative to where the command runs."""
+    """Findings in the format asked for; github paths are relative to where the command runs,
+    sarif and gitlab paths to the repository's root."""
     import os
 
     from .. import diagnostics as d
+    from .. import scanreports
 
-    out = sys.stdout
+    out, totals = sys.stdout, d.Summary(files)
     if fmt == "json":
-        d.report_json(diags, files, out)
+        d.report_json(diags, totals, out)
+    elif fmt == "sarif":
+        scanreports.report_sarif(diags, totals, out)
+    elif fmt == "gitlab":
+        scanreports.report_gitlab(diags, totals, out)
     elif fmt == "github":
         prefix = os.path.relpath(root)
         prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-        d.report_github(diags, files, out, prefix)
+        d.report_github(diags, totals, out, prefix)
     else:
-        d.report_text(diags, files, out, d.use_colour(out))
+        d.report_text(diags, totals, out, d.use_colour(out))
 
 
 def load(repo: str) -> Result:
@@ -76,3 +82,12 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
 
 
 FORMAT = format_option("json", "github", help="Output format; github prints Actions annotations.")
+#: The findings formats of the checking commands: also SARIF (code scanning) and GitLab Code Quality.
+SCAN_FORMAT = format_option(
+    "json",
+    "github",
+    "sarif",
+    "gitlab",
+    help="Output format; github prints Actions annotations, sarif a SARIF 2.1.0 log for code "
+    "scanning, gitlab a GitLab Code Quality report.",
+)
