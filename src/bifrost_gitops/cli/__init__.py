@@ -14,20 +14,40 @@ import click
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, SCAN_FORMAT, exit_for, fail, format_option, load, open_all, report
+from .common import (
+    FORMAT,
+    JSON_ERRORS,
+    SCAN_FORMAT,
+    asks_json,
+    exit_for,
+    fail,
+    format_option,
+    json_error,
+    load,
+    open_all,
+    report,
+)
 
 
 class _Group(click.Group):
     """The one place errors become exit codes. A library error (BifrostGitopsError) is its one
     line and its exit code; an unexpected exception is one line and exit 2: no traceback, and no
-    exception text either, since it could carry a value read from a secret file."""
+    exception text either, since it could carry a value read from a secret file. When the
+    command line asked for ``--format json``, every such error is also a JSON object on stdout."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[JSON_ERRORS] = asks_json(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as e:  # a usage error: click prints it on stderr
+            json_error(e.format_message(), e.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BifrostGitopsError as e:
             fail(e.line(), e.exit_code)

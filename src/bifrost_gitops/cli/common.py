@@ -21,11 +21,33 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: ctx.meta key: the command line asked for ``--format json``, so errors come as JSON too.
+JSON_ERRORS = "bifrost_gitops.json_errors"
+
+
+def asks_json(args: list[str]) -> bool:
+    """Whether ARGS ask for ``--format json`` (read before parsing, so that an error in the
+    parsing itself can answer in JSON too)."""
+    return "--format=json" in args or any(
+        a == "--format" and args[i + 1 : i + 2] == ["json"] for i, a in enumerate(args)
+    )
+
+
+def json_error(message: str, code: int) -> None:
+    """The error as a script reads it when it asked for JSON: one object on stdout."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_ERRORS):
+        from ..escape import to_json
+
+        click.echo(to_json({"error": {"message": message, "exit_code": code}}))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A usage or environment error: one line on stderr, exit 2 (or CODE; no line when MESSAGE
-    is empty). Messages quote paths, names and exception texts from the repository or a
-    server: escaped, so they stay one line."""
+    is empty), and a JSON error object on stdout when JSON was asked for. Messages quote paths,
+    names and exception texts from the repository or a server: escaped, so they stay one line."""
     if message:
+        json_error(message, code)
         click.echo(f"bifrost-gitops: {term(message)}", err=True)
     sys.exit(code)
 
