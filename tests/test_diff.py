@@ -184,6 +184,9 @@ def test_default_change_touches_many_orgs_and_an_override_shields_one(tmp_path: 
                 "old": "100",
                 "new": "250",
                 "source": where,
+                "old_value": 100,
+                "new_value": 250,
+                "secret": False,
             }
         ]
 
@@ -209,6 +212,9 @@ def test_override_change_reports_the_head_file_and_line(small: Git) -> None:
             "old": "50",
             "new": "75",
             "source": f"{CONTOSO}:{line_of(text, 'page_size: 75')}",
+            "old_value": 50,
+            "new_value": 75,
+            "secret": False,
         }
     ]
 
