@@ -235,3 +235,28 @@ def test_strict_still_decides_the_exit_code(cli: Any, make_repo: Any, fmt: str) 
     root = make_repo({"integrations/Other/integration.yaml": WARN_INTEGRATION})
     assert cli("validate", "--format", fmt, cwd=root).code == 0
     assert cli("validate", "--strict", "--format", fmt, cwd=root).code == 1
+
+
+@pytest.mark.parametrize("fmt", ["sarif", "gitlab"])
+def test_paths_lead_from_the_checkout_root_to_a_repository_in_a_subfolder(
+    cli: Any, make_repo: Any, fmt: str
+) -> None:
+    """CI runs at the checkout's root; code scanning and GitLab resolve paths from there."""
+    root: Path = make_repo({MAPPING: BAD_MAPPING})
+    run = cli("validate", "--format", fmt, root.name, cwd=root.parent)
+    doc = json.loads(run.stdout)
+    paths = (
+        [_uri(r) for r in doc["runs"][0]["results"]]
+        if fmt == "sarif"
+        else [i["location"]["path"] for i in doc]
+    )
+    assert paths and all(p == f"{root.name}/{MAPPING}" for p in paths)
+    # the fingerprint does not depend on where the command ran
+    here = json.loads(cli("validate", "--format", fmt, cwd=root).stdout)
+    assert _fingerprint_list(doc, fmt) == _fingerprint_list(here, fmt)
+
+
+def _fingerprint_list(doc: Any, fmt: str) -> list[str]:
+    if fmt == "sarif":
+        return [r["partialFingerprints"]["bifrostGitops/v1"] for r in doc["runs"][0]["results"]]
+    return [i["fingerprint"] for i in doc]

@@ -73,10 +73,10 @@ def _rule(code: str) -> dict[str, object]:
     }
 
 
-def _result(d: Diagnostic, fingerprint: str, rules: list[str]) -> dict[str, object]:
+def _result(d: Diagnostic, fingerprint: str, rules: list[str], prefix: str) -> dict[str, object]:
     location = {
         "physicalLocation": {
-            "artifactLocation": {"uri": quote(d.path, safe="/"), "uriBaseId": SRCROOT},
+            "artifactLocation": {"uri": quote(prefix + d.path, safe="/"), "uriBaseId": SRCROOT},
             "region": {"startLine": d.line, "startColumn": d.col},
         }
     }
@@ -92,8 +92,9 @@ def _result(d: Diagnostic, fingerprint: str, rules: list[str]) -> dict[str, obje
     return result
 
 
-def sarif(diags: list[Diagnostic], summary: Summary) -> dict[str, object]:
-    """The SARIF log: one run, every known code as a rule, one result per finding."""
+def sarif(diags: list[Diagnostic], summary: Summary, prefix: str = "") -> dict[str, object]:
+    """The SARIF log: one run, every known code as a rule, one result per finding. PREFIX leads
+    from where the command runs (a CI checkout's root, %SRCROOT%) to the repository's root."""
     rules = list(CODES)
     driver = {
         "name": "bifrost-gitops",
@@ -105,14 +106,14 @@ def sarif(diags: list[Diagnostic], summary: Summary) -> dict[str, object]:
     run = {
         "tool": {"driver": driver},
         "columnKind": "unicodeCodePoints",
-        "results": [_result(d, fp, rules) for d, fp in zip(diags, fingerprints(diags), strict=True)],
+        "results": [_result(d, fp, rules, prefix) for d, fp in zip(diags, fingerprints(diags), strict=True)],
         "properties": {"files": summary.files},
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-def report_sarif(diags: Iterable[Diagnostic], summary: Summary, out: IO[str]) -> None:
-    out.write(to_json(sarif(list(diags), summary)) + "\n")
+def report_sarif(diags: Iterable[Diagnostic], summary: Summary, out: IO[str], prefix: str = "") -> None:
+    out.write(to_json(sarif(list(diags), summary, prefix)) + "\n")
 
 
 class GitLabLines(TypedDict):
@@ -134,21 +135,22 @@ class GitLabIssue(TypedDict):
     location: GitLabLocation
 
 
-def gitlab(diags: list[Diagnostic]) -> list[GitLabIssue]:
-    """The Code Quality report: a plain list, one issue per finding."""
+def gitlab(diags: list[Diagnostic], prefix: str = "") -> list[GitLabIssue]:
+    """The Code Quality report: a plain list, one issue per finding; paths from the project's
+    root (PREFIX leads from there to the repository's root)."""
     return [
         GitLabIssue(
             description=f"{d.code} {_text(d)}",
             check_name=d.code,
             fingerprint=fp,
             severity=GITLAB_SEVERITY[d.severity],
-            location=GitLabLocation(path=d.path, lines=GitLabLines(begin=d.line)),
+            location=GitLabLocation(path=prefix + d.path, lines=GitLabLines(begin=d.line)),
         )
         for d, fp in zip(diags, fingerprints(diags), strict=True)
     ]
 
 
-def report_gitlab(diags: Iterable[Diagnostic], summary: Summary, out: IO[str]) -> None:
+def report_gitlab(diags: Iterable[Diagnostic], summary: Summary, out: IO[str], prefix: str = "") -> None:
     """GitLab's format has no place for totals: SUMMARY is taken for the common signature."""
     del summary
-    out.write(to_json(gitlab(list(diags))) + "\n")
+    out.write(to_json(gitlab(list(diags), prefix)) + "\n")

@@ -53,23 +53,23 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
-    """Findings in the format asked for; github paths are relative to where the command runs,
-    sarif and gitlab paths to the repository's root."""
+    """Findings in the format asked for. github, sarif and gitlab paths are relative to where the
+    command runs (a CI job runs at the checkout's root, which these platforms resolve from)."""
     import os
 
     from .. import diagnostics as d
     from .. import scanreports
 
     out, totals = sys.stdout, d.Summary(files)
+    prefix = os.path.relpath(root)
+    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
     if fmt == "json":
         d.report_json(diags, totals, out)
     elif fmt == "sarif":
-        scanreports.report_sarif(diags, totals, out)
+        scanreports.report_sarif(diags, totals, out, prefix)
     elif fmt == "gitlab":
-        scanreports.report_gitlab(diags, totals, out)
+        scanreports.report_gitlab(diags, totals, out, prefix)
     elif fmt == "github":
-        prefix = os.path.relpath(root)
-        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
         d.report_github(diags, totals, out, prefix)
     else:
         d.report_text(diags, totals, out, d.use_colour(out))
