@@ -18,6 +18,7 @@ import pytest
 from bifrost_gitops import __version__
 from bifrost_gitops.diagnostics import CODES, WARNING_CODES
 from support import API, ROOT, dedent
+from test_cli import BAD_MAPPING, MAPPING  # a mapping with C001 at 7:3 and C003
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text())
 
@@ -48,18 +49,6 @@ GITLAB_SCHEMA: dict[str, Any] = {
     },
 }
 
-MAPPING = "integrations/HaloPSA/mappings/contoso.yaml"
-BAD_MAPPING = API + dedent(
-    """
-    kind: Mapping
-    integration: HaloPSA
-    organization: contoso
-    entity_id: "12"
-    config:
-      pagesize: 10
-      region: fr
-    """
-)
 #: An integration whose required key has no default: C007, a warning.
 WARN_INTEGRATION = API + dedent(
     """
