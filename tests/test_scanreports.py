@@ -249,3 +249,21 @@ def _fingerprint_list(doc: Any, fmt: str) -> list[str]:
     if fmt == "sarif":
         return [r["partialFingerprints"]["bifrostGitops/v1"] for r in doc["runs"][0]["results"]]
     return [i["fingerprint"] for i in doc]
+
+
+def test_suppressed_findings_are_dismissed_results_in_sarif(cli: Any, make_repo: Any) -> None:
+    """A suppressed finding is a SARIF result with ``suppressions`` (code scanning shows it as
+    dismissed, not gone); its fingerprint is the one it had before; GitLab leaves it out."""
+    inline = BAD_MAPPING.replace("region: fr", "region: fr  # bifrost-gitops: ignore C003")
+    root: Path = make_repo({MAPPING: inline})
+    before = _fingerprints(cli, make_repo({MAPPING: BAD_MAPPING}))
+    doc = json.loads(cli("validate", "--format", "sarif", "--ignore", "C001", cwd=root).stdout)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(doc)
+    (run,) = doc["runs"]
+    assert run["properties"]["suppressed"] == 2
+    kinds = {r["ruleId"]: r["suppressions"][0]["kind"] for r in run["results"] if "suppressions" in r}
+    assert kinds == {"C001": "external", "C003": "inSource"}
+    prints = {r["ruleId"]: r["partialFingerprints"]["bifrostGitops/v1"] for r in run["results"]}
+    assert {k[0]: fp for k, (fp, _) in before.items()} == prints
+    gitlab = json.loads(cli("validate", "--format", "gitlab", "--ignore", "C001", cwd=root).stdout)
+    assert gitlab == []

@@ -8,7 +8,7 @@ positions only. Names in messages come from the repository, so reporters escape 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO, Literal, NamedTuple
 
 from .escape import gh_data, gh_property, term, to_json
@@ -29,6 +29,7 @@ CODES: dict[str, str] = {
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
     "S004": "a name or label holds a control, bidi or invisible character (shown escaped)",
+    "S005": "suppression that suppresses nothing (unused, unknown or unsuppressible code)",
     "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
     "R002": "mapping names an organization that is not declared",
     "R003": "mapping names an integration that is not declared",
@@ -55,13 +56,7 @@ CODES: dict[str, str] = {
 }
 
 #: The codes that are warnings (they fail only under --strict); every other code is an error.
-WARNING_CODES = frozenset({"C007", "C009", "C010"})
-
-
-class Summary(NamedTuple):
-    """What a report says besides the findings: how many files were checked."""
-
-    files: int
+WARNING_CODES = frozenset({"S005", "C007", "C009", "C010"})
 
 
 class Diagnostic(NamedTuple):
@@ -92,17 +87,33 @@ def warning(code: str, path: str, pos: tuple[int, int], message: str, hint: str 
     return Diagnostic(code, "warning", path, line, col, message, hint)
 
 
+class Suppressed(NamedTuple):
+    """A finding left out of the report on purpose, and what suppressed it (suppress.py)."""
+
+    diagnostic: Diagnostic
+    by: str  # "--ignore", "bifrost-gitops.yaml:12" or the inline comment's "path:line"
+
+
+class Summary(NamedTuple):
+    """What a report says besides the findings: how many files were checked, and the findings
+    left out on purpose (counted in every summary; json lists them)."""
+
+    files: int
+    suppressed: Sequence[Suppressed] = ()
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.path, d.line, d.col, d.code)
 
 
-def summary(diags: list[Diagnostic], files: int) -> str:
+def summary(diags: list[Diagnostic], files: int, suppressed: int = 0) -> str:
     """The closing line of a text report."""
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    tail = f", {suppressed} suppressed" if suppressed else ""
     if not diags:
-        return f"{files} files checked, no problems"
-    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+        return f"{files} files checked, no problems{tail}"
+    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}{tail}"
 
 
 def _plural(n: int, word: str) -> str:
@@ -126,7 +137,7 @@ def report_text(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], colo
         out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
         if d.hint:
             out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
-    out.write(summary(diags, totals.files) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")
 
 
 def report_json(diags: Iterable[Diagnostic], totals: Summary, out: IO[str]) -> None:
@@ -135,7 +146,11 @@ def report_json(diags: Iterable[Diagnostic], totals: Summary, out: IO[str]) -> N
         "files": totals.files,
         "errors": sum(1 for d in diags if d.severity == "error"),
         "warnings": sum(1 for d in diags if d.severity == "warning"),
+        "suppressed": len(totals.suppressed),
         "diagnostics": [d._asdict() for d in diags],
+        "suppressed_diagnostics": [
+            {**s.diagnostic._asdict(), "suppressed_by": s.by} for s in totals.suppressed
+        ],
     }
     out.write(to_json(doc) + "\n")
 
@@ -148,4 +163,4 @@ def report_github(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], pr
         props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
-    out.write(summary(diags, totals.files) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")

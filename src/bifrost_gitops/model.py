@@ -103,6 +103,21 @@ class BundleSettings(_Strict):
     )
 
 
+FindingCode = Annotated[
+    str, Field(pattern=r"^[A-Z][0-9]{3}$", description="A finding code (docs/error-codes.md).")
+]
+
+
+class IgnoreRule(_Strict):
+    """One code suppressed in some files only."""
+
+    code: FindingCode
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="Paths or glob patterns (relative to the root) where the code is suppressed.",
+    )
+
+
 class Project(_Document):
     """bifrost-gitops.yaml: marks the repository root."""
 
@@ -111,6 +126,11 @@ class Project(_Document):
     exclude: list[str] = Field(
         default_factory=list,
         description="Paths or glob patterns (relative to the root) of YAML files that are not ours.",
+    )
+    ignore: list[FindingCode | IgnoreRule] = Field(
+        default_factory=list,
+        description="Finding codes validate suppresses: a code everywhere, or {code, paths} in some "
+        "files. Reported as suppressed; an entry that suppresses nothing is a warning (S005).",
     )
 
 

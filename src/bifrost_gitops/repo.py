@@ -28,6 +28,8 @@ class Result:
     files: int
     catalog: Catalog
     diagnostics: list[Diagnostic]
+    #: where the files came from: suppress.py reads the text of files with findings from it
+    tree: Tree | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -60,6 +62,10 @@ class Tree(Protocol):
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]: ...
 
+    def read(self, rel: str) -> bytes:
+        """A listed file's bytes (for the inline suppression comments that parsing drops)."""
+        ...
+
 
 class WorkTree:
     def __init__(self, root: str):
@@ -70,6 +76,10 @@ class WorkTree:
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         return loader.load_file(self.root, rel)
+
+    def read(self, rel: str) -> bytes:
+        with open(os.path.join(self.root, rel), "rb") as f:
+            return f.read(loader.MAX_BYTES + 1)
 
 
 def _exclude(tree: Tree) -> list[str]:
@@ -150,4 +160,4 @@ def _load(tree: Tree) -> Result:
     catalog, found = check(parsed, unverified)
     diags.extend(found)
     diags.sort(key=sort_key)
-    return Result(tree.root, len(files), catalog, diags)
+    return Result(tree.root, len(files), catalog, diags, tree)

@@ -15,7 +15,7 @@ from typing import IO, Literal, TypedDict
 from urllib.parse import quote
 
 from . import __version__
-from .diagnostics import CODES, WARNING_CODES, Diagnostic, Summary
+from .diagnostics import CODES, WARNING_CODES, Diagnostic, Summary, sort_key
 from .escape import to_json
 
 HOME = "https://github.com/bifrost-gitops/bifrost-gitops"
@@ -73,7 +73,16 @@ def _rule(code: str) -> dict[str, object]:
     }
 
 
-def _result(d: Diagnostic, fingerprint: str, rules: list[str], prefix: str) -> dict[str, object]:
+def _suppression(d: Diagnostic, by: str) -> dict[str, str]:
+    """SARIF's record of a finding suppressed on purpose: in the file itself (a comment on its
+    line) or outside it (--ignore, bifrost-gitops.yaml's ignore:)."""
+    kind = "inSource" if by.startswith(f"{d.path}:") else "external"
+    return {"kind": kind, "status": "accepted", "justification": f"suppressed by {by}"}
+
+
+def _result(
+    d: Diagnostic, fingerprint: str, rules: list[str], prefix: str, by: str | None = None
+) -> dict[str, object]:
     location = {
         "physicalLocation": {
             "artifactLocation": {"uri": quote(prefix + d.path, safe="/"), "uriBaseId": SRCROOT},
@@ -89,13 +98,20 @@ def _result(d: Diagnostic, fingerprint: str, rules: list[str], prefix: str) -> d
         "locations": [location],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
     }
+    if by is not None:
+        result["suppressions"] = [_suppression(d, by)]
     return result
 
 
 def sarif(diags: list[Diagnostic], summary: Summary, prefix: str = "") -> dict[str, object]:
     """The SARIF log: one run, every known code as a rule, one result per finding. PREFIX leads
-    from where the command runs (a CI checkout's root, %SRCROOT%) to the repository's root."""
+    from where the command runs (a CI checkout's root, %SRCROOT%) to the repository's root.
+    A suppressed finding is a result with ``suppressions`` (code scanning shows it dismissed);
+    fingerprints are counted over all of them, so suppressing one changes no other's."""
     rules = list(CODES)
+    found = [(d, None) for d in diags] + [(s.diagnostic, s.by) for s in summary.suppressed]
+    found.sort(key=lambda pair: sort_key(pair[0]))
+    prints = fingerprints(d for d, _ in found)
     driver = {
         "name": "bifrost-gitops",
         "version": __version__,
@@ -106,8 +122,8 @@ def sarif(diags: list[Diagnostic], summary: Summary, prefix: str = "") -> dict[s
     run = {
         "tool": {"driver": driver},
         "columnKind": "unicodeCodePoints",
-        "results": [_result(d, fp, rules, prefix) for d, fp in zip(diags, fingerprints(diags), strict=True)],
-        "properties": {"files": summary.files},
+        "results": [_result(d, fp, rules, prefix, by) for (d, by), fp in zip(found, prints, strict=True)],
+        "properties": {"files": summary.files, "suppressed": len(summary.suppressed)},
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
@@ -151,6 +167,6 @@ def gitlab(diags: list[Diagnostic], prefix: str = "") -> list[GitLabIssue]:
 
 
 def report_gitlab(diags: Iterable[Diagnostic], summary: Summary, out: IO[str], prefix: str = "") -> None:
-    """GitLab's format has no place for totals: SUMMARY is taken for the common signature."""
+    """GitLab's format has no place for totals nor for suppressed findings (they are left out)."""
     del summary
     out.write(to_json(gitlab(list(diags), prefix)) + "\n")

@@ -6,7 +6,7 @@ Heavy imports happen inside the functions so that start-up stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -15,7 +15,7 @@ from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
 
 if TYPE_CHECKING:
-    from ..diagnostics import Diagnostic
+    from ..diagnostics import Diagnostic, Suppressed
     from ..repo import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,15 +52,18 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
+def report(
+    diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
+) -> None:
     """Findings in the format asked for. github, sarif and gitlab paths are relative to where the
-    command runs (a CI job runs at the checkout's root, which these platforms resolve from)."""
+    command runs (a CI job runs at the checkout's root, which these platforms resolve from).
+    Suppressed findings are counted in the summary (json also lists them)."""
     import os
 
     from .. import diagnostics as d
     from .. import scanreports
 
-    out, totals = sys.stdout, d.Summary(files)
+    out, totals = sys.stdout, d.Summary(files, suppressed)
     prefix = os.path.relpath(root)
     prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
     if fmt == "json":
