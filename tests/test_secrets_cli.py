@@ -459,7 +459,7 @@ def test_check_clean(repo: Path) -> None:
         "files": 4,
         "errors": 0,
         "warnings": 0,
-        "suppressed": 0,  # the same report shape as validate's
+        "suppressed": 0,
         "diagnostics": [],
         "suppressed_diagnostics": [],
     }

@@ -1,4 +1,5 @@
-"""Findings and the three ways of printing them (text, json, GitHub annotations).
+"""Findings and the ways of printing them (text, json, GitHub annotations; SARIF and GitLab
+Code Quality are in scanreports.py). Every reporter takes the findings and a `Summary`.
 
 A Diagnostic never carries a secret value: checks build messages from keys, types and
 positions only. Names in messages come from the repository, so reporters escape them.
@@ -54,6 +55,9 @@ CODES: dict[str, str] = {
     "K007": "secret value of a type Bifrost cannot store (bytes, NaN, infinity): only text, numbers, true/false",
 }
 
+#: The codes that are warnings (they fail only under --strict); every other code is an error.
+WARNING_CODES = frozenset({"S005", "C007", "C009", "C010"})
+
 
 class Diagnostic(NamedTuple):
     code: str
@@ -90,11 +94,20 @@ class Suppressed(NamedTuple):
     by: str  # "--ignore", "bifrost-gitops.yaml:12" or the inline comment's "path:line"
 
 
+class Summary(NamedTuple):
+    """What a report says besides the findings: how many files were checked, and the findings
+    left out on purpose (counted in every summary; json lists them)."""
+
+    files: int
+    suppressed: Sequence[Suppressed] = ()
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.path, d.line, d.col, d.code)
 
 
 def summary(diags: list[Diagnostic], files: int, suppressed: int = 0) -> str:
+    """The closing line of a text report."""
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     tail = f", {suppressed} suppressed" if suppressed else ""
@@ -113,9 +126,7 @@ def use_colour(stream: IO[str]) -> bool:
     return stream.isatty()
 
 
-def report_text(
-    diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool, suppressed: int = 0
-) -> None:
+def report_text(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], colour: bool) -> None:
     diags = list(diags)
     red, yellow, dim, bold, reset = (
         ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
@@ -126,27 +137,25 @@ def report_text(
         out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
         if d.hint:
             out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
-    out.write(summary(diags, files, suppressed) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")
 
 
-def report_json(
-    diags: Iterable[Diagnostic], files: int, out: IO[str], suppressed: Sequence[Suppressed] = ()
-) -> None:
+def report_json(diags: Iterable[Diagnostic], totals: Summary, out: IO[str]) -> None:
     diags = list(diags)
     doc = {
-        "files": files,
+        "files": totals.files,
         "errors": sum(1 for d in diags if d.severity == "error"),
         "warnings": sum(1 for d in diags if d.severity == "warning"),
-        "suppressed": len(suppressed),
+        "suppressed": len(totals.suppressed),
         "diagnostics": [d._asdict() for d in diags],
-        "suppressed_diagnostics": [{**s.diagnostic._asdict(), "suppressed_by": s.by} for s in suppressed],
+        "suppressed_diagnostics": [
+            {**s.diagnostic._asdict(), "suppressed_by": s.by} for s in totals.suppressed
+        ],
     }
     out.write(to_json(doc) + "\n")
 
 
-def report_github(
-    diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "", suppressed: int = 0
-) -> None:
+def report_github(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], prefix: str = "") -> None:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
@@ -154,4 +163,4 @@ def report_github(
         props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
-    out.write(summary(diags, files, suppressed) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")

@@ -41,6 +41,11 @@ class Change:
     old: str | None  # display text, never a secret value
     new: str | None
     source: str | None  # file:line in head (or base, for removals)
+    # For scripts (--format json): the values as typed in YAML (null: unset), never a secret's:
+    # when ``secret`` both are null and old/new say what changed.
+    old_value: Any = field(default=None, compare=False)
+    new_value: Any = field(default=None, compare=False)
+    secret: bool = False
 
 
 ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
@@ -287,12 +292,15 @@ def _integration(
                 "mapped" if old.mapped else "defaults only",
                 "mapped" if new.mapped else "defaults only",
                 src,
+                old.mapped,
+                new.mapped,
             )
         )
     for attr in _IDENTITY:
         a, b = getattr(old, attr), getattr(new, attr)
         if a != b:
-            out.append(Change(name, attr, None, *_show_pair(a, b, null=True), _where(new.sources.get(attr))))
+            shown = _show_pair(a, b, null=True)
+            out.append(Change(name, attr, None, *shown, _where(new.sources.get(attr)), a, b))
     for key in list(dict.fromkeys([*old.config, *new.config])):
         a, b = old.config.get(key), new.config.get(key)
         src = (
@@ -303,9 +311,20 @@ def _integration(
         secret = key in old.config_secret_keys or key in new.config_secret_keys
         change = _value_change(a, b, compare, secret)
         if change is not None:
-            out.append(Change(name, "config", key, change[0], change[1], src))
+            out.append(Change(name, "config", key, *change, src, *_typed(a, b, secret)))
     out += _oauth(name, old, new, compare)
     return out
+
+
+#: OAuth fields whose values are secrets even when a file holds them in clear.
+OAUTH_SECRETS = frozenset({"client_secret", "access_token", "refresh_token"})
+
+
+def _typed(a: Any, b: Any, secret: bool) -> tuple[Any, Any, bool]:
+    """(old_value, new_value, secret) for scripts: a secret's values never leave."""
+    if secret or isinstance(a, SecretRef) or isinstance(b, SecretRef):
+        return None, None, True
+    return a, b, False
 
 
 def _value_change(
@@ -356,8 +375,9 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
         "refresh_token",
         "expires_at",
     ):
-        change = _value_change(getattr(a, attr), getattr(b, attr), compare)
+        va, vb = getattr(a, attr), getattr(b, attr)
+        change = _value_change(va, vb, compare)
         if change is not None:
             src = _where(b.sources.get(attr)) or _where(b.sources.get("token_url"))
-            out.append(Change(name, "oauth", attr, change[0], change[1], src))
+            out.append(Change(name, "oauth", attr, *change, src, *_typed(va, vb, attr in OAUTH_SECRETS)))
     return out

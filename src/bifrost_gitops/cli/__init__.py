@@ -14,20 +14,40 @@ import click
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
+from .common import (
+    FORMAT,
+    JSON_ERRORS,
+    SCAN_FORMAT,
+    asks_json,
+    exit_for,
+    fail,
+    format_option,
+    json_error,
+    load,
+    open_all,
+    report,
+)
 
 
 class _Group(click.Group):
     """The one place errors become exit codes. A library error (BifrostGitopsError) is its one
     line and its exit code; an unexpected exception is one line and exit 2: no traceback, and no
-    exception text either, since it could carry a value read from a secret file."""
+    exception text either, since it could carry a value read from a secret file. When the
+    command line asked for ``--format json``, every such error is also a JSON object on stdout."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[JSON_ERRORS] = asks_json(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as e:  # a usage error: click prints it on stderr
+            json_error(e.format_message(), e.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BifrostGitopsError as e:
             fail(e.line(), e.exit_code)
@@ -59,7 +79,7 @@ for _command in deploy.COMMANDS:
 
 @main.command()
 @click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
-@FORMAT
+@SCAN_FORMAT
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option(
     "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
@@ -296,7 +316,7 @@ def secrets_keygen(path: str | None) -> None:
 
 @secrets.command("check")
 @click.argument("repo", default=".", type=click.Path())
-@FORMAT
+@SCAN_FORMAT
 def secrets_check(repo: str, fmt: str) -> None:
     """Open every encrypted file with the available keys and verify its MAC.
 
@@ -328,5 +348,5 @@ def secrets_recipients(repo: str, fmt: str) -> None:
     else:  # paths and recipients come from the repository's files: escaped
         for r in rows:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
-        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+        d.report_text(findings, d.Summary(len(rows)), sys.stdout, d.use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

@@ -21,11 +21,33 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: ctx.meta key: the command line asked for ``--format json``, so errors come as JSON too.
+JSON_ERRORS = "bifrost_gitops.json_errors"
+
+
+def asks_json(args: list[str]) -> bool:
+    """Whether ARGS ask for ``--format json`` (read before parsing, so that an error in the
+    parsing itself can answer in JSON too)."""
+    return "--format=json" in args or any(
+        a == "--format" and args[i + 1 : i + 2] == ["json"] for i, a in enumerate(args)
+    )
+
+
+def json_error(message: str, code: int) -> None:
+    """The error as a script reads it when it asked for JSON: one object on stdout."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_ERRORS):
+        from ..escape import to_json
+
+        click.echo(to_json({"error": {"message": message, "exit_code": code}}))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A usage or environment error: one line on stderr, exit 2 (or CODE; no line when MESSAGE
-    is empty). Messages quote paths, names and exception texts from the repository or a
-    server: escaped, so they stay one line."""
+    is empty), and a JSON error object on stdout when JSON was asked for. Messages quote paths,
+    names and exception texts from the repository or a server: escaped, so they stay one line."""
     if message:
+        json_error(message, code)
         click.echo(f"bifrost-gitops: {term(message)}", err=True)
     sys.exit(code)
 
@@ -33,21 +55,27 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def report(
     diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
 ) -> None:
-    """Findings in the format asked for; github paths are relative to where the command runs.
+    """Findings in the format asked for. github, sarif and gitlab paths are relative to where the
+    command runs (a CI job runs at the checkout's root, which these platforms resolve from).
     Suppressed findings are counted in the summary (json also lists them)."""
     import os
 
     from .. import diagnostics as d
+    from .. import scanreports
 
-    out = sys.stdout
+    out, totals = sys.stdout, d.Summary(files, suppressed)
+    prefix = os.path.relpath(root)
+    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
     if fmt == "json":
-        d.report_json(diags, files, out, suppressed)
+        d.report_json(diags, totals, out)
+    elif fmt == "sarif":
+        scanreports.report_sarif(diags, totals, out, prefix)
+    elif fmt == "gitlab":
+        scanreports.report_gitlab(diags, totals, out, prefix)
     elif fmt == "github":
-        prefix = os.path.relpath(root)
-        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-        d.report_github(diags, files, out, prefix, len(suppressed))
+        d.report_github(diags, totals, out, prefix)
     else:
-        d.report_text(diags, files, out, d.use_colour(out), len(suppressed))
+        d.report_text(diags, totals, out, d.use_colour(out))
 
 
 def load(repo: str) -> Result:
@@ -79,3 +107,12 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
 
 
 FORMAT = format_option("json", "github", help="Output format; github prints Actions annotations.")
+#: The findings formats of the checking commands: also SARIF (code scanning) and GitLab Code Quality.
+SCAN_FORMAT = format_option(
+    "json",
+    "github",
+    "sarif",
+    "gitlab",
+    help="Output format; github prints Actions annotations, sarif a SARIF 2.1.0 log for code "
+    "scanning, gitlab a GitLab Code Quality report.",
+)
