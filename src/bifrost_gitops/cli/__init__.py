@@ -57,7 +57,7 @@ for _command in deploy.COMMANDS:
     main.add_command(_command)
 
 
-@main.command()
+@main.command(short_help="Check a repository and report every finding at once.")
 @click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
 @FORMAT
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
@@ -80,7 +80,7 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
     exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
 
 
-@main.command()
+@main.command(short_help="Print the JSON Schema of a document kind (for editors).")
 @click.argument("kind", required=False)
 @click.option(
     "--output-dir",
@@ -105,7 +105,7 @@ def schema(kind: str | None, output_dir: str | None) -> None:
     click.echo(dump(match), nl=False)
 
 
-@main.command()
+@main.command(short_help="Scaffold a new repository that validates out of the box.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--force", is_flag=True, help="Write into a folder that is not empty (existing files are kept)."
@@ -125,7 +125,7 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     click.echo(f"next: cd {term(directory)} && bifrost-gitops validate")
 
 
-@main.command("compile")
+@main.command("compile", short_help="Write one resolved bundle per organization.")
 @click.argument("repo", default=".", type=click.Path())
 @click.option(
     "-o",
@@ -174,7 +174,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     )
 
 
-@main.command()
+@main.command(short_help="Show what an organization gets for an integration, and why.")
 @click.argument("args", nargs=-1, required=True)
 @format_option("json")
 def explain(args: tuple[str, ...], fmt: str) -> None:
@@ -201,7 +201,7 @@ def _is_repo(path: str) -> bool:
     return os.path.isdir(path)
 
 
-@main.command()
+@main.command(short_help="Show what changes between two revisions, per organization.")
 @click.argument("repo", default=".", type=click.Path())
 @click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
@@ -228,12 +228,12 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
 
-@main.group()
+@main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
 
 
-@secrets.command("set")
+@secrets.command("set", short_help="Encrypt a value into a secret key (read from stdin or a prompt).")
 @click.argument("integration")
 @click.argument("key")
 @click.option(
@@ -261,7 +261,7 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
     click.echo(term(f"{written}: {key} set{whom}"), err=True)
 
 
-@secrets.command("keygen")
+@secrets.command("keygen", short_help="Make an age key for sops and print its recipient.")
 @click.option(
     "-o",
     "--output",
@@ -282,7 +282,7 @@ def secrets_keygen(path: str | None) -> None:
     click.echo(recipient)
 
 
-@secrets.command("check")
+@secrets.command("check", short_help="Open every encrypted file and verify its MAC.")
 @click.argument("repo", default=".", type=click.Path())
 @FORMAT
 def secrets_check(repo: str, fmt: str) -> None:
@@ -298,7 +298,7 @@ def secrets_check(repo: str, fmt: str) -> None:
     exit_for(diags, diags)
 
 
-@secrets.command("recipients")
+@secrets.command("recipients", short_help="List each file's recipients; flag drift from .sops.yaml.")
 @click.argument("repo", default=".", type=click.Path())
 @format_option("json")
 def secrets_recipients(repo: str, fmt: str) -> None:

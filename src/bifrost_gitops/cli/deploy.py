@@ -57,7 +57,7 @@ def _deploy_plan(
         raise
 
 
-@click.command()
+@click.command(short_help="Show what apply would change in a live Bifrost.")
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
@@ -87,7 +87,7 @@ def plan(
     sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
 
 
-@click.command()
+@click.command(short_help="Make a live Bifrost match a bundle or repository.")
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
@@ -127,7 +127,7 @@ def apply(
     sys.exit(EXIT_FINDINGS if any(r.status != "ok" for r in results) else EXIT_OK)
 
 
-@click.command("import")
+@click.command("import", short_help="Write a repository from a live Bifrost.")
 @click.option(
     "-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="The new repository."
 )
@@ -157,7 +157,7 @@ def import_cmd(
     click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
 
 
-@click.command()
+@click.command(short_help="Install a bundle into a runtime folder, or roll back.")
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--to", "to", required=True, type=click.Path(file_okay=False), help="The runtime's bundle folder."
