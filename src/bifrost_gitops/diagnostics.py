@@ -24,6 +24,7 @@ CODES: dict[str, str] = {
     "Y006": "file reached through a symlink that leaves the repository",
     "Y007": "file cannot be read (permissions, encoding)",
     "Y008": "not a single YAML mapping document",
+    "Y009": "YAML 1.1 boolean word (yes, no, on, off) for a bool key: YAML 1.2 tools read it as text",
     "S001": "document does not match its JSON Schema",
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
