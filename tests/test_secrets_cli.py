@@ -588,10 +588,19 @@ def test_recipients_flags_a_forgotten_updatekeys(
     r = run("secrets", "recipients", cwd=repo)
     assert r.code == 1, r
     for rel in ENCRYPTED:
+        at = age_line(repo / rel)
         assert (
-            f"{rel}:1:1: K006 recipients differ from .sops.yaml: missing {second_r}\n"
+            f"{rel}:{at}:3: K006 recipients differ from .sops.yaml: missing {second_r}\n"
             f"  hint: sops --config .sops.yaml updatekeys {rel}\n" in r.stdout
         )
+    # validate reports the same drift, from the metadata alone (no key needed)
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    v = run("validate", cwd=repo)
+    assert v.code == 1, v
+    assert [x for x in v.stdout.splitlines() if " K006 " in x] == [
+        x for x in r.stdout.splitlines() if " K006 " in x
+    ]
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(repo / KEY_NAME))
     doc = json.loads(run("secrets", "recipients", "--format", "json", cwd=repo).stdout)
     assert sorted(d["path"] for d in doc["drift"]) == ENCRYPTED
     assert all(f["missing"] == [second_r] for f in doc["files"])
@@ -620,6 +629,13 @@ def test_recipients_flags_a_forgotten_updatekeys(
     for rel in (FABRIKAM, CONTOSO):
         sops.decrypt_file(repo / rel, identities=[second], use_binary=False)
     assert run("secrets", "check", cwd=repo).code == 2  # the other files still need the first key
+
+
+def age_line(path: Path) -> int:
+    """The line of ``age:`` in the file's sops block (where K006 points)."""
+    lines = path.read_text().splitlines()
+    start = lines.index("sops:")
+    return next(i for i, x in enumerate(lines[start:], start + 1) if x.strip() == "age:")
 
 
 def test_recipients_flags_recipients_no_longer_asked_for(repo: Path) -> None:

@@ -233,7 +233,10 @@ class Recipients:
 
 
 def list_recipients(result: Result) -> list[Recipients]:
+    """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
+    only, so no key is needed (cheap enough for every `validate`)."""
     docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
+    configs: dict[str, str | None] = {}  # folder -> its .sops.yaml (files share a few folders)
     out = []
     for rel in encrypted_files(result):
         full = os.path.join(result.root, rel)
@@ -241,7 +244,10 @@ def list_recipients(result: Result) -> list[Recipients]:
         have = sops.recipients(meta)
         age_have = {r for group in sops.age_recipients(meta) for r in group}
         wanted: list[str] | None = None
-        config = sopsrules.find_config(os.path.dirname(full))
+        folder = os.path.dirname(full)
+        if folder not in configs:
+            configs[folder] = sopsrules.find_config(folder)
+        config = configs[folder]
         if config is not None:
             try:
                 wanted = sopsrules.rule_for(config, full).recipients
@@ -254,9 +260,18 @@ def list_recipients(result: Result) -> list[Recipients]:
     return out
 
 
-def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
+def drift(result: Result) -> list[Diagnostic]:
+    """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
+    ``age:`` list of their sops block (no key needed)."""
+    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+    return recipient_findings(list_recipients(result), docs)
+
+
+def recipient_findings(rows: list[Recipients], docs: dict[str, loader.Document] | None = None) -> list[Diagnostic]:
     out = []
     for r in rows:
+        doc = (docs or {}).get(r.path)
+        pos = doc.key_pos(("sops", "age")) if doc is not None else (0, 0)
         if r.missing or r.extra:
             parts = ([f"missing {', '.join(r.missing)}"] if r.missing else []) + (
                 [f"not asked for {', '.join(r.extra)}"] if r.extra else []
@@ -265,7 +280,7 @@ def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
                 error(
                     "K006",
                     r.path,
-                    (0, 0),
+                    pos,
                     f"recipients differ from {r.config}: {'; '.join(parts)}",
                     # sops reads the .sops.yaml of its working folder unless told which one
                     f"sops --config {r.config} updatekeys {r.path}",

@@ -72,8 +72,10 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
     """
     from ..diagnostics import sort_key
 
+    from ..secretops import drift
+
     result = load(repo)
-    diags = list(result.diagnostics)
+    diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
     report(diags, result.files, fmt, result.root)
@@ -309,7 +311,7 @@ def secrets_recipients(repo: str, fmt: str) -> None:
 
     result = load(repo)
     rows = secretops.list_recipients(result)
-    findings = secretops.recipient_findings(rows)
+    findings = secretops.recipient_findings(rows, {p.doc.path: p.doc for p in result.catalog.documents()})
     if fmt == "json":
         doc = {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]}
         sys.stdout.write(to_json(doc) + "\n")
