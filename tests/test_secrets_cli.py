@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from bifrost_gitops.sops.binary import find_sops
-from support import ROOT, Run, run_cli
+from support import ROOT, Run, line_of, run_cli
 
 EXAMPLE = ROOT / "examples" / "integrations"
 KEY_NAME = "TEST-ONLY-age-key.txt"
@@ -465,6 +465,11 @@ def test_check_detects_one_tampered_field(repo: Path, field: str) -> None:
     assert r.code == 1, r
     assert [(d["code"], d["path"]) for d in findings(r)] == [("K005", FABRIKAM)]
     assert "integrity check failed" in findings(r)[0]["message"]
+    # it points at the altered value, or at the sops block's mac: when only the MAC fails
+    text = (repo / FABRIKAM).read_text()
+    line = line_of(text, "  mac: ENC[" if field == "mac" else "  api_key: ENC[")
+    col = 3 if field == "mac" else text.splitlines()[line - 1].index("ENC[") + 1
+    assert (findings(r)[0]["line"], findings(r)[0]["col"]) == (line, col)
 
 
 def test_check_reports_every_altered_file_at_once(repo: Path) -> None:
@@ -553,10 +558,11 @@ def test_validate_decrypt_reports_k005_alongside_other_findings(repo: Path) -> N
     assert sorted((d["code"], d["path"]) for d in findings(r)) == sorted(
         [("K005", FABRIKAM), (other, NORTHWIND)]
     )
+    at = line_of((repo / FABRIKAM).read_text(), "  api_key: ENC[")
     text = run("validate", "--decrypt", cwd=repo)
-    assert f"{FABRIKAM}:1:1: K005 integrity check failed" in text.stdout
+    assert f"{FABRIKAM}:{at}:12: K005 integrity check failed" in text.stdout
     gh = run("validate", "--decrypt", "--format", "github", cwd=repo)
-    assert f"::error file={FABRIKAM},line=1,col=1,title=K005::" in gh.stdout
+    assert f"::error file={FABRIKAM},line={at},col=12,title=K005::" in gh.stdout
 
 
 # --- secrets recipients --------------------------------------------------------------------

@@ -205,7 +205,7 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
                 error(
                     "K005",
                     rel,
-                    (0, 0),
+                    integrity_pos(docs[rel], e),
                     f"integrity check failed: {_reason(e, rel)}",
                     "the file was altered outside sops; restore it from git or re-encrypt it",
                 )
@@ -215,6 +215,30 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
     return out
+
+
+def integrity_pos(doc: loader.Document, e: sops.IntegrityError) -> loader.Pos:
+    """Where an altered file went wrong: the value that failed, else the sops block's key that
+    did (``mac:``), else the whole file (the sops binary says no more than its exit code)."""
+    if e.value_at is not None:
+        return doc.pos(_keys_of(doc.data, e.value_at))
+    if e.meta_key is not None:
+        return doc.key_pos(("sops", e.meta_key))
+    return (0, 0)
+
+
+def _keys_of(data: Any, prefix: str) -> Path:
+    """The document path named by a sops key path (``a:b:``; a key may hold ``:`` itself, so the
+    document says where each name ends). Lists share their parent's path in sops: the walk stops
+    there, at the list."""
+    path: list[str | int] = []
+    while prefix and isinstance(data, dict):
+        key = next((k for k in data if isinstance(k, str) and prefix.startswith(k + ":")), None)
+        if key is None:
+            break
+        path.append(key)
+        data, prefix = data[key], prefix[len(key) + 1 :]
+    return tuple(path)
 
 
 def _reason(e: Exception, rel: str) -> str:
