@@ -6,10 +6,10 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import IO, Literal, NamedTuple
 
+from .colour import Style, paint
 from .escape import gh_data, gh_property, term, to_json
 
 Severity = Literal["error", "warning"]
@@ -99,23 +99,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def use_colour(stream: IO[str]) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    return stream.isatty()
-
-
 def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool) -> None:
+    """path:line:col: CODE message, a hint line, the summary; text escaped before it is coloured."""
     diags = list(diags)
-    red, yellow, dim, bold, reset = (
-        ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
-    )
     for d in diags:
-        sev = f"{red}{d.code}{reset}" if d.severity == "error" else f"{yellow}{d.code}{reset}"
-        tag = "" if d.severity == "error" else f" {yellow}(warning){reset}"
-        out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
+        style = Style.RED if d.severity == "error" else Style.YELLOW
+        tag = "" if d.severity == "error" else " " + paint("(warning)", Style.YELLOW, colour)
+        loc = paint(term(d.location()), Style.BOLD, colour)
+        out.write(f"{loc}: {paint(d.code, style, colour)} {term(d.message)}{tag}\n")
         if d.hint:
-            out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
+            out.write("  " + paint(f"hint: {term(d.hint)}", Style.DIM, colour) + "\n")
     out.write(summary(diags, files) + "\n")
 
 

@@ -291,7 +291,9 @@ def drift(result: Result) -> list[Diagnostic]:
     return recipient_findings(list_recipients(result), docs)
 
 
-def recipient_findings(rows: list[Recipients], docs: dict[str, loader.Document] | None = None) -> list[Diagnostic]:
+def recipient_findings(
+    rows: list[Recipients], docs: dict[str, loader.Document] | None = None
+) -> list[Diagnostic]:
     out = []
     for r in rows:
         doc = (docs or {}).get(r.path)

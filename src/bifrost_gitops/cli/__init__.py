@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
+from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
+from .common import FORMAT, exit_for, fail, format_option, load, open_all, report, use_colour
 
 
 class _Group(click.Group):
@@ -49,7 +50,17 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bifrost-gitops")
-def main() -> None:
+@click.option(
+    "--color",
+    "--colour",
+    "color",
+    type=click.Choice(CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour text output: auto is on at a terminal (NO_COLOR turns it off; FORCE_COLOR or "
+    "CLICOLOR_FORCE on). JSON, markdown and github output never get colour.",
+)
+def main(color: str) -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
 
 
@@ -71,7 +82,6 @@ def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
     No decryption key is needed unless --decrypt is given.
     """
     from ..diagnostics import sort_key
-
     from ..secretops import drift
 
     result = load(repo)
@@ -194,7 +204,9 @@ def explain(args: tuple[str, ...], fmt: str) -> None:
     if len(args) not in (2, 3):
         fail("usage: explain [REPO] ORG INTEGRATION [KEY]")
     found = ex.explain(load(repo).catalog, *args)
-    click.echo(ex.render_json(found) if fmt == "json" else ex.render_text(found), nl=False)
+    sys.stdout.write(
+        ex.render_json(found) if fmt == "json" else ex.render_text(found, use_colour(sys.stdout))
+    )
 
 
 def _is_repo(path: str) -> bool:
@@ -220,12 +232,12 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     from .. import diffreport, diffrun
 
     result = diffrun.run(repo, base, head)
-    render = {
-        "text": diffreport.render_text,
-        "markdown": diffreport.render_markdown,
-        "json": diffreport.render_json,
-    }[fmt]
-    sys.stdout.write(render(result))
+    if fmt == "text":
+        sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout)))
+    else:
+        sys.stdout.write(
+            (diffreport.render_markdown if fmt == "markdown" else diffreport.render_json)(result)
+        )
     head_errors = [f for f in result.head_findings if f.severity == "error"]
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
@@ -318,5 +330,5 @@ def secrets_recipients(repo: str, fmt: str) -> None:
     else:  # paths and recipients come from the repository's files: escaped
         for r in rows:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
-        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+        d.report_text(findings, len(rows), sys.stdout, use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

@@ -10,7 +10,7 @@ import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
-from .common import fail, format_option, report
+from .common import fail, format_option, report, use_colour
 
 
 def _connection(f: Any) -> Any:
@@ -81,7 +81,7 @@ def plan(
 
     client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
     client.close()
-    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p))
+    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout)))
     if p.errors:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
@@ -109,7 +109,7 @@ def apply(
         fail("apply needs confirmation: pass --yes (no terminal to ask on)")
     client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
     with client:
-        out = render_json(p) if fmt == "json" else render_text(p)
+        out = render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout))
         if p.errors:
             sys.stdout.write(out)
             fail("nothing applied: fix the errors above")

@@ -100,17 +100,22 @@ class _Decrypter:
             value = values.from_plaintext(plain, ev.type)
         except values.ValueFormatError:
             raise IntegrityError(
-                f"value at {_where(prefix)} should be encrypted but is not a valid sops value", file=self.file, value_at=prefix
+                f"value at {_where(prefix)} should be encrypted but is not a valid sops value",
+                file=self.file,
+                value_at=prefix,
             ) from None
         except values.ValueAuthError:
             raise IntegrityError(
                 f"value at {_where(prefix)} could not be decrypted: authentication failed "
                 "(altered, moved, or encrypted with another data key)",
-                file=self.file, value_at=prefix,
+                file=self.file,
+                value_at=prefix,
             ) from None
         except ValueError:
             raise IntegrityError(
-                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}", file=self.file, value_at=prefix
+                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}",
+                file=self.file,
+                value_at=prefix,
             ) from None
         if ev.type != "comment":
             self.hash.update(plain)

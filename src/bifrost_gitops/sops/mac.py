@@ -49,7 +49,9 @@ def verify(aes: AESGCM, stored: Any, lastmodified: Any, computed: str, file: str
         raise IntegrityError("the MAC is not a valid sops value", file=file, meta_key="mac") from None
     except values.ValueAuthError:
         raise IntegrityError(
-            "cannot decrypt the MAC: authentication failed (MAC or lastmodified altered)", file=file, meta_key="mac"
+            "cannot decrypt the MAC: authentication failed (MAC or lastmodified altered)",
+            file=file,
+            meta_key="mac",
         ) from None
     if plain.decode("ascii", "replace") != computed:
         raise IntegrityError(
