@@ -233,9 +233,10 @@ def _keys_of(data: Any, prefix: str) -> Path:
     there, at the list."""
     path: list[str | int] = []
     while prefix and isinstance(data, dict):
-        key = next((k for k in data if isinstance(k, str) and prefix.startswith(k + ":")), None)
-        if key is None:
+        keys = [k for k in data if isinstance(k, str) and prefix.startswith(k + ":")]
+        if not keys:
             break
+        key = max(keys, key=len)  # "a:b" before "a" when both could start "a:b:c:"
         path.append(key)
         data, prefix = data[key], prefix[len(key) + 1 :]
     return tuple(path)
