@@ -13,7 +13,7 @@ import click
 import pytest
 
 from bifrost_gitops.cli import main
-from support import API, Run, dedent, line_of
+from support import API, BASE_FILES, Run, dedent, line_of
 
 MAPPING = "integrations/HaloPSA/mappings/contoso.yaml"
 #: the escape sequences colour.py writes; any other ESC in an output is a forged one
@@ -21,17 +21,8 @@ OUR_SGR = re.compile(r"\x1b\[(?:0|1|2|31|32|33|1;31)m")
 
 
 def mapping(beta: str) -> dict[str, str]:
-    text = API + dedent(
-        f"""
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: "12"
-        config:
-          beta: {beta}
-        """
-    )
-    return {MAPPING: text}
+    """The base repository's contoso mapping with ``beta: BETA`` added to its config."""
+    return {MAPPING: BASE_FILES[MAPPING] + f"  beta: {beta}\n"}
 
 
 def findings(r: Run) -> list[dict[str, object]]:
