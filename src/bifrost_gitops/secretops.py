@@ -257,30 +257,59 @@ class Recipients:
     config: str | None = None  # the .sops.yaml compared against, repository-relative
 
 
+class _Rules:
+    """The .sops.yaml rule of each file, each folder's config found and each config read once
+    (a big repository has thousands of encrypted files and a handful of configs)."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, str | None] = {}  # folder -> its .sops.yaml
+        self.rules: dict[str, list[sopsrules.Rule] | None] = {}  # config -> its rules (None: unreadable)
+        self.names: dict[str, str] = {}  # config -> its repository-relative name
+
+    def config(self, path: str) -> str | None:
+        folder = os.path.dirname(path)
+        if folder not in self.configs:
+            self.configs[folder] = sopsrules.find_config(folder)
+        return self.configs[folder]
+
+    def shown(self, config: str, root: str) -> str:
+        """CONFIG as the reports name it: relative to the repository ROOT."""
+        if config not in self.names:
+            self.names[config] = os.path.relpath(config, root).replace(os.sep, "/")
+        return self.names[config]
+
+    def wanted(self, config: str, path: str) -> list[str] | None:
+        """The age recipients the rule for PATH (absolute, below CONFIG's folder, as a config
+        found upwards from it is) asks for; None when no rule applies."""
+        if config not in self.rules:
+            try:
+                self.rules[config] = sopsrules.load_rules(config)
+            except sopsrules.RulesError:
+                self.rules[config] = None
+        rules = self.rules[config]
+        rel = path[len(os.path.dirname(config)) + 1 :].replace(os.sep, "/")
+        try:
+            return sopsrules.first_rule(config, rules, rel).recipients if rules is not None else None
+        except sopsrules.RulesError:
+            return None
+
+
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
     only, so no key is needed (cheap enough for every `validate`)."""
     docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
-    configs: dict[str, str | None] = {}  # folder -> its .sops.yaml (files share a few folders)
+    rules = _Rules()
     out = []
     for rel in encrypted_files(result):
         full = os.path.join(result.root, rel)
         meta = docs[rel]["sops"]
         have = sops.recipients(meta)
         age_have = {r for group in sops.age_recipients(meta) for r in group}
-        wanted: list[str] | None = None
-        folder = os.path.dirname(full)
-        if folder not in configs:
-            configs[folder] = sopsrules.find_config(folder)
-        config = configs[folder]
-        if config is not None:
-            try:
-                wanted = sopsrules.rule_for(config, full).recipients
-            except sopsrules.RulesError:
-                wanted = None
+        config = rules.config(full)
+        wanted = rules.wanted(config, full) if config is not None else None
         missing = sorted(set(wanted) - age_have) if wanted is not None else []
         extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        where = os.path.relpath(config, result.root).replace(os.sep, "/") if config else None
+        where = rules.shown(config, result.root) if config else None
         out.append(Recipients(rel, have, wanted, missing, extra, where))
     return out
 
@@ -288,8 +317,16 @@ def list_recipients(result: Result) -> list[Recipients]:
 def drift(result: Result) -> list[Diagnostic]:
     """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
     ``age:`` list of their sops block (no key needed)."""
-    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-    return recipient_findings(list_recipients(result), docs)
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # acyclic objects for thousands of files: as in repo.load_tree
+    try:
+        docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+        return recipient_findings(list_recipients(result), docs)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def recipient_findings(
