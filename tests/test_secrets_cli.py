@@ -455,7 +455,14 @@ def test_check_clean(repo: Path) -> None:
     assert r.code == 0, r
     assert r.stdout == "4 files checked, no problems\n"
     r = run("secrets", "check", ".", "--format", "json", cwd=repo)
-    assert r.code == 0 and json.loads(r.stdout) == {"files": 4, "errors": 0, "warnings": 0, "diagnostics": []}
+    assert r.code == 0 and json.loads(r.stdout) == {
+        "files": 4,
+        "errors": 0,
+        "warnings": 0,
+        "suppressed": 0,  # the same report shape as validate's
+        "diagnostics": [],
+        "suppressed_diagnostics": [],
+    }
 
 
 @pytest.mark.parametrize("field", ["data", "iv", "tag", "mac"])

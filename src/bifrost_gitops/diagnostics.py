@@ -6,7 +6,7 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO, Literal, NamedTuple
 
 from .colour import Style, paint
@@ -29,6 +29,7 @@ CODES: dict[str, str] = {
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
     "S004": "a name or label holds a control, bidi or invisible character (shown escaped)",
+    "S005": "suppression that suppresses nothing (unused, unknown or unsuppressible code)",
     "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
     "R002": "mapping names an organization that is not declared",
     "R003": "mapping names an integration that is not declared",
@@ -83,23 +84,33 @@ def warning(code: str, path: str, pos: tuple[int, int], message: str, hint: str 
     return Diagnostic(code, "warning", path, line, col, message, hint)
 
 
+class Suppressed(NamedTuple):
+    """A finding left out of the report on purpose, and what suppressed it (suppress.py)."""
+
+    diagnostic: Diagnostic
+    by: str  # "--ignore", "bifrost-gitops.yaml:12" or the inline comment's "path:line"
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.path, d.line, d.col, d.code)
 
 
-def summary(diags: list[Diagnostic], files: int) -> str:
+def summary(diags: list[Diagnostic], files: int, suppressed: int = 0) -> str:
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    tail = f", {suppressed} suppressed" if suppressed else ""
     if not diags:
-        return f"{files} files checked, no problems"
-    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+        return f"{files} files checked, no problems{tail}"
+    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}{tail}"
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool) -> None:
+def report_text(
+    diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool, suppressed: int = 0
+) -> None:
     """path:line:col: CODE message, a hint line, the summary; text escaped before it is coloured."""
     diags = list(diags)
     for d in diags:
@@ -109,21 +120,27 @@ def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: b
         out.write(f"{loc}: {paint(d.code, style, colour)} {term(d.message)}{tag}\n")
         if d.hint:
             out.write("  " + paint(f"hint: {term(d.hint)}", Style.DIM, colour) + "\n")
-    out.write(summary(diags, files) + "\n")
+    out.write(summary(diags, files, suppressed) + "\n")
 
 
-def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
+def report_json(
+    diags: Iterable[Diagnostic], files: int, out: IO[str], suppressed: Sequence[Suppressed] = ()
+) -> None:
     diags = list(diags)
     doc = {
         "files": files,
         "errors": sum(1 for d in diags if d.severity == "error"),
         "warnings": sum(1 for d in diags if d.severity == "warning"),
+        "suppressed": len(suppressed),
         "diagnostics": [d._asdict() for d in diags],
+        "suppressed_diagnostics": [{**s.diagnostic._asdict(), "suppressed_by": s.by} for s in suppressed],
     }
     out.write(to_json(doc) + "\n")
 
 
-def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:
+def report_github(
+    diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "", suppressed: int = 0
+) -> None:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
@@ -131,4 +148,4 @@ def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix:
         props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
-    out.write(summary(diags, files) + "\n")
+    out.write(summary(diags, files, suppressed) + "\n")

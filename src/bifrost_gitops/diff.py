@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final, Literal
 
 from . import sops
 from .bundle import SecretOpener
@@ -22,8 +22,13 @@ from .bundleformat import MASK
 from .diagnostics import Diagnostic
 from .model import ProviderRef
 from .repo import Result
-from .resolve import Resolved, SecretRef, Source, organizations, resolve, resolve_org
+from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
 from .security import Alert
+
+#: what a change is about: an organization or integration added/removed, a mapping made or
+#: dropped, one of the resolved fields, a config key, an OAuth field
+ChangeKind = Literal["organization", "integration", "mapping", "entity_id", "entity_name", "config", "oauth"]
+_IDENTITY: Final[tuple[Literal["entity_id", "entity_name"], ...]] = ("entity_id", "entity_name")
 
 SecretCompare = Callable[[SecretRef, SecretRef], str | None]  # None: same; else what to say
 
@@ -31,7 +36,7 @@ SecretCompare = Callable[[SecretRef, SecretRef], str | None]  # None: same; else
 @dataclass(frozen=True)
 class Change:
     integration: str | None
-    what: str  # "organization", "integration", "mapping", "entity_id", "entity_name", "config", "oauth"
+    what: ChangeKind
     key: str | None
     old: str | None  # display text, never a secret value
     new: str | None
@@ -102,7 +107,7 @@ class Diff:
 LIMIT = 80  # characters of a displayed value
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -116,7 +121,7 @@ def _cut(text: str, start: int, limit: int = LIMIT) -> str:
     return head + body + ("…" if start + len(body) < len(text) else "")
 
 
-def _show_pair(a: Any, b: Any, null: bool = False) -> tuple[str | None, str | None]:
+def _show_pair(a: object, b: object, null: bool = False) -> tuple[str | None, str | None]:
     """Both values cut the same way, around their first difference when that lies past the cut
     (two long URLs differing only at the end must not print as the same text). None stays None
     (unset) unless ``null``, which shows it as JSON null."""
@@ -156,10 +161,10 @@ def secret_comparer(
     docs = tuple({p.doc.path: p.doc for p in r.catalog.documents()} for r in (base, head))
     usable = keyring is not None and bool(keyring.identities)
 
-    def ciphertext(side: int, ref: SecretRef) -> Any:
-        node: Any = docs[side][ref.file].data
-        for part in ref.path:
-            node = node[part]
+    def ciphertext(side: int, ref: SecretRef) -> object:
+        node: object = docs[side][ref.file].data
+        for part in ref.path:  # the path resolve found in this file: it leads to a value
+            node = node[part]  # type: ignore[index]
         return node
 
     def compare(old: SecretRef, new: SecretRef) -> str | None:
@@ -284,7 +289,7 @@ def _integration(
                 src,
             )
         )
-    for attr in ("entity_id", "entity_name"):
+    for attr in _IDENTITY:
         a, b = getattr(old, attr), getattr(new, attr)
         if a != b:
             out.append(Change(name, attr, None, *_show_pair(a, b, null=True), _where(new.sources.get(attr))))
@@ -304,12 +309,12 @@ def _integration(
 
 
 def _value_change(
-    a: Any, b: Any, compare: SecretCompare, secret: bool = False
+    a: Value, b: Value, compare: SecretCompare, secret: bool = False
 ) -> tuple[str | None, str | None] | None:
     """(old, new) display texts when the value differs, else None. Secrets never shown, nor
     any value of a SECRET-typed key, even one left in clear under config:."""
     sa, sb = isinstance(a, SecretRef), isinstance(b, SecretRef)
-    if sa and sb:
+    if isinstance(a, SecretRef) and isinstance(b, SecretRef):
         said = compare(a, b)
         return None if said is None else (SECRET, f"{SECRET} {said}")
     if not (sa or sb) and a == b and type(a) is type(b):

@@ -114,7 +114,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
     if before is None or after is None:
         return
 
-    def clear(doc: loader.Document) -> dict[Path, Any]:
+    def clear(doc: loader.Document) -> dict[Path, object]:
         return {p: v for p, v in _leaves(doc.data) if p[: len(block)] != block and p[:1] != ("sops",)}
 
     old, new = clear(before), clear(after)
@@ -126,7 +126,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
         )
 
 
-def _leaves(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, dict):
         return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
     if isinstance(node, list):
@@ -145,10 +145,12 @@ def _header(path: str) -> str:
     return "".join(lines)
 
 
-def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
+def _options_of(meta: dict[str, Any]) -> sopsrules.EncryptOptions:
     """Recipients and selector an encrypted file already has."""
-    opts: dict[str, Any] = {k: meta[k] for k in sopsrules.SELECTORS if meta.get(k)}
-    opts["mac_only_encrypted"] = bool(meta.get("mac_only_encrypted"))
+    opts: sopsrules.EncryptOptions = {"mac_only_encrypted": bool(meta.get("mac_only_encrypted"))}
+    for k in sopsrules.SELECTORS:
+        if meta.get(k):
+            opts[k] = meta[k]
     groups = sops.age_recipients(meta)
     if len(groups) > 1:
         opts["key_groups"] = groups
@@ -158,7 +160,7 @@ def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def _options_from_rules(root: str, path: str) -> dict[str, Any]:
+def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     config = sopsrules.find_config(os.path.dirname(path))
     if config is None:
         raise SecretsError(f"no {sopsrules.CONFIG_NAME} found for {os.path.relpath(path, root)}")

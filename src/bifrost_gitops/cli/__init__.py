@@ -75,20 +75,32 @@ for _command in deploy.COMMANDS:
 @click.option(
     "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
 )
-def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODE[,CODE]",
+    help="Suppress findings with these codes (repeatable); counted as suppressed in the summary.",
+)
+def validate(repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...]) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
-    No decryption key is needed unless --decrypt is given.
+    No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
+    bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
     """
+    from .. import suppress
     from ..diagnostics import sort_key
     from ..secretops import drift
 
+    codes = suppress.parse_codes(ignore)
     result = load(repo)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
-    report(diags, result.files, fmt, result.root)
+    outcome = suppress.apply(result, diags, codes)
+    diags = outcome.kept
+    report(diags, result.files, fmt, result.root, outcome.suppressed)
     exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
 
 

@@ -6,7 +6,7 @@ Heavy imports happen inside the functions so that start-up stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -15,7 +15,7 @@ from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
 
 if TYPE_CHECKING:
-    from ..diagnostics import Diagnostic
+    from ..diagnostics import Diagnostic, Suppressed
     from ..repo import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,18 +30,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
+def report(
+    diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
+) -> None:
     """Findings in the format asked for: paths relative to the repository root in text and
-    json wherever the command runs; github's relative to the git work tree (see github_prefix)."""
+    json wherever the command runs; github's relative to the git work tree (see github_prefix).
+    Suppressed findings are counted in the summary (json also lists them)."""
     from .. import diagnostics as d
 
     out = sys.stdout
     if fmt == "json":
-        d.report_json(diags, files, out)
+        d.report_json(diags, files, out, suppressed)
     elif fmt == "github":
-        d.report_github(diags, files, out, github_prefix(root))
+        d.report_github(diags, files, out, github_prefix(root), len(suppressed))
     else:
-        d.report_text(diags, files, out, use_colour(out))
+        d.report_text(diags, files, out, use_colour(out), len(suppressed))
 
 
 def use_colour(stream: IO[str]) -> bool:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
-from .common import fail, format_option, report, use_colour
+from .common import F, fail, format_option, report, use_colour
+
+if TYPE_CHECKING:
+    from ..deploy.client import Client
+    from ..deploy.plan import Plan
 
 
-def _connection(f: Any) -> Any:
+def _connection(f: F) -> F:
     f = click.option(
         "--concurrency",
         default=8,
@@ -29,7 +33,7 @@ def _connection(f: Any) -> Any:
     return click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")(f)
 
 
-def _plan_options(f: Any) -> Any:
+def _plan_options(f: F) -> F:
     f = click.option(
         "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
     )(f)
@@ -45,7 +49,7 @@ def _plan_options(f: Any) -> Any:
 
 def _deploy_plan(
     source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
-) -> Any:
+) -> tuple[Client, Plan]:
     """(client, plan); a repository with errors gets its findings reported (then exit 1)."""
     from ..deploy.run import Options, prepare
     from ..deploy.source import RepositoryErrors

@@ -8,8 +8,6 @@ command or move the cursor) and JSON is written ASCII-only by :func:`~bifrost_gi
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..colour import Style
 from ..colour import lines as styled_lines
 from ..escape import term, to_json
@@ -74,7 +72,7 @@ def _text(lines: list[str]) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "operations": [o.as_json() for o in plan.changes],
         "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
         "drift": plan.drift,

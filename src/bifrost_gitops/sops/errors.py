@@ -10,7 +10,7 @@ from ..errors import BifrostGitopsError
 
 
 class SopsError(BifrostGitopsError):
-    """Any failure to read or write a sops document (malformed file, unsupported feature...)."""
+    """A failure to read or write a sops document (malformed file, unsupported feature...)."""
 
     def __init__(self, message: str, *, file: str | None = None) -> None:
         self.file = file
