@@ -7,10 +7,10 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from typing import IO, Literal, NamedTuple
 
+from .colour import Style, paint
 from .escape import gh_data, gh_property, term, to_json
 
 Severity = Literal["error", "warning"]
@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "Y006": "file reached through a symlink that leaves the repository",
     "Y007": "file cannot be read (permissions, encoding)",
     "Y008": "not a single YAML mapping document",
+    "Y009": "YAML 1.1 boolean word (yes, no, on, off) for a bool key: YAML 1.2 tools read it as text",
     "S001": "document does not match its JSON Schema",
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
@@ -120,23 +121,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def use_colour(stream: IO[str]) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    return stream.isatty()
-
-
 def report_text(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], colour: bool) -> None:
+    """path:line:col: CODE message, a hint line, the summary; text escaped before it is coloured."""
     diags = list(diags)
-    red, yellow, dim, bold, reset = (
-        ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
-    )
     for d in diags:
-        sev = f"{red}{d.code}{reset}" if d.severity == "error" else f"{yellow}{d.code}{reset}"
-        tag = "" if d.severity == "error" else f" {yellow}(warning){reset}"
-        out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
+        style = Style.RED if d.severity == "error" else Style.YELLOW
+        tag = "" if d.severity == "error" else " " + paint("(warning)", Style.YELLOW, colour)
+        loc = paint(term(d.location()), Style.BOLD, colour)
+        out.write(f"{loc}: {paint(d.code, style, colour)} {term(d.message)}{tag}\n")
         if d.hint:
-            out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
+            out.write("  " + paint(f"hint: {term(d.hint)}", Style.DIM, colour) + "\n")
     out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")
 
 

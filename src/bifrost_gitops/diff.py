@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from . import sops
 from .bundle import SecretOpener
 from .bundleformat import MASK
 from .diagnostics import Diagnostic
 from .model import ProviderRef
+from .nodes import Json
 from .repo import Result
 from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
 from .security import Alert
@@ -43,8 +44,8 @@ class Change:
     source: str | None  # file:line in head (or base, for removals)
     # For scripts (--format json): the values as typed in YAML (null: unset), never a secret's:
     # when ``secret`` both are null and old/new say what changed.
-    old_value: Any = field(default=None, compare=False)
-    new_value: Any = field(default=None, compare=False)
+    old_value: Json = field(default=None, compare=False)
+    new_value: Json = field(default=None, compare=False)
     secret: bool = False
 
 
@@ -311,7 +312,7 @@ def _integration(
         secret = key in old.config_secret_keys or key in new.config_secret_keys
         change = _value_change(a, b, compare, secret)
         if change is not None:
-            out.append(Change(name, "config", key, *change, src, *_typed(a, b, secret)))
+            out.append(_valued(name, "config", key, change, src, a, b, secret))
     out += _oauth(name, old, new, compare)
     return out
 
@@ -320,11 +321,21 @@ def _integration(
 OAUTH_SECRETS = frozenset({"client_secret", "access_token", "refresh_token"})
 
 
-def _typed(a: Any, b: Any, secret: bool) -> tuple[Any, Any, bool]:
-    """(old_value, new_value, secret) for scripts: a secret's values never leave."""
+def _valued(
+    name: str,
+    what: ChangeKind,
+    key: str,
+    shown: tuple[str | None, str | None],
+    src: str | None,
+    a: object,
+    b: object,
+    secret: bool,
+) -> Change:
+    """A value's change, with old_value/new_value for scripts: a secret's values never leave.
+    Anything that is not a SecretRef is a resolved value, so JSON."""
     if secret or isinstance(a, SecretRef) or isinstance(b, SecretRef):
-        return None, None, True
-    return a, b, False
+        return Change(name, what, key, *shown, src, None, None, True)
+    return Change(name, what, key, *shown, src, cast(Json, a), cast(Json, b), False)
 
 
 def _value_change(
@@ -379,5 +390,5 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
         change = _value_change(va, vb, compare)
         if change is not None:
             src = _where(b.sources.get(attr)) or _where(b.sources.get("token_url"))
-            out.append(Change(name, "oauth", attr, *change, src, *_typed(va, vb, attr in OAUTH_SECRETS)))
+            out.append(_valued(name, "oauth", attr, change, src, va, vb, attr in OAUTH_SECRETS))
     return out

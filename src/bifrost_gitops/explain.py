@@ -11,8 +11,9 @@ from typing import TypedDict
 
 from .bundleformat import MASK
 from .catalog import Catalog
+from .colour import Style, lines
 from .errors import BifrostGitopsError
-from .escape import term, to_json
+from .escape import to_json
 from .nodes import Json
 from .resolve import GLOBAL, Resolved, SecretRef, Source, SourceKind, Value, resolve
 from .structure import suggest
@@ -176,25 +177,39 @@ def _where(src: SourceReport) -> str:
     return str(src["kind"])
 
 
-def render_text(report: Report) -> str:
-    lines = [
-        f"{report['organization']} / {report['integration']}"
-        + ("" if report["mapped"] else "  (no mapping: integration defaults only)"),
-        f"  entity_id    {json.dumps(report['entity_id'])}    {_where(report['entity_id_source'])}",
-        f"  entity_name  {json.dumps(report['entity_name'])}",
-        "  config:",
+def render_text(report: Report, colour: bool = False) -> str:
+    """The terminal view; with COLOUR, the heading bold, a missing required value red and the
+    unset ones dim. Names and values come from the repository: colour.lines escapes them."""
+    rows = [
+        (
+            f"{report['organization']} / {report['integration']}"
+            + ("" if report["mapped"] else "  (no mapping: integration defaults only)"),
+            Style.BOLD,
+        ),
+        (
+            f"  entity_id    {json.dumps(report['entity_id'])}    {_where(report['entity_id_source'])}",
+            Style.NONE,
+        ),
+        (f"  entity_name  {json.dumps(report['entity_name'])}", Style.NONE),
+        ("  config:", Style.NONE),
     ]
     width = max((len(c["key"]) for c in report["config"]), default=0)
     for c in report["config"]:
         value = c["value"] if c["value"] == SECRET else json.dumps(c["value"], ensure_ascii=False)
+        style = Style.NONE
         if not c["set"]:
-            value = "(missing)" if c["required"] else "(not set)"
-        lines.append(f"    {c['key']:<{width}}  {value}    {_where(c['source'])}")
+            value, style = ("(missing)", Style.RED) if c["required"] else ("(not set)", Style.DIM)
+        rows.append((f"    {c['key']:<{width}}  {value}    {_where(c['source'])}", style))
     o = report["oauth"]
     if o is None:
-        lines.append("  oauth: none")
+        rows.append(("  oauth: none", Style.NONE))
     else:
-        lines.append(f"  oauth: provider {o['provider']} ({o['source']}), connection {o['connection_name']}")
+        rows.append(
+            (
+                f"  oauth: provider {o['provider']} ({o['source']}), connection {o['connection_name']}",
+                Style.NONE,
+            )
+        )
         filled = (
             "entity id filled in"
             if o["entity_id_filled"]
@@ -204,8 +219,8 @@ def render_text(report: Report) -> str:
                 else ""
             )
         )
-        lines.append(f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""))
+        rows.append((f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""), Style.NONE))
         for name, s in o["secrets"].items():
             if s["set"]:
-                lines.append(f"    {name}  {SECRET}    {s['source']}")
-    return "".join(term(line) + "\n" for line in lines)  # names and values from the repository
+                rows.append((f"    {name}  {SECRET}    {s['source']}", Style.NONE))
+    return lines(rows, colour)

@@ -135,8 +135,13 @@ def yaml_indent(config_path: str | None) -> int:
 def rule_for(config_path: str, file_path: str) -> Rule:
     """The first rule whose path_regex matches ``file_path`` relative to the config's folder."""
     rel = os.path.relpath(os.path.abspath(file_path), os.path.dirname(os.path.abspath(config_path)))
-    rel = rel.replace(os.sep, "/")
-    for rule in load_rules(config_path):
+    return first_rule(config_path, load_rules(config_path), rel.replace(os.sep, "/"))
+
+
+def first_rule(config_path: str, rules: list[Rule], rel: str) -> Rule:
+    """The first of RULES (read from CONFIG_PATH) whose path_regex matches REL, the file's
+    '/'-separated path relative to the config's folder."""
+    for rule in rules:
         if rule.path_regex is None or re.search(rule.path_regex, rel):
             return rule
     raise RulesError(f"{config_path}: no creation rule matches {rel}")

@@ -271,8 +271,12 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
                 )
             )
     elif t == "bool":
-        if not isinstance(value, bool):
+        if isinstance(value, bool):
+            out += _bool_word(doc, path, item)
+        else:
             hint = "write true or false, unquoted" if isinstance(value, str) else None
+            if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+                hint = f"write {item.key}: {_BOOL_WORDS[value.lower()]}"
             out.append(
                 error(
                     "C002",
@@ -302,6 +306,31 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
                 "write the value as YAML (a mapping, list or number), or as JSON text",
             )
         )
+
+
+#: YAML 1.1's boolean words (any case): YAML 1.2 reads all but true/false as text.
+_BOOL_WORDS = {
+    **dict.fromkeys(("y", "yes", "on", "true"), "true"),
+    **dict.fromkeys(("n", "no", "off", "false"), "false"),
+}
+
+
+def _bool_word(doc: Document, path: Path, item: SchemaItem) -> list[Diagnostic]:
+    """A bool key given ``yes``/``off``...: read as a boolean here (YAML 1.1), as text by YAML 1.2
+    tools (yq, editors, other parsers), so the file means different things to different readers."""
+    raw = doc.implicit.get(path, ("", "true"))[1]
+    if raw.lower() in ("true", "false"):
+        return []
+    fix = _BOOL_WORDS.get(raw.lower(), "true or false")
+    return [
+        warning(
+            "Y009",
+            doc.path,
+            doc.pos(path),
+            f"{raw!r} is a YAML 1.1 boolean word: read here as {fix}, but as text by YAML 1.2 tools",
+            f"write {item.key}: {fix}",
+        )
+    ]
 
 
 def _parses_as_json(text: str) -> bool:

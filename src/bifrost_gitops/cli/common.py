@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -55,17 +55,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def report(
     diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
 ) -> None:
-    """Findings in the format asked for. github, sarif and gitlab paths are relative to where the
-    command runs (a CI job runs at the checkout's root, which these platforms resolve from).
+    """Findings in the format asked for: paths relative to the repository root in text and
+    json wherever the command runs; in github, sarif and gitlab relative to the git work tree's
+    root, which those platforms resolve from (see github_prefix).
     Suppressed findings are counted in the summary (json also lists them)."""
-    import os
-
     from .. import diagnostics as d
     from .. import scanreports
 
     out, totals = sys.stdout, d.Summary(files, suppressed)
-    prefix = os.path.relpath(root)
-    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+    prefix = github_prefix(root)
     if fmt == "json":
         d.report_json(diags, totals, out)
     elif fmt == "sarif":
@@ -75,7 +73,34 @@ def report(
     elif fmt == "github":
         d.report_github(diags, totals, out, prefix)
     else:
-        d.report_text(diags, totals, out, d.use_colour(out))
+        d.report_text(diags, totals, out, use_colour(out))
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Whether STREAM gets colour: the top-level --color, then the environment (colour.wanted)."""
+    from ..colour import wanted
+
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.find_root().params.get("color") if ctx is not None else None
+    return wanted(stream, choice or "auto")
+
+
+def github_prefix(root: str) -> str:
+    """What turns a repository-relative path into one GitHub resolves: GitHub reads annotation
+    paths from the root of the git repository, which may hold the Bifrost repository in a
+    subfolder, whatever folder the command ran in. Outside git: relative to that folder."""
+    import os
+
+    root = os.path.realpath(root)
+    top = root
+    while not os.path.exists(os.path.join(top, ".git")):  # a folder, or a file in a worktree
+        parent = os.path.dirname(top)
+        if parent == top:
+            top = os.path.realpath(os.getcwd())
+            break
+        top = parent
+    rel = os.path.relpath(root, top)
+    return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
 def load(repo: str) -> Result:

@@ -96,24 +96,31 @@ class _Decrypter:
         if v == "":
             return Secret("") if self.wrap else ""
         if not isinstance(v, str):
-            raise IntegrityError(f"value at {_where(prefix)} should be encrypted but is not", file=self.file)
+            raise IntegrityError(
+                f"value at {_where(prefix)} should be encrypted but is not", file=self.file, value_at=prefix
+            )
         try:
             ev = values.parse(v)
             plain = values.decrypt_bytes(self.aes, ev, prefix)
             value = values.from_plaintext(plain, ev.type)
         except values.ValueFormatError:
             raise IntegrityError(
-                f"value at {_where(prefix)} should be encrypted but is not a valid sops value", file=self.file
+                f"value at {_where(prefix)} should be encrypted but is not a valid sops value",
+                file=self.file,
+                value_at=prefix,
             ) from None
         except values.ValueAuthError:
             raise IntegrityError(
                 f"value at {_where(prefix)} could not be decrypted: authentication failed "
                 "(altered, moved, or encrypted with another data key)",
                 file=self.file,
+                value_at=prefix,
             ) from None
         except ValueError:
             raise IntegrityError(
-                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}", file=self.file
+                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}",
+                file=self.file,
+                value_at=prefix,
             ) from None
         if ev.type != "comment":
             self.hash.update(plain)
