@@ -57,7 +57,7 @@ CODES: dict[str, str] = {
 }
 
 #: The codes that are warnings (they fail only under --strict); every other code is an error.
-WARNING_CODES = frozenset({"S005", "C007", "C009", "C010"})
+WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010"})
 
 
 class Diagnostic(NamedTuple):
