@@ -64,15 +64,29 @@ for _command in deploy.COMMANDS:
 @click.option(
     "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
 )
-def validate(repo: str, fmt: str, strict: bool, decrypt: bool) -> None:
+@click.option(
+    "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
+)
+@click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+def validate(repo: str, fmt: str, strict: bool, decrypt: bool, staged: bool, rev: str | None) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
-    No decryption key is needed unless --decrypt is given.
+    No decryption key is needed unless --decrypt is given. In a git work tree, files git
+    ignores are skipped; --staged and --rev read git objects instead of the files.
     """
     from ..diagnostics import sort_key
 
-    result = load(repo)
+    if staged and rev is not None:
+        fail("--staged and --rev: give one")
+    if decrypt and (staged or rev is not None):
+        fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
+    if staged or rev is not None:
+        from ..repo import load_git
+
+        result = load_git(repo, rev)
+    else:
+        result = load(repo)
     diags = list(result.diagnostics)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
