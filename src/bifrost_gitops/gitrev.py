@@ -64,6 +64,8 @@ class _Blobs:
         return "bifrost-gitops.yaml" in self._entries
 
     def files(self, exclude: list[str]) -> tuple[list[str], list[Diagnostic]]:
+        """The YAML files to read, as `loader.discover` finds them on disk: a link to a file
+        that is read anyway (or to a folder) is skipped, one out of the tree is refused."""
         found = sorted(rel for rel in self._entries if loader.wanted(rel, exclude))
         links = [rel for rel in found if self._entries[rel][0] == _LINK]
         texts = self._read([self._entries[rel][1] for rel in links])
@@ -72,10 +74,12 @@ class _Blobs:
         for rel in found:
             mode, sha = self._entries[rel]
             if mode == _LINK:
-                target = self._inside(rel, texts[sha].decode(errors="replace"))
+                target = self._inside(rel, texts.get(sha, b"").decode(errors="replace"))
                 if target is None:
                     diags.append(error("Y006", rel, (0, 0), "symlink points outside the repository; refused"))
                     continue
+                if target.endswith("/") or loader.wanted(target, exclude):
+                    continue  # a folder, or a file read where it really is
                 sha = self._entries[target][1]
             sha_of[rel] = sha
         blobs = self._read(list(sha_of.values()))
@@ -84,12 +88,16 @@ class _Blobs:
         return list(sha_of), diags
 
     def _inside(self, rel: str, target: str) -> str | None:
-        """The link's target when it is a regular file of this tree, else None."""
+        """The link's target when it is a regular file ('a/b.yaml') or a folder ('a/') of this
+        tree, else None."""
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
         if target.startswith("/") or joined.startswith("../") or joined == "..":
             return None
         entry = self._entries.get(joined)
-        return joined if entry is not None and entry[0] != _LINK else None
+        if entry is None:
+            folder = "" if joined == "." else joined + "/"
+            return (folder or "./") if any(e.startswith(folder) for e in self._entries) else None
+        return joined if entry[0] != _LINK else None
 
     def _read(self, shas: list[str]) -> dict[str, bytes]:
         """Many blobs through one git process; a blob over the loader's size limit is left out
