@@ -201,3 +201,10 @@ def test_diff_work_tree_skips_ignored_copies(tmp_path: Path) -> None:
     )
     run = run_cli("diff", "--base", "HEAD", cwd=root)
     assert run.code == 0 and "page_size" not in run.stdout, run
+
+
+def test_a_staged_object_git_cannot_read_is_an_environment_error(tmp_path: Path) -> None:
+    root = committed(tmp_path / "r")
+    git(root, "update-index", "--add", "--cacheinfo", f"100644,{'1' * 40},ghost.yaml")
+    run = validate(root, "--staged")
+    assert run.code == 2 and f"cannot read git object {'1' * 40}" in run.stderr, run
