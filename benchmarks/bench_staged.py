@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any
@@ -25,17 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, ".work")
 sys.path.insert(0, HERE)
 
+from bench_diff import git  # noqa: E402
 from bench_validate import best_of, wall  # noqa: E402
 from generate import generate  # noqa: E402
 
 TARGET_RATIO = 1.2
 ROUNDS = 5
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
 
 
 def committed(source: str, root: str) -> None:
@@ -44,13 +38,8 @@ def committed(source: str, root: str) -> None:
         return
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(source, root)
-    env = {**os.environ, **GIT_ENV}
-    for args in (
-        ["init", "-q"],
-        ["add", "-A"],
-        ["-c", "commit.gpgsign=false", "commit", "-q", "-m", "bench"],
-    ):
-        subprocess.run(["git", *args], cwd=root, env=env, check=True)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+        git(root, *args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,8 @@ def test_rev_checks_any_revision_with_repo_relative_paths(tmp_path: Path) -> Non
     top = tmp_path / "top"
     root = committed(top / "config")  # the repository is a subfolder of the git work tree
     git(root, "rm", "-q", "organizations.yaml")
+    staged = run_cli("validate", "--staged", "config", cwd=top)
+    assert staged.code == 1 and staged.stdout.startswith(f"{MAPPING}:4:15: R002"), staged
     git(root, "commit", "-q", "-m", "drop the organizations")
     assert run_cli("validate", "--rev", "HEAD~1", "config", cwd=top).code == 0
     run = run_cli("validate", "--rev", "HEAD", "config", cwd=top)
