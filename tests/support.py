@@ -138,7 +138,7 @@ def write_repo(root: Path, files: Mapping[str, str | None] | None = None, base: 
 #: the output: sops key sources, Bifrost credentials and settings, GitHub runner variables, colour.
 #: (BIFROST_FUZZ_EXAMPLES is read when the fuzz modules are imported, before any test runs.)
 LEAKY_PREFIXES = ("SOPS_", "BIFROST_", "GITHUB_")
-LEAKY_NAMES = ("NO_COLOR", "FORCE_COLOR")
+LEAKY_NAMES = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE")
 
 
 def isolate(mp: pytest.MonkeyPatch, home: Path) -> Path:
@@ -165,8 +165,8 @@ class Run(NamedTuple):
 
 def _clean_env(extra: Mapping[str, str | None] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SOPS_"))}
-    env.pop("NO_COLOR", None)
-    env.pop("FORCE_COLOR", None)
+    for name in LEAKY_NAMES:
+        env.pop(name, None)
     for k, v in (extra or {}).items():
         if v is None:
             env.pop(k, None)
@@ -204,7 +204,7 @@ def run_cli(
     if cwd is not None:
         os.chdir(cwd)
     try:
-        env_overrides: dict[str, Any] = {"NO_COLOR": None, "FORCE_COLOR": None}
+        env_overrides: dict[str, Any] = dict.fromkeys(LEAKY_NAMES)
         env_overrides.update(env or {})
         result = runner.invoke(main, list(args), env=env_overrides, catch_exceptions=True)
     finally:

@@ -163,7 +163,13 @@ def test_github_pull_request_recipe(checkout: Path, tmp_path: Path) -> None:
     assert any(line.startswith('bifrost-gitops validate "$REPO" --format github') for line in lines)
     assert 'bifrost-gitops diff "$REPO" --base origin/main --format markdown > diff.md' in lines
     check_diff_md(checkout)
-    assert git(checkout, "status", "--porcelain") == "?? diff.md\n"  # nothing else touched
+    upload = [s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@")]
+    assert upload and upload[0]["with"]["sarif_file"] == "bifrost-gitops.sarif"
+    assert doc["permissions"]["security-events"] == "write"
+    sarif = json.loads((checkout / "bifrost-gitops.sarif").read_text())
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
+    # nothing else touched
+    assert git(checkout, "status", "--porcelain") == "?? bifrost-gitops.sarif\n?? diff.md\n"
 
 
 def test_github_deploy_recipe(checkout: Path, tmp_path: Path) -> None:
@@ -223,6 +229,8 @@ def test_gitlab_review_job(checkout: Path, tmp_path: Path) -> None:
     assert any(line.startswith("git fetch") for line in lines)
     ran([(line, variables) for line in lines], checkout, {**clean_env(tmp_path), **GITLAB_VARS})
     check_diff_md(checkout)
+    report = doc["bifrost:review"]["artifacts"]["reports"]["codequality"]
+    assert json.loads((checkout / report).read_text()) == []  # the example has no findings
 
 
 def test_gitlab_deploy_job(checkout: Path, tmp_path: Path) -> None:

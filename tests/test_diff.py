@@ -184,6 +184,9 @@ def test_default_change_touches_many_orgs_and_an_override_shields_one(tmp_path: 
                 "old": "100",
                 "new": "250",
                 "source": where,
+                "old_value": 100,
+                "new_value": 250,
+                "secret": False,
             }
         ]
 
@@ -209,6 +212,9 @@ def test_override_change_reports_the_head_file_and_line(small: Git) -> None:
             "old": "50",
             "new": "75",
             "source": f"{CONTOSO}:{line_of(text, 'page_size: 75')}",
+            "old_value": 50,
+            "new_value": 75,
+            "secret": False,
         }
     ]
 
@@ -711,5 +717,31 @@ def test_json_has_the_documented_keys(small: Git) -> None:
     assert doc["head"] == "work tree" and doc["base"].startswith("HEAD (")
     assert doc["organizations"] == 2 and doc["affected"] == 1 and doc["per_integration"] == {"HaloPSA": 1}
     (change,) = doc["changes"]["contoso"]
-    assert set(change) == {"integration", "what", "key", "old", "new", "source"}
+    assert set(change) == {
+        *("integration", "what", "key", "old", "new", "source"),
+        *("old_value", "new_value", "secret"),
+    }
+    assert (change["old"], change["new"]) == ("50", "5")  # display text, kept for existing readers
+    assert (change["old_value"], change["new_value"], change["secret"]) == (50, 5, False)
     assert set(doc["findings"]) == {"head", "base"}
+
+
+def test_json_values_are_typed_and_secrets_stay_null(small: Git) -> None:
+    """Scripts read old_value/new_value as YAML typed them; a secret-typed key, even one left
+    in clear under config:, is secret: true with both values null."""
+    leak = canary("TYPED")
+    small.commit("a key given in clear", {CONTOSO: BASE_FILES[CONTOSO] + "  api_key: first-value\n"})
+    small.edit(CONTOSO, "region: eu", "region: uk\n  beta: true")
+    small.edit(CONTOSO, 'entity_id: "12"', 'entity_id: "13"')
+    small.edit(CONTOSO, "api_key: first-value", f"api_key: {leak}")
+    run = diff(small, "--base", "HEAD", "--format", "json")
+    assert leak not in run.stdout and "first-value" not in run.stdout
+    doc = json.loads(run.stdout)
+    typed = {
+        (c["what"], c["key"]): (c["old_value"], c["new_value"], c["secret"])
+        for c in doc["changes"]["contoso"]
+    }
+    assert typed[("config", "region")] == ("eu", "uk", False)
+    assert typed[("config", "beta")] == (None, True, False)
+    assert typed[("entity_id", None)] == ("12", "13", False)
+    assert typed[("config", "api_key")] == (None, None, True)

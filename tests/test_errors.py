@@ -131,7 +131,11 @@ FAMILIES: list[tuple[Callable[[], BaseException], int, str]] = [
     (lambda: runtime.BundleReadError("no bundle at /b"), 2, "no bundle at /b"),
     (lambda: runtime.UnknownOrganizationError("no organization 'x'", "x"), 2, "no organization 'x'"),
     (diag, 1, "not compiled: fix the errors above"),
-    (lambda: RepositoryErrors(None), 1, "the repository has errors (listed above): fix them and plan again"),
+    (
+        lambda: RepositoryErrors(None),  # type: ignore[arg-type]  # the message needs no result
+        1,
+        "the repository has errors (listed above): fix them and plan again",
+    ),
 ]
 
 

@@ -17,12 +17,14 @@ MAPPING = "integrations/HaloPSA/mappings/contoso.yaml"
 STRAY = API + 'kind: Mapping\nintegration: HaloPSA\norganization: nobody\nentity_id: "9"\n'
 
 
-def committed(root: Path, files: dict[str, str | None] | None = None) -> Path:
-    """The base repository (plus FILES) committed in a new git repository at ROOT."""
+def committed(root: Path, files: dict[str, str | None] | None = None, top: Path | None = None) -> Path:
+    """The base repository (plus FILES) at ROOT, committed in a new git repository at TOP
+    (default: ROOT itself)."""
     write_repo(root, files)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
+    top = top or root
+    git(top, "init", "-q", "-b", "main")
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "base")
     return root
 
 
@@ -59,7 +61,7 @@ def test_staged_sees_a_deletion_and_ignores_untracked_files(tmp_path: Path) -> N
 
 def test_rev_checks_any_revision_with_repo_relative_paths(tmp_path: Path) -> None:
     top = tmp_path / "top"
-    root = committed(top / "config")  # the repository is a subfolder of the git work tree
+    root = committed(top / "config", top=top)  # the repository is a subfolder of the git work tree
     git(root, "rm", "-q", "organizations.yaml")
     staged = run_cli("validate", "--staged", "config", cwd=top)
     assert staged.code == 1 and staged.stdout.startswith(f"{MAPPING}:4:15: R002"), staged

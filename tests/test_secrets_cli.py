@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from bifrost_gitops.sops.binary import find_sops
-from support import ROOT, Run, run_cli
+from support import ROOT, Run, line_of, run_cli
 
 EXAMPLE = ROOT / "examples" / "integrations"
 KEY_NAME = "TEST-ONLY-age-key.txt"
@@ -455,7 +455,14 @@ def test_check_clean(repo: Path) -> None:
     assert r.code == 0, r
     assert r.stdout == "4 files checked, no problems\n"
     r = run("secrets", "check", ".", "--format", "json", cwd=repo)
-    assert r.code == 0 and json.loads(r.stdout) == {"files": 4, "errors": 0, "warnings": 0, "diagnostics": []}
+    assert r.code == 0 and json.loads(r.stdout) == {
+        "files": 4,
+        "errors": 0,
+        "warnings": 0,
+        "suppressed": 0,
+        "diagnostics": [],
+        "suppressed_diagnostics": [],
+    }
 
 
 @pytest.mark.parametrize("field", ["data", "iv", "tag", "mac"])
@@ -465,6 +472,11 @@ def test_check_detects_one_tampered_field(repo: Path, field: str) -> None:
     assert r.code == 1, r
     assert [(d["code"], d["path"]) for d in findings(r)] == [("K005", FABRIKAM)]
     assert "integrity check failed" in findings(r)[0]["message"]
+    # it points at the altered value, or at the sops block's mac: when only the MAC fails
+    text = (repo / FABRIKAM).read_text()
+    line = line_of(text, "  mac: ENC[" if field == "mac" else "  api_key: ENC[")
+    col = 3 if field == "mac" else text.splitlines()[line - 1].index("ENC[") + 1
+    assert (findings(r)[0]["line"], findings(r)[0]["col"]) == (line, col)
 
 
 def test_check_reports_every_altered_file_at_once(repo: Path) -> None:
@@ -553,10 +565,11 @@ def test_validate_decrypt_reports_k005_alongside_other_findings(repo: Path) -> N
     assert sorted((d["code"], d["path"]) for d in findings(r)) == sorted(
         [("K005", FABRIKAM), (other, NORTHWIND)]
     )
+    at = line_of((repo / FABRIKAM).read_text(), "  api_key: ENC[")
     text = run("validate", "--decrypt", cwd=repo)
-    assert f"{FABRIKAM}:1:1: K005 integrity check failed" in text.stdout
+    assert f"{FABRIKAM}:{at}:12: K005 integrity check failed" in text.stdout
     gh = run("validate", "--decrypt", "--format", "github", cwd=repo)
-    assert f"::error file={FABRIKAM},line=1,col=1,title=K005::" in gh.stdout
+    assert f"::error file={FABRIKAM},line={at},col=12,title=K005::" in gh.stdout
 
 
 # --- secrets recipients --------------------------------------------------------------------
@@ -588,10 +601,19 @@ def test_recipients_flags_a_forgotten_updatekeys(
     r = run("secrets", "recipients", cwd=repo)
     assert r.code == 1, r
     for rel in ENCRYPTED:
+        at = age_line(repo / rel)
         assert (
-            f"{rel}:1:1: K006 recipients differ from .sops.yaml: missing {second_r}\n"
+            f"{rel}:{at}:3: K006 recipients differ from .sops.yaml: missing {second_r}\n"
             f"  hint: sops --config .sops.yaml updatekeys {rel}\n" in r.stdout
         )
+    # validate reports the same drift, from the metadata alone (no key needed)
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    v = run("validate", cwd=repo)
+    assert v.code == 1, v
+    assert [x for x in v.stdout.splitlines() if " K006 " in x] == [
+        x for x in r.stdout.splitlines() if " K006 " in x
+    ]
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(repo / KEY_NAME))
     doc = json.loads(run("secrets", "recipients", "--format", "json", cwd=repo).stdout)
     assert sorted(d["path"] for d in doc["drift"]) == ENCRYPTED
     assert all(f["missing"] == [second_r] for f in doc["files"])
@@ -620,6 +642,13 @@ def test_recipients_flags_a_forgotten_updatekeys(
     for rel in (FABRIKAM, CONTOSO):
         sops.decrypt_file(repo / rel, identities=[second], use_binary=False)
     assert run("secrets", "check", cwd=repo).code == 2  # the other files still need the first key
+
+
+def age_line(path: Path) -> int:
+    """The line of ``age:`` in the file's sops block (where K006 points)."""
+    lines = path.read_text().splitlines()
+    start = lines.index("sops:")
+    return next(i for i, x in enumerate(lines[start:], start + 1) if x.strip() == "age:")
 
 
 def test_recipients_flags_recipients_no_longer_asked_for(repo: Path) -> None:

@@ -40,4 +40,12 @@ def compile_repo(result: Result, out_dir: str, mode: str, recipients: list[str])
             raise
         problem = str(e).removeprefix(f"{e.file}: ")
         hint = "restore the file from git or re-encrypt it; nothing was written"
-        raise Findings([error("K005", e.file, (0, 0), problem, hint)]) from None
+        raise Findings([error("K005", e.file, _where(result, e), problem, hint)]) from None
+
+
+def _where(result: Result, e: sops.SopsError) -> tuple[int, int]:
+    """The altered value's position in its file when it is known (else the file's start)."""
+    from .secretops import integrity_pos
+
+    doc = next((p.doc for p in result.catalog.documents() if p.doc.path == e.file), None)
+    return integrity_pos(doc, e) if doc is not None and isinstance(e, sops.IntegrityError) else (0, 0)

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 from . import sops, storable
 from .bundleformat import (
@@ -38,6 +38,7 @@ from .bundleformat import (
     MODES,
     ORGS_DIR,
     ORGS_KEY,
+    SourceInfo,
     org_file,
     peek_index,
 )
@@ -45,8 +46,12 @@ from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secret
 from .catalog import Catalog
 from .deploymanifest import manifest
 from .errors import BifrostGitopsError
+from .nodes import Json
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
 from .resolve import revealed as _value
+
+#: a bundle file's clear content (an org file, global.json), or one of its records
+Record: TypeAlias = dict[str, Json]
 
 
 class BundleError(BifrostGitopsError):
@@ -70,9 +75,9 @@ class SecretOpener:
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
         self.docs = {p.doc.path: p.doc for p in catalog.documents()}
-        self.clear: dict[str, dict[str, Any]] = {}
+        self.clear: dict[str, Json] = {}
 
-    def __call__(self, ref: SecretRef) -> Any:
+    def __call__(self, ref: SecretRef) -> Json:
         """The clear value at REF; raises SopsError (UnstorableSecret: K007 findings for every
         value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
         tree = self.clear.get(ref.file)
@@ -93,56 +98,56 @@ class SecretOpener:
                 raise storable.UnstorableSecret(bad)
             tree = sops.reveal(wrapped)
             self.clear[ref.file] = tree
-        node: Any = tree
-        for part in ref.path:
-            node = node[part]
+        node = tree
+        for part in ref.path:  # the path resolve found in this file: it leads to a value
+            node = node[part]  # type: ignore[index]
         return node
 
 
 # --- records -------------------------------------------------------------------------------
 
 
-def integration_data(r: Resolved, reveal: Reveal | None) -> dict[str, Any]:
+def integration_data(r: Resolved, reveal: Reveal | None) -> Record:
     """Bifrost's IntegrationData for one resolution (secrets revealed, or redacted when no reveal)."""
     return {
         "integration_id": r.integration_id,
         "entity_id": r.entity_id,
         "entity_name": r.entity_name,
         "config": {k: _value(v, reveal) for k, v in r.config.items()},
-        "config_secret_keys": r.config_secret_keys,
+        "config_secret_keys": list(r.config_secret_keys),
         "oauth": _oauth(r.oauth, reveal) if r.oauth else None,
     }
 
 
-def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> dict[str, Any]:
+def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> Record:
     return {
         "connection_name": o.connection_name,
         "client_id": o.client_id,
         "client_secret": _value(o.client_secret, reveal),
         "authorization_url": o.authorization_url,
         "token_url": o.token_url,
-        "scopes": o.scopes,
+        "scopes": list(o.scopes),
         "access_token": _value(o.access_token, reveal),
         "refresh_token": _value(o.refresh_token, reveal),
         "expires_at": _value(o.expires_at, reveal),
     }
 
 
-def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> dict[str, Any]:
+def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Record:
     """The clear content of one org file (or of global.json when ORG is None)."""
     if org is None:
-        head: dict[str, Any] = {"scope": GLOBAL_SCOPE}
+        head: Record = {"scope": GLOBAL_SCOPE}
     else:
         o = catalog.orgs[org.lower()][0]
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
     resolved = resolve_org(catalog, org)
     head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
-        head["mapped"] = sorted(name for name, r in resolved.items() if r.mapped)
+        head["mapped"] = [name for name, r in sorted(resolved.items()) if r.mapped]
     return head
 
 
-def canonical(record: Any) -> bytes:
+def canonical(record: object) -> bytes:
     """Same record, same bytes: sorted keys, two-space indent, UTF-8, trailing newline."""
     return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -157,7 +162,7 @@ class Written:
     changed: list[str]  # bundle-relative paths whose bytes changed
 
 
-def source(root: str) -> dict[str, Any]:
+def source(root: str) -> SourceInfo:
     """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty)."""
 
     def git(*args: str) -> str | None:
@@ -231,10 +236,11 @@ def write(
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
     old_index = peek_index(out_dir)
-    old_entries: dict[str, Any] = {}
-    if old_index.get("secrets") == mode and isinstance(old_index.get(ORGS_KEY), dict):
+    old_entries: dict[str, Json] = {}
+    old_orgs = old_index.get(ORGS_KEY)
+    if old_index.get("secrets") == mode and isinstance(old_orgs, dict):
         old_entries = {
-            **old_index[ORGS_KEY],
+            **old_orgs,
             GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE),
             DEPLOY_KEY: old_index.get(DEPLOY_KEY),
         }
@@ -243,7 +249,7 @@ def write(
 
     # (index key, file, clear record, extra index fields): every org, the global view, and the
     # deploy manifest (integrations as Bifrost stores them, for plan/apply), all sealed alike
-    targets: list[tuple[str, str, Mapping[str, Any], dict[str, Any]]] = [
+    targets: list[tuple[str, str, Mapping[str, object], dict[str, str | None]]] = [
         (GLOBAL_SCOPE, GLOBAL_FILE, org_record(catalog, None, reveal), {}),
         *(
             (name, org_file(name), org_record(catalog, name, reveal), {"id": org_id})
@@ -252,9 +258,9 @@ def write(
         (DEPLOY_KEY, DEPLOY_FILE, manifest(catalog, reveal), {}),
     ]
     files: dict[str, bytes] = {}
-    entries: dict[str, Any] = {}
+    entries: dict[str, dict[str, str | None]] = {}
     for key, rel, record, extra in targets:
-        entry: dict[str, Any] = {"file": rel, **extra}
+        entry: dict[str, str | None] = {"file": rel, **extra}
         if mode == "seal":
             data, fp = _seal(record, rel, out_dir, old_entries.get(key), fkey, recipients or [])
             if fp:
@@ -289,10 +295,10 @@ def write(
 
 
 def _seal(
-    record: Mapping[str, Any],
+    record: Mapping[str, object],
     rel: str,
     out_dir: str,
-    old: dict[str, Any] | None,
+    old: Json,
     fkey: bytes | None,
     recipients: list[str],
 ) -> tuple[bytes, str | None]:
@@ -301,7 +307,7 @@ def _seal(
     if fkey:
         compact = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         fp = hmac.new(fkey, compact, hashlib.sha256).hexdigest()
-    if fp and old and old.get("fingerprint") == fp:
+    if fp and isinstance(old, dict) and old.get("fingerprint") == fp:
         current = _current(out_dir, rel)
         if current is not None and hashlib.sha256(current).hexdigest() == old.get("sha256"):
             return current, fp

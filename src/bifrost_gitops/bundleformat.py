@@ -17,9 +17,10 @@ from __future__ import annotations
 import enum
 import json
 import os
-from typing import Any, Final
+from typing import Final, NotRequired, TypedDict, cast
 
 from .errors import BifrostGitopsError
+from .nodes import Json
 
 FORMAT: Final = 1
 KIND: Final = "bifrost-gitops/bundle"
@@ -61,14 +62,47 @@ def safe_entry(rel: object) -> str | None:
     return norm
 
 
-def listed_entries(index: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every {file, sha256} entry of INDEX, wherever it sits (global, orgs, deploy, ...)."""
-    out: list[dict[str, Any]] = []
+class IndexEntry(TypedDict):
+    """One file's entry in index.json, as compile writes it (readers still check what they use)."""
 
-    def walk(node: Any) -> None:
+    file: str
+    sha256: str
+    fingerprint: NotRequired[str]  # sealed files: an HMAC of the clear content
+    id: NotRequired[str | None]  # organizations' entries: the Bifrost UUID
+
+
+class SourceInfo(TypedDict):
+    """The git commit a bundle was compiled from, and whether the work tree differed."""
+
+    commit: str | None
+    dirty: bool
+
+
+#: index.json after :func:`read_index` checked its kind, format, mode and global/orgs entries
+#: ("global" is a keyword, hence the functional form)
+BundleIndex = TypedDict(
+    "BundleIndex",
+    {
+        "deploy": NotRequired[IndexEntry],
+        "format": int,
+        "kind": str,
+        "secrets": str,
+        "source": SourceInfo,
+        "recipients": list[str],
+        "global": IndexEntry,
+        "orgs": dict[str, IndexEntry],
+    },
+)
+
+
+def listed_entries(index: dict[str, Json]) -> list[IndexEntry]:
+    """Every {file, sha256} entry of INDEX, wherever it sits (global, orgs, deploy, ...)."""
+    out: list[IndexEntry] = []
+
+    def walk(node: Json) -> None:
         if isinstance(node, dict):
             if isinstance(node.get("file"), str) and isinstance(node.get("sha256"), str):
-                out.append(node)
+                out.append(cast(IndexEntry, node))
                 return
             for v in node.values():
                 walk(v)
@@ -96,13 +130,18 @@ class BadIndex(BifrostGitopsError):
     """index.json cannot be used; ``str()`` is the runtime's wording (never holds a secret)."""
 
     def __init__(
-        self, path: str, folder: str, problem: Problem, index: Any = None, cause: OSError | None = None
+        self,
+        path: str,
+        folder: str,
+        problem: Problem,
+        index: dict[str, Json] | None = None,
+        cause: OSError | None = None,
     ):
         self.path, self.folder, self.problem, self.cause = path, folder, problem, cause
         super().__init__(f"{path}: {_say(problem, folder, index, cause)}")
 
 
-def _say(problem: Problem, folder: str, index: Any, cause: OSError | None) -> str:
+def _say(problem: Problem, folder: str, index: dict[str, Json] | None, cause: OSError | None) -> str:
     if problem is Problem.MISSING:
         return f"not found (is {folder} a bundle written by `bifrost-gitops compile`?)"
     if problem is Problem.UNREADABLE:
@@ -112,13 +151,13 @@ def _say(problem: Problem, folder: str, index: Any, cause: OSError | None) -> st
     if problem is Problem.NOT_BUNDLE:
         return "not a bifrost-gitops bundle index"
     if problem is Problem.FORMAT:
-        return f"bundle format {index.get('format')!r} is not supported (this runtime reads {FORMAT})"
+        return f"bundle format {(index or {}).get('format')!r} is not supported (this runtime reads {FORMAT})"
     if problem is Problem.MODE:
-        return f"unknown secrets mode {index.get('secrets')!r}"
+        return f"unknown secrets mode {(index or {}).get('secrets')!r}"
     return "malformed (no orgs or global entry)"
 
 
-def load_index(folder: str) -> dict[str, Any]:
+def load_index(folder: str) -> dict[str, Json]:
     """FOLDER/index.json, a bundle's (its ``kind``), not yet checked further; raises BadIndex."""
     path = os.path.join(folder, INDEX_FILE)
     try:
@@ -132,10 +171,10 @@ def load_index(folder: str) -> dict[str, Any]:
         raise BadIndex(path, folder, Problem.NOT_JSON) from None
     if not isinstance(index, dict) or index.get("kind") != KIND:
         raise BadIndex(path, folder, Problem.NOT_BUNDLE)
-    return index
+    return cast(dict[str, Json], index)
 
 
-def read_index(folder: str) -> dict[str, Any]:
+def read_index(folder: str) -> BundleIndex:
     """FOLDER/index.json, checked: a bundle's, this format, a known mode, global and orgs entries."""
     index = load_index(folder)
     path = os.path.join(folder, INDEX_FILE)
@@ -145,10 +184,10 @@ def read_index(folder: str) -> dict[str, Any]:
         raise BadIndex(path, folder, Problem.MODE, index)
     if not isinstance(index.get(ORGS_KEY), dict) or not isinstance(index.get(GLOBAL_SCOPE), dict):
         raise BadIndex(path, folder, Problem.MALFORMED, index)
-    return index
+    return cast(BundleIndex, index)
 
 
-def peek_index(folder: str) -> dict[str, Any]:
+def peek_index(folder: str) -> dict[str, Json]:
     """FOLDER/index.json when it is a JSON object, else {} (for a best-effort look: no errors)."""
     try:
         with open(os.path.join(folder, INDEX_FILE), encoding="utf-8") as f:

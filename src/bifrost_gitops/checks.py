@@ -7,7 +7,7 @@ Messages name keys, types and organizations, never a value that could be a secre
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .catalog import Catalog, Parsed, oauth_of, of_kind
 from .diagnostics import Diagnostic, error, warning
@@ -170,7 +170,7 @@ def _check_integration(cat: Catalog, p: Parsed[Integration], out: list[Diagnosti
         check_values(doc, ("defaults",), integ, integ.defaults.config, integ.defaults.secrets, False, out)
 
 
-def _has(values: dict[str, Any], key: str) -> bool:
+def _has(values: dict[str, object], key: str) -> bool:
     return values.get(key) not in (None, "")
 
 

@@ -23,8 +23,6 @@ it asks for the live value to be removed (Bifrost deletes a row written as null)
 
 from __future__ import annotations
 
-from typing import Any
-
 from .bundleformat import DEPLOY_FORMAT, DEPLOY_KIND
 from .catalog import Catalog, Parsed, oauth_of
 from .deploy.spec import (
@@ -55,7 +53,7 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
         ip = catalog.integrations[name]
         integ = ip.model
         secret_keys = {i.key for i in integ.config_schema if i.type == "secret"}
-        defaults: dict[str, Any] = {}
+        defaults: dict[str, Json] = {}
         if integ.defaults is not None:
             defaults.update(integ.defaults.config)
             for key in integ.defaults.secrets:
@@ -98,7 +96,7 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
     }
 
 
-def _norm(v: Any) -> Json:
+def _norm(v: Json) -> Json:
     """ "" means "no value" in Bifrost (a delete), like null."""
     return None if v == "" else v
 

@@ -1,4 +1,5 @@
-"""Findings and the three ways of printing them (text, json, GitHub annotations).
+"""Findings and the ways of printing them (text, json, GitHub annotations; SARIF and GitLab
+Code Quality are in scanreports.py). Every reporter takes the findings and a `Summary`.
 
 A Diagnostic never carries a secret value: checks build messages from keys, types and
 positions only. Names in messages come from the repository, so reporters escape them.
@@ -6,10 +7,10 @@ positions only. Names in messages come from the repository, so reporters escape 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO, Literal, NamedTuple
 
+from .colour import Style, paint
 from .escape import gh_data, gh_property, term, to_json
 
 Severity = Literal["error", "warning"]
@@ -24,10 +25,12 @@ CODES: dict[str, str] = {
     "Y006": "file reached through a symlink that leaves the repository",
     "Y007": "file cannot be read (permissions, encoding)",
     "Y008": "not a single YAML mapping document",
+    "Y009": "YAML 1.1 boolean word (yes, no, on, off) for a bool key: YAML 1.2 tools read it as text",
     "S001": "document does not match its JSON Schema",
     "S002": "unknown apiVersion or kind",
     "S003": "document kind that must appear at most once appears again",
     "S004": "a name or label holds a control, bidi or invisible character (shown escaped)",
+    "S005": "suppression that suppresses nothing (unused, unknown or unsuppressible code)",
     "R001": "duplicate name (organizations, OAuth providers, integrations: case-insensitive)",
     "R002": "mapping names an organization that is not declared",
     "R003": "mapping names an integration that is not declared",
@@ -52,6 +55,9 @@ CODES: dict[str, str] = {
     "K006": "file's recipients differ from what .sops.yaml asks for (run sops updatekeys)",
     "K007": "secret value of a type Bifrost cannot store (bytes, NaN, infinity): only text, numbers, true/false",
 }
+
+#: The codes that are warnings (they fail only under --strict); every other code is an error.
+WARNING_CODES = frozenset({"S005", "C007", "C009", "C010"})
 
 
 class Diagnostic(NamedTuple):
@@ -82,54 +88,68 @@ def warning(code: str, path: str, pos: tuple[int, int], message: str, hint: str 
     return Diagnostic(code, "warning", path, line, col, message, hint)
 
 
+class Suppressed(NamedTuple):
+    """A finding left out of the report on purpose, and what suppressed it (suppress.py)."""
+
+    diagnostic: Diagnostic
+    by: str  # "--ignore", "bifrost-gitops.yaml:12" or the inline comment's "path:line"
+
+
+class Summary(NamedTuple):
+    """What a report says besides the findings: how many files were checked, and the findings
+    left out on purpose (counted in every summary; json lists them)."""
+
+    files: int
+    suppressed: Sequence[Suppressed] = ()
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.path, d.line, d.col, d.code)
 
 
-def summary(diags: list[Diagnostic], files: int) -> str:
+def summary(diags: list[Diagnostic], files: int, suppressed: int = 0) -> str:
+    """The closing line of a text report."""
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    tail = f", {suppressed} suppressed" if suppressed else ""
     if not diags:
-        return f"{files} files checked, no problems"
-    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+        return f"{files} files checked, no problems{tail}"
+    return f"{files} files checked: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}{tail}"
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def use_colour(stream: IO[str]) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    return stream.isatty()
-
-
-def report_text(diags: Iterable[Diagnostic], files: int, out: IO[str], colour: bool) -> None:
+def report_text(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], colour: bool) -> None:
+    """path:line:col: CODE message, a hint line, the summary; text escaped before it is coloured."""
     diags = list(diags)
-    red, yellow, dim, bold, reset = (
-        ("\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m") if colour else ("",) * 5
-    )
     for d in diags:
-        sev = f"{red}{d.code}{reset}" if d.severity == "error" else f"{yellow}{d.code}{reset}"
-        tag = "" if d.severity == "error" else f" {yellow}(warning){reset}"
-        out.write(f"{bold}{term(d.location())}{reset}: {sev} {term(d.message)}{tag}\n")
+        style = Style.RED if d.severity == "error" else Style.YELLOW
+        tag = "" if d.severity == "error" else " " + paint("(warning)", Style.YELLOW, colour)
+        loc = paint(term(d.location()), Style.BOLD, colour)
+        out.write(f"{loc}: {paint(d.code, style, colour)} {term(d.message)}{tag}\n")
         if d.hint:
-            out.write(f"  {dim}hint: {term(d.hint)}{reset}\n")
-    out.write(summary(diags, files) + "\n")
+            out.write("  " + paint(f"hint: {term(d.hint)}", Style.DIM, colour) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")
 
 
-def report_json(diags: Iterable[Diagnostic], files: int, out: IO[str]) -> None:
+def report_json(diags: Iterable[Diagnostic], totals: Summary, out: IO[str]) -> None:
     diags = list(diags)
     doc = {
-        "files": files,
+        "files": totals.files,
         "errors": sum(1 for d in diags if d.severity == "error"),
         "warnings": sum(1 for d in diags if d.severity == "warning"),
+        "suppressed": len(totals.suppressed),
         "diagnostics": [d._asdict() for d in diags],
+        "suppressed_diagnostics": [
+            {**s.diagnostic._asdict(), "suppressed_by": s.by} for s in totals.suppressed
+        ],
     }
     out.write(to_json(doc) + "\n")
 
 
-def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix: str = "") -> None:
+def report_github(diags: Iterable[Diagnostic], totals: Summary, out: IO[str], prefix: str = "") -> None:
     """GitHub Actions workflow commands; ``prefix`` maps repo-relative paths to the checkout."""
     diags = list(diags)
     for d in diags:
@@ -137,4 +157,4 @@ def report_github(diags: Iterable[Diagnostic], files: int, out: IO[str], prefix:
         props.append(f"title={gh_property(d.code)}")
         msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
         out.write(f"::{d.severity} {','.join(props)}::{gh_data(msg)}\n")
-    out.write(summary(diags, files) + "\n")
+    out.write(summary(diags, totals.files, len(totals.suppressed)) + "\n")

@@ -14,16 +14,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final, Literal, cast
 
 from . import sops
 from .bundle import SecretOpener
 from .bundleformat import MASK
 from .diagnostics import Diagnostic
 from .model import ProviderRef
+from .nodes import Json
 from .repo import Result
-from .resolve import Resolved, SecretRef, Source, organizations, resolve, resolve_org
+from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
 from .security import Alert
+
+#: what a change is about: an organization or integration added/removed, a mapping made or
+#: dropped, one of the resolved fields, a config key, an OAuth field
+ChangeKind = Literal["organization", "integration", "mapping", "entity_id", "entity_name", "config", "oauth"]
+_IDENTITY: Final[tuple[Literal["entity_id", "entity_name"], ...]] = ("entity_id", "entity_name")
 
 SecretCompare = Callable[[SecretRef, SecretRef], str | None]  # None: same; else what to say
 
@@ -31,11 +37,16 @@ SecretCompare = Callable[[SecretRef, SecretRef], str | None]  # None: same; else
 @dataclass(frozen=True)
 class Change:
     integration: str | None
-    what: str  # "organization", "integration", "mapping", "entity_id", "entity_name", "config", "oauth"
+    what: ChangeKind
     key: str | None
     old: str | None  # display text, never a secret value
     new: str | None
     source: str | None  # file:line in head (or base, for removals)
+    # For scripts (--format json): the values as typed in YAML (null: unset), never a secret's:
+    # when ``secret`` both are null and old/new say what changed.
+    old_value: Json = field(default=None, compare=False)
+    new_value: Json = field(default=None, compare=False)
+    secret: bool = False
 
 
 ORG_ROW = "(organizations added/removed)"  # the per-integration row of org-level changes
@@ -102,7 +113,7 @@ class Diff:
 LIMIT = 80  # characters of a displayed value
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -116,7 +127,7 @@ def _cut(text: str, start: int, limit: int = LIMIT) -> str:
     return head + body + ("…" if start + len(body) < len(text) else "")
 
 
-def _show_pair(a: Any, b: Any, null: bool = False) -> tuple[str | None, str | None]:
+def _show_pair(a: object, b: object, null: bool = False) -> tuple[str | None, str | None]:
     """Both values cut the same way, around their first difference when that lies past the cut
     (two long URLs differing only at the end must not print as the same text). None stays None
     (unset) unless ``null``, which shows it as JSON null."""
@@ -156,10 +167,10 @@ def secret_comparer(
     docs = tuple({p.doc.path: p.doc for p in r.catalog.documents()} for r in (base, head))
     usable = keyring is not None and bool(keyring.identities)
 
-    def ciphertext(side: int, ref: SecretRef) -> Any:
-        node: Any = docs[side][ref.file].data
-        for part in ref.path:
-            node = node[part]
+    def ciphertext(side: int, ref: SecretRef) -> object:
+        node: object = docs[side][ref.file].data
+        for part in ref.path:  # the path resolve found in this file: it leads to a value
+            node = node[part]  # type: ignore[index]
         return node
 
     def compare(old: SecretRef, new: SecretRef) -> str | None:
@@ -282,12 +293,15 @@ def _integration(
                 "mapped" if old.mapped else "defaults only",
                 "mapped" if new.mapped else "defaults only",
                 src,
+                old.mapped,
+                new.mapped,
             )
         )
-    for attr in ("entity_id", "entity_name"):
+    for attr in _IDENTITY:
         a, b = getattr(old, attr), getattr(new, attr)
         if a != b:
-            out.append(Change(name, attr, None, *_show_pair(a, b, null=True), _where(new.sources.get(attr))))
+            shown = _show_pair(a, b, null=True)
+            out.append(Change(name, attr, None, *shown, _where(new.sources.get(attr)), a, b))
     for key in list(dict.fromkeys([*old.config, *new.config])):
         a, b = old.config.get(key), new.config.get(key)
         src = (
@@ -298,18 +312,39 @@ def _integration(
         secret = key in old.config_secret_keys or key in new.config_secret_keys
         change = _value_change(a, b, compare, secret)
         if change is not None:
-            out.append(Change(name, "config", key, change[0], change[1], src))
+            out.append(_valued(name, "config", key, change, src, a, b, secret))
     out += _oauth(name, old, new, compare)
     return out
 
 
+#: OAuth fields whose values are secrets even when a file holds them in clear.
+OAUTH_SECRETS = frozenset({"client_secret", "access_token", "refresh_token"})
+
+
+def _valued(
+    name: str,
+    what: ChangeKind,
+    key: str,
+    shown: tuple[str | None, str | None],
+    src: str | None,
+    a: object,
+    b: object,
+    secret: bool,
+) -> Change:
+    """A value's change, with old_value/new_value for scripts: a secret's values never leave.
+    Anything that is not a SecretRef is a resolved value, so JSON."""
+    if secret or isinstance(a, SecretRef) or isinstance(b, SecretRef):
+        return Change(name, what, key, *shown, src, None, None, True)
+    return Change(name, what, key, *shown, src, cast(Json, a), cast(Json, b), False)
+
+
 def _value_change(
-    a: Any, b: Any, compare: SecretCompare, secret: bool = False
+    a: Value, b: Value, compare: SecretCompare, secret: bool = False
 ) -> tuple[str | None, str | None] | None:
     """(old, new) display texts when the value differs, else None. Secrets never shown, nor
     any value of a SECRET-typed key, even one left in clear under config:."""
     sa, sb = isinstance(a, SecretRef), isinstance(b, SecretRef)
-    if sa and sb:
+    if isinstance(a, SecretRef) and isinstance(b, SecretRef):
         said = compare(a, b)
         return None if said is None else (SECRET, f"{SECRET} {said}")
     if not (sa or sb) and a == b and type(a) is type(b):
@@ -351,8 +386,9 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
         "refresh_token",
         "expires_at",
     ):
-        change = _value_change(getattr(a, attr), getattr(b, attr), compare)
+        va, vb = getattr(a, attr), getattr(b, attr)
+        change = _value_change(va, vb, compare)
         if change is not None:
             src = _where(b.sources.get(attr)) or _where(b.sources.get("token_url"))
-            out.append(Change(name, "oauth", attr, change[0], change[1], src))
+            out.append(_valued(name, "oauth", attr, change, src, va, vb, attr in OAUTH_SECRETS))
     return out

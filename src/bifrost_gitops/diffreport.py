@@ -2,17 +2,18 @@
 comment, JSON for tools. Security-relevant changes come first in every format.
 
 Every name, value, path and finding that reaches an output comes from the repository (a
-fork's pull request): text lines go through term(), markdown through md_text()/md_code()/
-html_text(), JSON through to_json(). Nothing else is printed raw.
+fork's pull request): text lines go through term() (in colour.lines, before any colour),
+markdown through md_text()/md_code()/html_text(), JSON through to_json(). Nothing else is
+printed raw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict
 
+from .colour import Style, lines
 from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff
-from .escape import html_text, md_code, md_text, term, to_json
+from .escape import html_text, md_code, md_text, to_json
 from .security import Alert
 
 
@@ -67,11 +68,6 @@ def _security_text(d: Diff) -> list[str]:
     return [*lines, ""]
 
 
-def _lines(lines: Iterable[str]) -> str:
-    """Text output: each line made safe on its own (a newline inside a name stays visible)."""
-    return "".join(term(line) + "\n" for line in lines)
-
-
 def summary_lines(d: Diff) -> list[str]:
     """The headline and the per-integration counts (raw: the caller escapes for its output)."""
     lines = [f"{d.headline()} ({d.base} -> {d.head})"]
@@ -80,32 +76,46 @@ def summary_lines(d: Diff) -> list[str]:
     return lines
 
 
-def render_text(d: Diff) -> str:
-    lines = _security_text(d) + summary_lines(d)
+def render_text(d: Diff, colour: bool = False) -> str:
+    """The terminal report; with COLOUR, security changes red, organizations bold, each change
+    by what it does (added green, removed red, changed yellow), findings red."""
+    rows = [(line, Style.RED_BOLD if i == 0 else Style.RED) for i, line in enumerate(_security_text(d))]
+    rows += [(line, Style.BOLD if i == 0 else Style.NONE) for i, line in enumerate(summary_lines(d))]
     for org, changes in d.changes.items():
-        lines.append("")
-        lines.append(org)
+        rows += [("", Style.NONE), (org, Style.BOLD)]
         current: object = object()
         for c in changes:
             if c.integration != current and c.integration is not None:
-                lines.append(f"  {c.integration}")
+                rows.append((f"  {c.integration}", Style.NONE))
                 current = c.integration
             indent = "    " if c.integration else "  "
             src = f"    ({c.source})" if c.source else ""
-            lines.append(f"{indent}{_label(c)}: {_arrow(c)}{src}")
-    lines += _findings_text(d)
-    return _lines(lines)
+            arrow = _arrow(c)
+            rows.append((f"{indent}{_label(c)}: {arrow}{src}", _change_style(arrow)))
+    head, base = _findings_text(d)
+    rows += [(line, Style.RED) for line in head] + [(line, Style.DIM) for line in base]
+    return lines(rows, colour)
 
 
-def _findings_text(d: Diff) -> list[str]:
-    lines = []
+def _change_style(arrow: str) -> Style:
+    if arrow == "added" or arrow.startswith("(unset) -> "):
+        return Style.GREEN
+    if arrow == "removed" or arrow.endswith(" -> (removed)"):
+        return Style.RED
+    return Style.YELLOW
+
+
+def _findings_text(d: Diff) -> tuple[list[str], list[str]]:
+    """Lines for the head's findings and for the base's (shown as a note)."""
+    head: list[str] = []
+    base: list[str] = []
     if d.head_findings:
-        lines += ["", f"findings in {d.head} (fix before merging):"]
-        lines += [f"  {f.location()}: {f.code} {f.message}" for f in d.head_findings]
+        head += ["", f"findings in {d.head} (fix before merging):"]
+        head += [f"  {f.location()}: {f.code} {f.message}" for f in d.head_findings]
     if d.base_findings:
-        lines += ["", f"note: {d.base} already had {len(d.base_findings)} finding(s)"]
-        lines += [f"  {f.location()}: {f.code} {f.message}" for f in d.base_findings]
-    return lines
+        base += ["", f"note: {d.base} already had {len(d.base_findings)} finding(s)"]
+        base += [f"  {f.location()}: {f.code} {f.message}" for f in d.base_findings]
+    return head, base
 
 
 def _md(text: str | None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any
 
 #: Characters that are never shown as themselves: C0 controls, DEL, C1 controls, line and
 #: paragraph separators, bidi embeddings/overrides/isolates and marks, zero-width characters
@@ -82,7 +81,7 @@ def md_code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def to_json(doc: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+def to_json(doc: object, indent: int | None = 2, sort_keys: bool = False) -> str:
     """JSON with every non-ASCII character escaped, so it is safe in a terminal and a CI log
     too: DEL (ASCII, so json leaves it raw) and the runner's "##[" marker are written as
     ``\\u`` escapes, which changes no value (both can only stand inside a string)."""

@@ -7,16 +7,63 @@ No secret is shown: a sealed value, or a value of a secret-typed key left in cle
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
 from .bundleformat import MASK
 from .catalog import Catalog
+from .colour import Style, lines
 from .errors import BifrostGitopsError
-from .escape import term, to_json
-from .resolve import GLOBAL, Resolved, SecretRef, resolve
+from .escape import to_json
+from .nodes import Json
+from .resolve import GLOBAL, Resolved, SecretRef, Source, SourceKind, Value, resolve
 from .structure import suggest
 
 SECRET = MASK  # how a secret shows in the explanation
+
+
+class SourceReport(TypedDict):
+    kind: SourceKind
+    file: str | None
+    line: int | None
+
+
+class ConfigReport(TypedDict):
+    key: str
+    type: str
+    required: bool
+    value: Json  # SECRET for a secret
+    set: bool
+    source: SourceReport
+
+
+class SecretReport(TypedDict):
+    set: bool
+    source: str | None  # file:line
+
+
+class OAuthReport(TypedDict):
+    provider: str
+    connection_name: str
+    client_id: str | None
+    token_url: str | None
+    token_url_template: str | None
+    entity_id_filled: bool
+    scopes: list[str]
+    secrets: dict[str, SecretReport]
+    source: str | None
+
+
+class Report(TypedDict):
+    """What ``explain --format json`` prints (and ``render_text`` lays out)."""
+
+    organization: str
+    integration: str
+    mapped: bool
+    entity_id: str | None
+    entity_id_source: SourceReport
+    entity_name: str | None
+    config: list[ConfigReport]
+    oauth: OAuthReport | None
 
 
 class ExplainError(BifrostGitopsError):
@@ -36,7 +83,7 @@ def org_name(catalog: Catalog, org: str) -> str | None:
     return None
 
 
-def explain(catalog: Catalog, org: str, integration: str, key: str | None = None) -> dict[str, Any]:
+def explain(catalog: Catalog, org: str, integration: str, key: str | None = None) -> Report:
     """A JSON-ready report; secret values are never included, only where they come from.
 
     ORG is an organization's name or its Bifrost UUID, or "global" (the defaults-only view).
@@ -58,7 +105,7 @@ def explain(catalog: Catalog, org: str, integration: str, key: str | None = None
             f"{key!r} is not in the config_schema of {integration!r}" + (f" ({hint})" if hint else "")
         )
     keys = [key] if key is not None else list(schema)
-    config = []
+    config: list[ConfigReport] = []
     for k in keys:
         item = schema[k]
         value = r.config.get(k)
@@ -72,7 +119,7 @@ def explain(catalog: Catalog, org: str, integration: str, key: str | None = None
                 "source": _source(r, f"config.{k}"),
             }
         )
-    report: dict[str, Any] = {
+    report: Report = {
         "organization": org,
         "integration": integration,
         "mapped": r.mapped,
@@ -85,18 +132,18 @@ def explain(catalog: Catalog, org: str, integration: str, key: str | None = None
     return report
 
 
-def _show(value: Any) -> Any:
+def _show(value: Value) -> Json:
     return SECRET if isinstance(value, SecretRef) else value
 
 
-def _source(r: Resolved, name: str) -> dict[str, Any]:
+def _source(r: Resolved, name: str) -> SourceReport:
     s = r.sources.get(name)
     if s is None:
         return {"kind": "missing", "file": None, "line": None}
     return {"kind": s.kind, "file": s.file, "line": s.line or None}
 
 
-def _oauth(r: Resolved) -> dict[str, Any] | None:
+def _oauth(r: Resolved) -> OAuthReport | None:
     o = r.oauth
     if o is None:
         return None
@@ -116,39 +163,53 @@ def _oauth(r: Resolved) -> dict[str, Any] | None:
     }
 
 
-def _fmt(s: Any) -> str | None:
+def _fmt(s: Source | None) -> str | None:
     return f"{s.file}:{s.line}" if s is not None and s.file else None
 
 
-def render_json(report: dict[str, Any]) -> str:
+def render_json(report: Report) -> str:
     return to_json(report) + "\n"
 
 
-def _where(src: dict[str, Any]) -> str:
+def _where(src: SourceReport) -> str:
     if src["file"]:
         return f"{src['file']}:{src['line']}  {src['kind']}"
     return str(src["kind"])
 
 
-def render_text(report: dict[str, Any]) -> str:
-    lines = [
-        f"{report['organization']} / {report['integration']}"
-        + ("" if report["mapped"] else "  (no mapping: integration defaults only)"),
-        f"  entity_id    {json.dumps(report['entity_id'])}    {_where(report['entity_id_source'])}",
-        f"  entity_name  {json.dumps(report['entity_name'])}",
-        "  config:",
+def render_text(report: Report, colour: bool = False) -> str:
+    """The terminal view; with COLOUR, the heading bold, a missing required value red and the
+    unset ones dim. Names and values come from the repository: colour.lines escapes them."""
+    rows = [
+        (
+            f"{report['organization']} / {report['integration']}"
+            + ("" if report["mapped"] else "  (no mapping: integration defaults only)"),
+            Style.BOLD,
+        ),
+        (
+            f"  entity_id    {json.dumps(report['entity_id'])}    {_where(report['entity_id_source'])}",
+            Style.NONE,
+        ),
+        (f"  entity_name  {json.dumps(report['entity_name'])}", Style.NONE),
+        ("  config:", Style.NONE),
     ]
     width = max((len(c["key"]) for c in report["config"]), default=0)
     for c in report["config"]:
         value = c["value"] if c["value"] == SECRET else json.dumps(c["value"], ensure_ascii=False)
+        style = Style.NONE
         if not c["set"]:
-            value = "(missing)" if c["required"] else "(not set)"
-        lines.append(f"    {c['key']:<{width}}  {value}    {_where(c['source'])}")
+            value, style = ("(missing)", Style.RED) if c["required"] else ("(not set)", Style.DIM)
+        rows.append((f"    {c['key']:<{width}}  {value}    {_where(c['source'])}", style))
     o = report["oauth"]
     if o is None:
-        lines.append("  oauth: none")
+        rows.append(("  oauth: none", Style.NONE))
     else:
-        lines.append(f"  oauth: provider {o['provider']} ({o['source']}), connection {o['connection_name']}")
+        rows.append(
+            (
+                f"  oauth: provider {o['provider']} ({o['source']}), connection {o['connection_name']}",
+                Style.NONE,
+            )
+        )
         filled = (
             "entity id filled in"
             if o["entity_id_filled"]
@@ -158,8 +219,8 @@ def render_text(report: dict[str, Any]) -> str:
                 else ""
             )
         )
-        lines.append(f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""))
+        rows.append((f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""), Style.NONE))
         for name, s in o["secrets"].items():
             if s["set"]:
-                lines.append(f"    {name}  {SECRET}    {s['source']}")
-    return "".join(term(line) + "\n" for line in lines)  # names and values from the repository
+                rows.append((f"    {name}  {SECRET}    {s['source']}", Style.NONE))
+    return lines(rows, colour)

@@ -224,6 +224,9 @@ class EmptyTree:
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         return None, []
 
+    def read(self, rel: str) -> bytes:
+        return b""
+
 
 def work_nearest(root: str, name: str) -> tuple[str, bytes] | None:
     """NAME in the work tree's ROOT folder or its nearest parent up to the top of the git

@@ -9,16 +9,18 @@ before anything can blow up. Timestamps stay strings, so no date object reaches 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import yaml
 from yaml.events import (
     AliasEvent,
     DocumentStartEvent,
+    Event,
     MappingEndEvent,
     MappingStartEvent,
+    NodeEvent,
     ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
@@ -27,6 +29,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 
 from .diagnostics import Diagnostic, error
+from .nodes import Node, Scalar
 
 Pos = tuple[int, int]
 Path = tuple[str | int, ...]
@@ -56,6 +59,7 @@ class Document:
     """One parsed YAML file with the position of everything in it."""
 
     path: str  # repository-relative, '/'-separated
+    #: a Node (see .nodes), deliberately left loose: every check reads its own fields straight from it
     data: Any
     values: dict[Path, Pos] = field(default_factory=dict)
     keys: dict[Path, Pos] = field(default_factory=dict)
@@ -63,6 +67,8 @@ class Document:
     implicit: dict[Path, tuple[str, str]] = field(default_factory=dict)
     #: findings that matter only if the file is one of ours (e.g. non-text keys)
     notes: list[Diagnostic] = field(default_factory=list)
+    #: the text holds "bifrost-gitops:", maybe a suppression comment (suppress.py reads it again)
+    marked: bool = False
 
     def pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest ancestor that exists."""
@@ -84,7 +90,16 @@ class _Refused(Exception):
         self.code, self.pos, self.message, self.hint = code, pos, message, hint
 
 
-def _p(mark: Any) -> Pos:
+class _Mark(Protocol):
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+
+
+def _p(mark: _Mark | None) -> Pos:
+    if mark is None:  # pragma: no cover - libyaml marks every event
+        return (0, 0)
     return (mark.line + 1, mark.column + 1)
 
 
@@ -111,7 +126,7 @@ def _resolve_plain(value: str) -> str:
     return tag
 
 
-def _construct(tag: str, value: str) -> Any:
+def _construct(tag: str, value: str) -> Scalar:
     if tag in (_STR, _TIME):
         return value
     if tag == _NULL:
@@ -127,11 +142,12 @@ def _construct(tag: str, value: str) -> Any:
 class _Builder:
     """Turns one document's events into data; raises _Refused on anything unsafe."""
 
-    def __init__(self, parser: Any, doc: Document, diags: list[Diagnostic]):
-        self.next = parser.get_event
+    def __init__(self, parser: yaml.CSafeLoader, doc: Document, diags: list[Diagnostic]):
+        # libyaml returns None only after the stream's end, which the builder never reads past
+        self.next = cast(Callable[[], Event], parser.get_event)
         self.doc = doc
         self.diags = diags
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors: dict[str, tuple[Node, int]] = {}
         self.nodes = 0
 
     def count(self, n: int, pos: Pos) -> None:
@@ -144,35 +160,37 @@ class _Builder:
                 "write the values out instead of nesting aliases",
             )
 
-    def build(self, ev: Any, path: Path, depth: int) -> Any:
+    def build(self, ev: Event, path: Path, depth: int) -> Node:
         t = type(ev)
         pos = _p(ev.start_mark)
         self.doc.values[path] = pos
-        if t is ScalarEvent:
+        value: Node
+        if type(ev) is ScalarEvent:
             self.count(1, pos)
             value, n = self.scalar(ev, path, pos), 1
-        elif t is MappingStartEvent:
+        elif type(ev) is MappingStartEvent:
             self._check_depth(depth, pos)
             self._check_tag(ev.tag, _T + "map", pos)
             start = self.nodes
             value = self.mapping(path, depth)
             n = self.nodes - start + 1
             self.count(1, pos)
-        elif t is SequenceStartEvent:
+        elif type(ev) is SequenceStartEvent:
             self._check_depth(depth, pos)
             self._check_tag(ev.tag, _T + "seq", pos)
             start = self.nodes
-            value = []
+            items: list[Node] = []
             i = 0
             while True:
                 item = self.next()
                 if type(item) is SequenceEndEvent:
                     break
-                value.append(self.build(item, path + (i,), depth + 1))
+                items.append(self.build(item, path + (i,), depth + 1))
                 i += 1
+            value = items
             n = self.nodes - start + 1
             self.count(1, pos)
-        elif t is AliasEvent:
+        elif type(ev) is AliasEvent:
             if ev.anchor not in self.anchors:
                 raise _Refused("Y001", pos, f"unknown alias *{ev.anchor}")
             value, n = self.anchors[ev.anchor]
@@ -180,8 +198,9 @@ class _Builder:
             return value
         else:  # pragma: no cover - libyaml never yields anything else here
             raise _Refused("Y001", pos, f"unexpected YAML event {t.__name__}")
-        if ev.anchor is not None:
-            self.anchors[ev.anchor] = (value, n)
+        anchor = cast(NodeEvent, ev).anchor  # every branch that gets here built a node event
+        if anchor is not None:
+            self.anchors[anchor] = (value, n)
         return value
 
     def _check_depth(self, depth: int, pos: Pos) -> None:
@@ -198,7 +217,7 @@ class _Builder:
                 "only plain YAML is accepted: remove the tag",
             )
 
-    def scalar(self, ev: Any, path: Path | None, pos: Pos) -> Any:
+    def scalar(self, ev: ScalarEvent, path: Path | None, pos: Pos) -> Scalar:
         """Construct a scalar; ``path`` None means it is a mapping key (nothing recorded)."""
         tag = ev.tag
         value = ev.value
@@ -224,9 +243,9 @@ class _Builder:
         except (ValueError, yaml.YAMLError):
             raise _Refused("Y001", pos, f"scalar is not a valid {tag.rsplit(':', 1)[-1]}") from None
 
-    def mapping(self, path: Path, depth: int) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        merged: set[Any] = set()
+    def mapping(self, path: Path, depth: int) -> dict[str, Node]:
+        result: dict[str, Node] = {}
+        merged: set[str] = set()
         while True:
             kev = self.next()
             if type(kev) is MappingEndEvent:
@@ -268,7 +287,7 @@ class _Builder:
             result[key] = self.build(self.next(), path + (key,), depth + 1)
 
     @staticmethod
-    def merge(value: Any, into: dict[Any, Any], merged: set[Any], pos: Pos) -> None:
+    def merge(value: Node, into: dict[str, Node], merged: set[str], pos: Pos) -> None:
         sources = value if isinstance(value, list) else [value]
         for src in sources:
             if not isinstance(src, dict):
@@ -289,7 +308,8 @@ def parse(text: bytes | str, path: str) -> tuple[Document | None, list[Diagnosti
         ev = parser.get_event()
         if type(ev) is StreamEndEvent:
             return None, diags
-        doc.data = _Builder(parser, doc, diags).build(parser.get_event(), (), 0)
+        builder = _Builder(parser, doc, diags)
+        doc.data = builder.build(builder.next(), (), 0)
         parser.get_event()  # DocumentEnd
         ev = parser.get_event()
         if type(ev) is DocumentStartEvent:
@@ -333,7 +353,10 @@ def load_bytes(data: bytes, rel: str) -> tuple[Document | None, list[Diagnostic]
     """Parse a file's content (from disk or from a git object) within the size limit."""
     if len(data) > MAX_BYTES:
         return None, [too_large(rel)]
-    return parse(data, rel)
+    doc, diags = parse(data, rel)
+    if doc is not None:
+        doc.marked = b"bifrost-gitops:" in data
+    return doc, diags
 
 
 def too_large(rel: str) -> Diagnostic:

@@ -37,7 +37,7 @@ class _PlainText:
     control, bidi or invisible character (escape.UNSAFE_CHARS), so what a reviewer reads is
     what it is. Put it after any Field constraints (they stay in the JSON Schema that way)."""
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    def __get_pydantic_core_schema__(self, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.no_info_after_validator_function(_plain, handler(source))
 
     def __get_pydantic_json_schema__(
@@ -67,7 +67,7 @@ HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500), PLAIN]
 Text255 = Annotated[str, Field(max_length=255), PLAIN]
 
 
-def _none_is_empty(value: Any) -> Any:
+def _none_is_empty(value: object) -> object:
     return {} if value is None else value
 
 
@@ -103,6 +103,21 @@ class BundleSettings(_Strict):
     )
 
 
+FindingCode = Annotated[
+    str, Field(pattern=r"^[A-Z][0-9]{3}$", description="A finding code (docs/error-codes.md).")
+]
+
+
+class IgnoreRule(_Strict):
+    """One code suppressed in some files only."""
+
+    code: FindingCode
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="Paths or glob patterns (relative to the root) where the code is suppressed.",
+    )
+
+
 class Project(_Document):
     """bifrost-gitops.yaml: marks the repository root."""
 
@@ -111,6 +126,11 @@ class Project(_Document):
     exclude: list[str] = Field(
         default_factory=list,
         description="Paths or glob patterns (relative to the root) of YAML files that are not ours.",
+    )
+    ignore: list[FindingCode | IgnoreRule] = Field(
+        default_factory=list,
+        description="Finding codes validate suppresses: a code everywhere, or {code, paths} in some "
+        "files. Reported as suppressed; an entry that suppresses nothing is a warning (S005).",
     )
 
 
@@ -163,7 +183,7 @@ class ProviderRef(_Strict):
     provider: ProviderName = Field(description="Name of an OAuthProvider document.")
 
 
-def _oauth_tag(v: Any) -> str:
+def _oauth_tag(v: object) -> str:
     return "ref" if isinstance(v, dict) and "provider" in v else "inline"
 
 
@@ -233,7 +253,7 @@ KINDS: dict[str, type[AnyDocument]] = {
 TOKEN_KEYS = ("access_token", "refresh_token", "expires_at")
 
 
-def json_schema(kind: str) -> dict[str, Any]:
+def json_schema(kind: str) -> dict[str, object]:
     """The JSON Schema of one kind, as checked in under schemas/."""
     model = KINDS[kind]
     schema = model.model_json_schema(mode="validation")

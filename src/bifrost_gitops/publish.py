@@ -33,7 +33,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from .atomic import write_atomic
 from .bundleformat import INDEX_FILE, BadIndex, Problem, listed_entries, load_index, safe_entry
@@ -209,7 +208,7 @@ def _parse(line: str, where: str) -> Event:
 
 
 def _line(e: Event) -> str:
-    doc: dict[str, Any] = {"release": e.release, "at": e.at, "how": e.how.value}
+    doc: dict[str, str | None] = {"release": e.release, "at": e.at, "how": e.how.value}
     if e.left is not None:
         doc["from"] = e.left
     return json.dumps(doc, ensure_ascii=True, sort_keys=True) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import gitrev, loader, structure
 from .catalog import Catalog, Parsed
@@ -28,6 +28,8 @@ class Result:
     files: int
     catalog: Catalog
     diagnostics: list[Diagnostic]
+    #: where the files came from: suppress.py reads the text of files with findings from it
+    tree: Tree | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -60,6 +62,10 @@ class Tree(Protocol):
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]: ...
 
+    def read(self, rel: str) -> bytes:
+        """A listed file's bytes (for the inline suppression comments that parsing drops)."""
+        ...
+
 
 class WorkTree:
     """The files on disk; in a git work tree, without what git ignores (a decrypted copy, a
@@ -78,6 +84,10 @@ class WorkTree:
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         return loader.load_file(self.root, rel)
 
+    def read(self, rel: str) -> bytes:
+        with open(os.path.join(self.root, rel), "rb") as f:
+            return f.read(loader.MAX_BYTES + 1)
+
 
 def _exclude(tree: Tree) -> list[str]:
     """The Project's exclude: patterns, read before discovery so excluded files are never parsed."""
@@ -88,7 +98,7 @@ def _exclude(tree: Tree) -> list[str]:
     return [p for p in ex if isinstance(p, str)] if isinstance(ex, list) else []
 
 
-def _declared_names(data: dict[str, Any]) -> list[str]:
+def _declared_names(data: dict[str, object]) -> list[str]:
     """Names an invalid document still declares, so references to them are not reported twice."""
     names = [data.get("name")]
     orgs = data.get("organizations")
@@ -170,4 +180,4 @@ def _load(tree: Tree) -> Result:
     catalog, found = check(parsed, unverified)
     diags.extend(found)
     diags.sort(key=sort_key)
-    return Result(tree.root, len(files), catalog, diags)
+    return Result(tree.root, len(files), catalog, diags, tree)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Literal, NamedTuple, TypeAlias
 
 from .bundleformat import GLOBAL_SCOPE, REDACTED
 from .catalog import Catalog, Parsed, oauth_of
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, Mapping, ProviderRef
+from .nodes import Json
 
 GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
 
@@ -34,10 +35,14 @@ class SecretRef(NamedTuple):
 
 
 #: How a SecretRef becomes its clear value (compile's SecretOpener); None writes REDACTED instead.
-Reveal = Callable[[SecretRef], Any]
+Reveal = Callable[[SecretRef], Json]
+#: a resolved config value: plain JSON, or where a secret's clear value sits
+Value: TypeAlias = "Json | SecretRef"
+#: where a resolved value comes from
+SourceKind = Literal["override", "default", "mapping", "integration", "provider", "missing"]
 
 
-def revealed(v: Any, reveal: Reveal | None) -> Any:
+def revealed(v: Value, reveal: Reveal | None) -> Json:
     """V, or the clear value (or the REDACTED marker) when V is a SecretRef."""
     if isinstance(v, SecretRef):
         return REDACTED if reveal is None else reveal(v)
@@ -47,7 +52,7 @@ def revealed(v: Any, reveal: Reveal | None) -> Any:
 class Source(NamedTuple):
     """Where a resolved value comes from."""
 
-    kind: str  # "override" | "default" | "mapping" | "integration" | "provider" | "missing"
+    kind: SourceKind
     file: str | None = None
     line: int = 0
 
@@ -61,14 +66,14 @@ class ResolvedOAuth:
     connection_name: str
     provider: str | None  # the OAuthProvider document's name, None for an inline block
     client_id: str | None
-    client_secret: Any  # SecretRef | None
+    client_secret: SecretRef | None
     authorization_url: str | None
     token_url: str | None
     token_url_template: str | None
     scopes: list[str]
-    access_token: Any
-    refresh_token: Any
-    expires_at: Any
+    access_token: SecretRef | None
+    refresh_token: SecretRef | None
+    expires_at: SecretRef | None
     sources: dict[str, Source] = field(default_factory=dict)
 
 
@@ -82,17 +87,17 @@ class Resolved:
     mapped: bool
     entity_id: str | None
     entity_name: str | None
-    config: dict[str, Any]  # values, SecretRef for secrets
+    config: dict[str, Value]  # SecretRef for secrets
     config_secret_keys: list[str]
     oauth: ResolvedOAuth | None
     sources: dict[str, Source] = field(default_factory=dict)  # "entity_id", "config.<key>", ...
 
 
-def _src(kind: str, doc: Document, path: Path) -> Source:
+def _src(kind: SourceKind, doc: Document, path: Path) -> Source:
     return Source(kind, doc.path, doc.pos(path)[0])
 
 
-def _present(value: Any) -> bool:
+def _present(value: object) -> bool:
     return value not in (None, "")
 
 
@@ -101,11 +106,13 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
     ip = catalog.integrations[integration]
     integ = ip.model
     mp = catalog.mappings.get((integration, org.lower())) if org is not None else None
-    config: dict[str, Any] = {}
+    config: dict[str, Value] = {}
     sources: dict[str, Source] = {}
     secret_keys = [item.key for item in integ.config_schema if item.type == "secret"]
 
-    layers: list[tuple[str, Parsed[Integration | Mapping], Path, dict[str, Any], dict[str, Any]]] = []
+    layers: list[
+        tuple[SourceKind, Parsed[Integration | Mapping], Path, dict[str, Json], dict[str, Json]]
+    ] = []
     if integ.defaults is not None:
         layers.append(("default", ip, ("defaults",), integ.defaults.config, integ.defaults.secrets))
     if mp is not None:
@@ -181,7 +188,7 @@ def _oauth(
     template = settings.token_url
     token_url = template.replace("{entity_id}", entity_id) if entity_id else template
     secrets = settings.secrets
-    material: dict[str, Any] = {}
+    material: dict[str, SecretRef] = {}
     for name in ("client_secret", *TOKEN_KEYS):
         if secrets is not None and _present(getattr(secrets, name)):
             material[name] = SecretRef(doc.path, (*at, "secrets", name))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from .model import BUNDLE_KINDS, KINDS, json_schema
 
@@ -16,7 +15,7 @@ def filename(kind: str) -> str:
     return f"{kind.lower()}.schema.json"
 
 
-def schema_of(kind: str) -> dict[str, Any]:
+def schema_of(kind: str) -> dict[str, object]:
     """The JSON Schema of a document kind or of a bundle kind."""
     if kind in KINDS:
         return json_schema(kind)

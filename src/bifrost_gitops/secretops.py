@@ -114,7 +114,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
     if before is None or after is None:
         return
 
-    def clear(doc: loader.Document) -> dict[Path, Any]:
+    def clear(doc: loader.Document) -> dict[Path, object]:
         return {p: v for p, v in _leaves(doc.data) if p[: len(block)] != block and p[:1] != ("sops",)}
 
     old, new = clear(before), clear(after)
@@ -126,7 +126,7 @@ def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[st
         )
 
 
-def _leaves(node: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, dict):
         return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
     if isinstance(node, list):
@@ -145,10 +145,12 @@ def _header(path: str) -> str:
     return "".join(lines)
 
 
-def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
+def _options_of(meta: dict[str, Any]) -> sopsrules.EncryptOptions:
     """Recipients and selector an encrypted file already has."""
-    opts: dict[str, Any] = {k: meta[k] for k in sopsrules.SELECTORS if meta.get(k)}
-    opts["mac_only_encrypted"] = bool(meta.get("mac_only_encrypted"))
+    opts: sopsrules.EncryptOptions = {"mac_only_encrypted": bool(meta.get("mac_only_encrypted"))}
+    for k in sopsrules.SELECTORS:
+        if meta.get(k):
+            opts[k] = meta[k]
     groups = sops.age_recipients(meta)
     if len(groups) > 1:
         opts["key_groups"] = groups
@@ -158,7 +160,7 @@ def _options_of(meta: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def _options_from_rules(root: str, path: str) -> dict[str, Any]:
+def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     config = sopsrules.find_config(os.path.dirname(path))
     if config is None:
         raise SecretsError(f"no {sopsrules.CONFIG_NAME} found for {os.path.relpath(path, root)}")
@@ -205,7 +207,7 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
                 error(
                     "K005",
                     rel,
-                    (0, 0),
+                    integrity_pos(docs[rel], e),
                     f"integrity check failed: {_reason(e, rel)}",
                     "the file was altered outside sops; restore it from git or re-encrypt it",
                 )
@@ -215,6 +217,31 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
     return out
+
+
+def integrity_pos(doc: loader.Document, e: sops.IntegrityError) -> loader.Pos:
+    """Where an altered file went wrong: the value that failed, else the sops block's key that
+    did (``mac:``), else the whole file (the sops binary says no more than its exit code)."""
+    if e.value_at is not None:
+        return doc.pos(_keys_of(doc.data, e.value_at))
+    if e.meta_key is not None:
+        return doc.key_pos(("sops", e.meta_key))
+    return (0, 0)
+
+
+def _keys_of(data: Any, prefix: str) -> Path:
+    """The document path named by a sops key path (``a:b:``; a key may hold ``:`` itself, so the
+    document says where each name ends). Lists share their parent's path in sops: the walk stops
+    there, at the list."""
+    path: list[str | int] = []
+    while prefix and isinstance(data, dict):
+        keys = [k for k in data if isinstance(k, str) and prefix.startswith(k + ":")]
+        if not keys:
+            break
+        key = max(keys, key=len)  # "a:b" before "a" when both could start "a:b:c:"
+        path.append(key)
+        data, prefix = data[key], prefix[len(key) + 1 :]
+    return tuple(path)
 
 
 def _reason(e: Exception, rel: str) -> str:
@@ -232,31 +259,85 @@ class Recipients:
     config: str | None = None  # the .sops.yaml compared against, repository-relative
 
 
+class _Rules:
+    """The .sops.yaml rule of each file, each folder's config found and each config read once
+    (a big repository has thousands of encrypted files and a handful of configs)."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, str | None] = {}  # folder -> its .sops.yaml
+        self.rules: dict[str, list[sopsrules.Rule] | None] = {}  # config -> its rules (None: unreadable)
+        self.names: dict[str, str] = {}  # config -> its repository-relative name
+
+    def config(self, path: str) -> str | None:
+        folder = os.path.dirname(path)
+        if folder not in self.configs:
+            self.configs[folder] = sopsrules.find_config(folder)
+        return self.configs[folder]
+
+    def shown(self, config: str, root: str) -> str:
+        """CONFIG as the reports name it: relative to the repository ROOT."""
+        if config not in self.names:
+            self.names[config] = os.path.relpath(config, root).replace(os.sep, "/")
+        return self.names[config]
+
+    def wanted(self, config: str, path: str) -> list[str] | None:
+        """The age recipients the rule for PATH (absolute, below CONFIG's folder, as a config
+        found upwards from it is) asks for; None when no rule applies."""
+        if config not in self.rules:
+            try:
+                self.rules[config] = sopsrules.load_rules(config)
+            except sopsrules.RulesError:
+                self.rules[config] = None
+        rules = self.rules[config]
+        rel = path[len(os.path.dirname(config)) + 1 :].replace(os.sep, "/")
+        try:
+            return sopsrules.first_rule(config, rules, rel).recipients if rules is not None else None
+        except sopsrules.RulesError:
+            return None
+
+
 def list_recipients(result: Result) -> list[Recipients]:
+    """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
+    only, so no key is needed (cheap enough for every `validate`)."""
     docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
+    rules = _Rules()
     out = []
     for rel in encrypted_files(result):
         full = os.path.join(result.root, rel)
         meta = docs[rel]["sops"]
         have = sops.recipients(meta)
         age_have = {r for group in sops.age_recipients(meta) for r in group}
-        wanted: list[str] | None = None
-        config = sopsrules.find_config(os.path.dirname(full))
-        if config is not None:
-            try:
-                wanted = sopsrules.rule_for(config, full).recipients
-            except sopsrules.RulesError:
-                wanted = None
+        config = rules.config(full)
+        wanted = rules.wanted(config, full) if config is not None else None
         missing = sorted(set(wanted) - age_have) if wanted is not None else []
         extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        where = os.path.relpath(config, result.root).replace(os.sep, "/") if config else None
+        where = rules.shown(config, result.root) if config else None
         out.append(Recipients(rel, have, wanted, missing, extra, where))
     return out
 
 
-def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
+def drift(result: Result) -> list[Diagnostic]:
+    """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
+    ``age:`` list of their sops block (no key needed)."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # acyclic objects for thousands of files: as in repo.load_tree
+    try:
+        docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+        return recipient_findings(list_recipients(result), docs)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def recipient_findings(
+    rows: list[Recipients], docs: dict[str, loader.Document] | None = None
+) -> list[Diagnostic]:
     out = []
     for r in rows:
+        doc = (docs or {}).get(r.path)
+        pos = doc.key_pos(("sops", "age")) if doc is not None else (0, 0)
         if r.missing or r.extra:
             parts = ([f"missing {', '.join(r.missing)}"] if r.missing else []) + (
                 [f"not asked for {', '.join(r.extra)}"] if r.extra else []
@@ -265,7 +346,7 @@ def recipient_findings(rows: list[Recipients]) -> list[Diagnostic]:
                 error(
                     "K006",
                     r.path,
-                    (0, 0),
+                    pos,
                     f"recipients differ from {r.config}: {'; '.join(parts)}",
                     # sops reads the .sops.yaml of its working folder unless told which one
                     f"sops --config {r.config} updatekeys {r.path}",

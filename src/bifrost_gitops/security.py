@@ -64,13 +64,13 @@ def _plain(text: str) -> str:
     return text if len(text) <= LIMIT else text[: LIMIT - 1] + "…"
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
     text = _public(json.dumps(text, ensure_ascii=False) if isinstance(value, str) else text)
     return text if len(text) <= LIMIT else text[: LIMIT - 1] + "…"
 
 
-def _at(doc: loader.Document | None, path: tuple[Any, ...], base: bool = False) -> str | None:
+def _at(doc: loader.Document | None, path: loader.Path, base: bool = False) -> str | None:
     if doc is None:
         return None
     return f"{doc.path}:{doc.pos(path)[0]}" + (" in base" if base else "")
@@ -84,7 +84,7 @@ class _Org(NamedTuple):
     id: str | None  # as written
     display_name: str | None
     doc: loader.Document
-    at: tuple[Any, ...]  # the organization's path in its document
+    at: loader.Path  # the organization's path in its document
 
     @property
     def key(self) -> str | None:
@@ -220,7 +220,7 @@ def bundle_recipients(base: loader.Document | None, head: loader.Document | None
 Flat = dict[str, "str | tuple[str, ...]"]  # field -> a value, or the set of keys it lists
 
 
-def _keys(value: Any) -> tuple[str, ...]:
+def _keys(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
@@ -232,10 +232,10 @@ def _keys(value: Any) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
-def _flatten(rule: dict[Any, Any]) -> tuple[Flat, dict[str, tuple[Any, ...]]]:
+def _flatten(rule: dict[Any, Any]) -> tuple[Flat, dict[str, loader.Path]]:
     """A rule's fields, key_groups spread out, with the YAML path of each (for its line)."""
     flat: Flat = {}
-    paths: dict[str, tuple[Any, ...]] = {}
+    paths: dict[str, loader.Path] = {}
     for k, v in rule.items():
         if k == "key_groups" and isinstance(v, list):
             for i, group in enumerate(v):
@@ -254,7 +254,7 @@ class _Rule(NamedTuple):
     at: int
     label: str
     flat: Flat
-    paths: dict[str, tuple[Any, ...]]
+    paths: dict[str, loader.Path]
 
 
 def _rules(cfg: ConfigFile | None) -> tuple[loader.Document | None, dict[tuple[str | None, int], _Rule]]:

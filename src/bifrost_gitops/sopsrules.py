@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypedDict, get_args
 
 import yaml
 
@@ -17,15 +17,31 @@ from .errors import BifrostGitopsError
 
 CONFIG_NAME = ".sops.yaml"
 #: the fields that choose which leaves sops encrypts: a creation rule's and a file's metadata alike
-SELECTORS = (
+Selector = Literal[
     "unencrypted_suffix",
     "encrypted_suffix",
     "unencrypted_regex",
     "encrypted_regex",
     "unencrypted_comment_regex",
     "encrypted_comment_regex",
-)
+]
+SELECTORS: Final[tuple[Selector, ...]] = get_args(Selector)
 _OTHER_KEYS = ("pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hckms")
+
+
+class EncryptOptions(TypedDict, total=False):
+    """Keyword arguments of ``sops.encrypt_document``: recipients (or key groups), one selector."""
+
+    recipients: list[str]
+    key_groups: list[list[str]]
+    shamir_threshold: int | None
+    mac_only_encrypted: bool
+    unencrypted_suffix: str
+    encrypted_suffix: str
+    unencrypted_regex: str
+    encrypted_regex: str
+    unencrypted_comment_regex: str
+    encrypted_comment_regex: str
 
 
 class RulesError(BifrostGitopsError):
@@ -40,9 +56,8 @@ class Rule:
     #: a non-age master key (pgp, kms, ...) is asked for: only the sops binary can encrypt
     other_keys: bool = False
     shamir_threshold: int | None = None
-    selector: tuple[str, str] | None = None  # e.g. ("encrypted_regex", "^secrets$")
+    selector: tuple[Selector, str] | None = None  # e.g. ("encrypted_regex", "^secrets$")
     mac_only_encrypted: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def recipients(self) -> list[str]:
@@ -120,16 +135,21 @@ def yaml_indent(config_path: str | None) -> int:
 def rule_for(config_path: str, file_path: str) -> Rule:
     """The first rule whose path_regex matches ``file_path`` relative to the config's folder."""
     rel = os.path.relpath(os.path.abspath(file_path), os.path.dirname(os.path.abspath(config_path)))
-    rel = rel.replace(os.sep, "/")
-    for rule in load_rules(config_path):
+    return first_rule(config_path, load_rules(config_path), rel.replace(os.sep, "/"))
+
+
+def first_rule(config_path: str, rules: list[Rule], rel: str) -> Rule:
+    """The first of RULES (read from CONFIG_PATH) whose path_regex matches REL, the file's
+    '/'-separated path relative to the config's folder."""
+    for rule in rules:
         if rule.path_regex is None or re.search(rule.path_regex, rel):
             return rule
     raise RulesError(f"{config_path}: no creation rule matches {rel}")
 
 
-def encrypt_options(rule: Rule) -> dict[str, Any]:
+def encrypt_options(rule: Rule) -> EncryptOptions:
     """Keyword arguments for ``sops.encrypt_document`` that follow RULE (age recipients only)."""
-    opts: dict[str, Any] = {"mac_only_encrypted": rule.mac_only_encrypted}
+    opts: EncryptOptions = {"mac_only_encrypted": rule.mac_only_encrypted}
     if rule.selector:
         opts[rule.selector[0]] = rule.selector[1]
     if len(rule.age_groups) > 1:

@@ -10,7 +10,6 @@ failed operation at apply: never a crash half-way. Messages name the kind of val
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .diagnostics import Diagnostic, error
 from .loader import Document, Path
@@ -21,7 +20,7 @@ WHAT = "Bifrost stores a secret as text, an integer, a finite number or true/fal
 HINT = "set it again with `bifrost-gitops secrets set` (it stores text), or re-encrypt the file with sops"
 
 
-def problem(value: Any) -> str | None:
+def problem(value: object) -> str | None:
     """Why Bifrost cannot store VALUE as a secret (what kind of value it is), or None when it can."""
     if value is None or isinstance(value, (str, bool, int)):
         return None
@@ -36,7 +35,7 @@ def problem(value: Any) -> str | None:
     return f"a value of type {type(value).__name__}"
 
 
-def unsendable(body: Any, at: str = "") -> str | None:
+def unsendable(body: object, at: str = "") -> str | None:
     """Where and why BODY cannot go to Bifrost as JSON (``config.api_key is a float NaN``), or None."""
     if isinstance(body, dict):
         for k, v in body.items():
@@ -61,14 +60,14 @@ def _dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
-def findings(doc: Document, clear: Any) -> list[Diagnostic]:
+def findings(doc: Document, clear: object) -> list[Diagnostic]:
     """K007 for every encrypted value of DOC that decrypts to something Bifrost cannot store.
 
     CLEAR is the file decrypted with ``wrap=True``: encrypted leaves are :class:`Secret`, so
     clear values (checked by validate's own rules) are left alone."""
     out: list[Diagnostic] = []
 
-    def walk(node: Any, path: Path) -> None:
+    def walk(node: object, path: Path) -> None:
         if isinstance(node, Secret):
             why = problem(node.reveal())
             if why:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
-from typing import Any, get_args
+from collections.abc import Iterable, Iterator
+from typing import get_args
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .diagnostics import Diagnostic, error
 from .escape import describe, first_unsafe, term
@@ -17,7 +18,7 @@ _QUOTE_HINT = "quote it to keep it text: {q}"
 _UNION_TAGS: dict[str, type[BaseModel]] = {"ref": ProviderRef, "inline": OAuthSettings}
 
 
-def is_ours(data: Any) -> bool:
+def is_ours(data: object) -> bool:
     """A YAML file belongs to the repository when it says so (apiVersion or one of our kinds)."""
     if not isinstance(data, dict):
         return False
@@ -52,36 +53,37 @@ def trap(doc: Document, path: Path, expected: str = "text") -> Diagnostic | None
     )
 
 
-def suggest(word: str, choices: Any) -> str | None:
+def suggest(word: str, choices: Iterable[str]) -> str | None:
     """A did-you-mean hint, or None."""
-    choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
+    names = list(choices)
+    lowered = {c.lower(): c for c in names}
     if word.lower() in lowered:
         return f"did you mean {lowered[word.lower()]!r}? (names are case-sensitive)"
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, Any]:
+def _data_path(data: object, loc: tuple[int | str, ...]) -> tuple[Path, object]:
     """Map a pydantic error location onto the document (dropping union tags)."""
-    path: list[Any] = []
+    path: list[str | int] = []
     cur = data
     for i, part in enumerate(loc):
-        if (isinstance(cur, dict) and part in cur) or (
-            isinstance(cur, list) and isinstance(part, int) and part < len(cur)
-        ):
+        if isinstance(cur, dict) and part in cur:  # noqa: SIM114 - two branches so mypy narrows each
             cur = cur[part]
-            path.append(part)
+        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+            cur = cur[part]
         elif i == len(loc) - 1 or isinstance(part, int):
             path.append(part)
             return tuple(path), None
-        # else: a union tag such as 'ref' / 'inline': not part of the data
+        else:
+            continue  # a union tag such as 'ref' / 'inline': not part of the data
+        path.append(part)
     return tuple(path), cur
 
 
-def _fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
+def _fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """Field names allowed where ``loc`` points (for did-you-mean on unknown fields)."""
-    cls: Any = model
+    cls: type[BaseModel] | None = model
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -93,7 +95,7 @@ def _fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(cls, "model_fields", {}))
 
 
-def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
     """The pydantic models inside a type annotation (list[X], X | None, Annotated[...])."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
@@ -147,7 +149,7 @@ def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
     return _salvage(doc, model, errors), diags
 
 
-def _salvage(doc: Document, model: type[AnyDocument], errors: list[Any]) -> AnyDocument | None:
+def _salvage(doc: Document, model: type[AnyDocument], errors: list[ErrorDetails]) -> AnyDocument | None:
     """The document as its author meant it, when every error is a quoting trap or an unknown
     field: cross-document checks then still run on it, so one pass reports everything."""
     import copy
@@ -179,11 +181,11 @@ _DESCRIPTIVE = {"entity_name", "description", "display_name", "entity_id_name", 
                 "list_entities_data_provider_id"}  # fmt: skip
 
 
-def _unsafe(err: Any) -> bool:
+def _unsafe(err: ErrorDetails) -> bool:
     return bool(err["type"] == "unsafe_text")  # raised by model.Plain
 
 
-def unsafe_text(doc: Document, path: Path, value: Any) -> Diagnostic:
+def unsafe_text(doc: Document, path: Path, value: object) -> Diagnostic:
     """S004: a name or label holding a control, bidi or invisible character, shown escaped."""
     dotted = ".".join(str(p) for p in path)
     ch = first_unsafe(value) if isinstance(value, str) else None
@@ -209,7 +211,7 @@ def date_traps(doc: Document) -> list[Diagnostic]:
     ]
 
 
-def _diag(doc: Document, model: Any, err: Any) -> Diagnostic:
+def _diag(doc: Document, model: type[BaseModel], err: ErrorDetails) -> Diagnostic:
     loc = tuple(err["loc"])
     path, value = _data_path(doc.data, loc)
     etype = err["type"]

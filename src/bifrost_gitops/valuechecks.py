@@ -26,7 +26,7 @@ def _schema(integ: Integration) -> dict[str, SchemaItem]:
     return {item.key: item for item in integ.config_schema}
 
 
-def is_ciphertext(value: Any) -> bool:
+def is_ciphertext(value: object) -> bool:
     return isinstance(value, str) and ENC_RE.match(value) is not None
 
 
@@ -73,7 +73,7 @@ def _get(data: Any, path: Path) -> Any:
     return data
 
 
-def _check_ciphertext(doc: Document, at: Path, values: dict[str, Any], out: list[Diagnostic]) -> None:
+def _check_ciphertext(doc: Document, at: Path, values: dict[str, object], out: list[Diagnostic]) -> None:
     """Every value under a secrets: block is SOPS ciphertext in a sops-encrypted file."""
     present = [k for k, v in values.items() if v not in (None, "")]
     if not present:
@@ -147,7 +147,7 @@ def raw_secret_findings(doc: Document) -> list[Diagnostic]:
     if not isinstance(doc.data, dict) or str(doc.data.get("apiVersion", "")).startswith("ENC["):
         return out
     for at in (("secrets",), ("defaults", "secrets"), ("oauth", "secrets")):
-        node: Any = doc.data
+        node: object = doc.data
         for part in at:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
@@ -163,8 +163,8 @@ def check_values(
     doc: Document,
     at: Path,
     integ: Integration,
-    config: dict[str, Any],
-    secrets: dict[str, Any],
+    config: dict[str, object],
+    secrets: dict[str, object],
     token_ok: bool,
     out: list[Diagnostic],
 ) -> None:
@@ -188,7 +188,7 @@ def check_values(
             )
         else:
             _check_type(doc, path, item, value, out)
-    enc_values: dict[str, Any] = {}
+    enc_values: dict[str, object] = {}
     for key, value in secrets.items():
         path = at + ("secrets", key)
         item = schema.get(key)
@@ -219,7 +219,7 @@ def _unknown_key(
     )
 
 
-def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: list[Diagnostic]) -> None:
+def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out: list[Diagnostic]) -> None:
     if value is None:  # no value: the default (or nothing) applies
         return
     if is_ciphertext(value):
@@ -271,8 +271,12 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: li
                 )
             )
     elif t == "bool":
-        if not isinstance(value, bool):
+        if isinstance(value, bool):
+            out += _bool_word(doc, path, item)
+        else:
             hint = "write true or false, unquoted" if isinstance(value, str) else None
+            if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+                hint = f"write {item.key}: {_BOOL_WORDS[value.lower()]}"
             out.append(
                 error(
                     "C002",
@@ -304,6 +308,31 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: Any, out: li
         )
 
 
+#: YAML 1.1's boolean words (any case): YAML 1.2 reads all but true/false as text.
+_BOOL_WORDS = {
+    **dict.fromkeys(("y", "yes", "on", "true"), "true"),
+    **dict.fromkeys(("n", "no", "off", "false"), "false"),
+}
+
+
+def _bool_word(doc: Document, path: Path, item: SchemaItem) -> list[Diagnostic]:
+    """A bool key given ``yes``/``off``...: read as a boolean here (YAML 1.1), as text by YAML 1.2
+    tools (yq, editors, other parsers), so the file means different things to different readers."""
+    raw = doc.implicit.get(path, ("", "true"))[1]
+    if raw.lower() in ("true", "false"):
+        return []
+    fix = _BOOL_WORDS.get(raw.lower(), "true or false")
+    return [
+        warning(
+            "Y009",
+            doc.path,
+            doc.pos(path),
+            f"{raw!r} is a YAML 1.1 boolean word: read here as {fix}, but as text by YAML 1.2 tools",
+            f"write {item.key}: {fix}",
+        )
+    ]
+
+
 def _parses_as_json(text: str) -> bool:
     import json
 
@@ -314,7 +343,7 @@ def _parses_as_json(text: str) -> bool:
     return True
 
 
-def _json_ok(value: Any) -> bool:
+def _json_ok(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
@@ -324,7 +353,7 @@ def _json_ok(value: Any) -> bool:
     return True
 
 
-def _typename(value: Any) -> str:
+def _typename(value: object) -> str:
     return {
         bool: "a boolean",
         int: "an integer",

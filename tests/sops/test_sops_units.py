@@ -54,7 +54,8 @@ def test_go_yaml_typing(text: str, expected: object) -> None:
 
 
 def test_special_floats_and_uint64() -> None:
-    assert math.isnan(resolve_plain(".nan")) and resolve_plain("-.Inf") == -math.inf
+    nan = resolve_plain(".nan")
+    assert isinstance(nan, float) and math.isnan(nan) and resolve_plain("-.Inf") == -math.inf
     with pytest.raises(ValueError):
         resolve_plain("18446744073709551615")
 

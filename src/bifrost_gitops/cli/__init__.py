@@ -11,23 +11,45 @@ from typing import Any
 
 import click
 
+from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
 from . import deploy
-from .common import FORMAT, exit_for, fail, format_option, load, open_all, report
+from .common import (
+    FORMAT,
+    JSON_ERRORS,
+    SCAN_FORMAT,
+    asks_json,
+    exit_for,
+    fail,
+    format_option,
+    json_error,
+    load,
+    open_all,
+    report,
+    use_colour,
+)
 
 
 class _Group(click.Group):
     """The one place errors become exit codes. A library error (BifrostGitopsError) is its one
     line and its exit code; an unexpected exception is one line and exit 2: no traceback, and no
-    exception text either, since it could carry a value read from a secret file."""
+    exception text either, since it could carry a value read from a secret file. When the
+    command line asked for ``--format json``, every such error is also a JSON object on stdout."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[JSON_ERRORS] = asks_json(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as e:  # a usage error: click prints it on stderr
+            json_error(e.format_message(), e.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BifrostGitopsError as e:
             fail(e.line(), e.exit_code)
@@ -49,7 +71,17 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bifrost-gitops")
-def main() -> None:
+@click.option(
+    "--color",
+    "--colour",
+    "color",
+    type=click.Choice(CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour text output: auto is on at a terminal (NO_COLOR turns it off; FORCE_COLOR or "
+    "CLICOLOR_FORCE on). JSON, markdown and github output never get colour.",
+)
+def main(color: str) -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
 
 
@@ -57,44 +89,60 @@ for _command in deploy.COMMANDS:
     main.add_command(_command)
 
 
-@main.command()
+@main.command(short_help="Check a repository and report every finding at once.")
 @click.argument("repo", default=".", type=click.Path(file_okay=True, dir_okay=True))
-@FORMAT
+@SCAN_FORMAT
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option(
     "--decrypt", is_flag=True, help="Also open every encrypted file and verify its MAC (needs keys)."
 )
 @click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODE[,CODE]",
+    help="Suppress findings with these codes (repeatable); counted as suppressed in the summary.",
+)
+@click.option(
     "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
 )
 @click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
-def validate(repo: str, fmt: str, strict: bool, decrypt: bool, staged: bool, rev: str | None) -> None:
+def validate(
+    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
-    No decryption key is needed unless --decrypt is given. In a git work tree, files git
-    ignores are skipped; --staged and --rev read git objects instead of the files.
+    No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
+    bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
+    In a git work tree, files git ignores are skipped; --staged and --rev read git objects
+    instead of the files.
     """
+    from .. import suppress
     from ..diagnostics import sort_key
+    from ..secretops import drift
 
     if staged and rev is not None:
         fail("--staged and --rev: give one")
     if decrypt and (staged or rev is not None):
         fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
+    codes = suppress.parse_codes(ignore)
     if staged or rev is not None:
         from ..repo import load_git
 
         result = load_git(repo, rev)
     else:
         result = load(repo)
-    diags = list(result.diagnostics)
+    diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
-    report(diags, result.files, fmt, result.root)
+    outcome = suppress.apply(result, diags, codes)
+    diags = outcome.kept
+    report(diags, result.files, fmt, result.root, outcome.suppressed)
     exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
 
 
-@main.command()
+@main.command(short_help="Print the JSON Schema of a document kind (for editors).")
 @click.argument("kind", required=False)
 @click.option(
     "--output-dir",
@@ -119,7 +167,7 @@ def schema(kind: str | None, output_dir: str | None) -> None:
     click.echo(dump(match), nl=False)
 
 
-@main.command()
+@main.command(short_help="Scaffold a new repository that validates out of the box.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--force", is_flag=True, help="Write into a folder that is not empty (existing files are kept)."
@@ -139,7 +187,7 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     click.echo(f"next: cd {term(directory)} && bifrost-gitops validate")
 
 
-@main.command("compile")
+@main.command("compile", short_help="Write one resolved bundle per organization.")
 @click.argument("repo", default=".", type=click.Path())
 @click.option(
     "-o",
@@ -188,7 +236,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     )
 
 
-@main.command()
+@main.command(short_help="Show what an organization gets for an integration, and why.")
 @click.argument("args", nargs=-1, required=True)
 @format_option("json")
 def explain(args: tuple[str, ...], fmt: str) -> None:
@@ -206,7 +254,9 @@ def explain(args: tuple[str, ...], fmt: str) -> None:
     if len(args) not in (2, 3):
         fail("usage: explain [REPO] ORG INTEGRATION [KEY]")
     found = ex.explain(load(repo).catalog, *args)
-    click.echo(ex.render_json(found) if fmt == "json" else ex.render_text(found), nl=False)
+    sys.stdout.write(
+        ex.render_json(found) if fmt == "json" else ex.render_text(found, use_colour(sys.stdout))
+    )
 
 
 def _is_repo(path: str) -> bool:
@@ -215,7 +265,7 @@ def _is_repo(path: str) -> bool:
     return os.path.isdir(path)
 
 
-@main.command()
+@main.command(short_help="Show what changes between two revisions, per organization.")
 @click.argument("repo", default=".", type=click.Path())
 @click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
@@ -232,22 +282,22 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     from .. import diffreport, diffrun
 
     result = diffrun.run(repo, base, head)
-    render = {
-        "text": diffreport.render_text,
-        "markdown": diffreport.render_markdown,
-        "json": diffreport.render_json,
-    }[fmt]
-    sys.stdout.write(render(result))
+    if fmt == "text":
+        sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout)))
+    else:
+        sys.stdout.write(
+            (diffreport.render_markdown if fmt == "markdown" else diffreport.render_json)(result)
+        )
     head_errors = [f for f in result.head_findings if f.severity == "error"]
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
 
-@main.group()
+@main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
 
 
-@secrets.command("set")
+@secrets.command("set", short_help="Encrypt a value into a secret key (read from stdin or a prompt).")
 @click.argument("integration")
 @click.argument("key")
 @click.option(
@@ -275,7 +325,7 @@ def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
     click.echo(term(f"{written}: {key} set{whom}"), err=True)
 
 
-@secrets.command("keygen")
+@secrets.command("keygen", short_help="Make an age key for sops and print its recipient.")
 @click.option(
     "-o",
     "--output",
@@ -296,9 +346,9 @@ def secrets_keygen(path: str | None) -> None:
     click.echo(recipient)
 
 
-@secrets.command("check")
+@secrets.command("check", short_help="Open every encrypted file and verify its MAC.")
 @click.argument("repo", default=".", type=click.Path())
-@FORMAT
+@SCAN_FORMAT
 def secrets_check(repo: str, fmt: str) -> None:
     """Open every encrypted file with the available keys and verify its MAC.
 
@@ -312,7 +362,7 @@ def secrets_check(repo: str, fmt: str) -> None:
     exit_for(diags, diags)
 
 
-@secrets.command("recipients")
+@secrets.command("recipients", short_help="List each file's recipients; flag drift from .sops.yaml.")
 @click.argument("repo", default=".", type=click.Path())
 @format_option("json")
 def secrets_recipients(repo: str, fmt: str) -> None:
@@ -323,12 +373,12 @@ def secrets_recipients(repo: str, fmt: str) -> None:
 
     result = load(repo)
     rows = secretops.list_recipients(result)
-    findings = secretops.recipient_findings(rows)
+    findings = secretops.recipient_findings(rows, {p.doc.path: p.doc for p in result.catalog.documents()})
     if fmt == "json":
         doc = {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]}
         sys.stdout.write(to_json(doc) + "\n")
     else:  # paths and recipients come from the repository's files: escaped
         for r in rows:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
-        d.report_text(findings, len(rows), sys.stdout, d.use_colour(sys.stdout))
+        d.report_text(findings, d.Summary(len(rows)), sys.stdout, use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

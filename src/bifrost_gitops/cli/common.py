@@ -6,8 +6,8 @@ Heavy imports happen inside the functions so that start-up stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -15,36 +15,92 @@ from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
 
 if TYPE_CHECKING:
-    from ..diagnostics import Diagnostic
+    from ..diagnostics import Diagnostic, Suppressed
     from ..repo import Result
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: ctx.meta key: the command line asked for ``--format json``, so errors come as JSON too.
+JSON_ERRORS = "bifrost_gitops.json_errors"
+
+
+def asks_json(args: list[str]) -> bool:
+    """Whether ARGS ask for ``--format json`` (read before parsing, so that an error in the
+    parsing itself can answer in JSON too)."""
+    return "--format=json" in args or any(
+        a == "--format" and args[i + 1 : i + 2] == ["json"] for i, a in enumerate(args)
+    )
+
+
+def json_error(message: str, code: int) -> None:
+    """The error as a script reads it when it asked for JSON: one object on stdout."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_ERRORS):
+        from ..escape import to_json
+
+        click.echo(to_json({"error": {"message": message, "exit_code": code}}))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """A usage or environment error: one line on stderr, exit 2 (or CODE; no line when MESSAGE
-    is empty). Messages quote paths, names and exception texts from the repository or a
-    server: escaped, so they stay one line."""
+    is empty), and a JSON error object on stdout when JSON was asked for. Messages quote paths,
+    names and exception texts from the repository or a server: escaped, so they stay one line."""
     if message:
+        json_error(message, code)
         click.echo(f"bifrost-gitops: {term(message)}", err=True)
     sys.exit(code)
 
 
-def report(diags: list[Diagnostic], files: int, fmt: str, root: str) -> None:
-    """Findings in the format asked for; github paths are relative to where the command runs."""
+def report(
+    diags: list[Diagnostic], files: int, fmt: str, root: str, suppressed: Sequence[Suppressed] = ()
+) -> None:
+    """Findings in the format asked for: paths relative to the repository root in text and
+    json wherever the command runs; in github, sarif and gitlab relative to the git work tree's
+    root, which those platforms resolve from (see github_prefix).
+    Suppressed findings are counted in the summary (json also lists them)."""
+    from .. import diagnostics as d
+    from .. import scanreports
+
+    out, totals = sys.stdout, d.Summary(files, suppressed)
+    prefix = github_prefix(root)
+    if fmt == "json":
+        d.report_json(diags, totals, out)
+    elif fmt == "sarif":
+        scanreports.report_sarif(diags, totals, out, prefix)
+    elif fmt == "gitlab":
+        scanreports.report_gitlab(diags, totals, out, prefix)
+    elif fmt == "github":
+        d.report_github(diags, totals, out, prefix)
+    else:
+        d.report_text(diags, totals, out, use_colour(out))
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Whether STREAM gets colour: the top-level --color, then the environment (colour.wanted)."""
+    from ..colour import wanted
+
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.find_root().params.get("color") if ctx is not None else None
+    return wanted(stream, choice or "auto")
+
+
+def github_prefix(root: str) -> str:
+    """What turns a repository-relative path into one GitHub resolves: GitHub reads annotation
+    paths from the root of the git repository, which may hold the Bifrost repository in a
+    subfolder, whatever folder the command ran in. Outside git: relative to that folder."""
     import os
 
-    from .. import diagnostics as d
-
-    out = sys.stdout
-    if fmt == "json":
-        d.report_json(diags, files, out)
-    elif fmt == "github":
-        prefix = os.path.relpath(root)
-        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
-        d.report_github(diags, files, out, prefix)
-    else:
-        d.report_text(diags, files, out, d.use_colour(out))
+    root = os.path.realpath(root)
+    top = root
+    while not os.path.exists(os.path.join(top, ".git")):  # a folder, or a file in a worktree
+        parent = os.path.dirname(top)
+        if parent == top:
+            top = os.path.realpath(os.getcwd())
+            break
+        top = parent
+    rel = os.path.relpath(root, top)
+    return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
 def load(repo: str) -> Result:
@@ -76,3 +132,12 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
 
 
 FORMAT = format_option("json", "github", help="Output format; github prints Actions annotations.")
+#: The findings formats of the checking commands: also SARIF (code scanning) and GitLab Code Quality.
+SCAN_FORMAT = format_option(
+    "json",
+    "github",
+    "sarif",
+    "gitlab",
+    help="Output format; github prints Actions annotations, sarif a SARIF 2.1.0 log for code "
+    "scanning, gitlab a GitLab Code Quality report.",
+)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from ..escape import term
-from .common import fail, format_option, report
+from .common import F, fail, format_option, report, use_colour
+
+if TYPE_CHECKING:
+    from ..deploy.client import Client
+    from ..deploy.plan import Plan
 
 
-def _connection(f: Any) -> Any:
+def _connection(f: F) -> F:
     f = click.option(
         "--concurrency",
         default=8,
@@ -29,7 +33,7 @@ def _connection(f: Any) -> Any:
     return click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")(f)
 
 
-def _plan_options(f: Any) -> Any:
+def _plan_options(f: F) -> F:
     f = click.option(
         "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
     )(f)
@@ -45,7 +49,7 @@ def _plan_options(f: Any) -> Any:
 
 def _deploy_plan(
     source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
-) -> Any:
+) -> tuple[Client, Plan]:
     """(client, plan); a repository with errors gets its findings reported (then exit 1)."""
     from ..deploy.run import Options, prepare
     from ..deploy.source import RepositoryErrors
@@ -57,7 +61,7 @@ def _deploy_plan(
         raise
 
 
-@click.command()
+@click.command(short_help="Show what apply would change in a live Bifrost.")
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
@@ -81,13 +85,13 @@ def plan(
 
     client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
     client.close()
-    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p))
+    sys.stdout.write(render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout)))
     if p.errors:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
 
 
-@click.command()
+@click.command(short_help="Make a live Bifrost match a bundle or repository.")
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
@@ -109,7 +113,7 @@ def apply(
         fail("apply needs confirmation: pass --yes (no terminal to ask on)")
     client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
     with client:
-        out = render_json(p) if fmt == "json" else render_text(p)
+        out = render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout))
         if p.errors:
             sys.stdout.write(out)
             fail("nothing applied: fix the errors above")
@@ -127,7 +131,7 @@ def apply(
     sys.exit(EXIT_FINDINGS if any(r.status != "ok" for r in results) else EXIT_OK)
 
 
-@click.command("import")
+@click.command("import", short_help="Write a repository from a live Bifrost.")
 @click.option(
     "-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="The new repository."
 )
@@ -157,7 +161,7 @@ def import_cmd(
     click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
 
 
-@click.command()
+@click.command(short_help="Install a bundle into a runtime folder, or roll back.")
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--to", "to", required=True, type=click.Path(file_okay=False), help="The runtime's bundle folder."

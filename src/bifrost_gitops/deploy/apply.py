@@ -21,13 +21,12 @@ import os
 import traceback
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
 
 from .. import storable
 from .client import ApiError, Client
 from .manifest import LEDGER
 from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
-from .spec import Action, Ledger, Resource, Status
+from .spec import Action, Json, Ledger, Resource, Status
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Result:
         self.status = Status(self.status)
 
 
-def _fill(value: Any, iid: str) -> Any:
+def _fill(value: object, iid: str) -> object:
     if isinstance(value, str):
         return value.replace("{iid}", iid)
     if isinstance(value, dict):
@@ -65,7 +64,7 @@ UNEXPECTED = (
 )
 
 
-def _same_field(name: str, sent: Any, found: Any) -> bool:
+def _same_field(name: str, sent: object, found: object) -> bool:
     if sent in (None, "") and found in (None, ""):
         return True
     if name == "organization_id" and isinstance(sent, str) and isinstance(found, str):
@@ -73,7 +72,7 @@ def _same_field(name: str, sent: Any, found: Any) -> bool:
     return bool(sent == found)
 
 
-def _soft_deleted(op: Op, body: Any, e: ApiError) -> ApiError:
+def _soft_deleted(op: Op, body: object, e: ApiError) -> ApiError:
     """An integration create refused in the DB-conflict shape: the name is held by a
     soft-deleted integration (a live duplicate answers {"detail": "... already exists"})."""
     if op.resource is not Resource.INTEGRATION or op.action is not Action.CREATE or e.status != 409:
@@ -128,7 +127,7 @@ class _Run:
                 else:
                     self.results[i] = Result(op, Status.FAILED, message)
 
-    def create(self, i: int, op: Op, path: str, body: Any) -> Any:
+    def create(self, i: int, op: Op, path: str, body: object) -> Json:
         """POST a create; when a retry of it (an earlier attempt may have landed) meets 409
         "already exists", read the resource back: if it is there, as sent, the create is done."""
         try:
@@ -142,7 +141,7 @@ class _Run:
             self.notes[i] = LANDED
             return found
 
-    def read_back(self, op: Op, body: Any) -> dict[str, Any] | None:
+    def read_back(self, op: Op, body: object) -> dict[str, Json] | None:
         """The resource OP creates, as Bifrost has it now; None when absent or not the one sent."""
         sent = body if isinstance(body, dict) else {}
         iid = self.ids.get(op.integration, "")
@@ -182,9 +181,10 @@ class _Run:
         else:
             answer = self.client.request(op.method, path, body)
         if op.resource is Resource.INTEGRATION and op.action is Action.CREATE:
-            if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+            new_id = answer.get("id") if isinstance(answer, dict) else None
+            if not isinstance(new_id, str):
                 return "Bifrost answered the create without an id"
-            self.ids[op.integration] = answer["id"]
+            self.ids[op.integration] = new_id
         if op.resource is Resource.MAPPING and op.action is Action.CREATE and op.keep_keys is not None:
             return self.clear_leftovers(i, op, iid, answer)
         if op.action is Action.REFRESH and isinstance(answer, dict) and answer.get("success") is False:
@@ -193,14 +193,14 @@ class _Run:
             )
         return None
 
-    def clear_leftovers(self, i: int, op: Op, iid: str, answer: Any) -> str | None:
+    def clear_leftovers(self, i: int, op: Op, iid: str, answer: Json) -> str | None:
         """Null the overrides a mapping create brought back (docs/bifrost-api.md#mapping-overrides):
         Bifrost keeps an organization's override rows when its mapping is deleted, and the create's
         answer holds them with the ones just sent. Keys the repository does not declare go."""
         if not isinstance(answer, dict):
             return None
         raw = answer.get("config")
-        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        config: dict[str, Json] = raw if isinstance(raw, dict) else {}
         keep = op.keep_keys or frozenset()
         leftovers = sorted(k for k in config if k not in keep)
         if not leftovers:
@@ -261,9 +261,10 @@ class _Run:
                 Action.CREATE, Resource.LEDGER, op.address, op.integration, "POST", "/api/integrations"
             )
             created = self.create(i, create, create.path, {"name": LEDGER, "config_schema": schema})
-            ledger_id = created.get("id") if isinstance(created, dict) else None
-            if not isinstance(ledger_id, str):
+            new_id = created.get("id") if isinstance(created, dict) else None
+            if not isinstance(new_id, str):
                 return "Bifrost answered the ledger create without an id"
+            ledger_id = new_id
         self.client.put(f"/api/integrations/{ledger_id}/config", {"config": {"managed": content}})
         return None
 

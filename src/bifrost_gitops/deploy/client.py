@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 
@@ -40,6 +40,7 @@ from .credentials import load_credentials as load_credentials
 from .credentials import write_credentials
 from .limits import ENV_ATTEMPTS, ENV_REPLY, ENV_TIMEOUT, Limits, deadline, enforce_deadlines, size_text
 from .scrub import Scrubber
+from .spec import Json
 
 CONTRACT_VERSION = 1
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -85,8 +86,9 @@ class Reply:
     headers: httpx.Headers
     content: bytes
 
-    def json(self) -> Any:
-        return json.loads(self.content)
+    def json(self) -> Json:
+        data: Json = json.loads(self.content)
+        return data
 
 
 class _TooLarge(Exception):
@@ -189,7 +191,7 @@ class Client:
 
     # -- secrets hygiene --
 
-    def add_sensitive(self, values: Iterable[Any]) -> None:
+    def add_sensitive(self, values: Iterable[object]) -> None:
         """Values to cut out of any message this client lets out (secret values, tokens)."""
         self._scrubber.add(values)
 
@@ -227,7 +229,7 @@ class Client:
             if retry:
                 self.retries += 1
 
-    def _attempt(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Reply:
+    def _attempt(self, method: str, path: str, body: object, headers: dict[str, str]) -> Reply:
         """Send once and read the whole reply within the deadline and the size cap.
 
         Raises httpx.TimeoutException past the deadline, httpx.TransportError, _TooLarge,
@@ -256,7 +258,7 @@ class Client:
                 raise httpx.ReadTimeout("the deadline passed")
         return bytes(content)
 
-    def _send_once(self, method: str, path: str, body: Any, token: str) -> tuple[Reply, bool]:
+    def _send_once(self, method: str, path: str, body: object, token: str) -> tuple[Reply, bool]:
         """One request with retries for transient failures: the final reply, and whether an
         earlier attempt may have been applied (no answer, or a 5xx) before it."""
         delay = self.backoff
@@ -297,7 +299,7 @@ class Client:
         cap = size_text(self.limits.max_reply_bytes)
         return f"the answer is larger than {cap} ({ENV_REPLY}); it was not read further"
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: object = None) -> Json:
         """Send METHOD PATH (JSON BODY); the parsed JSON answer, None for 204. Raises ApiError."""
         token = self.creds.access_token
         try:
@@ -358,12 +360,13 @@ class Client:
                 data = response.json()
             except ValueError:
                 data = None
-            if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            access = data.get("access_token") if isinstance(data, dict) else None
+            if not isinstance(data, dict) or not isinstance(access, str):
                 raise ApiError(200, "token refresh answered without an access token", "POST", "/auth/refresh")
             new_refresh = data.get("refresh_token")
-            self._scrubber.add([data["access_token"], new_refresh])
+            self._scrubber.add([access, new_refresh])
             with self._lock:
-                self.creds.access_token = data["access_token"]
+                self.creds.access_token = access
                 if isinstance(new_refresh, str) and new_refresh:
                     self.creds.refresh_token = new_refresh
             self._persist()
@@ -385,16 +388,16 @@ class Client:
                 "so the new one is stored"
             )
 
-    def get(self, path: str) -> Any:
+    def get(self, path: str) -> Json:
         return self.request("GET", path)
 
-    def post(self, path: str, body: Any = None) -> Any:
+    def post(self, path: str, body: object = None) -> Json:
         return self.request("POST", path, body)
 
-    def put(self, path: str, body: Any = None) -> Any:
+    def put(self, path: str, body: object = None) -> Json:
         return self.request("PUT", path, body)
 
-    def delete(self, path: str) -> Any:
+    def delete(self, path: str) -> Json:
         return self.request("DELETE", path)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -406,14 +409,14 @@ class Client:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="bifrost")
         return list(self._pool.map(fn, items))
 
-    def check_version(self) -> dict[str, Any]:
+    def check_version(self) -> dict[str, Json]:
         """Gate on ``GET /api/version``: contract_version must be the one this tool speaks."""
         try:
             info = self.get("/api/version")
         except ApiError as e:
             raise DeployError(f"cannot reach Bifrost at {self.creds.shown_url}: {e}") from None
         version = info.get("contract_version") if isinstance(info, dict) else None
-        if version != CONTRACT_VERSION or isinstance(version, bool):
+        if not isinstance(info, dict) or version != CONTRACT_VERSION or isinstance(version, bool):
             shown = self.server_text(repr(version))
             raise DeployError(
                 f"Bifrost at {self.creds.shown_url} speaks contract_version {shown}; this bifrost-gitops "

@@ -23,8 +23,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +40,10 @@ from .live import read_connection, read_detail
 from .manifest import LEDGER
 from .plan import KEEP_LIVE_SECRET, normalise_scopes
 from .replies import Connection, Detail, Org, SchemaItem, describe
+from .spec import Json
+
+#: a YAML document (or a part of one) being written
+Doc: TypeAlias = dict[str, object]
 
 SOPS_CONFIG = """\
 # sops encrypts only the values under a `secrets:` key, so reviews show config in clear.
@@ -82,7 +87,7 @@ def _dirname(name: str, taken: set[str]) -> str:
     return out
 
 
-def _canonical(value: Any, typ: str | None) -> tuple[bool, Any]:
+def _canonical(value: Json, typ: str | None) -> tuple[bool, Json]:
     """(ok, value as the repository needs it) for a live value of schema type TYP."""
     if value in (None, ""):
         return False, None
@@ -108,14 +113,14 @@ def _canonical(value: Any, typ: str | None) -> tuple[bool, Any]:
 
 
 def _values(
-    values: dict[str, Any],
+    values: Mapping[str, Json],
     types: dict[str, str],
     where: str,
     notes: list[str],
     left_out: str = "not imported",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    config: dict[str, Any] = {}
-    secrets: dict[str, Any] = {}
+) -> tuple[dict[str, Json], dict[str, Json]]:
+    config: dict[str, Json] = {}
+    secrets: dict[str, Json] = {}
     for key in sorted(values):
         typ = types.get(key)
         if typ is None:
@@ -162,7 +167,7 @@ def _label_problem(what: str, value: str | None) -> str | None:
     return None
 
 
-def _model_problem(kind: type[BaseModel], doc: dict[str, Any]) -> str | None:
+def _model_problem(kind: type[BaseModel], doc: Doc) -> str | None:
     """What our format refuses in DOC (checked as validate checks it), or None."""
     try:
         kind.model_validate(doc)
@@ -191,7 +196,7 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
     for o in sorted(orgs, key=lambda o: (o.name, o.id)):
         s = slug(o.name or "org", taken)
         org_slugs[o.id] = s
-        entry: dict[str, Any] = {"name": s, "id": o.id}
+        entry: dict[str, str] = {"name": s, "id": o.id}
         if o.name:
             why = _label_problem("name", o.name)
             if why:
@@ -199,7 +204,7 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
             else:
                 entry["display_name"] = o.name[:255]
         org_docs.append(entry)
-    files: dict[str, dict[str, Any]] = {
+    files: dict[str, Doc] = {
         "bifrost-gitops.yaml": {"apiVersion": API_VERSION, "kind": "Project"},
         "organizations.yaml": {"apiVersion": API_VERSION, "kind": "Organizations", "organizations": org_docs},
     }
@@ -216,7 +221,7 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
             continue
         schema = d.config_schema or []
         types: dict[str, str] = {i.key: i.type for i in schema}
-        doc: dict[str, Any] = {"apiVersion": API_VERSION, "kind": "Integration", "name": name, "id": d.id}
+        doc: Doc = {"apiVersion": API_VERSION, "kind": "Integration", "name": name, "id": d.id}
         for f in ("entity_id_name", "entity_id", "default_entity_id", "list_entities_data_provider_id"):
             if getattr(d, f) not in (None, ""):
                 doc[f] = getattr(d, f)
@@ -245,7 +250,7 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
                     f"{name}: mapping of organization {m.organization_id} (not active) not imported"
                 )
                 continue
-            mdoc: dict[str, Any] = {
+            mdoc: Doc = {
                 "apiVersion": API_VERSION,
                 "kind": "Mapping",
                 "integration": name,
@@ -321,7 +326,7 @@ def _drop_invalid(out_dir: str, labels: dict[str, str], result: Imported) -> Non
             result.left_out.append(f"{what}: {d.code} {d.message}{after}")
 
 
-def _has_secrets(doc: dict[str, Any]) -> bool:
+def _has_secrets(doc: Doc) -> bool:
     if doc.get("secrets"):
         return True
     d = doc.get("defaults")
@@ -329,8 +334,8 @@ def _has_secrets(doc: dict[str, Any]) -> bool:
     return bool((isinstance(d, dict) and d.get("secrets")) or (isinstance(o, dict) and o.get("secrets")))
 
 
-def _schema_item(i: SchemaItem) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": i.key, "type": i.type}
+def _schema_item(i: SchemaItem) -> Doc:
+    out: Doc = {"key": i.key, "type": i.type}
     if i.required:
         out["required"] = True
     if i.description not in (None, ""):
@@ -345,7 +350,7 @@ def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, ob
     if oc is None:
         return None
     flow = oc.oauth_flow_type or "authorization_code"
-    out: dict[str, Any] = {"flow": flow}
+    out: Doc = {"flow": flow}
     if oc.authorization_url:
         out["authorization_url"] = oc.authorization_url
     out["token_url"] = oc.token_url or ""
@@ -364,7 +369,7 @@ def _oauth(d: Detail, conn: Connection | None, notes: list[str]) -> dict[str, ob
     return out
 
 
-def _sops_options(config_path: str, path: str) -> dict[str, Any]:
+def _sops_options(config_path: str, path: str) -> sopsrules.EncryptOptions:
     try:
         rule = sopsrules.rule_for(config_path, path)
     except sopsrules.RulesError as e:

@@ -185,7 +185,7 @@ def enforce_deadlines(client: httpx.Client) -> None:
     httpx has no public hook for a network backend, so this reaches for httpcore's pool; on a
     transport it cannot reach (a test's mock, a future httpx) the body loop's check remains.
     """
-    transports: list[Any] = [getattr(client, "_transport", None)]
+    transports: list[object] = [getattr(client, "_transport", None)]
     transports += list(getattr(client, "_mounts", {}).values())
     for transport in transports:
         pool = getattr(transport, "_pool", None)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import replies
 from .client import Client
@@ -37,7 +36,7 @@ class Live:
         return next((i for i in self.integrations.values() if i.id == iid), None)
 
 
-def parse_ledger(defaults: dict[str, Any] | None) -> tuple[Ledger, str | None]:
+def parse_ledger(defaults: dict[str, object] | None) -> tuple[Ledger, str | None]:
     """The ledger's ``managed`` default: {"integrations": {id: name}, "oauth_client_secret_sha256": {...}}."""
     if defaults is None:
         return Ledger(integrations={}), None

@@ -7,11 +7,14 @@ shape); reading it needs neither pydantic nor the checks.
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 from ..bundleformat import DEPLOY_FILE, DEPLOY_FORMAT, DEPLOY_KIND, secrets_mode
 from . import DeployError
 from .spec import Manifest
+
+if TYPE_CHECKING:
+    from ..sops import Keyring
 
 #: The integration Bifrost holds the ownership ledger in (never one of the repository's).
 LEDGER = "bifrost-gitops-state"
@@ -26,7 +29,7 @@ def is_bundle(path: str) -> bool:
     return os.path.isfile(os.path.join(path, DEPLOY_FILE))
 
 
-def read_bundle(path: str, keyring: Any = None) -> Manifest:
+def read_bundle(path: str, keyring: Keyring | None = None) -> Manifest:
     """BUNDLE/deploy.json: sealed (decrypted with the runtime key), plain as is; redacted refused."""
     from .. import sops, storable
 

@@ -8,21 +8,28 @@ command or move the cursor) and JSON is written ASCII-only by :func:`~bifrost_gi
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..colour import Style
+from ..colour import lines as styled_lines
 from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
 from .spec import Action, Edit, Status
 
+#: An operation's colour by what it does: created green, changed yellow, deleted red.
+_SIGN_STYLE = {"+": Style.GREEN, "~": Style.YELLOW, "-": Style.RED, ">": Style.YELLOW}
 
-def _op_lines(op: Op) -> list[str]:
+
+def _op_lines(op: Op) -> list[tuple[str, Style]]:
     head = op.title() + (" (destructive)" if op.destructive and op.action is not Action.DELETE else "")
+    style = Style.RED if op.destructive else _SIGN_STYLE.get(op.action.sign, Style.NONE)
     if op.action is Action.UPDATE and len(op.changes) == 1:
         c = op.changes[0]
         if c.action is Edit.CHANGE and not c.secret:
-            return [f"{head}: {c.field} {show(c.old)} -> {show(c.new)}"]
-    return [head, *("    " + c.text() for c in op.changes)]
+            return [(f"{head}: {c.field} {show(c.old)} -> {show(c.new)}", style)]
+    return [
+        (head, style),
+        *(("    " + c.text(), _SIGN_STYLE.get(c.action.sign, Style.NONE)) for c in op.changes),
+    ]
 
 
 def summary(plan: Plan) -> str:
@@ -40,23 +47,23 @@ def summary(plan: Plan) -> str:
     return f"{text} ({'; '.join(extra)})."
 
 
-def render_text(plan: Plan) -> str:
-    lines: list[str] = []
+def render_text(plan: Plan, colour: bool = False) -> str:
+    """The plan as terminal text; with COLOUR, each operation by what it does, errors and
+    refusals red, drift yellow, the summary bold. Lines are escaped before they are coloured."""
+    rows: list[tuple[str, Style]] = []
     for op in plan.ops:
         if op.bookkeeping:
             continue
-        lines += _op_lines(op)
+        rows += _op_lines(op)
     if any(o.bookkeeping for o in plan.ops):
-        lines.append(f"(apply also records ownership in the integration {plan.ops[-1].address})")
-    for e in plan.errors:
-        lines.append(f"error: {e}")
-    for b in plan.blocked:
-        lines.append(f"refused: {b}")
+        rows.append((f"(apply also records ownership in the integration {plan.ops[-1].address})", Style.DIM))
+    rows += [(f"error: {e}", Style.RED) for e in plan.errors]
+    rows += [(f"refused: {b}", Style.RED) for b in plan.blocked]
     if plan.drift:
-        lines.append("Drift (left alone):")
-        lines += [f"  ! {d}" for d in plan.drift]
-    lines.append(summary(plan))
-    return _text(lines)
+        rows.append(("Drift (left alone):", Style.YELLOW))
+        rows += [(f"  ! {d}", Style.YELLOW) for d in plan.drift]
+    rows.append((summary(plan), Style.BOLD))
+    return styled_lines(rows, colour)
 
 
 def _text(lines: list[str]) -> str:
@@ -65,7 +72,7 @@ def _text(lines: list[str]) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "operations": [o.as_json() for o in plan.changes],
         "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
         "drift": plan.drift,

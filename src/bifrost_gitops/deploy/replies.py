@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from . import DeployError
 from .client import Client
@@ -110,7 +111,7 @@ def get(client: Client, path: str, shape: TypeAdapter[T]) -> T:
     return parse(shape, client.get(path), "GET", path)
 
 
-def parse(shape: TypeAdapter[T], data: Any, method: str, path: str) -> T:
+def parse(shape: TypeAdapter[T], data: object, method: str, path: str) -> T:
     try:
         return shape.validate_python(data)
     except ValidationError as e:
@@ -142,7 +143,7 @@ _EXPECTED = {
 }
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     """What a JSON value is, in words (never the value: it may be a secret)."""
     if value is None:
         return "null"
@@ -159,7 +160,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _what(err: Any) -> str:
+def _what(err: ErrorDetails) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "missing":

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import EXIT_FINDINGS
 from . import DeployError
 from .manifest import is_bundle, missing_org_ids, read_bundle
-from .spec import Manifest
+from .spec import Json, Manifest
+
+if TYPE_CHECKING:
+    from ..repo import Result
 
 
 class RepositoryErrors(DeployError):
@@ -17,7 +20,7 @@ class RepositoryErrors(DeployError):
 
     exit_code = EXIT_FINDINGS
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: Result) -> None:
         super().__init__("the repository has errors (listed above): fix them and plan again")
         self.result = result
 
@@ -54,9 +57,9 @@ def load_desired(source: str) -> Manifest:
     return data
 
 
-def secret_values(desired: Manifest) -> list[Any]:
+def secret_values(desired: Manifest) -> list[Json]:
     """Every secret value of the manifest (so the client can cut them out of any message)."""
-    out: list[Any] = []
+    out: list[Json] = []
     for integ in desired["integrations"]:
         secret_keys = {i["key"] for i in integ["config_schema"] if i["type"] == "secret"}
         out += [v for k, v in integ["defaults"].items() if k in secret_keys]

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal, NotRequired, Protocol, TypeAlias, TypedDict
+from typing import Literal, NotRequired, Protocol, TypedDict
 
-#: a JSON value (a config value, a default, an override)
-Json: TypeAlias = "str | int | float | bool | list[Json] | dict[str, Json] | None"
+from ..nodes import Json as Json
 
 
 class SchemaItemSpec(TypedDict):

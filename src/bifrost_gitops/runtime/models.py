@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from ..bundleformat import MASK
+from ..nodes import Json
 
 
-def _copy_json(v: Any) -> Any:
+def _copy_json(v: Json) -> Json:
     """A deep copy of a JSON value (dicts and lists rebuilt, scalars shared)."""
     if isinstance(v, dict):
         return {k: _copy_json(x) for k, x in v.items()}
@@ -29,11 +31,13 @@ class _Config(dict[str, Any]):
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # pickles / deep-copies as a plain dict
+    def __reduce__(
+        self,
+    ) -> tuple[type[dict[str, object]], tuple[dict[str, object]]]:  # pickles / deep-copies as a plain dict
         return (dict, (dict(self),))
 
 
-def _masked(v: Any) -> str:
+def _masked(v: object) -> str:
     return "None" if v is None else repr(MASK)
 
 
@@ -76,14 +80,14 @@ class OAuthCredentials:
     )
     SECRET_FIELDS: Final = frozenset({"client_secret", "access_token", "refresh_token"})
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, **fields: object) -> None:
         for name in self.FIELDS:
             setattr(self, name, fields.get(name))
         if self.scopes is None:
             self.scopes = []
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> OAuthCredentials:
+    def from_record(cls, rec: Mapping[str, object]) -> OAuthCredentials:
         o = cls(**{k: rec.get(k) for k in cls.FIELDS})
         o.scopes = list(o.scopes or [])
         return o
@@ -141,7 +145,7 @@ class IntegrationData:
         integration_id: str | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
-        config: Mapping[str, Any] | None = None,
+        config: Mapping[str, object] | None = None,
         oauth: OAuthCredentials | None = None,
         config_secret_keys: list[str] | None = None,
     ) -> None:
@@ -193,7 +197,7 @@ class IntegrationData:
     __str__ = __repr__
 
 
-def _masked_config(config: Mapping[str, Any], secret_keys: list[str]) -> str:
+def _masked_config(config: Mapping[str, object], secret_keys: list[str]) -> str:
     keys = set(secret_keys)
     return repr({k: (MASK if k in keys and v is not None else v) for k, v in config.items()})
 
@@ -271,8 +275,8 @@ class IntegrationMappingResponse:
         self.oauth_token_id: str | None = None
         self.config = data.config
         self.secret_keys = list(data.config_secret_keys)
-        self.created_at: Any = None
-        self.updated_at: Any = None
+        self.created_at: datetime | None = None
+        self.updated_at: datetime | None = None
 
     def model_dump(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.FIELDS}

@@ -10,15 +10,17 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..bundleformat import GLOBAL_SCOPE as GLOBAL
-from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, read_index, safe_entry
+from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, BundleIndex, IndexEntry, read_index, safe_entry
 from ..errors import BifrostGitopsError
+from ..nodes import Json
 from .models import IntegrationData, IntegrationMappingResponse, _Template
 
-_MISS: Final[Any] = object()
+if TYPE_CHECKING:
+    from ..sops import Keyring
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -57,7 +59,7 @@ class _View:
     __slots__ = ("id", "mapped", "name", "records", "templates")
 
     def __init__(
-        self, name: str, org_id: str | None, records: dict[str, Any], mapped: frozenset[str] | None = None
+        self, name: str, org_id: str | None, records: dict[str, Json], mapped: frozenset[str] | None = None
     ) -> None:
         self.name = name
         self.id = org_id
@@ -75,11 +77,11 @@ class _View:
         return t
 
 
-def _norm_id(v: Any) -> str | None:
+def _norm_id(v: object) -> str | None:
     return str(v).lower() if isinstance(v, str) and v else None
 
 
-def _check_owner(tree: dict[str, Any], key: str, entry: Mapping[str, Any], path: str) -> None:
+def _check_owner(tree: dict[str, Json], key: str, entry: IndexEntry, path: str) -> None:
     """The file's own ``organization`` (or ``scope: global``) must be the index entry's: a file
     swapped for another organization's (sha256 fixed in index.json) would hand one
     organization's workflows another's secrets."""
@@ -101,7 +103,7 @@ def _check_owner(tree: dict[str, Any], key: str, entry: Mapping[str, Any], path:
         )
 
 
-def _who(org: Any) -> str:
+def _who(org: object) -> str:
     if not isinstance(org, Mapping):
         return "no organization"
     return f"organization {org.get('name')!r} (id {org.get('id')!r})"
@@ -114,11 +116,13 @@ class Bundle:
     opens sealed files; None means sops's key sources, looked up when a sealed file is read.
     """
 
-    def __init__(self, path: str | os.PathLike[str], keyring: Any = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], keyring: Keyring | Sequence[object] | None = None
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.keyring = keyring
         self._lock = threading.RLock()
-        self._index: dict[str, Any] | None = None
+        self._index: BundleIndex | None = None
         self._by_id: dict[str, str] = {}
         self._views: dict[str, _View] = {}
         # (scope as given, integration) -> template, or None for an unknown integration
@@ -129,14 +133,14 @@ class Bundle:
 
     # -- index
 
-    def _read_index(self) -> dict[str, Any]:
+    def _read_index(self) -> BundleIndex:
         try:
             return read_index(self.path)
         except BadIndex as e:
             raise BundleReadError(str(e)) from None
 
     @property
-    def index(self) -> dict[str, Any]:
+    def index(self) -> BundleIndex:
         """index.json (read once)."""
         index = self._index
         if index is None:
@@ -147,7 +151,7 @@ class Bundle:
                 assert index is not None
         return index
 
-    def _set_index(self, index: dict[str, Any]) -> None:
+    def _set_index(self, index: BundleIndex) -> None:
         self._index = index
         self._by_id = {
             str(e["id"]).lower(): name
@@ -192,7 +196,7 @@ class Bundle:
                     v = self._views[key] = self._load(key)
         return v
 
-    def _entry(self, index: dict[str, Any], key: str) -> dict[str, Any]:
+    def _entry(self, index: BundleIndex, key: str) -> IndexEntry:
         entry = index[GLOBAL] if key == GLOBAL else index[ORGS_KEY].get(key)
         where = os.path.join(self.path, INDEX_FILE)
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
@@ -247,13 +251,13 @@ class Bundle:
         mapped = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else None
         return _View(key, org_id, records, mapped)
 
-    def _open_sealed(self, data: bytes, path: str) -> dict[str, Any]:
+    def _open_sealed(self, data: bytes, path: str) -> dict[str, Json]:
         from .. import sops  # imported only for sealed bundles (it pulls in pyrage/cryptography)
         from ..storable import unsendable
 
         try:
             doc = sops.loads(data, "json", file=path)
-            tree: dict[str, Any] = sops.decrypt_document(doc, identities=self.keyring, file=path, fmt="json")
+            tree: dict[str, Json] = sops.decrypt_document(doc, identities=self.keyring, file=path, fmt="json")
         except sops.NoKeyError as e:
             tried = "" if "tried:" in str(e) else f"; tried: {self._key_sources()}"
             raise BundleKeyError(
@@ -294,8 +298,9 @@ class Bundle:
 
     def get(self, name: str, scope: str) -> IntegrationData | None:
         """IntegrationData for NAME in SCOPE (an org name/UUID or "global"); None if unknown."""
-        t = self._hot.get((scope, name), _MISS)
-        if t is _MISS:
+        try:
+            t = self._hot[(scope, name)]
+        except KeyError:
             t = self.view(self.org_name(scope)).template(name)
             self._hot[(scope, name)] = t
         return None if t is None else t.copy()

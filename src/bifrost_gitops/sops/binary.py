@@ -13,8 +13,8 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from ..nodes import Tree
 from .errors import IntegrityError, NoKeyError, SopsError
 from .store import dumps, loads
 
@@ -43,13 +43,13 @@ def find_sops() -> str | None:
 
 
 def decrypt(
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     fmt: str,
     *,
     file: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Any]:
+) -> Tree:
     """``sops --decrypt`` of ``data`` (written to a private temp file); the clear tree.
 
     Raises NoKeyError (binary missing or no key), IntegrityError, or SopsError. No text from

@@ -7,7 +7,6 @@ left to the sops binary; :class:`NoKeyError` tells the caller to try it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pyrage  # type: ignore[import-untyped]
 
@@ -28,7 +27,7 @@ MASTER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def groups(meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def groups(meta: Mapping[str, object]) -> list[Mapping[str, object]]:
     """The key groups: ``key_groups`` when present, else the metadata itself as one group."""
     kg = meta.get("key_groups")
     if isinstance(kg, list) and kg:
@@ -36,7 +35,7 @@ def groups(meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [meta]
 
 
-def describe_entry(kind: str, entry: Any) -> str:
+def describe_entry(kind: str, entry: object) -> str:
     """``age:age1...`` style label of one master key entry (public identifiers only)."""
     if not isinstance(entry, Mapping):
         return f"{kind}:?"
@@ -44,7 +43,7 @@ def describe_entry(kind: str, entry: Any) -> str:
     return f"{kind}:" + "/".join(p for p in parts if p)
 
 
-def recipients(meta: Mapping[str, Any]) -> list[str]:
+def recipients(meta: Mapping[str, object]) -> list[str]:
     """Every master key of the file, in group order, as ``kind:identifier``."""
     out: list[str] = []
     for g in groups(meta):
@@ -55,7 +54,7 @@ def recipients(meta: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def age_recipients(meta: Mapping[str, Any]) -> list[list[str]]:
+def age_recipients(meta: Mapping[str, object]) -> list[list[str]]:
     """The age recipients per key group."""
     result = []
     for g in groups(meta):
@@ -68,7 +67,7 @@ def age_recipients(meta: Mapping[str, Any]) -> list[list[str]]:
     return result
 
 
-def _open_group(group: Mapping[str, Any], ring: Keyring) -> bytes | None:
+def _open_group(group: Mapping[str, object], ring: Keyring) -> bytes | None:
     entries = group.get("age")
     if not isinstance(entries, list) or not ring.identities:
         return None
@@ -85,7 +84,7 @@ def _open_group(group: Mapping[str, Any], ring: Keyring) -> bytes | None:
     return None
 
 
-def unwrap(meta: Mapping[str, Any], ring: Keyring, file: str | None = None) -> bytes:
+def unwrap(meta: Mapping[str, object], ring: Keyring, file: str | None = None) -> bytes:
     """The 32-byte data key; raises NoKeyError when the available identities cannot open it."""
     gs = groups(meta)
     if not recipients(meta):
@@ -116,7 +115,7 @@ def unwrap(meta: Mapping[str, Any], ring: Keyring, file: str | None = None) -> b
     return key
 
 
-def _no_key_text(meta: Mapping[str, Any], ring: Keyring) -> str:
+def _no_key_text(meta: Mapping[str, object], ring: Keyring) -> str:
     return f"no available key opens the data key; recipients: {', '.join(recipients(meta))}; tried: {ring.describe()}"
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..nodes import Node
 from . import binary, datakey, mac, values
 from .errors import IntegrityError, NoKeyError, SopsError
 from .gotypes import Timestamp
@@ -22,8 +23,12 @@ from .secret import Secret
 from .store import format_of, load_file
 from .tree import Rule, make_rule, rule_of
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 VERSION = "3.11.0"
-Identities = Keyring | Sequence[Any] | None
+#: a Keyring, pyrage identities (e.g. from parse_identities), or None for sops's own key sources
+Identities = Keyring | Sequence[object] | None
 
 
 def _ring(identities: Identities) -> Keyring:
@@ -38,7 +43,7 @@ def _where(prefix: str) -> str:
     return prefix[:-1].replace(":", ".") if prefix else "(top level)"
 
 
-def _is_comment_item(v: Any) -> bool:
+def _is_comment_item(v: object) -> bool:
     return isinstance(v, str) and v.endswith(",type:comment]") and values.is_encrypted(v)
 
 
@@ -58,9 +63,9 @@ class _Decrypter:
         return m
 
     def mapping(
-        self, node: Mapping[str, Any], prefix: str, matched: bool, top: bool = False
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        self, node: Mapping[str, object], prefix: str, matched: bool, top: bool = False
+    ) -> dict[str, object]:
+        out: dict[str, object] = {}
         for k, v in node.items():
             if top and k == "sops":
                 continue
@@ -69,7 +74,7 @@ class _Decrypter:
             out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
         return out
 
-    def node(self, v: Any, prefix: str, matched: bool) -> Any:
+    def node(self, v: object, prefix: str, matched: bool) -> object:
         if isinstance(v, Mapping):
             return self.mapping(v, prefix, matched)
         if isinstance(v, list):
@@ -91,24 +96,31 @@ class _Decrypter:
         if v == "":
             return Secret("") if self.wrap else ""
         if not isinstance(v, str):
-            raise IntegrityError(f"value at {_where(prefix)} should be encrypted but is not", file=self.file)
+            raise IntegrityError(
+                f"value at {_where(prefix)} should be encrypted but is not", file=self.file, value_at=prefix
+            )
         try:
             ev = values.parse(v)
             plain = values.decrypt_bytes(self.aes, ev, prefix)
             value = values.from_plaintext(plain, ev.type)
         except values.ValueFormatError:
             raise IntegrityError(
-                f"value at {_where(prefix)} should be encrypted but is not a valid sops value", file=self.file
+                f"value at {_where(prefix)} should be encrypted but is not a valid sops value",
+                file=self.file,
+                value_at=prefix,
             ) from None
         except values.ValueAuthError:
             raise IntegrityError(
                 f"value at {_where(prefix)} could not be decrypted: authentication failed "
                 "(altered, moved, or encrypted with another data key)",
                 file=self.file,
+                value_at=prefix,
             ) from None
         except ValueError:
             raise IntegrityError(
-                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}", file=self.file
+                f"value at {_where(prefix)} decrypted to text that is not a valid {ev.type}",
+                file=self.file,
+                value_at=prefix,
             ) from None
         if ev.type != "comment":
             self.hash.update(plain)
@@ -116,14 +128,14 @@ class _Decrypter:
             self.seen[(prefix, plain)] = (ev.iv, ev.type)
         return Secret(value) if self.wrap else value
 
-    def clear_bytes(self, v: Any, prefix: str) -> bytes:
+    def clear_bytes(self, v: object, prefix: str) -> bytes:
         try:
             return values.to_plaintext(v)[0]
         except (TypeError, ValueError):
             raise SopsError(f"value at {_where(prefix)} has an unsupported type", file=self.file) from None
 
 
-def _metadata(data: Mapping[str, Any], file: str | None) -> Mapping[str, Any]:
+def _metadata(data: Mapping[str, object], file: str | None) -> Mapping[str, object]:
     meta = data.get("sops") if isinstance(data, Mapping) else None
     if not isinstance(meta, Mapping):
         raise SopsError("sops metadata not found", file=file)
@@ -131,8 +143,8 @@ def _metadata(data: Mapping[str, Any], file: str | None) -> Mapping[str, Any]:
 
 
 def _decrypt_native(
-    data: Mapping[str, Any], ring: Keyring, wrap: bool, file: str | None, verify: bool = True
-) -> tuple[dict[str, Any], bytes, _Decrypter]:
+    data: Mapping[str, object], ring: Keyring, wrap: bool, file: str | None, verify: bool = True
+) -> tuple[dict[str, object], bytes, _Decrypter]:
     meta = _metadata(data, file)
     rule = rule_of(meta, file)
     key = datakey.unwrap(meta, ring, file)
@@ -141,16 +153,27 @@ def _decrypt_native(
 
 
 def _finish(
-    dec: _Decrypter, data: Mapping[str, Any], meta: Mapping[str, Any], key: bytes, verify: bool
-) -> tuple[dict[str, Any], bytes, _Decrypter]:
+    dec: _Decrypter, data: Mapping[str, object], meta: Mapping[str, object], key: bytes, verify: bool
+) -> tuple[dict[str, object], bytes, _Decrypter]:
     tree = dec.mapping(data, "", False, top=True)
     if verify:
         mac.verify(dec.aes, meta.get("mac"), meta.get("lastmodified"), dec.hash.hexdigest().upper(), dec.file)
     return tree, key, dec
 
 
+class DecryptOptions(TypedDict, total=False):
+    """The keyword options of :func:`decrypt_document` (and :func:`decrypt_file`)."""
+
+    identities: Identities
+    wrap: bool
+    file: str | None
+    fmt: str | None
+    use_binary: bool
+    timeout: float
+
+
 def decrypt_document(
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     *,
     identities: Identities = None,
     wrap: bool = False,
@@ -166,6 +189,7 @@ def decrypt_document(
     document in errors and picks the format for the sops-binary fallback (``fmt`` overrides),
     which runs when no native age key opens the data key and ``use_binary`` is set.
     Raises NoKeyError, IntegrityError or SopsError; messages never contain values.
+    The tree is returned loosely typed: callers walk into the paths they expect.
     """
     ring = _ring(identities)
     try:
@@ -186,7 +210,9 @@ def decrypt_document(
             raise NoKeyError(
                 f"{_strip_file(native, file)}; sops binary: {_strip_file(bin_err, file)}", file=file
             ) from None
-        return _wrap_like(data, clear, rule_of(_metadata(data, file), file)) if wrap else clear
+        if not wrap:
+            return clear
+        return cast("dict[str, object]", _wrap_like(data, clear, rule_of(_metadata(data, file), file)))
 
 
 def _strip_file(e: SopsError, file: str | None) -> str:
@@ -194,7 +220,7 @@ def _strip_file(e: SopsError, file: str | None) -> str:
     return text[len(file) + 2 :] if file and text.startswith(f"{file}: ") else text
 
 
-def _wrap_like(enc: Any, clear: Any, rule: Rule, prefix: str = "", matched: bool = False) -> Any:
+def _wrap_like(enc: object, clear: Node, rule: Rule, prefix: str = "", matched: bool = False) -> object:
     """Wrap the leaves of ``clear`` that are encrypted in ``enc`` (for the binary fallback)."""
     if isinstance(enc, Mapping) and isinstance(clear, dict):
         return {
@@ -211,7 +237,7 @@ def _wrap_like(enc: Any, clear: Any, rule: Rule, prefix: str = "", matched: bool
     return clear
 
 
-def decrypt_file(path: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+def decrypt_file(path: str | os.PathLike[str], **options: Unpack[DecryptOptions]) -> dict[str, Any]:
     """:func:`load_file` + :func:`decrypt_document` (same keyword options)."""
     p = os.fspath(path)
     options.setdefault("file", p)
@@ -232,21 +258,21 @@ class _Encrypter:
         self.aes, self.rule, self.mac_only, self.reuse = aes, rule, mac_only, reuse
         self.hash = mac.new_hash(mac_only)
 
-    def mapping(self, node: Mapping[str, Any], prefix: str, matched: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def mapping(self, node: Mapping[str, object], prefix: str, matched: bool) -> dict[str, object]:
+        out: dict[str, object] = {}
         for k, v in node.items():
             if not isinstance(k, str):
                 raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
             out[k] = self.node(v, prefix + k + ":", matched or self.rule.matches(k))
         return out
 
-    def node(self, v: Any, prefix: str, matched: bool) -> Any:
+    def node(self, v: object, prefix: str, matched: bool) -> object:
         if isinstance(v, Mapping):
             return self.mapping(v, prefix, matched)
         if isinstance(v, list | tuple):
             return [self.node(x, prefix, matched) for x in v]
         secret = isinstance(v, Secret)
-        if secret:
+        if isinstance(v, Secret):
             v = v.reveal()
         if v is None:
             return None
@@ -285,7 +311,7 @@ _ORDER_SINGLE = ("kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age", "last
 
 
 def encrypt_document(
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     *,
     recipients: Sequence[str] = (),
     key_groups: Sequence[Sequence[str]] | None = None,
@@ -297,7 +323,7 @@ def encrypt_document(
     unencrypted_comment_regex: str | None = None,
     encrypted_comment_regex: str | None = None,
     mac_only_encrypted: bool = False,
-    previous: Mapping[str, Any] | None = None,
+    previous: Mapping[str, object] | None = None,
     identities: Identities = None,
     lastmodified: str | None = None,
 ) -> dict[str, Any]:
@@ -308,6 +334,7 @@ def encrypt_document(
     file's current encrypted content) whose data key ``identities`` can open, its data key, its
     age entries for recipients kept, its non-age master keys, and the IV of every value whose
     path and plaintext are unchanged are reused, so unchanged lines stay byte-identical.
+    Returned loosely typed, like the decrypted trees.
     """
     if "sops" in data:
         raise SopsError("the document already has a top-level sops key (already encrypted?)")
@@ -331,9 +358,9 @@ def encrypt_document(
     tree = enc.mapping(data, "", False)
 
     secrets_ = datakey.wrap_groups(data_key, groups, shamir_threshold)
-    prev_age: dict[str, Mapping[str, Any]] = {}
+    prev_age: dict[str, Mapping[str, object]] = {}
     if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
-        for e in prev_meta.get("age") or []:
+        for e in _entries(prev_meta.get("age")):
             if isinstance(e, Mapping) and isinstance(e.get("recipient"), str):
                 prev_age[e["recipient"]] = e
     wrapped = [
@@ -344,11 +371,11 @@ def encrypt_document(
         for g, s in zip(groups, secrets_, strict=True)
     ]
     stamp = lastmodified or _now()
-    meta: dict[str, Any] = {}
+    meta: dict[str, object] = {}
     if len(groups) > 1:
         meta["shamir_threshold"] = shamir_threshold or len(groups)
         meta["key_groups"] = [{"hc_vault": [], "age": g} for g in wrapped]
-    parts: dict[str, Any] = {"age": wrapped[0]} if len(groups) == 1 else {}
+    parts: dict[str, object] = {"age": wrapped[0]} if len(groups) == 1 else {}
     if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
         for kind in datakey.MASTER_KEYS:
             if kind != "age" and prev_meta.get(kind):
@@ -366,9 +393,14 @@ def encrypt_document(
     return tree
 
 
+def _entries(found: object) -> Iterable[object]:
+    """A master key list of the metadata as sops wrote it (``found or []``; the file opened, so it is a list)."""
+    return cast("Iterable[object]", found or [])
+
+
 def _from_previous(
-    previous: Mapping[str, Any] | None, identities: Identities
-) -> tuple[bytes, dict[tuple[str, bytes], tuple[bytes, str]], Mapping[str, Any] | None]:
+    previous: Mapping[str, object] | None, identities: Identities
+) -> tuple[bytes, dict[tuple[str, bytes], tuple[bytes, str]], Mapping[str, object] | None]:
     """(data key, IVs to reuse, previous metadata) from an existing encrypted document."""
     if previous is None:
         return os.urandom(datakey.DATA_KEY_SIZE), {}, None

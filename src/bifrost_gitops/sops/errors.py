@@ -10,7 +10,7 @@ from ..errors import BifrostGitopsError
 
 
 class SopsError(BifrostGitopsError):
-    """Any failure to read or write a sops document (malformed file, unsupported feature...)."""
+    """A failure to read or write a sops document (malformed file, unsupported feature...)."""
 
     def __init__(self, message: str, *, file: str | None = None) -> None:
         self.file = file
@@ -24,4 +24,19 @@ class NoKeyError(SopsError):
 
 
 class IntegrityError(SopsError):
-    """A value, the MAC or the metadata fails authentication: the file was altered."""
+    """A value, the MAC or the metadata fails authentication: the file was altered.
+
+    ``value_at`` is sops's key path of the value that failed (``secrets:api_key:``, the key
+    names each followed by ``:``) and ``meta_key`` the metadata key that failed (``mac``,
+    ``lastmodified``), so a report can point at its line; None when unknown."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        value_at: str | None = None,
+        meta_key: str | None = None,
+    ) -> None:
+        super().__init__(message, file=file)
+        self.value_at, self.meta_key = value_at, meta_key

@@ -11,7 +11,8 @@ import calendar
 import math
 import re
 from decimal import Decimal
-from typing import Any
+
+from ..nodes import Scalar
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
@@ -27,7 +28,7 @@ class Timestamp(str):
     __slots__ = ()
 
 
-_RESOLVE_MAP: dict[str, Any] = {}
+_RESOLVE_MAP: dict[str, Scalar] = {}
 for _words, _value in (
     (("true", "True", "TRUE"), True),
     (("false", "False", "FALSE"), False),
@@ -65,7 +66,7 @@ def _go_parse_int(text: str) -> int | None:
     return sign * int(s, base)
 
 
-def resolve_plain(text: str) -> Any:
+def resolve_plain(text: str) -> Scalar:
     """The value go-yaml v3 gives an untagged plain scalar (str, int, float, bool, None, Timestamp).
 
     Raises ValueError for integers that only fit uint64: sops cannot walk them.

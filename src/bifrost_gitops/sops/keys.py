@@ -12,20 +12,26 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import pyrage  # type: ignore[import-untyped]
 
 CMD_TIMEOUT = 30.0
 
 
+class AgeIdentity(Protocol):
+    """A pyrage X25519 identity (``str()`` of it is the secret key: never print it)."""
+
+    def to_public(self) -> object: ...
+
+
 @dataclass(frozen=True)
 class Keyring:
     """Identities usable natively, their age recipients, and what was tried to find them."""
 
-    identities: tuple[Any, ...]  # pyrage x25519 / ssh identities
+    identities: tuple[object, ...]  # pyrage x25519 / ssh identities, only handed to pyrage
     recipients: frozenset[str]  # public age1... of the x25519 identities
     tried: tuple[str, ...]  # "SOPS_AGE_KEY_FILE=/path: 1 key", never key material
 
@@ -36,17 +42,17 @@ class Keyring:
 
 @dataclass
 class _Parsed:
-    identities: list[Any]
+    identities: list[AgeIdentity]
     notes: list[str]
 
 
-def parse_identities(text: str) -> list[Any]:
+def parse_identities(text: str) -> list[AgeIdentity]:
     """The age X25519 identities in key text (``#`` comments and blank lines ignored)."""
     return _parse(text).identities
 
 
 def _parse(text: str) -> _Parsed:
-    found: list[Any] = []
+    found: list[AgeIdentity] = []
     bad = plugin = pq = 0
     encrypted = False
     for raw in text.splitlines():
@@ -124,7 +130,7 @@ def _run_cmd(cmd: str, env: Mapping[str, str]) -> tuple[str | None, str]:
     return proc.stdout.decode("utf-8", "replace"), ""
 
 
-def _ssh_identity(path: str) -> tuple[Any | None, str]:
+def _ssh_identity(path: str) -> tuple[object | None, str]:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -139,7 +145,7 @@ def _ssh_identity(path: str) -> tuple[Any | None, str]:
 def find_identities(environ: Mapping[str, str] | None = None) -> Keyring:
     """Every identity sops would load from ``environ`` (default ``os.environ``)."""
     env = os.environ if environ is None else environ
-    identities: list[Any] = []
+    identities: list[object] = []
     tried: list[str] = []
 
     def add(label: str, text: str | None, missing: str = "not found") -> None:
@@ -182,7 +188,7 @@ def find_identities(environ: Mapping[str, str] | None = None) -> Keyring:
     return make_keyring(identities, tried)
 
 
-def make_keyring(identities: list[Any], tried: list[str] | None = None) -> Keyring:
+def make_keyring(identities: Sequence[object], tried: list[str] | None = None) -> Keyring:
     """A Keyring for explicitly given identities (e.g. from :func:`parse_identities`)."""
     recips: set[str] = set()
     for ident in identities:
@@ -191,7 +197,7 @@ def make_keyring(identities: list[Any], tried: list[str] | None = None) -> Keyri
     return Keyring(tuple(identities), frozenset(recips), tuple(tried or ("identities given by the caller",)))
 
 
-_CACHE: dict[tuple[Any, ...], Keyring] = {}
+_CACHE: dict[tuple[Hashable, ...], Keyring] = {}
 
 
 def default_keyring() -> Keyring:
@@ -203,7 +209,7 @@ def default_keyring() -> Keyring:
     env = os.environ
     names = ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "SOPS_AGE_SSH_PRIVATE_KEY_FILE")
     files = [env.get("SOPS_AGE_KEY_FILE") or "", default_keys_path(env)]
-    stamp: list[Any] = []
+    stamp: list[tuple[int, int] | None] = []
     for f in files:
         try:
             st = os.stat(f) if f else None

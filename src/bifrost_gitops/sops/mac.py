@@ -7,7 +7,7 @@ the MAC or the timestamp fails authentication (spec section 6).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -19,7 +19,14 @@ from .gotypes import mac_aad
 MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()
 
 
-def new_hash(mac_only_encrypted: bool) -> Any:
+class Hasher(Protocol):
+    """The part of a hashlib object the MAC walk uses."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def new_hash(mac_only_encrypted: bool) -> Hasher:
     """A SHA-512 hasher primed the way sops primes it."""
     h = hashlib.sha512()
     if mac_only_encrypted:
@@ -27,33 +34,38 @@ def new_hash(mac_only_encrypted: bool) -> Any:
     return h
 
 
-def aad_for(lastmodified: Any, file: str | None) -> str:
+def aad_for(lastmodified: object, file: str | None) -> str:
     """The MAC's AAD from the metadata's ``lastmodified``."""
     aad = mac_aad(str(lastmodified)) if isinstance(lastmodified, str) else None
     if aad is None:
-        raise IntegrityError("sops metadata has no valid lastmodified timestamp", file=file)
+        raise IntegrityError(
+            "sops metadata has no valid lastmodified timestamp", file=file, meta_key="lastmodified"
+        )
     return aad
 
 
-def verify(aes: AESGCM, stored: Any, lastmodified: Any, computed: str, file: str | None) -> None:
+def verify(aes: AESGCM, stored: object, lastmodified: object, computed: str, file: str | None) -> None:
     """Raise IntegrityError unless the stored MAC decrypts and equals ``computed``."""
     if not isinstance(stored, str) or not stored:
-        raise IntegrityError("MAC mismatch: the file has no MAC", file=file)
+        raise IntegrityError("MAC mismatch: the file has no MAC", file=file, meta_key="mac")
     aad = aad_for(lastmodified, file)
     try:
         enc = values.parse(stored)
         plain = values.decrypt_bytes(aes, enc, aad)
     except values.ValueFormatError:
-        raise IntegrityError("the MAC is not a valid sops value", file=file) from None
+        raise IntegrityError("the MAC is not a valid sops value", file=file, meta_key="mac") from None
     except values.ValueAuthError:
         raise IntegrityError(
-            "cannot decrypt the MAC: authentication failed (MAC or lastmodified altered)", file=file
+            "cannot decrypt the MAC: authentication failed (MAC or lastmodified altered)",
+            file=file,
+            meta_key="mac",
         ) from None
     if plain.decode("ascii", "replace") != computed:
         raise IntegrityError(
             "MAC mismatch: the values do not match the file's MAC (a value was added, removed, "
             "reordered or changed)",
             file=file,
+            meta_key="mac",
         )
 
 

@@ -45,15 +45,18 @@ class Secret(Generic[T]):
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("Secret is immutable")
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
 
 
-def reveal(value: Any) -> Any:
-    """``value`` with every Secret inside it (dicts and lists too) unwrapped."""
+def reveal(value: object) -> Any:
+    """``value`` with every Secret inside it (dicts and lists too) unwrapped.
+
+    The result is left loose: callers index the clear tree by the paths they know are there.
+    """
     if isinstance(value, Secret):
         return value.reveal()
     if isinstance(value, dict):

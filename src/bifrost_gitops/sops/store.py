@@ -12,12 +12,13 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, cast
 
 import yaml
 from yaml import events as yev
 
+from ..nodes import Node, Scalar, Tree
 from .errors import SopsError
 from .gotypes import Timestamp, format_float, parse_timestamp, resolve_plain
 from .secret import Secret
@@ -32,7 +33,10 @@ def format_of(path: str) -> str:
 
 
 def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a YAML or JSON file with sops's typing; the top level must be a mapping."""
+    """Parse a YAML or JSON file with sops's typing; the top level must be a mapping.
+
+    A Tree (see ..nodes), returned loosely typed: callers walk into the paths they expect.
+    """
     p = os.fspath(path)
     try:
         with open(p, "rb") as f:
@@ -43,7 +47,7 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def loads(text: str | bytes, fmt: str = "yaml", *, file: str | None = None) -> dict[str, Any]:
-    """Parse YAML (go-yaml v3 typing) or JSON text into a dict."""
+    """Parse YAML (go-yaml v3 typing) or JSON text into a dict (a Tree, typed loosely like load_file)."""
     if fmt == "json":
         return _load_json(text, file)
     return _load_yaml(text, file)
@@ -57,37 +61,40 @@ class _Refused(Exception):
 
 
 class _Builder:
-    def __init__(self, parser: Any) -> None:
-        self.next = parser.get_event
-        self.anchors: dict[str, Any] = {}
+    def __init__(self, parser: yaml.CSafeLoader) -> None:
+        # libyaml returns None only after the stream's end, which the builder never reads past
+        self.next = cast(Callable[[], yev.Event], parser.get_event)
+        self.anchors: dict[str, Node] = {}
         self.nodes = 0
 
-    def build(self, ev: Any, depth: int) -> Any:
+    def build(self, ev: yev.Event, depth: int) -> Node:
         self.nodes += 1
         if self.nodes > MAX_NODES or depth > 200:
             raise _Refused("document too large or too deeply nested")
-        t = type(ev)
-        if t is yev.ScalarEvent:
+        value: Node
+        if type(ev) is yev.ScalarEvent:
             value = self.scalar(ev)
-        elif t is yev.MappingStartEvent:
+        elif type(ev) is yev.MappingStartEvent:
             self.check_tag(ev.tag, "map")
             value = self.mapping(depth)
-        elif t is yev.SequenceStartEvent:
+        elif type(ev) is yev.SequenceStartEvent:
             self.check_tag(ev.tag, "seq")
-            value = []
+            items: list[Node] = []
             while True:
                 item = self.next()
                 if type(item) is yev.SequenceEndEvent:
                     break
-                value.append(self.build(item, depth + 1))
-        elif t is yev.AliasEvent:
+                items.append(self.build(item, depth + 1))
+            value = items
+        elif type(ev) is yev.AliasEvent:
             if ev.anchor not in self.anchors:
                 raise _Refused(f"unknown alias *{ev.anchor}")
             return self.anchors[ev.anchor]
         else:  # pragma: no cover
             raise _Refused("unexpected YAML event")
-        if getattr(ev, "anchor", None) is not None:
-            self.anchors[ev.anchor] = value
+        anchor = cast(yev.NodeEvent, ev).anchor  # every branch that gets here built a node event
+        if anchor is not None:
+            self.anchors[anchor] = value
         return value
 
     @staticmethod
@@ -96,7 +103,7 @@ class _Builder:
             raise _Refused("only plain YAML is supported: remove the tag")
 
     @staticmethod
-    def scalar(ev: Any) -> Any:
+    def scalar(ev: yev.ScalarEvent) -> Scalar:
         tag, text = ev.tag, ev.value
         if tag is None:
             if not ev.implicit[0]:  # quoted or block scalar
@@ -125,8 +132,8 @@ class _Builder:
             return v
         raise _Refused("only plain YAML is supported: remove the tag")
 
-    def mapping(self, depth: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+    def mapping(self, depth: int) -> Tree:
+        result: Tree = {}
         while True:
             kev = self.next()
             if type(kev) is yev.MappingEndEvent:
@@ -141,14 +148,15 @@ class _Builder:
             result[key] = self.build(self.next(), depth + 1)
 
 
-def _load_yaml(text: str | bytes, file: str | None) -> dict[str, Any]:
+def _load_yaml(text: str | bytes, file: str | None) -> Tree:
     parser = yaml.CSafeLoader(text)
     try:
         parser.get_event()  # StreamStart
         ev = parser.get_event()
         if type(ev) is yev.StreamEndEvent:
             raise SopsError("the document is empty", file=file)
-        data = _Builder(parser).build(parser.get_event(), 0)
+        builder = _Builder(parser)
+        data = builder.build(builder.next(), 0)
         parser.get_event()  # DocumentEnd
         if type(parser.get_event()) is yev.DocumentStartEvent:
             raise SopsError("multi-document YAML files are not supported", file=file)
@@ -170,8 +178,8 @@ def _load_yaml(text: str | bytes, file: str | None) -> dict[str, Any]:
 # --- JSON reading -------------------------------------------------------------------------
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _pairs(pairs: list[tuple[str, Node]]) -> Tree:
+    out: Tree = {}
     for k, v in pairs:
         if k in out:
             raise SopsError(f"duplicate key {k!r}")
@@ -179,13 +187,13 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise SopsError(f"invalid JSON number {name}")
 
 
-def _load_json(text: str | bytes, file: str | None) -> dict[str, Any]:
+def _load_json(text: str | bytes, file: str | None) -> Tree:
     try:
-        data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
+        data: object = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
     except SopsError as e:
         raise SopsError(str(e), file=file) from None
     except (ValueError, UnicodeDecodeError) as e:
@@ -256,7 +264,7 @@ def _yaml_float(x: float) -> str:
     return r
 
 
-def _scalar(v: Any) -> str:
+def _scalar(v: object) -> str:
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -290,7 +298,7 @@ def _literal(s: str, indent: int) -> list[str]:
     return [head] + [pad + line if line else "" for line in body.split("\n")]
 
 
-def _map_lines(m: Mapping[str, Any], key_indent: int, child_indent: int, step: int = 4) -> list[str]:
+def _map_lines(m: Mapping[str, object], key_indent: int, child_indent: int, step: int = 4) -> list[str]:
     lines: list[str] = []
     pad = " " * key_indent
     for k, v in m.items():
@@ -312,7 +320,7 @@ def _map_lines(m: Mapping[str, Any], key_indent: int, child_indent: int, step: i
     return lines
 
 
-def _empty_or_scalar(v: Any) -> str:
+def _empty_or_scalar(v: object) -> str:
     if isinstance(v, Mapping):
         return "{}"
     if isinstance(v, list):
@@ -320,7 +328,7 @@ def _empty_or_scalar(v: Any) -> str:
     return _scalar(v)
 
 
-def _list_lines(items: list[Any], indent: int, step: int = 4) -> list[str]:
+def _list_lines(items: list[object], indent: int, step: int = 4) -> list[str]:
     lines: list[str] = []
     dash = " " * indent + "- "
     inner = " " * (indent + 2)
@@ -343,7 +351,7 @@ def _list_lines(items: list[Any], indent: int, step: int = 4) -> list[str]:
     return lines
 
 
-def dump_yaml(tree: Mapping[str, Any], indent: int = 4) -> str:
+def dump_yaml(tree: Mapping[str, object], indent: int = 4) -> str:
     """YAML text sops reads back to the same tree (go-yaml v3 style; sops's default indent is 4,
     `stores.yaml.indent` in .sops.yaml changes it)."""
     if not tree:
@@ -351,13 +359,13 @@ def dump_yaml(tree: Mapping[str, Any], indent: int = 4) -> str:
     return "\n".join(_map_lines(tree, 0, indent, indent)) + "\n"
 
 
-def _json_default(v: Any) -> Any:
+def _json_default(v: object) -> NoReturn:
     if isinstance(v, Secret):
         raise SopsError("refusing to write a Secret: encrypt the document first")
     raise SopsError(f"cannot write a value of type {type(v).__name__}")
 
 
-def _check_json(v: Any) -> None:
+def _check_json(v: object) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         raise SopsError("JSON cannot hold Inf or NaN")
     if isinstance(v, dict):
@@ -368,7 +376,7 @@ def _check_json(v: Any) -> None:
             _check_json(x)
 
 
-def dump_json(tree: Mapping[str, Any], indent: str | None = "\t") -> str:
+def dump_json(tree: Mapping[str, object], indent: str | None = "\t") -> str:
     """Tab-indented JSON with a trailing newline, as sops writes it; ``indent=None`` writes one
     compact line (sops reads it the same), several times faster for large machine-read files."""
     _check_json(tree)
@@ -376,7 +384,7 @@ def dump_json(tree: Mapping[str, Any], indent: str | None = "\t") -> str:
     return json.dumps(tree, indent=indent, separators=seps, ensure_ascii=False, default=_json_default) + "\n"
 
 
-def dumps(tree: Mapping[str, Any], fmt: str) -> str:
+def dumps(tree: Mapping[str, object], fmt: str) -> str:
     """:func:`dump_json` or :func:`dump_yaml` by format name."""
     return dump_json(tree) if fmt == "json" else dump_yaml(tree)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ..sopsrules import SELECTORS as RULE_FIELDS  # the same six fields select leaves in a file
 from .errors import SopsError
@@ -58,7 +57,7 @@ class Rule:
         return matched if self.field.startswith("encrypted") else not matched
 
 
-def rule_of(meta: Mapping[str, Any], file: str | None = None) -> Rule:
+def rule_of(meta: Mapping[str, object], file: str | None = None) -> Rule:
     """The rule recorded in sops metadata (default ``unencrypted_suffix: _unencrypted``)."""
     found = [(f, meta[f]) for f in RULE_FIELDS if meta.get(f) not in (None, "")]
     if len(found) > 1:

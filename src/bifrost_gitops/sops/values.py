@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,6 +32,8 @@ from .gotypes import (
 IV_SIZE = 32
 # sops's own regex: prefix match, greedy groups
 _ENC = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+#: what one decrypted value can be (a Timestamp is a str)
+Plain: TypeAlias = str | int | float | bool | bytes
 TYPES = frozenset(("str", "int", "float", "bool", "time", "comment", "bytes"))
 
 
@@ -83,7 +85,7 @@ def decrypt_bytes(aes: AESGCM, enc: EncValue, aad: str) -> bytes:
         raise ValueAuthError("could not decrypt value: message authentication failed") from None
 
 
-def from_plaintext(plain: bytes, typ: str) -> Any:
+def from_plaintext(plain: bytes, typ: str) -> Plain:
     """The typed value of decrypted bytes (``float`` with integral text comes back as int)."""
     if typ == "bytes":
         return plain
@@ -101,7 +103,7 @@ def from_plaintext(plain: bytes, typ: str) -> Any:
     raise ValueFormatError("unknown type tag")
 
 
-def to_plaintext(value: Any) -> tuple[bytes, str]:
+def to_plaintext(value: object) -> tuple[bytes, str]:
     """(bytes, type tag) sops would encrypt for ``value``; also the bytes the MAC hashes."""
     if isinstance(value, bool):
         return (b"True" if value else b"False"), "bool"
