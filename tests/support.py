@@ -92,6 +92,31 @@ FAKE_SOPS = textwrap.dedent(
 ENC = "ENC[AES256_GCM,data:c2VjcmV0,iv:aXZpdml2aXZpdml2,tag:dGFndGFndGFn,type:str]"
 
 
+#: git with a fixed identity and none of the developer's settings (signing, hooks, templates).
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "CI",
+    "GIT_AUTHOR_EMAIL": "ci@example.com",
+    "GIT_COMMITTER_NAME": "CI",
+    "GIT_COMMITTER_EMAIL": "ci@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in CWD; its stdout (the test fails on a non-zero exit)."""
+    proc = sp.run(
+        ["git", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 

@@ -20,34 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
-from support import ROOT
+from support import GIT_ENV, ROOT, git
 
 CI = ROOT / "docs" / "ci"
 EXAMPLE = ROOT / "examples" / "integrations"
 KEY = (EXAMPLE / "TEST-ONLY-age-key.txt").read_text()
 AGE_SECRET = next(line for line in KEY.splitlines() if line.startswith("AGE-SECRET-KEY-"))
 BIN = Path(sys.executable).parent
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "CI",
-    "GIT_AUTHOR_EMAIL": "ci@example.com",
-    "GIT_COMMITTER_NAME": "CI",
-    "GIT_COMMITTER_EMAIL": "ci@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = sp.run(
-        ["git", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_ENV},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 @pytest.fixture

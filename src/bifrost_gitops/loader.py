@@ -352,19 +352,22 @@ def load_file(root: str, rel: str) -> tuple[Document | None, list[Diagnostic]]:
 def load_bytes(data: bytes, rel: str) -> tuple[Document | None, list[Diagnostic]]:
     """Parse a file's content (from disk or from a git object) within the size limit."""
     if len(data) > MAX_BYTES:
-        return None, [
-            error(
-                "Y004",
-                rel,
-                (0, 0),
-                f"file is larger than {MAX_BYTES // 1024} KiB",
-                "split it, or list it under exclude: in bifrost-gitops.yaml",
-            )
-        ]
+        return None, [too_large(rel)]
     doc, diags = parse(data, rel)
     if doc is not None:
         doc.marked = b"bifrost-gitops:" in data
     return doc, diags
+
+
+def too_large(rel: str) -> Diagnostic:
+    """The finding for a file over the size limit (also for a git blob never read)."""
+    return error(
+        "Y004",
+        rel,
+        (0, 0),
+        f"file is larger than {MAX_BYTES // 1024} KiB",
+        "split it, or list it under exclude: in bifrost-gitops.yaml",
+    )
 
 
 def wanted(rel: str, exclude: list[str]) -> bool:

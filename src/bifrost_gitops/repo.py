@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import loader, structure
+from . import gitrev, loader, structure
 from .catalog import Catalog, Parsed
 from .checks import check
 from .diagnostics import Diagnostic, error, sort_key
@@ -68,11 +68,18 @@ class Tree(Protocol):
 
 
 class WorkTree:
+    """The files on disk; in a git work tree, without what git ignores (a decrypted copy, a
+    build folder), which will never be committed."""
+
     def __init__(self, root: str):
         self.root = root
 
     def files(self, exclude: list[str]) -> tuple[list[str], list[Diagnostic]]:
-        return loader.discover(self.root, exclude)
+        found, diags = loader.discover(self.root, exclude)
+        skip = gitrev.ignored(self.root)
+        if skip is None:
+            return found, diags
+        return [r for r in found if not skip.covers(r)], [d for d in diags if not skip.covers(d.path)]
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         return loader.load_file(self.root, rel)
@@ -103,6 +110,19 @@ def _declared_names(data: dict[str, object]) -> list[str]:
 def load(start: str = ".") -> Result:
     """Load and check the repository containing ``start``; never raises for bad content."""
     return load_tree(WorkTree(find_root(start)))
+
+
+def load_git(start: str, rev: str | None) -> Result:
+    """Load and check the repository containing ``start`` as git holds it: at revision REV, or
+    as staged (REV None: the tree the next commit will contain). Nothing in the work tree is
+    read but the folder that locates the repository; GitError (exit 2) outside git."""
+    root = find_root(start)
+    tree = gitrev.IndexTree(root) if rev is None else gitrev.GitTree(root, rev)
+    if not tree.exists:
+        if rev is None:
+            raise RepoError(f"{root}: {PROJECT_FILE} is not staged (hint: git add it)")
+        raise RepoError(f"{root}: no {PROJECT_FILE} in revision {rev!r}")
+    return load_tree(tree)
 
 
 def load_tree(tree: Tree) -> Result:

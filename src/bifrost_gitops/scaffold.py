@@ -10,6 +10,7 @@ every document points at them, so editors complete and check fields with no netw
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 
@@ -21,6 +22,7 @@ from .schemas import dump, filename
 PLACEHOLDER = "age1REPLACE-WITH-YOUR-AGE-PUBLIC-KEY"
 _RECIPIENT_RE = re.compile(r"^age1[0-9a-z]{20,}$")
 _PUBLIC_KEY_RE = re.compile(r"^#\s*public key:\s*(age1[0-9a-z]+)\s*$", re.MULTILINE)
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$", re.MULTILINE)
 
 
@@ -179,13 +181,35 @@ NO_KEY_TODO = """\
 #   bifrost-gitops secrets keygen        (or: age-keygen -o ~/.config/sops/age/keys.txt)
 """
 
-PRE_COMMIT = """\
-# pip install pre-commit && pre-commit install: validates the repository before every commit.
+#: This project's hook, pinned to the commit bifrost-gitops was installed from (which exists).
+PRE_COMMIT_PINNED = """\
+# pip install pre-commit && pre-commit install: validates what each commit will contain.
+# rev: the commit bifrost-gitops was installed from; move it with `pre-commit autoupdate --freeze`.
 repos:
-  - repo: https://github.com/bifrost-gitops/bifrost-gitops
-    rev: v0.1.0
+  - repo: {repo}
+    rev: {rev}
     hooks:
       - id: bifrost-gitops-validate
+        args: [--strict]  # the one place the team decides: warnings block a commit (remove to allow)
+"""
+
+#: Without a known commit: the bifrost-gitops already installed runs (see README.md for pinning).
+PRE_COMMIT_LOCAL = """\
+# pip install pre-commit && pre-commit install: validates what each commit will contain.
+# This runs the bifrost-gitops installed on each machine. To pin this project's hook to a commit
+# instead: repo: https://github.com/bifrost-gitops/bifrost-gitops, rev: <a sha from
+# `git ls-remote` of it>, id: bifrost-gitops-validate; later `pre-commit autoupdate --freeze`.
+repos:
+  - repo: local
+    hooks:
+      - id: bifrost-gitops-validate
+        name: bifrost-gitops validate
+        entry: bifrost-gitops validate --staged
+        language: system
+        pass_filenames: false
+        always_run: true
+        require_serial: true
+        args: [--strict]  # the one place the team decides: warnings block a commit (remove to allow)
 """
 
 GITIGNORE = """\
@@ -195,9 +219,15 @@ keys.txt
 # Compiled bundles are build output (plain ones hold secrets in clear).
 /bundle/
 /build/
-# Decrypted copies.
+# Decrypted copies (`sops decrypt x.yaml > x.dec.yaml`): clear secrets; validate skips them.
 *.dec.yaml
+*.dec.yml
 *.decrypted.yaml
+*.decrypted.yml
+*.plain.yaml
+*.plain.yml
+*.cleartext.yaml
+*.cleartext.yml
 """
 
 README = """\
@@ -210,8 +240,11 @@ Secrets are encrypted in place with [sops](https://github.com/getsops/sops) and 
 
 ```sh
 bifrost-gitops validate --strict
-pre-commit install    # or let the hook do it before every commit
+pre-commit install    # then every commit is checked: `validate --staged`, what the commit holds
 ```
+
+The hook's `args: [--strict]` in `.pre-commit-config.yaml` is where this team decides that
+warnings block a commit; remove it to let them pass.
 
 ## Add an organization
 
@@ -253,12 +286,40 @@ def _files(recipient: str | None) -> list[tuple[str, str]]:
     sops = SOPS_CONFIG.format(todo="" if recipient else NO_KEY_TODO, recipient=recipient or PLACEHOLDER)
     files += [
         (".sops.yaml", sops),
-        (".pre-commit-config.yaml", PRE_COMMIT),
+        (".pre-commit-config.yaml", pre_commit_config()),
         (".gitignore", GITIGNORE),
         ("README.md", README),
     ]
     files += [(f".schemas/{filename(kind)}", dump(kind)) for kind in KINDS]
     return files
+
+
+def installed_from() -> tuple[str, str] | None:
+    """(repository URL, commit) when bifrost-gitops was installed from git (pip records it in
+    direct_url.json, PEP 610): a revision that certainly exists, for the hook's `rev:`."""
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution("bifrost-gitops").read_text("direct_url.json")
+        info = json.loads(text or "null")
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("vcs_info"), dict):
+        return None  # a wheel, an sdist, an editable checkout: no commit on record
+    url, vcs = info.get("url"), info["vcs_info"]
+    commit = vcs.get("commit_id")
+    if vcs.get("vcs") != "git" or not isinstance(url, str) or not isinstance(commit, str):
+        return None
+    return (url, commit) if _COMMIT_RE.match(commit) and url.isprintable() else None
+
+
+def pre_commit_config() -> str:
+    """The hook pinned to the commit we were installed from, else the installed command."""
+    source = installed_from()
+    if source is None:
+        return PRE_COMMIT_LOCAL
+    url, commit = source
+    return PRE_COMMIT_PINNED.format(repo=json.dumps(url), rev=commit)  # a JSON string is YAML
 
 
 # --- writing --------------------------------------------------------------------------------

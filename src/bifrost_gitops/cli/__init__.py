@@ -103,19 +103,36 @@ for _command in deploy.COMMANDS:
     metavar="CODE[,CODE]",
     help="Suppress findings with these codes (repeatable); counted as suppressed in the summary.",
 )
-def validate(repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...]) -> None:
+@click.option(
+    "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
+)
+@click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+def validate(
+    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on findings, 2 on usage errors.
     No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
     bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
+    In a git work tree, files git ignores are skipped; --staged and --rev read git objects
+    instead of the files.
     """
     from .. import suppress
     from ..diagnostics import sort_key
     from ..secretops import drift
 
+    if staged and rev is not None:
+        fail("--staged and --rev: give one")
+    if decrypt and (staged or rev is not None):
+        fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
     codes = suppress.parse_codes(ignore)
-    result = load(repo)
+    if staged or rev is not None:
+        from ..repo import load_git
+
+        result = load_git(repo, rev)
+    else:
+        result = load(repo)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
