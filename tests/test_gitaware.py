@@ -212,3 +212,33 @@ def test_a_staged_object_git_cannot_read_is_an_environment_error(tmp_path: Path)
     git(root, "update-index", "--add", "--cacheinfo", f"100644,{'1' * 40},ghost.yaml")
     run = validate(root, "--staged")
     assert run.code == 2 and f"cannot read git object {'1' * 40}" in run.stderr, run
+
+
+def test_recipient_drift_is_judged_by_the_rules_the_commit_carries(tmp_path: Path) -> None:
+    """K006 under --staged/--rev compares with the .sops.yaml of that tree, not the work tree's."""
+    from support import ENC, FAKE_SOPS
+
+    have = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"  # FAKE_SOPS's recipient
+    other = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"
+
+    def rules(recipient: str) -> str:
+        return f"creation_rules:\n  - path_regex: .*\\.yaml$\n    encrypted_regex: ^secrets$\n    age: {recipient}\n"
+
+    mapping = (
+        API
+        + 'kind: Mapping\nintegration: HaloPSA\norganization: fabrikam\nentity_id: "1"\n'
+        + f"secrets:\n  api_key: {ENC}\n"
+        + FAKE_SOPS
+    )
+    root = committed(
+        tmp_path / "r",
+        {".sops.yaml": rules(have), "integrations/HaloPSA/mappings/fabrikam.yaml": mapping},
+    )
+    assert validate(root).code == 0
+    (root / ".sops.yaml").write_text(rules(other))
+    git(root, "add", ".sops.yaml")  # the commit would ask for another recipient: the file drifts
+    (root / ".sops.yaml").write_text(rules(have))  # ... though the work tree still matches
+    staged = validate(root, "--staged")
+    assert staged.code == 1 and "K006" in staged.stdout, staged.output
+    assert validate(root).code == 0
+    assert validate(root, "--rev", "HEAD").code == 0  # the last commit's rules still match

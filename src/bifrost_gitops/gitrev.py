@@ -145,6 +145,19 @@ class _Blobs:
         """A file's bytes at this revision (after files() listed it)."""
         return self._blobs[rel]
 
+    def blob(self, rel: str) -> bytes | None:
+        """Any regular file's bytes at this revision, listed or not (a dot file such as
+        .sops.yaml); None when the tree has no such file or it is over the size limit."""
+        entry = self._entries.get(rel)
+        if entry is None or entry[0] == _LINK:
+            return None
+        if rel not in self._blobs:
+            found = self._read([entry[1]]).get(entry[1])
+            if found is None:
+                return None
+            self._blobs[rel] = found
+        return self._blobs[rel]
+
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         data = self._blobs.get(rel)
         if data is None:

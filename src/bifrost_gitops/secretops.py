@@ -7,8 +7,9 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from . import loader, sops, sopsrules, storable
 from .atomic import write_atomic
@@ -259,11 +260,22 @@ class Recipients:
     config: str | None = None  # the .sops.yaml compared against, repository-relative
 
 
+@runtime_checkable
+class _Blobs(Protocol):
+    """A git revision or the index (gitrev): any file's bytes, dot files included."""
+
+    def blob(self, rel: str) -> bytes | None: ...
+
+
 class _Rules:
     """The .sops.yaml rule of each file, each folder's config found and each config read once
-    (a big repository has thousands of encrypted files and a handful of configs)."""
+    (a big repository has thousands of encrypted files and a handful of configs).
 
-    def __init__(self) -> None:
+    With a TREE (``validate --staged``/``--rev``), configs inside the repository ROOT are read
+    from that revision, not from the work tree: a commit is judged by the rules it carries."""
+
+    def __init__(self, root: str = "", tree: _Blobs | None = None) -> None:
+        self.root, self.tree = os.path.abspath(root), tree
         self.configs: dict[str, str | None] = {}  # folder -> its .sops.yaml
         self.rules: dict[str, list[sopsrules.Rule] | None] = {}  # config -> its rules (None: unreadable)
         self.names: dict[str, str] = {}  # config -> its repository-relative name
@@ -271,8 +283,27 @@ class _Rules:
     def config(self, path: str) -> str | None:
         folder = os.path.dirname(path)
         if folder not in self.configs:
-            self.configs[folder] = sopsrules.find_config(folder)
+            self.configs[folder] = self._find(folder)
         return self.configs[folder]
+
+    def _find(self, folder: str) -> str | None:
+        if self.tree is None:
+            return sopsrules.find_config(folder)
+        rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+        while not rel.startswith(".."):
+            candidate = posixpath.normpath(posixpath.join(rel, sopsrules.CONFIG_NAME))
+            if self.tree.blob(candidate) is not None:
+                return os.path.join(self.root, candidate)
+            if rel == ".":
+                break
+            rel = posixpath.dirname(rel) or "."
+        parent = os.path.dirname(self.root)  # above the repository: as on disk
+        return sopsrules.find_config(parent) if parent != self.root else None
+
+    def _load(self, config: str) -> list[sopsrules.Rule]:
+        rel = os.path.relpath(config, self.root).replace(os.sep, "/")
+        data = self.tree.blob(rel) if self.tree is not None and not rel.startswith("..") else None
+        return sopsrules.parse_rules(data, config) if data is not None else sopsrules.load_rules(config)
 
     def shown(self, config: str, root: str) -> str:
         """CONFIG as the reports name it: relative to the repository ROOT."""
@@ -285,7 +316,7 @@ class _Rules:
         found upwards from it is) asks for; None when no rule applies."""
         if config not in self.rules:
             try:
-                self.rules[config] = sopsrules.load_rules(config)
+                self.rules[config] = self._load(config)
             except sopsrules.RulesError:
                 self.rules[config] = None
         rules = self.rules[config]
@@ -300,7 +331,8 @@ def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
     only, so no key is needed (cheap enough for every `validate`)."""
     docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
-    rules = _Rules()
+    tree = result.tree
+    rules = _Rules(result.root, tree if isinstance(tree, _Blobs) else None)
     out = []
     for rel in encrypted_files(result):
         full = os.path.join(result.root, rel)

@@ -110,8 +110,16 @@ def _parse_rule(raw: dict[str, Any]) -> Rule:
 def load_rules(config_path: str) -> list[Rule]:
     try:
         with open(config_path, "rb") as f:
-            data = yaml.load(f.read(), Loader=yaml.CSafeLoader)
-    except (OSError, yaml.YAMLError) as e:
+            return parse_rules(f.read(), config_path)
+    except OSError as e:
+        raise RulesError(f"{config_path}: cannot read sops config ({type(e).__name__})") from None
+
+
+def parse_rules(text: bytes, config_path: str) -> list[Rule]:
+    """The creation rules of a .sops.yaml's TEXT (read from disk or from a git revision)."""
+    try:
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as e:
         raise RulesError(f"{config_path}: cannot read sops config ({type(e).__name__})") from None
     rules = data.get("creation_rules") if isinstance(data, dict) else None
     if not isinstance(rules, list):
