@@ -106,7 +106,7 @@ def diff(g: Git, *args: str, env: Mapping[str, str | None] | None = None) -> Run
 
 
 def diff_json(g: Git, *args: str, env: Mapping[str, str | None] | None = None) -> dict[str, Any]:
-    run = diff(g, *args, "--format", "json", env=env)
+    run = diff(g, *args, "--format", "json", "--by-org", env=env)
     assert run.code in (0, 1), run
     doc: dict[str, Any] = json.loads(run.stdout)
     return doc
@@ -734,7 +734,7 @@ def test_json_values_are_typed_and_secrets_stay_null(small: Git) -> None:
     small.edit(CONTOSO, "region: eu", "region: uk\n  beta: true")
     small.edit(CONTOSO, 'entity_id: "12"', 'entity_id: "13"')
     small.edit(CONTOSO, "api_key: first-value", f"api_key: {leak}")
-    run = diff(small, "--base", "HEAD", "--format", "json")
+    run = diff(small, "--base", "HEAD", "--format", "json", "--by-org")
     assert leak not in run.stdout and "first-value" not in run.stdout
     doc = json.loads(run.stdout)
     typed = {

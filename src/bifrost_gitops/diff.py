@@ -63,6 +63,7 @@ class Diff:
     head_findings: list[Diagnostic] = field(default_factory=list)
     base_findings: list[Diagnostic] = field(default_factory=list)
     security: list[Alert] = field(default_factory=list)  # shown first, counted by --exit-code
+    orgs: list[str] = field(default_factory=list)  # every organization in base or head, sorted
 
     @property
     def identity_changed(self) -> list[str]:
@@ -205,6 +206,7 @@ def diff(
         head_findings=head.diagnostics,
         base_findings=base.diagnostics,
         security=security or [],
+        orgs=sorted(set(base_orgs) | set(head_orgs)),
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)

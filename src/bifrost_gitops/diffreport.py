@@ -9,10 +9,13 @@ printed raw.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import asdict
+from typing import NamedTuple
 
 from .colour import Style, lines
 from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff
+from .diffgroup import Group, all_but, groups, who
 from .escape import html_text, md_code, md_text, to_json
 from .security import Alert
 
@@ -76,11 +79,20 @@ def summary_lines(d: Diff) -> list[str]:
     return lines
 
 
-def render_text(d: Diff, colour: bool = False) -> str:
+def render_text(d: Diff, colour: bool = False, by_org: bool = False) -> str:
     """The terminal report; with COLOUR, security changes red, organizations bold, each change
-    by what it does (added green, removed red, changed yellow), findings red."""
+    by what it does (added green, removed red, changed yellow), findings red. Identical
+    changes are grouped (BY_ORG: one section per organization instead)."""
     rows = [(line, Style.RED_BOLD if i == 0 else Style.RED) for i, line in enumerate(_security_text(d))]
     rows += [(line, Style.BOLD if i == 0 else Style.NONE) for i, line in enumerate(summary_lines(d))]
+    rows += _by_org_text(d) if by_org else _groups_text(d)
+    head, base = _findings_text(d)
+    rows += [(line, Style.RED) for line in head] + [(line, Style.DIM) for line in base]
+    return lines(rows, colour)
+
+
+def _by_org_text(d: Diff) -> list[tuple[str, Style]]:
+    rows: list[tuple[str, Style]] = []
     for org, changes in d.changes.items():
         rows += [("", Style.NONE), (org, Style.BOLD)]
         current: object = object()
@@ -92,9 +104,31 @@ def render_text(d: Diff, colour: bool = False) -> str:
             src = f"    ({c.source})" if c.source else ""
             arrow = _arrow(c)
             rows.append((f"{indent}{_label(c)}: {arrow}{src}", _change_style(arrow)))
-    head, base = _findings_text(d)
-    rows += [(line, Style.RED) for line in head] + [(line, Style.DIM) for line in base]
-    return lines(rows, colour)
+    return rows
+
+
+def _sources(g: Group) -> str:
+    if not g.sources:
+        return ""
+    more = f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else ""
+    return f"    ({g.sources[0]}{more})"
+
+
+def _groups_text(d: Diff) -> list[tuple[str, Style]]:
+    """One entry per distinct change, with who makes it; a long list in full, wrapped."""
+    rows: list[tuple[str, Style]] = []
+    current: object = object()
+    for g in groups(d):
+        if g.integration != current:
+            rows += [("", Style.NONE), (g.integration or "(organizations)", Style.BOLD)]
+            current = g.integration
+        arrow = _arrow(g.change)
+        rows.append((f"  {_label(g.change)}: {arrow}{_sources(g)}", _change_style(arrow)))
+        rows.append((f"    {who(g.orgs, d.orgs)}", Style.NONE))
+        if len(g.orgs) > 3 and len(g.orgs) < len(d.orgs) and all_but(g.orgs, d.orgs) is None:
+            wrapped = textwrap.wrap(", ".join(g.orgs), 96, break_on_hyphens=False)
+            rows += [(f"      {line}", Style.DIM) for line in wrapped]
+    return rows
 
 
 def _change_style(arrow: str) -> Style:
@@ -162,10 +196,16 @@ def _security_markdown(d: Diff) -> list[str]:
     return [*out, ""]
 
 
-def render_markdown(d: Diff) -> str:
+#: GitHub refuses a comment over 65,536 characters; a byte budget under it is safe for any text.
+MAX_BYTES = 60_000
+FULL_REPORT = "run `bifrost-gitops diff --format markdown --max-bytes 0`, or open the CI artifact"
+
+
+def render_markdown(d: Diff, max_bytes: int = MAX_BYTES, by_org: bool = False) -> str:
     """A pull-request comment: security-relevant changes first, then the summary table, then
-    one collapsible section per org."""
-    n = len(d.changes)
+    each distinct change once with its organizations (BY_ORG: one collapsible section per
+    organization). Past MAX_BYTES (0: no limit) whole sections are left out, from the end,
+    and a closing note says which and where the full report is; the summary always stays."""
     out = [
         *_security_markdown(d),
         f"### bifrost-gitops diff: {d.headline()}",  # counts and fixed words only
@@ -180,14 +220,97 @@ def render_markdown(d: Diff) -> str:
             for name, count in d.affected.items()
         ]
         out.append("")
-    collapse = n > 3 or sum(len(c) for c in d.changes.values()) > 15
+    kept = "\n".join(out) + "\n"
+    blocks = _org_blocks(d) if by_org else _group_blocks(d)
+    findings = _findings_blocks(d)
+    return fit(kept, [*blocks, *findings], max_bytes, "organization" if by_org else "change")
+
+
+class Block(NamedTuple):
+    """A piece of the comment that is kept whole or left out whole (a table, a section)."""
+
+    text: str
+    kind: str  # what it is, to say what was left out: "change", "organization", "finding"
+    count: int = 1  # how many of KIND it holds
+
+
+def fit(kept: str, blocks: list[Block], max_bytes: int, unit: str) -> str:
+    """KEPT, then as many BLOCKS as fit in MAX_BYTES (UTF-8) with room for the note on what
+    was left out. Blocks are whole tables or sections: nothing is cut inside one."""
+    if max_bytes <= 0 or len((kept + "".join(b.text for b in blocks)).encode()) <= max_bytes:
+        return kept + "".join(b.text for b in blocks)
+    reserve = 400  # the note below, with room for its numbers
+    size = len(kept.encode())
+    taken: list[Block] = []
+    for i, b in enumerate(blocks):
+        n = len(b.text.encode())
+        if size + n + reserve > max_bytes:
+            left = blocks[i:]
+            break
+        taken.append(b)
+        size += n
+    else:  # pragma: no cover - the whole fitted, handled above
+        left = []
+    counts: dict[str, int] = {}
+    for b in left:
+        counts[b.kind] = counts.get(b.kind, 0) + b.count
+    totals: dict[str, int] = {}
+    for b in blocks:
+        totals[b.kind] = totals.get(b.kind, 0) + b.count
+    what = ", ".join(
+        f"{counts[k]:,} of {totals[k]:,} {k}{'s' if totals[k] != 1 else ''}" for k in totals if k in counts
+    )
+    note = (
+        f"**Left out to stay within {max_bytes:,} bytes:** {what} (whole sections, from the end). "
+        f"Full report: {FULL_REPORT}.\n"
+    )
+    return kept + "".join(b.text for b in taken) + ("\n" if taken else "") + note
+
+
+def _group_blocks(d: Diff) -> list[Block]:
+    """One block per distinct change: a line that says it and who makes it, the names in a
+    collapsed list when there are more than a few."""
+    out: list[Block] = []
+    for g in groups(d):
+        c = g.change
+        old, new = _md_values(c)
+        change = f"{old} → {new}" if c.what not in ("organization", "integration") else (new or old)
+        src = f" · {_md(g.sources[0])}" + (f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else "")
+        if not g.sources:
+            src = ""
+        rest = all_but(g.orgs, d.orgs)
+        n = len(g.orgs)
+        if n > 1 and n == len(d.orgs):
+            orgs = f"all {n:,} organizations"
+        elif rest is not None:
+            orgs = f"{n:,} of {len(d.orgs):,} organizations: all but {', '.join(md_code(o) for o in rest)}"
+        elif n <= 3:
+            orgs = f"{n:,} organization{'s' if n != 1 else ''}: {', '.join(md_code(o) for o in g.orgs)}"
+        else:
+            orgs = f"{n:,} organizations (listed below)"
+        name = f"**{md_text(g.integration)}** " if g.integration else ""
+        text = f"- {name}{md_text(_label(c))}: {change} — {orgs}{src}\n\n"
+        if n > 3 and rest is None and n != len(d.orgs):
+            text += (
+                f"<details><summary>{n:,} organizations</summary>\n\n"
+                + ", ".join(md_code(o) for o in g.orgs)
+                + "\n\n</details>\n\n"
+            )
+        out.append(Block(text, "change"))
+    return out
+
+
+def _org_blocks(d: Diff) -> list[Block]:
+    """One section per organization (--by-org): collapsible when there are many."""
+    out: list[Block] = []
+    collapse = len(d.changes) > 3 or sum(len(c) for c in d.changes.values()) > 15
     for org, changes in d.changes.items():
         body = ["| integration | change | old | new | source |", "|---|---|---|---|---|"]
         for c in changes:
             old, new = _md_values(c)
             body.append(_row(md_text(c.integration or ""), md_text(_label(c)), old, new, _md(c.source)))
         if collapse:
-            out += [
+            section = [
                 f"<details><summary><b>{html_text(org)}</b>: {len(changes)} change"
                 f"{'s' if len(changes) != 1 else ''}</summary>",
                 "",
@@ -197,28 +320,51 @@ def render_markdown(d: Diff) -> str:
                 "",
             ]
         else:
-            out += [f"#### {md_text(org)}", "", *body, ""]
+            section = [f"#### {md_text(org)}", "", *body, ""]
+        out.append(Block("\n".join(section) + "\n", "organization"))
+    return out
+
+
+def _findings_blocks(d: Diff) -> list[Block]:
+    out: list[Block] = []
     if d.head_findings:
-        out += [f"**{len(d.head_findings)} finding(s) in the head revision:**", ""]
-        out += [f"- {md_code(f.location())} {md_text(f.code)} {md_text(f.message)}" for f in d.head_findings]
-        out.append("")
+        out.append(Block(f"**{len(d.head_findings)} finding(s) in the head revision:**\n\n", "finding", 0))
+        out += [
+            Block(f"- {md_code(f.location())} {md_text(f.code)} {md_text(f.message)}\n", "finding")
+            for f in d.head_findings
+        ]
+        out.append(Block("\n", "finding", 0))
     if d.base_findings:
-        out += [f"_Note: the base revision already had {len(d.base_findings)} finding(s)._", ""]
-    return "\n".join(out)
+        out.append(Block(f"_Note: the base revision already had {len(d.base_findings)} finding(s)._\n\n", "note"))
+    return out
 
 
-def render_json(d: Diff) -> str:
-    doc = {
+def _group_json(g: Group, universe: list[str]) -> dict[str, object]:
+    return {
+        **{k: v for k, v in asdict(g.change).items() if k != "source"},
+        "sources": g.sources,
+        "count": len(g.orgs),
+        "organizations": g.orgs,
+        "all_but": all_but(g.orgs, universe, len(universe)),
+    }
+
+
+def render_json(d: Diff, by_org: bool = False) -> str:
+    """Identical changes grouped ("groups", each with its organizations); BY_ORG adds
+    "changes", every organization's own list."""
+    doc: dict[str, object] = {
         "base": d.base,
         "head": d.head,
         "security": [asdict(a) for a in d.security],
         "organizations": d.orgs_total,
         "affected": len(d.affected_orgs),
         "per_integration": d.affected,
-        "changes": {org: [asdict(c) for c in changes] for org, changes in d.changes.items()},
+        "groups": [_group_json(g, d.orgs) for g in groups(d)],
         "findings": {
             "head": [f._asdict() for f in d.head_findings],
             "base": [f._asdict() for f in d.base_findings],
         },
     }
+    if by_org:
+        doc["changes"] = {org: [asdict(c) for c in changes] for org, changes in d.changes.items()}
     return to_json(doc) + "\n"

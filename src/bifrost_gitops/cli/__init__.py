@@ -271,11 +271,22 @@ def _is_repo(path: str) -> bool:
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
 @format_option("markdown", "json", help="markdown is made to be posted as a pull-request comment.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
-def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> None:
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=0),
+    default=60_000,
+    show_default=True,
+    help="markdown: leave whole sections out past this size, and say which (0: no limit).",
+)
+@click.option("--by-org", is_flag=True, help="One section per organization instead of grouped changes.")
+def diff(
+    repo: str, base: str, head: str | None, fmt: str, exit_code: bool, max_bytes: int, by_org: bool
+) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
     Both revisions are read straight from git objects; nothing in the work tree changes.
-    Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
+    Identical changes are shown once with the organizations they touch (--by-org: per
+    organization). Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
     Security-relevant changes (an organization's id or display name, bundle recipients,
     .sops.yaml rules) are listed first and count as changes for --exit-code.
     """
@@ -283,11 +294,11 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
 
     result = diffrun.run(repo, base, head)
     if fmt == "text":
-        sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout)))
+        sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout), by_org))
+    elif fmt == "markdown":
+        sys.stdout.write(diffreport.render_markdown(result, max_bytes, by_org))
     else:
-        sys.stdout.write(
-            (diffreport.render_markdown if fmt == "markdown" else diffreport.render_json)(result)
-        )
+        sys.stdout.write(diffreport.render_json(result, by_org))
     head_errors = [f for f in result.head_findings if f.severity == "error"]
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
