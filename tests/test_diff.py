@@ -248,8 +248,11 @@ def test_a_renamed_config_key_drops_a_value_for_some_orgs(tmp_path: Path) -> Non
     assert 'config.residency: (unset) -> "eu"' in out
     # markdown says so too, not an empty cell
     md = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
-    assert '| HaloPSA | config.region | `"us"` | (removed) |' in md
-    assert '| HaloPSA | config.residency | (unset) | `"eu"` |' in md
+    assert '- **HaloPSA** config.region: `"us"` → (removed) — 1 organization: `fabrikam`' in md
+    assert '- **HaloPSA** config.residency: (unset) → `"eu"` — 1 organization: `contoso`' in md
+    by_org = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown", "--by-org").stdout
+    assert '| HaloPSA | config.region | `"us"` | (removed) |' in by_org
+    assert '| HaloPSA | config.residency | (unset) | `"eu"` |' in by_org
 
 
 def test_mapping_added_and_removed(small: Git) -> None:
@@ -295,8 +298,12 @@ def test_organization_added_and_removed(small: Git) -> None:
     assert ("HaloPSA", "integration", None, None, "added") in changes_of(doc, "northwind")
     assert "contoso" not in doc["changes"]
     out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
-    assert "fabrikam\n  organization: removed" in out
-    assert "northwind\n  organization: added" in out
+    assert "\n(organizations)\n" in out and "\nHaloPSA\n" in out
+    assert "  organization: added\n    1 organization: northwind\n" in out
+    assert "  organization: removed\n    1 organization: fabrikam\n" in out
+    by_org = diff(small, "--base", "HEAD~1", "--head", "HEAD", "--by-org").stdout
+    assert "fabrikam\n  organization: removed" in by_org
+    assert "northwind\n  organization: added" in by_org
     assert out.startswith("2 of 3 organizations affected (1 added, 1 removed) (HEAD~1 (")
     assert "  (organizations added/removed): 2 orgs\n" in out and "(organization):" not in out
     md = diff(small, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
@@ -326,7 +333,8 @@ def test_integration_added_and_removed(small: Git) -> None:
     doc = diff_json(small, "--base", "HEAD~1", "--head", "HEAD")
     assert doc["per_integration"] == {"HaloPSA": 2}
     assert changes_of(doc, "contoso") == [("HaloPSA", "integration", None, "present", "removed")]
-    assert "HaloPSA\n    integration: removed" in diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
+    out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert "HaloPSA\n  integration: removed\n    all 2 organizations\n" in out
 
 
 def test_a_file_rename_without_semantic_change_is_no_change(small: Git) -> None:
@@ -518,7 +526,7 @@ def test_oauth_added_to_and_removed_from_an_integration(small: Git) -> None:
     for org in ("contoso", "fabrikam"):
         assert changes_of(added, org) == [("HaloPSA", "oauth", None, "none", "HaloPSA")]
     removed = diff(small, "--base", "HEAD", "--head", "HEAD~1")
-    assert "    oauth: HaloPSA -> none\n" in removed.stdout
+    assert "  oauth: HaloPSA -> none\n    all 2 organizations\n" in removed.stdout
 
 
 # --- revisions, exit codes, findings ------------------------------------------------------
@@ -673,7 +681,10 @@ def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
     g.commit("base", {**BASE_FILES, "organizations.yaml": orgs_yaml("contoso", *orgs)})
     g.edit(HALO, "page_size: 100", "page_size: 120")
     g.commit("default")
-    md = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
+    grouped = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
+    assert grouped.count("config.page\\_size") == 1  # one change, read once
+    assert "`100` → `120` — 6 of 7 organizations: all but `contoso` · `integrations/HaloPSA/" in grouped
+    md = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown", "--by-org").stdout
     assert md.startswith("### bifrost-gitops diff: 6 of 7 organizations affected\n")
     assert "| integration | organizations affected |\n|---|---:|\n| HaloPSA | 6 |\n" in md
     assert md.count("<details><summary>") == 6 and md.count("</details>") == 6
@@ -688,16 +699,19 @@ def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
     small = Git(tmp_path / "s")
     small.commit("base", BASE_FILES)
     small.edit(CONTOSO, "page_size: 50", "page_size: 5")
-    md = diff(small, "--base", "HEAD", "--format", "markdown").stdout
+    md = diff(small, "--base", "HEAD", "--format", "markdown", "--by-org").stdout
     assert "<details>" not in md and "#### contoso\n" in md
     assert "| HaloPSA | 1 |" in md
 
 
 def test_markdown_escapes_table_breaking_values(small: Git) -> None:
     small.edit(CONTOSO, "region: eu", "region: eu\n  extra: {a: 'x|y`z'}")
-    md = diff(small, "--base", "HEAD", "--format", "markdown").stdout
+    md = diff(small, "--base", "HEAD", "--format", "markdown", "--by-org").stdout
     (row,) = [ln for ln in md.splitlines() if "config.extra" in ln]
     assert row.count(" | ") == 4  # the pipe in the value is escaped, the row keeps five cells
+    md = diff(small, "--base", "HEAD", "--format", "markdown").stdout
+    (line,) = [ln for ln in md.splitlines() if "config.extra" in ln]
+    assert '(unset) → ``{"a": "x\\|y`z"}`` — 1 organization: `contoso`' in line  # one code span
 
 
 def test_json_has_the_documented_keys(small: Git) -> None:
@@ -710,7 +724,8 @@ def test_json_has_the_documented_keys(small: Git) -> None:
         "organizations",
         "affected",
         "per_integration",
-        "changes",
+        "groups",
+        "changes",  # with --by-org
         "findings",
     }
     assert doc["security"] == []

@@ -57,7 +57,7 @@ def ids(tmp_path: Path) -> Git:
 
 
 def all_runs(g: Git, *args: str) -> dict[str, Any]:
-    return {fmt: diff(g, *args, "--format", fmt) for fmt in FORMATS}
+    return {fmt: diff(g, *args, "--format", fmt, *(["--by-org"] if fmt == "json" else [])) for fmt in FORMATS}
 
 
 # --- organization identity ------------------------------------------------------------------

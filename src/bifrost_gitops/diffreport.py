@@ -275,9 +275,8 @@ def _group_blocks(d: Diff) -> list[Block]:
         c = g.change
         old, new = _md_values(c)
         change = f"{old} → {new}" if c.what not in ("organization", "integration") else (new or old)
-        src = f" · {_md(g.sources[0])}" + (f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else "")
-        if not g.sources:
-            src = ""
+        src = f" · {_md(g.sources[0])}" if g.sources else ""
+        src += f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else ""
         rest = all_but(g.orgs, d.orgs)
         n = len(g.orgs)
         if n > 1 and n == len(d.orgs):
