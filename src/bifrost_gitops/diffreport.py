@@ -124,10 +124,12 @@ def _groups_text(d: Diff) -> list[tuple[str, Style]]:
             current = g.integration
         arrow = _arrow(g.change)
         rows.append((f"  {_label(g.change)}: {arrow}{_sources(g)}", _change_style(arrow)))
-        rows.append((f"    {who(g.orgs, d.orgs)}", Style.NONE))
         if len(g.orgs) > 3 and len(g.orgs) < len(d.orgs) and all_but(g.orgs, d.orgs) is None:
+            rows.append((f"    {len(g.orgs):,} organizations:", Style.NONE))
             wrapped = textwrap.wrap(", ".join(g.orgs), 96, break_on_hyphens=False)
             rows += [(f"      {line}", Style.DIM) for line in wrapped]
+        else:
+            rows.append((f"    {who(g.orgs, d.orgs)}", Style.NONE))
     return rows
 
 
@@ -223,53 +225,79 @@ def render_markdown(d: Diff, max_bytes: int = MAX_BYTES, by_org: bool = False) -
     kept = "\n".join(out) + "\n"
     blocks = _org_blocks(d) if by_org else _group_blocks(d)
     findings = _findings_blocks(d)
-    return fit(kept, [*blocks, *findings], max_bytes, "organization" if by_org else "change")
+    return fit(kept, [*blocks, Block("\n", "space", 0), *findings], max_bytes)
 
 
 class Block(NamedTuple):
-    """A piece of the comment that is kept whole or left out whole (a table, a section)."""
+    """A piece of the comment that is kept whole or left out whole (a line, a table, a
+    section): nothing is ever cut inside one."""
 
     text: str
     kind: str  # what it is, to say what was left out: "change", "organization", "finding"
     count: int = 1  # how many of KIND it holds
+    names: int | None = None  # a full organization list: the index of the block it belongs to
 
 
-def fit(kept: str, blocks: list[Block], max_bytes: int, unit: str) -> str:
-    """KEPT, then as many BLOCKS as fit in MAX_BYTES (UTF-8) with room for the note on what
-    was left out. Blocks are whole tables or sections: nothing is cut inside one."""
-    if max_bytes <= 0 or len((kept + "".join(b.text for b in blocks)).encode()) <= max_bytes:
-        return kept + "".join(b.text for b in blocks)
-    reserve = 400  # the note below, with room for its numbers
-    size = len(kept.encode())
-    taken: list[Block] = []
-    for i, b in enumerate(blocks):
-        n = len(b.text.encode())
-        if size + n + reserve > max_bytes:
-            left = blocks[i:]
-            break
-        taken.append(b)
-        size += n
-    else:  # pragma: no cover - the whole fitted, handled above
-        left = []
-    counts: dict[str, int] = {}
-    for b in left:
-        counts[b.kind] = counts.get(b.kind, 0) + b.count
-    totals: dict[str, int] = {}
-    for b in blocks:
-        totals[b.kind] = totals.get(b.kind, 0) + b.count
-    what = ", ".join(
-        f"{counts[k]:,} of {totals[k]:,} {k}{'s' if totals[k] != 1 else ''}" for k in totals if k in counts
+def fit(kept: str, blocks: list[Block], max_bytes: int) -> str:
+    """KEPT, then as many BLOCKS as fit in MAX_BYTES (UTF-8; 0: all), with room for a note
+    that says what was left out. Every change's line comes before any full list of names:
+    the lines are kept from the start while they fit, then the lists of the lines kept."""
+    whole = kept + "".join(b.text for b in blocks)
+    if max_bytes <= 0 or len(whole.encode()) <= max_bytes:
+        return whole
+    room = max_bytes - len(kept.encode()) - NOTE_ROOM
+    chosen = [False] * len(blocks)
+    for lists in (False, True):
+        for i, b in enumerate(blocks):
+            if (b.names is not None) != lists or (lists and not chosen[b.names or 0]):
+                continue
+            size = len(b.text.encode())
+            if size > room:
+                break  # from here on, left out: what is kept reads in order
+            chosen[i], room = True, room - size
+    return kept + "".join(b.text for b, c in zip(blocks, chosen, strict=True) if c) + _left_out(
+        blocks, chosen, max_bytes
     )
-    note = (
-        f"**Left out to stay within {max_bytes:,} bytes:** {what} (whole sections, from the end). "
+
+
+NOTE_ROOM = 500  # bytes kept free for the note on what was left out
+
+
+def _left_out(blocks: list[Block], chosen: list[bool], max_bytes: int) -> str:
+    """``**Left out to stay within 60,000 bytes:** 3 of 6 changes, ...``: counts only."""
+    total: dict[str, int] = {}
+    left: dict[str, int] = {}
+    lists = 0
+    for b, c in zip(blocks, chosen, strict=True):
+        if b.names is not None:
+            lists += not c and chosen[b.names]
+            continue
+        total[b.kind] = total.get(b.kind, 0) + b.count
+        left[b.kind] = left.get(b.kind, 0) + (0 if c else b.count)
+    parts = [f"{left[k]:,} of {n:,} {k}{'s' if n != 1 else ''}" for k, n in total.items() if left[k]]
+    if lists:
+        parts.append(f"the full organization lists of {lists:,} of the changes shown (each names its first few)")
+    return (
+        f"\n**Left out to stay within {max_bytes:,} bytes:** {'; '.join(parts)}. "
         f"Full report: {FULL_REPORT}.\n"
     )
-    return kept + "".join(b.text for b in taken) + ("\n" if taken else "") + note
+
+
+def _who_md(orgs: list[str], universe: list[str]) -> str:
+    """Who makes a change, at most a few names (a longer list follows in its own block)."""
+    n = len(orgs)
+    rest = all_but(orgs, universe)
+    if n > 1 and n == len(universe):
+        return f"all {n:,} organizations"
+    if rest is not None:
+        return f"{n:,} of {len(universe):,} organizations: all but {', '.join(md_code(o) for o in rest)}"
+    more = f" and {n - 3:,} more" if n > 3 else ""
+    return f"{n:,} organization{'s' if n != 1 else ''}: {', '.join(md_code(o) for o in orgs[:3])}{more}"
 
 
 def _group_blocks(d: Diff) -> list[Block]:
-    """One block per distinct change: a line that says it and who makes it, the names in a
-    collapsed list when there are more than a few."""
+    """One line per distinct change that says it and who makes it; when that is more than a
+    few organizations (and not "all" or "all but"), the full list in a collapsed block."""
     out: list[Block] = []
     for g in groups(d):
         c = g.change
@@ -277,25 +305,14 @@ def _group_blocks(d: Diff) -> list[Block]:
         change = f"{old} → {new}" if c.what not in ("organization", "integration") else (new or old)
         src = f" · {_md(g.sources[0])}" if g.sources else ""
         src += f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else ""
-        rest = all_but(g.orgs, d.orgs)
-        n = len(g.orgs)
-        if n > 1 and n == len(d.orgs):
-            orgs = f"all {n:,} organizations"
-        elif rest is not None:
-            orgs = f"{n:,} of {len(d.orgs):,} organizations: all but {', '.join(md_code(o) for o in rest)}"
-        elif n <= 3:
-            orgs = f"{n:,} organization{'s' if n != 1 else ''}: {', '.join(md_code(o) for o in g.orgs)}"
-        else:
-            orgs = f"{n:,} organizations (listed below)"
         name = f"**{md_text(g.integration)}** " if g.integration else ""
-        text = f"- {name}{md_text(_label(c))}: {change} — {orgs}{src}\n\n"
-        if n > 3 and rest is None and n != len(d.orgs):
-            text += (
-                f"<details><summary>{n:,} organizations</summary>\n\n"
-                + ", ".join(md_code(o) for o in g.orgs)
-                + "\n\n</details>\n\n"
-            )
-        out.append(Block(text, "change"))
+        line = f"- {name}{md_text(_label(c))}: {change} — {_who_md(g.orgs, d.orgs)}{src}\n"
+        out.append(Block(line, "change"))
+        n = len(g.orgs)
+        if n > 3 and n != len(d.orgs) and all_but(g.orgs, d.orgs) is None:
+            names = ", ".join(md_code(o) for o in g.orgs)
+            text = f"\n  <details><summary>all {n:,}</summary>\n\n  {names}\n\n  </details>\n\n"
+            out.append(Block(text, "list", names=len(out) - 1))
     return out
 
 
@@ -344,7 +361,7 @@ def _group_json(g: Group, universe: list[str]) -> dict[str, object]:
         "sources": g.sources,
         "count": len(g.orgs),
         "organizations": g.orgs,
-        "all_but": all_but(g.orgs, universe, len(universe)),
+        "all_but": all_but(g.orgs, universe),  # set when "all but these" is how it reads
     }
 
 
