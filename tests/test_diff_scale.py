@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_diff import Git
 
 from bifrost_gitops import diffreport, diffrun
 from bifrost_gitops.diff import Diff
+from test_diff import Git
 
 ORGS = 3000
 GENERATE = Path(__file__).resolve().parent.parent / "benchmarks" / "generate.py"
@@ -118,7 +118,9 @@ def test_markdown_stays_within_budget_and_says_what_it_left_out(big: Diff) -> No
     # the widest change reads once, in one line: all organizations, no names
     assert re.search(r"config\.base\\_url: `\"[^`]*/v2\"` → `\"[^`]*/v3\"` — all 3,000 organizations", md)
     (timeout,) = [line for line in md.splitlines() if "timeout\\_seconds" in line]
-    assert re.search(r"`30` → `45` — [\d,]+ organizations: `[^`]+`, `[^`]+`, `[^`]+` and [\d,]+ more", timeout)
+    assert re.search(
+        r"`30` → `45` — [\d,]+ organizations: `[^`]+`, `[^`]+`, `[^`]+` and [\d,]+ more", timeout
+    )
 
     full = diffreport.render_markdown(big, max_bytes=0)
     assert "Left out" not in full and full.count("\n- **") == len(groups)

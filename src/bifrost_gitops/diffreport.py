@@ -10,8 +10,7 @@ printed raw.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import asdict
-from typing import NamedTuple
+from dataclasses import asdict, dataclass
 
 from .colour import Style, lines
 from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff
@@ -228,7 +227,8 @@ def render_markdown(d: Diff, max_bytes: int = MAX_BYTES, by_org: bool = False) -
     return fit(kept, [*blocks, Block("\n", "space", 0), *findings], max_bytes)
 
 
-class Block(NamedTuple):
+@dataclass(frozen=True)
+class Block:
     """A piece of the comment that is kept whole or left out whole (a line, a table, a
     section): nothing is ever cut inside one."""
 
@@ -255,8 +255,10 @@ def fit(kept: str, blocks: list[Block], max_bytes: int) -> str:
             if size > room:
                 break  # from here on, left out: what is kept reads in order
             chosen[i], room = True, room - size
-    return kept + "".join(b.text for b, c in zip(blocks, chosen, strict=True) if c) + _left_out(
-        blocks, chosen, max_bytes
+    return (
+        kept
+        + "".join(b.text for b, c in zip(blocks, chosen, strict=True) if c)
+        + _left_out(blocks, chosen, max_bytes)
     )
 
 
@@ -276,7 +278,9 @@ def _left_out(blocks: list[Block], chosen: list[bool], max_bytes: int) -> str:
         left[b.kind] = left.get(b.kind, 0) + (0 if c else b.count)
     parts = [f"{left[k]:,} of {n:,} {k}{'s' if n != 1 else ''}" for k, n in total.items() if left[k]]
     if lists:
-        parts.append(f"the full organization lists of {lists:,} of the changes shown (each names its first few)")
+        parts.append(
+            f"the full organization lists of {lists:,} of the changes shown (each names its first few)"
+        )
     return (
         f"\n**Left out to stay within {max_bytes:,} bytes:** {'; '.join(parts)}. "
         f"Full report: {FULL_REPORT}.\n"
@@ -351,7 +355,9 @@ def _findings_blocks(d: Diff) -> list[Block]:
         ]
         out.append(Block("\n", "finding", 0))
     if d.base_findings:
-        out.append(Block(f"_Note: the base revision already had {len(d.base_findings)} finding(s)._\n\n", "note"))
+        out.append(
+            Block(f"_Note: the base revision already had {len(d.base_findings)} finding(s)._\n\n", "note")
+        )
     return out
 
 
