@@ -10,7 +10,8 @@ from bifrost_gitops.diagnostics import Diagnostic
 from bifrost_gitops.diff import Change, Diff
 from bifrost_gitops.diffgroup import all_but, groups, who
 from bifrost_gitops.diffreport import Block, fit
-from test_diff import BASE_FILES, HALO, Git, diff, orgs_yaml
+from support import BASE_FILES
+from test_diff import HALO, Git, diff, orgs_yaml
 
 ORGS = [f"org{i:02d}" for i in range(12)]
 
