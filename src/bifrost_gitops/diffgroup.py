@@ -68,9 +68,9 @@ def _key(c: Change) -> _Key:
 
 
 def groups(d: Diff) -> list[Group]:
-    """The diff's changes grouped: organization-level first, then by integration, each
-    integration's groups in the order they first appear; the widest group first among ties
-    of the same field."""
+    """The diff's changes grouped: organization-level first, then integration by integration;
+    within one, fields in the order the diff meets them (as an organization's list reads),
+    and the widest group of a field first."""
     found: dict[_Key, Group] = {}
     for org, changes in d.changes.items():
         for c in changes:
@@ -80,9 +80,13 @@ def groups(d: Diff) -> list[Group]:
             if c.source and c.source not in g.sources:
                 g.sources.append(c.source)
     order = {k: i for i, k in enumerate(found)}
+    field_order: dict[tuple[str, str, str], int] = {}
+    for k in found:
+        field_order.setdefault((k.integration, k.what, k.key), len(field_order))
 
-    def rank(k: _Key) -> tuple[bool, str, str, str, int, int]:
-        return (k.integration != "", k.integration, k.what, k.key, -len(found[k].orgs), order[k])
+    def rank(k: _Key) -> tuple[bool, str, int, int, int]:
+        first = field_order[(k.integration, k.what, k.key)]
+        return (k.integration != "", k.integration, first, -len(found[k].orgs), order[k])
 
     return [found[k] for k in sorted(found, key=rank)]
 
