@@ -130,7 +130,7 @@ def check_diff_md(checkout: Path) -> None:
     md = (checkout / "diff.md").read_text()
     assert md.startswith("### bifrost-gitops diff: 4 of 5 organizations affected")  # fabrikam overrides
     assert "| HaloPSA | 4 |" in md
-    assert '`"uk"` | `"au"`' in md
+    assert '**HaloPSA** config.region: `"uk"` → `"au"` — 1 organization: `northwind`' in md
     assert "<secret>" not in md  # no secret changed in this PR
 
 

@@ -187,7 +187,7 @@ def test_diff_is_coloured_only_in_text(make_repo: Callable[..., Path], cli: Call
     plain = cli("diff", str(root), "--base", "HEAD")
     assert plain.code == 0 and "page_size: 50 -> 60" in plain.stdout and "\x1b" not in plain.stdout
     coloured = cli("diff", str(root), "--base", "HEAD", env={"CLICOLOR_FORCE": "1"})
-    assert "\x1b[33m    config.page_size: 50 -> 60" in coloured.stdout
+    assert "\x1b[33m  config.page_size: 50 -> 60" in coloured.stdout
     assert OUR_SGR.sub("", coloured.stdout) == plain.stdout
     for fmt in ("markdown", "json"):
         assert (
