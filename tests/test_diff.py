@@ -675,12 +675,19 @@ def test_the_work_tree_is_never_modified(small: Git) -> None:
 # --- output formats ------------------------------------------------------------------------
 
 
-def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
-    g = Git(tmp_path / "r")
-    orgs = [f"org{i:02d}" for i in range(6)]
-    g.commit("base", {**BASE_FILES, "organizations.yaml": orgs_yaml("contoso", *orgs)})
+def default_changed(top: Path, orgs: int) -> Git:
+    """contoso (which overrides page_size) and ORGS more organizations; then the page_size
+    default changed from 100 to 120 (HEAD~1 -> HEAD)."""
+    g = Git(top)
+    names = [f"org{i:02d}" for i in range(orgs)]
+    g.commit("base", {**BASE_FILES, "organizations.yaml": orgs_yaml("contoso", *names)})
     g.edit(HALO, "page_size: 100", "page_size: 120")
     g.commit("default")
+    return g
+
+
+def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
+    g = default_changed(tmp_path / "r", 6)
     grouped = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
     assert grouped.count("config.page\\_size") == 1  # one change, read once
     assert "`100` → `120` — 6 of 7 organizations: all but `contoso` · `integrations/HaloPSA/" in grouped

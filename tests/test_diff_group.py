@@ -10,8 +10,7 @@ from bifrost_gitops.diagnostics import Diagnostic
 from bifrost_gitops.diff import Change, Diff
 from bifrost_gitops.diffgroup import all_but, groups, who
 from bifrost_gitops.diffreport import Block, fit
-from support import BASE_FILES
-from test_diff import HALO, Git, diff, orgs_yaml
+from test_diff import default_changed, diff
 
 ORGS = [f"org{i:02d}" for i in range(12)]
 
@@ -104,11 +103,7 @@ def test_findings_left_out_are_counted() -> None:
 
 
 def test_cli_max_bytes_and_by_org(tmp_path: Path) -> None:
-    g = Git(tmp_path / "r")
-    many = [f"org{i:02d}" for i in range(40)]
-    g.commit("base", {**BASE_FILES, "organizations.yaml": orgs_yaml("contoso", *many)})
-    g.edit(HALO, "page_size: 100", "page_size: 120")
-    g.commit("default")
+    g = default_changed(tmp_path / "r", 40)
     args = ("--base", "HEAD~1", "--head", "HEAD", "--format", "markdown")
     grouped = diff(g, *args).stdout
     assert "40 of 41 organizations: all but `contoso`" in grouped and "Left out" not in grouped
