@@ -292,6 +292,31 @@ def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> N
     sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
 
 
+@main.command("report", short_help="Write one HTML page: the organization x integration matrix.")
+@click.argument("repo", default=".", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    default="bifrost-report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
+@click.option("--base", default=None, help="Highlight what changed since this revision (e.g. origin/main).")
+@click.option("--head", default=None, help="The revision to show (default: the work tree).")
+def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> None:
+    """Write one self-contained HTML file (no external assets: it works offline and as a CI
+    artifact) with every organization x integration: mapped or defaults only, entity id and
+    number of overrides. With --base, changed cells are highlighted; hover or click one for its
+    change. Secrets never appear in the page.
+    """
+    from .. import htmlreport
+
+    m = htmlreport.write(repo, output, base, head)
+    changed = f", {m.changed_cells} changed cells" if m.changes is not None else ""
+    click.echo(f"{term(output)}: {len(m.orgs)} organizations x {len(m.integrations)} integrations{changed}")
+
+
 @main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
