@@ -28,7 +28,13 @@ def _install_chromium() -> str | None:
         return found
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
         try:
-            sp.run(cmd, capture_output=True, timeout=900, check=False, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            sp.run(
+                cmd,
+                capture_output=True,
+                timeout=900,
+                check=False,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         except (OSError, sp.TimeoutExpired):
             return None
     return shutil.which("chromium")
@@ -38,11 +44,15 @@ def _install_chromium() -> str | None:
 def chromium() -> str:
     found = _install_chromium()
     if found is None:
-        pytest.skip("Debian's chromium is not installed and cannot be (needs root and apt-get): no browser test")
+        pytest.skip(
+            "Debian's chromium is not installed and cannot be (needs root and apt-get): no browser test"
+        )
     return found
 
 
-def browse(chromium: str, page: Path, tmp: Path, fragment: str = "", shot: Path | None = None) -> tuple[str, str]:
+def browse(
+    chromium: str, page: Path, tmp: Path, fragment: str = "", shot: Path | None = None
+) -> tuple[str, str]:
     """Load PAGE in headless Chromium; the DOM after its scripts ran, and the browser's log."""
     out = ["--screenshot=" + str(shot), "--window-size=1400,900"] if shot else ["--dump-dom"]
     proc = sp.run(
@@ -110,7 +120,9 @@ def history(tmp_path: Path) -> tuple[Path, str]:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "base")
     base = git(root, "rev-parse", "HEAD").strip()
-    (root / INTEGRATION).write_text((root / INTEGRATION).read_text().replace("page_size: 100", "page_size: 120"))
+    (root / INTEGRATION).write_text(
+        (root / INTEGRATION).read_text().replace("page_size: 100", "page_size: 120")
+    )
     (root / MAPPING).write_text(secret_mapping.format(enc=ENC.replace("c2VjcmV0", CANARY_NEW)) + FAKE_SOPS)
     (root / "integrations/Ninja/integration.yaml").parent.mkdir(parents=True)
     (root / "integrations/Ninja/integration.yaml").write_text(
@@ -135,14 +147,18 @@ def test_report_of_a_revision_without_base(tmp_path: Path, chromium: str) -> Non
     assert run.code == 0, run.output
     assert run.stdout.strip() == f"{out}: 2 organizations x 1 integrations"
     html = out.read_text(encoding="utf-8")
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "the page must need nothing from outside"
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), (
+        "the page must need nothing from outside"
+    )
     dom, log = browse(chromium, out, tmp_path)
     assert console_errors(log) == []
     assert 'data-ready="1"' in dom and 'id="errors"></div>' in dom
     got = cells(dom)
     assert set(got) == {("contoso", "HaloPSA"), ("fabrikam", "HaloPSA")}
     assert got[("contoso", "HaloPSA")].startswith("HaloPSA for contoso: mapped, entity id 12, 2 overrides")
-    assert got[("fabrikam", "HaloPSA")].startswith("HaloPSA for fabrikam: defaults only, entity id none, 0 overrides")
+    assert got[("fabrikam", "HaloPSA")].startswith(
+        "HaloPSA for fabrikam: defaults only, entity id none, 0 overrides"
+    )
     assert not re.search(r'class="c [^"]* chg"', dom)  # nothing is marked changed without --base
 
 
