@@ -28,9 +28,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 
 from bench_diff import best_of, build, run_compile  # noqa: E402
-from generate import generate  # noqa: E402
-
 from bifrost_gitops import htmlreport  # noqa: E402
+from generate import generate  # noqa: E402
 
 
 def page_load(orgs: int, integrations: int) -> None:
@@ -75,9 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     orgs, integs, big = (50, 5, 300) if a.quick else (500, 20, 3000)
     root = os.path.join(build(orgs, integs, 0), "repo")
-    t_report, m = best_of(lambda: htmlreport.render(htmlreport.build(root, "base", "head")))
+
+    def report() -> tuple[htmlreport.Matrix, str]:
+        m = htmlreport.build(root, "base", "head")
+        return m, htmlreport.render(m)
+
+    t_report, (m, page) = best_of(report)
     with tempfile.TemporaryDirectory(dir=os.path.join(HERE, ".work")) as tmp:
         t_compile, _ = best_of(lambda: run_compile(root, os.path.join(tmp, "bundle")))
+    print(f"report: {m.changed_cells} changed cells, page {len(page) / 1e6:.2f} MB")
     print(f"| report --base base --head head ({orgs} x {integs}) | {t_report:.3f} s |")
     print(f"| compile --secrets redact (load head + write) | {t_compile:.3f} s |")
     print(f"report / compile = {t_report / t_compile:.2f}x")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bifrost_gitops import escape
-from support import ENC, FAKE_SOPS, dedent, git, run_cli, write_repo
+from support import BASE_FILES, ENC, FAKE_SOPS, git, run_cli, write_repo
 
 CANARY_OLD = "CANARYOLDc2VjcmV0"  # inside ciphertext: not even that may reach the page
 CANARY_NEW = "CANARYNEWc2VjcmV0"
@@ -98,20 +98,7 @@ def cells(dom: str) -> dict[tuple[str, str], str]:
 def history(tmp_path: Path) -> tuple[Path, str]:
     """A git repository: base, then head changes HaloPSA's default page_size (fabrikam sees it,
     contoso overrides it), adds an integration, and re-encrypts contoso's api_key."""
-    secret_mapping = dedent(
-        """\
-        apiVersion: bifrost-gitops/v1
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: "12"
-        config:
-          page_size: 50
-          region: eu
-        secrets:
-          api_key: {enc}
-        """
-    )
+    secret_mapping = BASE_FILES[MAPPING] + "secrets:\n  api_key: {enc}\n"
     root = write_repo(
         tmp_path / "repo",
         {MAPPING: secret_mapping.format(enc=ENC.replace("c2VjcmV0", CANARY_OLD)) + FAKE_SOPS},
