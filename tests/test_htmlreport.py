@@ -180,6 +180,13 @@ def test_changed_cells_show_their_change_and_no_secret_reaches_the_page(
     assert "fabrikam · HaloPSA" in detail.group()
     assert "<li>config page_size: 100 -&gt; 120   [integrations/HaloPSA/integration.yaml:" in detail.group()
 
+    # the filter box keeps the integrations, or else the organizations, whose name holds the text
+    dom, _ = browse(chromium, out, tmp_path, "#filter=nin")
+    assert set(cells(dom)) == {("contoso", "Ninja"), ("fabrikam", "Ninja")}
+    dom, _ = browse(chromium, out, tmp_path, "#filter=fabri")
+    assert set(cells(dom)) == {("fabrikam", "HaloPSA"), ("fabrikam", "Ninja")}
+    assert "1 of 2 shown" in dom
+
     shot = tmp_path / "report.png"
     browse(chromium, out, tmp_path, "#cell=fabrikam/HaloPSA", shot=shot)
     assert shot.stat().st_size > 5000
