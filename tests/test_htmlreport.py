@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_gitops import escape
+from bifrost_gitops import escape, htmlreport
 from support import BASE_FILES, ENC, FAKE_SOPS, git, run_cli, write_repo
 
 CANARY_OLD = "CANARYOLDc2VjcmV0"  # inside ciphertext: not even that may reach the page
@@ -217,3 +217,22 @@ def test_unknown_base_is_one_line_and_exit_2(history: tuple[Path, str], tmp_path
     assert run.code == 2
     assert "Traceback" not in run.output and len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_revision_with_errors_is_still_drawn_but_exits_1(tmp_path: Path) -> None:
+    orgs = "apiVersion: bifrost-gitops/v1\nkind: Organizations\norganizations:\n  - name: 'a b'\n"
+    root = write_repo(tmp_path / "repo", {"organizations.yaml": orgs, MAPPING: None})
+    out = tmp_path / "r.html"
+    run = run_cli("report", str(root), "-o", str(out))
+    assert run.code == 1
+    assert "in the shown revision (hint: run validate)" in run.stderr
+    assert out.is_file()
+
+
+def test_a_hostile_name_stays_inside_the_data_block() -> None:
+    name = "x</script><script>alert(1)</script>\u2028<!--"
+    m = htmlreport.Matrix("work tree", [name], ["HaloPSA"], [[htmlreport.Cell(True, name, 1)]])
+    page = htmlreport.render(m)
+    data = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
+    assert json.loads(data)["orgs"] == [name]
+    assert page.count("</script>") == 2  # the data block's and the page script's own

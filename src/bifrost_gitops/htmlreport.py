@@ -56,6 +56,7 @@ class Matrix:
     base: str | None = None
     changes: dict[tuple[str, str | None], list[CellChange]] | None = None  # (org, integ|None)
     headline: str | None = None
+    errors: int = 0  # error findings in the shown revision: its matrix may miss what they broke
 
     @property
     def changed_cells(self) -> int:
@@ -106,6 +107,7 @@ def build(path: str, base: str | None, head: str | None) -> Matrix:
     since BASE when given (diffrun.run: both sides read from git)."""
     result = repo.load(path) if head is None else repo.load_git(path, head)
     m = matrix(result, head or "work tree")
+    m.errors = len(result.errors)
     if base is None:
         return m
     d = diffrun.run(path, base, head)

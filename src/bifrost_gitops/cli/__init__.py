@@ -308,13 +308,17 @@ def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> No
     """Write one self-contained HTML file (no external assets: it works offline and as a CI
     artifact) with every organization x integration: mapped or defaults only, entity id and
     number of overrides. With --base, changed cells are highlighted; hover or click one for its
-    change. Secrets never appear in the page.
+    change. Secrets never appear in the page. Exit 1 when the shown revision has errors.
     """
     from .. import htmlreport
 
     m = htmlreport.write(repo, output, base, head)
     changed = f", {m.changed_cells} changed cells" if m.changes is not None else ""
     click.echo(f"{term(output)}: {len(m.orgs)} organizations x {len(m.integrations)} integrations{changed}")
+    if m.errors:  # the page is written, but what the findings broke is missing from it
+        s = "s" if m.errors != 1 else ""
+        click.echo(f"{m.errors} error{s} in the shown revision (hint: run validate)", err=True)
+        sys.exit(EXIT_FINDINGS)
 
 
 @main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
