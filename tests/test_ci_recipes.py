@@ -29,10 +29,14 @@ AGE_SECRET = next(line for line in KEY.splitlines() if line.startswith("AGE-SECR
 BIN = Path(sys.executable).parent
 
 
+MAIN_ONLY = "https://us.ninjarmm.example"  # the upstream main's own change, after the fork
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A CI checkout: a clone of an upstream whose main holds the example and whose branch
-    `feature` changes a default (many orgs) and one override; the clone is on `feature`."""
+    `feature` changes a default (many orgs) and one override, after which main changed a
+    NinjaOne default (MAIN_ONLY); the clone is on `feature`."""
     upstream = tmp_path / "upstream"
     shutil.copytree(EXAMPLE, upstream)
     git(upstream, "init", "-q", "-b", "main")
@@ -44,6 +48,11 @@ def checkout(tmp_path: Path) -> Path:
     northwind = upstream / "integrations/HaloPSA/mappings/northwind.yaml"
     northwind.write_text(northwind.read_text().replace("region: uk", "region: au"))
     git(upstream, "commit", "-q", "-am", "change")
+    # main moves on after the branch forked: a change the pull request never made
+    git(upstream, "checkout", "-q", "main")
+    ninja = upstream / "integrations/NinjaOne/integration.yaml"
+    ninja.write_text(ninja.read_text().replace("https://eu.ninjarmm.com\n", f"{MAIN_ONLY}\n"))
+    git(upstream, "commit", "-q", "-am", "main moves on")
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", "--branch", "feature", str(upstream), str(work))
     return work
@@ -56,6 +65,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     (home / ".config").mkdir(parents=True, exist_ok=True)
     env.update(GIT_ENV)
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PATH=f"{BIN}{os.pathsep}{env['PATH']}")
+    env["PYTHONPATH"] = str(ROOT / "src")  # the source under test, whatever the venv installed
     env.pop("NO_COLOR", None)
     return env
 
@@ -132,6 +142,7 @@ def check_diff_md(checkout: Path) -> None:
     assert "| HaloPSA | 4 |" in md
     assert '`"uk"` | `"au"`' in md
     assert "<secret>" not in md  # no secret changed in this PR
+    assert "ninjarmm" not in md  # compared with the merge base: main's later change is not the PR's
 
 
 def check_sealed_bundle(checkout: Path) -> None:
@@ -161,7 +172,8 @@ def test_github_pull_request_recipe(checkout: Path, tmp_path: Path) -> None:
     ((_job, cmds),) = github_jobs("github-pull-request.yml")
     lines = ran(cmds, checkout, clean_env(tmp_path))
     assert any(line.startswith('bifrost-gitops validate "$REPO" --format github') for line in lines)
-    assert 'bifrost-gitops diff "$REPO" --base origin/main --format markdown > diff.md' in lines
+    diff = 'bifrost-gitops diff "$REPO" --base "origin/${BASE_REF}...HEAD" --format markdown > diff.md || [ $? -eq 1 ]'
+    assert diff in lines
     check_diff_md(checkout)
     upload = [s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@")]
     assert upload and upload[0]["with"]["sarif_file"] == "bifrost-gitops.sarif"
@@ -213,6 +225,13 @@ GITLAB_VARS = {
 }
 
 
+def gitlab_env(checkout: Path, tmp_path: Path) -> dict[str, str]:
+    """The runner's environment in a merge-request pipeline, with the MR's diff base (the merge
+    base of the target branch and the MR's head, as GitLab records it)."""
+    diff_base = git(checkout, "merge-base", "origin/main", "HEAD").strip()
+    return {**clean_env(tmp_path), **GITLAB_VARS, "CI_MERGE_REQUEST_DIFF_BASE_SHA": diff_base}
+
+
 def gitlab_job(doc: dict[str, Any], name: str) -> tuple[list[str], dict[str, str]]:
     job = doc[name]
     variables = {**doc.get("variables", {}), **job.get("variables", {})}
@@ -227,7 +246,7 @@ def test_gitlab_review_job(checkout: Path, tmp_path: Path) -> None:
     assert doc["bifrost:review"]["artifacts"]["paths"] == ["diff.md"]
     lines, variables = gitlab_job(doc, "bifrost:review")
     assert any(line.startswith("git fetch") for line in lines)
-    ran([(line, variables) for line in lines], checkout, {**clean_env(tmp_path), **GITLAB_VARS})
+    ran([(line, variables) for line in lines], checkout, gitlab_env(checkout, tmp_path))
     check_diff_md(checkout)
     report = doc["bifrost:review"]["artifacts"]["reports"]["codequality"]
     assert json.loads((checkout / report).read_text()) == []  # the example has no findings
