@@ -20,6 +20,7 @@ from .common import (
     JSON_ERRORS,
     SCAN_FORMAT,
     asks_json,
+    ci_status,
     exit_for,
     fail,
     format_option,
@@ -267,29 +268,44 @@ def _is_repo(path: str) -> bool:
 
 @main.command(short_help="Show what changes between two revisions, per organization.")
 @click.argument("repo", default=".", type=click.Path())
-@click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
+@click.option(
+    "--base",
+    required=True,
+    help="The revision to compare against (e.g. origin/main); A...B compares the merge base of A "
+    "and B with B, A..B compares A with B.",
+)
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
+@click.option(
+    "--merge-base",
+    is_flag=True,
+    help="Compare with the merge base of --base and --head (or HEAD): only what the branch changed.",
+)
 @format_option("markdown", "json", help="markdown is made to be posted as a pull-request comment.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
-def diff(repo: str, base: str, head: str | None, fmt: str, exit_code: bool) -> None:
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 0 no changes, 1 changes, 2 errors (README: Exit status)."
+)
+def diff(repo: str, base: str, head: str | None, merge_base: bool, fmt: str, exit_code: bool) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
     Both revisions are read straight from git objects; nothing in the work tree changes.
     Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
     Security-relevant changes (an organization's id or display name, bundle recipients,
-    .sops.yaml rules) are listed first and count as changes for --exit-code.
+    .sops.yaml rules) are listed first and count as changes for --exit-code. Errors in the
+    head revision: exit 1, or 2 with --exit-code.
     """
     from .. import diffreport, diffrun
 
-    result = diffrun.run(repo, base, head)
+    result = diffrun.run(repo, base, head, merge_base)
     if fmt == "text":
         sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout)))
     else:
         sys.stdout.write(
             (diffreport.render_markdown if fmt == "markdown" else diffreport.render_json)(result)
         )
-    head_errors = [f for f in result.head_findings if f.severity == "error"]
-    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
+    wrong = any(f.severity == "error" for f in result.head_findings)
+    if exit_code:
+        sys.exit(ci_status(result.changed, wrong))
+    sys.exit(EXIT_FINDINGS if wrong else EXIT_OK)
 
 
 @main.command("report", short_help="Write one HTML page: the organization x integration matrix.")
