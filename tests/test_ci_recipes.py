@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess as sp
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,14 @@ AGE_SECRET = next(line for line in KEY.splitlines() if line.startswith("AGE-SECR
 BIN = Path(sys.executable).parent
 
 
+MAIN_ONLY = "https://us.ninjarmm.example"  # the upstream main's own change, after the fork
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A CI checkout: a clone of an upstream whose main holds the example and whose branch
-    `feature` changes a default (many orgs) and one override; the clone is on `feature`."""
+    `feature` changes a default (many orgs) and one override, after which main changed a
+    NinjaOne default (MAIN_ONLY); the clone is on `feature`."""
     upstream = tmp_path / "upstream"
     shutil.copytree(EXAMPLE, upstream)
     git(upstream, "init", "-q", "-b", "main")
@@ -44,6 +50,11 @@ def checkout(tmp_path: Path) -> Path:
     northwind = upstream / "integrations/HaloPSA/mappings/northwind.yaml"
     northwind.write_text(northwind.read_text().replace("region: uk", "region: au"))
     git(upstream, "commit", "-q", "-am", "change")
+    # main moves on after the branch forked: a change the pull request never made
+    git(upstream, "checkout", "-q", "main")
+    ninja = upstream / "integrations/NinjaOne/integration.yaml"
+    ninja.write_text(ninja.read_text().replace("https://eu.ninjarmm.com\n", f"{MAIN_ONLY}\n"))
+    git(upstream, "commit", "-q", "-am", "main moves on")
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", "--branch", "feature", str(upstream), str(work))
     return work
@@ -56,6 +67,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     (home / ".config").mkdir(parents=True, exist_ok=True)
     env.update(GIT_ENV)
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PATH=f"{BIN}{os.pathsep}{env['PATH']}")
+    env["PYTHONPATH"] = str(ROOT / "src")  # the source under test, whatever the venv installed
     env.pop("NO_COLOR", None)
     return env
 
@@ -132,6 +144,7 @@ def check_diff_md(checkout: Path) -> None:
     assert "| HaloPSA | 4 |" in md
     assert '**HaloPSA** config.region: `"uk"` → `"au"` — 1 organization: `northwind`' in md
     assert "<secret>" not in md  # no secret changed in this PR
+    assert "ninjarmm" not in md  # compared with the merge base: main's later change is not the PR's
 
 
 def check_sealed_bundle(checkout: Path) -> None:
@@ -161,7 +174,8 @@ def test_github_pull_request_recipe(checkout: Path, tmp_path: Path) -> None:
     ((_job, cmds),) = github_jobs("github-pull-request.yml")
     lines = ran(cmds, checkout, clean_env(tmp_path))
     assert any(line.startswith('bifrost-gitops validate "$REPO" --format github') for line in lines)
-    assert 'bifrost-gitops diff "$REPO" --base origin/main --format markdown > diff.md' in lines
+    diff = 'bifrost-gitops diff "$REPO" --base "origin/${BASE_REF}...HEAD" --format markdown > diff.md || [ $? -eq 1 ]'
+    assert diff in lines
     check_diff_md(checkout)
     upload = [s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@")]
     assert upload and upload[0]["with"]["sarif_file"] == "bifrost-gitops.sarif"
@@ -213,6 +227,13 @@ GITLAB_VARS = {
 }
 
 
+def gitlab_env(checkout: Path, tmp_path: Path) -> dict[str, str]:
+    """The runner's environment in a merge-request pipeline, with the MR's diff base (the merge
+    base of the target branch and the MR's head, as GitLab records it)."""
+    diff_base = git(checkout, "merge-base", "origin/main", "HEAD").strip()
+    return {**clean_env(tmp_path), **GITLAB_VARS, "CI_MERGE_REQUEST_DIFF_BASE_SHA": diff_base}
+
+
 def gitlab_job(doc: dict[str, Any], name: str) -> tuple[list[str], dict[str, str]]:
     job = doc[name]
     variables = {**doc.get("variables", {}), **job.get("variables", {})}
@@ -227,8 +248,12 @@ def test_gitlab_review_job(checkout: Path, tmp_path: Path) -> None:
     assert doc["bifrost:review"]["artifacts"]["paths"] == ["diff.md"]
     lines, variables = gitlab_job(doc, "bifrost:review")
     assert any(line.startswith("git fetch") for line in lines)
-    ran([(line, variables) for line in lines], checkout, {**clean_env(tmp_path), **GITLAB_VARS})
+    ran([(line, variables) for line in lines], checkout, gitlab_env(checkout, tmp_path))
     check_diff_md(checkout)
+    tip = run_step(
+        "bifrost-gitops diff . --base origin/main --format markdown", checkout, clean_env(tmp_path)
+    )
+    assert "ninjarmm" in tip.stdout  # what the target branch's tip would have wrongly shown
     report = doc["bifrost:review"]["artifacts"]["reports"]["codequality"]
     assert json.loads((checkout / report).read_text()) == []  # the example has no findings
 
@@ -251,3 +276,170 @@ def test_every_recipe_is_covered() -> None:
     ]
     for name in ("github-pull-request.yml", "github-deploy.yml"):
         assert all(cmds for _, cmds in github_jobs(name))
+
+
+# --- what the recipes promise: hardened, merge base, diff despite findings, one note -------------
+
+
+PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40} # v\d+(?:\.\d+)*$")
+
+
+@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+def test_github_recipes_are_hardened(name: str) -> None:
+    text = (CI / name).read_text()
+    uses = [line for line in text.splitlines() if re.match(r"\s*(?:-\s+)?uses:", line)]
+    unpinned = [line for line in uses if not PINNED.match(line)]
+    assert uses and not unpinned, "every action at a full commit SHA with its version in a comment"
+    doc = yaml.safe_load(text)
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            code = str(step.get("run", "")) + str((step.get("with") or {}).get("script", ""))
+            assert "${{" not in code, f"an expression in a script (pass it through env:): {step}"
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+    if name == "github-pull-request.yml":
+        (diff,) = [s for s in doc["jobs"]["review"]["steps"] if "bifrost-gitops diff" in str(s.get("run"))]
+        assert diff["env"] == {"BASE_REF": "${{ github.base_ref }}"}
+        assert '--base "origin/${BASE_REF}...HEAD"' in diff["run"]
+
+
+def test_gitlab_recipe_compares_with_the_diff_base_and_validates_last() -> None:
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    script = doc["bifrost:review"]["script"]
+    (diff,) = [line for line in script if line.startswith("bifrost-gitops diff")]
+    assert '--base "$CI_MERGE_REQUEST_DIFF_BASE_SHA"' in diff
+    assert script[-1] == 'bifrost-gitops validate "$REPO"'  # fails the job after the diff and the note
+    assert script.index(diff) < script.index(next(s for s in script if "BIFROST_NOTE_TOKEN" in s))
+
+
+def with_finding(checkout: Path) -> None:
+    """The pull request also adds a mapping for an organization that does not exist (R002)."""
+    mappings = checkout / "integrations/HaloPSA/mappings"
+    text = (mappings / "northwind.yaml").read_text().replace("organization: northwind", "organization: ghost")
+    (mappings / "ghost.yaml").write_text(text)
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-q", "-m", "a mapping for nobody")
+
+
+def test_github_diff_is_written_when_validate_fails(checkout: Path, tmp_path: Path) -> None:
+    with_finding(checkout)
+    job = yaml.safe_load((CI / "github-pull-request.yml").read_text())["jobs"]["review"]
+    env, failed, codes = clean_env(tmp_path), False, {}
+    for step in job["steps"]:
+        if "run" not in step or (failed and "!cancelled()" not in str(step.get("if"))):
+            continue  # as GitHub: after a failure only steps marked to run anyway
+        step_env = {k: github_expr(str(v)) for k, v in {**job["env"], **(step.get("env") or {})}.items()}
+        procs = [run_step(github_expr(line), checkout, {**env, **step_env}) for line in commands(step["run"])]
+        codes[step["name"]] = max((p.returncode for p in procs), default=0)
+        failed = failed or codes[step["name"]] != 0
+    assert codes["Validate"] == 1
+    assert {k: v for k, v in codes.items() if k != "Validate"} == {
+        "Install bifrost-gitops": 0,  # skipped here (pip)
+        "Findings for code scanning": 0,
+        "Diff against the merge base": 0,
+        "Diff to the job log and summary": 0,
+    }
+    md = (checkout / "diff.md").read_text()
+    assert "ghost" in md and "4 of 5 organizations affected" in md and "ninjarmm" not in md
+
+
+def test_gitlab_diff_is_written_when_validate_fails(checkout: Path, tmp_path: Path) -> None:
+    with_finding(checkout)
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    lines, variables = gitlab_job(doc, "bifrost:review")
+    env = {**gitlab_env(checkout, tmp_path), **variables}
+    codes = []
+    for line in lines:  # as GitLab: the script stops at the first failing line
+        codes.append(run_step(line, checkout, env).returncode)
+        if codes[-1]:
+            break
+    assert codes == [0] * (len(lines) - 1) + [1], list(zip(lines, codes, strict=False))
+    assert "ghost" in (checkout / "diff.md").read_text()
+    assert json.loads((checkout / "gl-code-quality.json").read_text())  # the finding, for the widget
+
+
+class FakeGitLab(ThreadingHTTPServer):
+    """The notes API of one merge request: 120 notes by someone else (one of them forging the
+    marker), the bot's own user id 7; requests are recorded as (method, path)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), NotesHandler)
+        self.notes: list[dict[str, Any]] = [
+            {"id": i, "author": {"id": 8}, "body": f"review {i}"} for i in range(1, 121)
+        ]
+        self.notes[3]["body"] = "<!-- bifrost-gitops-diff -->\nforged by the MR's author"
+        self.requests: list[tuple[str, str]] = []
+
+
+class NotesHandler(BaseHTTPRequestHandler):
+    server: FakeGitLab
+    NOTES = "/api/v4/projects/1/merge_requests/1/notes"
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        self.server.requests.append((self.command, self.path))
+        if self.headers["PRIVATE-TOKEN"] != "note-token":
+            return self._reply(401, {})
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        sent = json.loads(self.rfile.read(length)) if length else {}
+        notes = self.server.notes
+        if (self.command, path) == ("GET", "/api/v4/user"):
+            return self._reply(200, {"id": 7})
+        if (self.command, path) == ("GET", self.NOTES):
+            args = dict(p.split("=") for p in query.split("&"))
+            start = (int(args["page"]) - 1) * int(args["per_page"])
+            return self._reply(200, notes[start : start + int(args["per_page"])])
+        if (self.command, path) == ("POST", self.NOTES):
+            notes.append({"id": len(notes) + 1, "author": {"id": 7}, "body": sent["body"]})
+            return self._reply(201, notes[-1])
+        if self.command == "PUT" and path.startswith(self.NOTES + "/"):
+            note = next(n for n in notes if n["id"] == int(path.rsplit("/", 1)[1]))
+            if note["author"]["id"] != 7:
+                return self._reply(403, {})
+            note["body"] = sent["body"]
+            return self._reply(200, note)
+        return self._reply(404, {})
+
+    do_GET = do_POST = do_PUT = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+def test_gitlab_note_is_updated_in_place(tmp_path: Path) -> None:
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    (block,) = [s for s in doc["bifrost:review"]["script"] if "BIFROST_NOTE_TOKEN" in s]
+    server = FakeGitLab()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        **clean_env(tmp_path),
+        **GITLAB_VARS,
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+        "BIFROST_NOTE_TOKEN": "note-token",
+    }
+    try:
+        assert run_step(block, tmp_path, {**env, "BIFROST_NOTE_TOKEN": ""}).returncode == 0
+        assert server.requests == []  # no token: no note, only the artifact
+        for push in ("first push", "second push", "third push"):
+            (tmp_path / "diff.md").write_text(f"### bifrost-gitops diff: {push}\n")
+            proc = run_step(block, tmp_path, env)
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        server.shutdown()
+        thread.join()
+    methods = [m for m, _ in server.requests if m != "GET"]
+    assert methods == ["POST", "PUT", "PUT"]
+    mine = [n for n in server.notes if n["author"]["id"] == 7]
+    assert [n["body"] for n in mine] == [
+        "<!-- bifrost-gitops-diff -->\n### bifrost-gitops diff: third push\n"
+    ]
+    assert server.notes[3]["body"].endswith("forged by the MR's author")  # never touched

@@ -8,6 +8,7 @@ work tree changes. Raises RepoError or GitError (exit 2) when either side cannot
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from . import gitrev, sops
 from . import security as sec
@@ -15,9 +16,44 @@ from .diff import Diff, diff, secret_comparer
 from .repo import PROJECT_FILE, Result, WorkTree, find_root, load_tree
 
 
-def run(repo: str, base: str, head: str | None) -> Diff:
-    """What changes from revision BASE to HEAD (None: the work tree) of the repository at REPO."""
+class Sides(NamedTuple):
+    """The two sides a diff compares: the base commit with how to name it, and the head
+    revision (None: the work tree)."""
+
+    base: str
+    base_label: str
+    head: str | None
+
+
+def sides(root: str, base: str, head: str | None, merge_base: bool = False) -> Sides:
+    """What `--base BASE [--head HEAD] [--merge-base]` compare, as git reads the same words:
+    `A...B` is the merge base of A and B against B, `A..B` is A against B (an empty side is
+    HEAD), and --merge-base takes the merge base of BASE and HEAD (or git's HEAD) as the base.
+    Every revision is resolved by `gitrev.resolve_rev`, so none can pass for a git option."""
+    for dots in ("...", ".."):
+        if dots not in base:
+            continue
+        if head is not None or merge_base:
+            raise gitrev.GitError(f"--base {base!r} names both sides: drop --head and --merge-base")
+        left, _, right = base.partition(dots)
+        left, right = left or "HEAD", right or "HEAD"
+        if dots == "..":
+            commit = gitrev.resolve_rev(root, left)
+            return Sides(commit, f"{left} ({commit[:12]})", right)
+        commit = gitrev.merge_base(root, left, right)
+        return Sides(commit, f"merge base of {left} and {right} ({commit[:12]})", right)
+    if merge_base:
+        commit = gitrev.merge_base(root, base, head or "HEAD")
+        return Sides(commit, f"merge base of {base} and {head or 'HEAD'} ({commit[:12]})", head)
+    commit = gitrev.resolve_rev(root, base)
+    return Sides(commit, f"{base} ({commit[:12]})", head)
+
+
+def run(repo: str, base: str, head: str | None, merge_base: bool = False) -> Diff:
+    """What changes from revision BASE to HEAD (None: the work tree) of the repository at REPO;
+    BASE may be a range and MERGE_BASE ask for the merge base (see `sides`)."""
     root = find_root(repo)
+    base, base_label, head = sides(root, base, head, merge_base)
     base_tree = gitrev.GitTree(root, base)
     head_tree = gitrev.GitTree(root, head) if head else None
     base_sops = base_tree.nearest(sec.SOPS_FILE)
@@ -45,7 +81,7 @@ def run(repo: str, base: str, head: str | None) -> Diff:
     return diff(
         base_result,
         head_result,
-        f"{base} ({base_tree.commit[:12]})",
+        base_label,
         f"{head} ({head_tree.commit[:12]})" if head_tree else "work tree",
         compare,
         alerts,

@@ -114,3 +114,11 @@ def describe(ch: str) -> str:
     if 0xD800 <= n <= 0xDFFF:
         return "a byte that is not UTF-8"
     return "an invisible character"
+
+
+def script_json(doc: object) -> str:
+    """JSON to embed in an HTML ``<script type="application/json">`` block: `to_json` (all
+    non-ASCII, U+2028/2029 included, as ``\\u`` escapes) with ``<``, ``>`` and ``&`` escaped
+    too, so no name can close the script (``</script>``) or open a comment (``<!--``)."""
+    text = to_json(doc, indent=None)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -57,6 +57,21 @@ def resolve_rev(path: str, rev: str) -> str:
         raise GitError(f"unknown revision {rev!r}") from None
 
 
+def merge_base(path: str, a: str, b: str) -> str:
+    """The best common ancestor of revisions A and B, as `git diff A...B` takes it (with
+    several, git's first). Both are resolved first, so only commit ids reach the command line."""
+    first, second = resolve_rev(path, a), resolve_rev(path, b)
+    try:
+        found = _git(path, "merge-base", first, second).decode().split()
+    except GitError:
+        found = []
+    if not found:
+        error = GitError(f"no merge base between {a!r} and {b!r}")
+        error.hint = "unrelated histories, or a shallow clone: fetch the full history (git fetch --unshallow)"
+        raise error
+    return found[0]
+
+
 def _skip(stream: IO[bytes], size: int) -> None:
     """Read past SIZE bytes without keeping them."""
     while size > 0:

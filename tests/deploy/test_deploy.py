@@ -124,8 +124,10 @@ def test_key_removal_refused_then_allowed(denv: Env) -> None:
     assert e.cli("apply", str(e.root), "--yes").code == 0
     e.edit(HALO_FILE, lambda d: d.update(config_schema=[i for i in d["config_schema"] if i["key"] != "beta"]))
     r = e.cli("plan", str(e.root), "--exit-code")
-    assert r.code == 1
+    assert r.code == 2, r.output  # apply would refuse: something is wrong, not just a change
     assert "- schema.beta: removed" in r.stdout and "--allow-key-removal" in r.stdout
+    assert e.cli("plan", str(e.root)).code == 0
+    assert e.cli("plan", str(e.root), "--exit-code", "--allow-key-removal").code == 1
     e.bf.reset_requests()
     r = e.cli("apply", str(e.root), "--yes")
     assert r.code == 2 and "--allow-key-removal" in r.stderr
@@ -302,3 +304,13 @@ def test_pruned_mapping_shows_non_secret_overrides(denv: Env) -> None:
     assert '- config.region: removed (was "eu")' in r.stdout
     assert "- config.api_key: removed (secret)" in r.stdout
     no_leaks(r.output, e)
+
+
+def test_plan_exit_code_is_2_for_a_repository_with_findings(denv: Env) -> None:
+    e = denv
+    e.edit(HALO_FILE, lambda d: d["config_schema"].append({"key": "broken", "type": "no-such-type"}))
+    plain = e.cli("plan", str(e.root))
+    assert plain.code == 1 and "the repository has errors" in plain.stderr, plain.output
+    ci = e.cli("plan", str(e.root), "--exit-code")
+    assert ci.code == 2 and "the repository has errors" in ci.stderr, ci.output
+    assert ci.stdout == plain.stdout and ci.stdout  # the same findings reported either way

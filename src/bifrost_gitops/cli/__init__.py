@@ -20,6 +20,7 @@ from .common import (
     JSON_ERRORS,
     SCAN_FORMAT,
     asks_json,
+    ci_status,
     exit_for,
     fail,
     format_option,
@@ -267,10 +268,22 @@ def _is_repo(path: str) -> bool:
 
 @main.command(short_help="Show what changes between two revisions, per organization.")
 @click.argument("repo", default=".", type=click.Path())
-@click.option("--base", required=True, help="The revision to compare against (e.g. origin/main).")
+@click.option(
+    "--base",
+    required=True,
+    help="The revision to compare against (e.g. origin/main); A...B compares the merge base of A "
+    "and B with B, A..B compares A with B.",
+)
 @click.option("--head", default=None, help="The revision under review (default: the work tree).")
+@click.option(
+    "--merge-base",
+    is_flag=True,
+    help="Compare with the merge base of --base and --head (or HEAD): only what the branch changed.",
+)
 @format_option("markdown", "json", help="markdown is made to be posted as a pull-request comment.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs.")
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 0 no changes, 1 changes, 2 errors (README: Exit status)."
+)
 @click.option(
     "--max-bytes",
     type=click.IntRange(min=0),
@@ -280,7 +293,14 @@ def _is_repo(path: str) -> bool:
 )
 @click.option("--by-org", is_flag=True, help="One section per organization instead of grouped changes.")
 def diff(
-    repo: str, base: str, head: str | None, fmt: str, exit_code: bool, max_bytes: int, by_org: bool
+    repo: str,
+    base: str,
+    head: str | None,
+    merge_base: bool,
+    fmt: str,
+    exit_code: bool,
+    max_bytes: int,
+    by_org: bool,
 ) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
@@ -288,19 +308,51 @@ def diff(
     Identical changes are shown once with the organizations they touch (--by-org: per
     organization). Secrets are never shown: with keys, "changed"; without, "ciphertext changed".
     Security-relevant changes (an organization's id or display name, bundle recipients,
-    .sops.yaml rules) are listed first and count as changes for --exit-code.
+    .sops.yaml rules) are listed first and count as changes for --exit-code. Errors in the
+    head revision: exit 1, or 2 with --exit-code.
     """
     from .. import diffreport, diffrun
 
-    result = diffrun.run(repo, base, head)
+    result = diffrun.run(repo, base, head, merge_base)
     if fmt == "text":
         sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout), by_org))
     elif fmt == "markdown":
         sys.stdout.write(diffreport.render_markdown(result, max_bytes, by_org))
     else:
         sys.stdout.write(diffreport.render_json(result, by_org))
-    head_errors = [f for f in result.head_findings if f.severity == "error"]
-    sys.exit(EXIT_FINDINGS if head_errors or (exit_code and result.changed) else EXIT_OK)
+    wrong = any(f.severity == "error" for f in result.head_findings)
+    if exit_code:
+        sys.exit(ci_status(result.changed, wrong))
+    sys.exit(EXIT_FINDINGS if wrong else EXIT_OK)
+
+
+@main.command("report", short_help="Write one HTML page: the organization x integration matrix.")
+@click.argument("repo", default=".", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    default="bifrost-report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
+@click.option("--base", default=None, help="Highlight what changed since this revision (e.g. origin/main).")
+@click.option("--head", default=None, help="The revision to show (default: the work tree).")
+def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> None:
+    """Write one self-contained HTML file (no external assets: it works offline and as a CI
+    artifact) with every organization x integration: mapped or defaults only, entity id and
+    number of overrides. With --base, changed cells are highlighted; hover or click one for its
+    change. Secrets never appear in the page. Exit 1 when the shown revision has errors.
+    """
+    from .. import htmlreport
+
+    m = htmlreport.write(repo, output, base, head)
+    changed = f", {m.changed_cells} changed cells" if m.changes is not None else ""
+    click.echo(f"{term(output)}: {len(m.orgs)} organizations x {len(m.integrations)} integrations{changed}")
+    if m.errors:  # the page is written, but what the findings broke is missing from it
+        s = "s" if m.errors != 1 else ""
+        click.echo(f"{m.errors} error{s} in the shown revision (hint: run validate)", err=True)
+        sys.exit(EXIT_FINDINGS)
 
 
 @main.group(short_help="SOPS secrets: set, keygen, check, recipients.")

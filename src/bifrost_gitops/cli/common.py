@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, BifrostGitopsError
 from ..escape import term
 
 if TYPE_CHECKING:
@@ -40,6 +40,24 @@ def json_error(message: str, code: int) -> None:
         from ..escape import to_json
 
         click.echo(to_json({"error": {"message": message, "exit_code": code}}))
+
+
+def ci_status(changed: bool, wrong: bool) -> int:
+    """The exit status under ``--exit-code``, one rule for every command that has the flag
+    (README, "Exit status"): 2 when anything is wrong (findings in what is checked included),
+    else 1 when something changes, else 0, so a CI can branch on it."""
+    return EXIT_USAGE if wrong else EXIT_FINDINGS if changed else EXIT_OK
+
+
+class WrongUnderExitCode(BifrostGitopsError):
+    """An error that exits 1 without --exit-code (findings in a repository a command reads),
+    raised again under it: exit 2, as ci_status says for anything wrong."""
+
+    @classmethod
+    def of(cls, error: BifrostGitopsError) -> WrongUnderExitCode:
+        again = cls(str(error))
+        again.hint = error.hint
+        return again
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, BifrostGitopsError
 from ..escape import term
-from .common import F, fail, format_option, report, use_colour
+from .common import F, WrongUnderExitCode, ci_status, fail, format_option, report, use_colour
 
 if TYPE_CHECKING:
     from ..deploy.client import Client
@@ -66,7 +66,9 @@ def _deploy_plan(
 @_connection
 @_plan_options
 @format_option("json")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending.")
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 0 no changes, 1 changes pending, 2 errors (README: Exit status)."
+)
 def plan(
     source: str,
     url: str | None,
@@ -79,16 +81,24 @@ def plan(
     """Show what apply would change in Bifrost, resource by resource.
 
     SOURCE is a compiled bundle (its deploy.json) or a repository (compiled in memory; needs
-    its sops keys). Secrets show only as set / changed / removed. Exit 2 on errors.
+    its sops keys). Secrets show only as set / changed / removed. Exit 2 on errors; a repository
+    with findings exits 1, or 2 with --exit-code.
     """
     from ..deploy.render import render_json, render_text
 
-    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    try:
+        client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    except BifrostGitopsError as e:
+        if exit_code and e.exit_code != EXIT_USAGE:  # the repository's findings: 2 under --exit-code
+            raise WrongUnderExitCode.of(e) from e
+        raise
     client.close()
     sys.stdout.write(render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout)))
     if p.errors:
         sys.exit(EXIT_USAGE)
-    sys.exit(EXIT_FINDINGS if exit_code and (p.changes or p.blocked) else EXIT_OK)
+    if exit_code:  # a change apply would refuse (key removal without the flag) is wrong too
+        sys.exit(ci_status(bool(p.changes), bool(p.blocked)))
+    sys.exit(EXIT_OK)
 
 
 @click.command(short_help="Make a live Bifrost match a bundle or repository.")
