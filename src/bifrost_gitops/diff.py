@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal, cast
+from typing import Final, Literal, NamedTuple, cast
 
 from . import sops
 from .bundle import SecretOpener
@@ -23,6 +23,7 @@ from .diagnostics import Diagnostic
 from .model import ProviderRef
 from .nodes import Json
 from .repo import Result
+from .schemadiff import Creation, SchemaChange, creations, schema_changes
 from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
 from .security import Alert
 
@@ -64,6 +65,8 @@ class Diff:
     base_findings: list[Diagnostic] = field(default_factory=list)
     security: list[Alert] = field(default_factory=list)  # shown first, counted by --exit-code
     orgs: list[str] = field(default_factory=list)  # every organization in base or head, sorted
+    schema: list[SchemaChange] = field(default_factory=list)  # integration/schema level, shown next
+    created: list[Creation] = field(default_factory=list)  # new orgs/integrations, values in full
 
     @property
     def identity_changed(self) -> list[str]:
@@ -108,7 +111,24 @@ class Diff:
     @property
     def changed(self) -> bool:
         """Whether anything differs (what ``--exit-code`` reports)."""
-        return bool(self.changes or self.security)
+        return bool(self.changes or self.security or self.schema)
+
+
+class Location(NamedTuple):
+    """Where a change is, for scripts: a file and line of the head, or of the base (a removal)."""
+
+    path: str
+    line: int
+    side: Literal["head", "base"]
+
+
+def location(source: str | None) -> Location | None:
+    """The typed form of a Change's ``source`` (``"file:line"`` or ``"file:line in base"``)."""
+    if not source:
+        return None
+    side: Literal["head", "base"] = "base" if source.endswith(" in base") else "head"
+    path, _, line = source.removesuffix(" in base").rpartition(":")
+    return Location(path, int(line), side) if path and line.isdigit() else None
 
 
 LIMIT = 80  # characters of a displayed value
@@ -207,6 +227,8 @@ def diff(
         base_findings=base.diagnostics,
         security=security or [],
         orgs=sorted(set(base_orgs) | set(head_orgs)),
+        schema=schema_changes(base.catalog, head.catalog),
+        created=creations(base.catalog, head.catalog),
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)

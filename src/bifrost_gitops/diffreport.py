@@ -9,13 +9,15 @@ printed raw.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import asdict, dataclass
 
 from .colour import Style, lines
-from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff
+from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff, location
 from .diffgroup import Group, all_but, groups, who
 from .escape import html_text, md_code, md_text, to_json
+from .schemadiff import Creation, SchemaChange
 from .security import Alert
 
 
@@ -84,10 +86,44 @@ def render_text(d: Diff, colour: bool = False, by_org: bool = False) -> str:
     changes are grouped (BY_ORG: one section per organization instead)."""
     rows = [(line, Style.RED_BOLD if i == 0 else Style.RED) for i, line in enumerate(_security_text(d))]
     rows += [(line, Style.BOLD if i == 0 else Style.NONE) for i, line in enumerate(summary_lines(d))]
+    rows += _schema_text(d)
     rows += _by_org_text(d) if by_org else _groups_text(d)
     head, base = _findings_text(d)
     rows += [(line, Style.RED) for line in head] + [(line, Style.DIM) for line in base]
     return lines(rows, colour)
+
+
+SCHEMA_TITLE = "Integration and schema changes"
+
+
+def _schema_count(d: Diff) -> str:
+    bad = sum(c.destructive for c in d.schema)
+    return f"{len(d.schema)}" + (f", {bad} destructive" if bad else "")
+
+
+def schema_line(c: SchemaChange) -> str:
+    """``destructive HaloPSA key_removed region: "string" -> (none) (destroys 2 ...)``; raw text."""
+    key = f" {c.key}" if c.key else ""
+    values = ""
+    if c.old_value is not None or c.new_value is not None:
+        values = f": {_json(c.old_value)} -> {_json(c.new_value)}"
+    note = f" ({c.note})" if c.note else ""
+    return f"{'destructive' if c.destructive else 'safe'} {c.integration} {c.change}{key}{values}{note}"
+
+
+def _json(value: object) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _schema_text(d: Diff) -> list[tuple[str, Style]]:
+    rows: list[tuple[str, Style]] = []
+    if d.schema:
+        rows += [("", Style.NONE), (f"{SCHEMA_TITLE} ({_schema_count(d)}):", Style.BOLD)]
+        rows += [(f"  {schema_line(c)}", Style.RED if c.destructive else Style.NONE) for c in d.schema]
+    for new in d.created:
+        rows += [("", Style.NONE), (f"+ create {new.subject}", Style.GREEN)]
+        rows += [(f"    {line}", Style.GREEN) for line in new.lines]
+    return rows
 
 
 def _by_org_text(d: Diff) -> list[tuple[str, Style]]:
@@ -222,9 +258,35 @@ def render_markdown(d: Diff, max_bytes: int = MAX_BYTES, by_org: bool = False) -
         ]
         out.append("")
     kept = "\n".join(out) + "\n"
-    blocks = _org_blocks(d) if by_org else _group_blocks(d)
+    blocks = [*_schema_blocks(d), *(_org_blocks(d) if by_org else _group_blocks(d))]
     findings = _findings_blocks(d)
     return fit(kept, [*blocks, Block("\n", "space", 0), *findings], max_bytes)
+
+
+def _schema_blocks(d: Diff) -> list[Block]:
+    """The schema-level changes as a table (each row a block), then each new organization or
+    integration in a collapsed block with its values."""
+    out: list[Block] = []
+    if d.schema:
+        head = f"#### {SCHEMA_TITLE} ({_schema_count(d)})\n\n"
+        head += "| | integration | change | key | old | new | note |\n|---|---|---|---|---|---|---|\n"
+        out.append(Block(head, "schema change", 0))
+        for c in d.schema:
+            mark = "**destructive**" if c.destructive else "safe"
+            cells = [_md(_json(c.old_value)), _md(_json(c.new_value))]
+            row = _row(mark, md_text(c.integration), c.change, _md(c.key), *cells, md_text(c.note))
+            out.append(Block(row + "\n", "schema change"))
+        out.append(Block("\n", "schema change", 0))
+    for new in d.created:
+        out.append(Block(_creation_md(new), "new organization or integration"))
+    return out
+
+
+def _creation_md(new: Creation) -> str:
+    body = "\n".join(html_text(line) for line in new.lines)
+    return (
+        f"<details><summary>+ create {html_text(new.subject)}</summary>\n\n<pre>{body}</pre>\n\n</details>\n\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -364,11 +426,23 @@ def _findings_blocks(d: Diff) -> list[Block]:
 def _group_json(g: Group, universe: list[str]) -> dict[str, object]:
     return {
         **{k: v for k, v in asdict(g.change).items() if k != "source"},
+        "kind": g.change.what,
         "sources": g.sources,
+        "locations": [_location(s) for s in g.sources],
         "count": len(g.orgs),
         "organizations": g.orgs,
         "all_but": all_but(g.orgs, universe),  # set when "all but these" is how it reads
     }
+
+
+def _location(source: str | None) -> dict[str, object] | None:
+    where = location(source)
+    return where._asdict() if where else None
+
+
+def _change_json(c: Change) -> dict[str, object]:
+    """A change with its kind (diff.ChangeKind's values) and typed location next to ``source``."""
+    return {**asdict(c), "kind": c.what, "location": _location(c.source)}
 
 
 def render_json(d: Diff, by_org: bool = False) -> str:
@@ -381,6 +455,8 @@ def render_json(d: Diff, by_org: bool = False) -> str:
         "organizations": d.orgs_total,
         "affected": len(d.affected_orgs),
         "per_integration": d.affected,
+        "schema": [asdict(c) for c in d.schema],
+        "created": [{"subject": c.subject, "values": list(c.lines)} for c in d.created],
         "groups": [_group_json(g, d.orgs) for g in groups(d)],
         "findings": {
             "head": [f._asdict() for f in d.head_findings],
@@ -388,5 +464,5 @@ def render_json(d: Diff, by_org: bool = False) -> str:
         },
     }
     if by_org:
-        doc["changes"] = {org: [asdict(c) for c in changes] for org, changes in d.changes.items()}
+        doc["changes"] = {org: [_change_json(c) for c in changes] for org, changes in d.changes.items()}
     return to_json(doc) + "\n"
