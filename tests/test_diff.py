@@ -187,8 +187,13 @@ def test_default_change_touches_many_orgs_and_an_override_shields_one(tmp_path: 
                 "old_value": 100,
                 "new_value": 250,
                 "secret": False,
+                "kind": "config",
+                "location": {"path": HALO, "line": line_of(text, "page_size: 250"), "side": "head"},
             }
         ]
+    [group] = doc["groups"]
+    assert group["kind"] == "config"
+    assert group["locations"] == [doc["changes"]["bravo"][0]["location"]]
 
     text_out = diff(g, "--base", "HEAD~1", "--head", "HEAD")
     assert text_out.code == 0
@@ -215,6 +220,8 @@ def test_override_change_reports_the_head_file_and_line(small: Git) -> None:
             "old_value": 50,
             "new_value": 75,
             "secret": False,
+            "kind": "config",
+            "location": {"path": CONTOSO, "line": line_of(text, "page_size: 75"), "side": "head"},
         }
     ]
 
@@ -731,6 +738,8 @@ def test_json_has_the_documented_keys(small: Git) -> None:
         "organizations",
         "affected",
         "per_integration",
+        "schema",
+        "created",
         "groups",
         "changes",  # with --by-org
         "findings",
@@ -741,7 +750,7 @@ def test_json_has_the_documented_keys(small: Git) -> None:
     (change,) = doc["changes"]["contoso"]
     assert set(change) == {
         *("integration", "what", "key", "old", "new", "source"),
-        *("old_value", "new_value", "secret"),
+        *("old_value", "new_value", "secret", "kind", "location"),
     }
     assert (change["old"], change["new"]) == ("50", "5")  # display text, kept for existing readers
     assert (change["old_value"], change["new_value"], change["secret"]) == (50, 5, False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .colour import Style, lines
 from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff, location
@@ -258,9 +258,15 @@ def render_markdown(d: Diff, max_bytes: int = MAX_BYTES, by_org: bool = False) -
         ]
         out.append("")
     kept = "\n".join(out) + "\n"
-    blocks = [*_schema_blocks(d), *(_org_blocks(d) if by_org else _group_blocks(d))]
+    first = _schema_blocks(d)
+    blocks = [*first, *_shifted(_org_blocks(d) if by_org else _group_blocks(d), len(first))]
     findings = _findings_blocks(d)
     return fit(kept, [*blocks, Block("\n", "space", 0), *findings], max_bytes)
+
+
+def _shifted(blocks: list[Block], by: int) -> list[Block]:
+    """BLOCKS placed after BY others: a list's index of its change line moves with them."""
+    return [replace(b, names=b.names + by) if b.names is not None else b for b in blocks]
 
 
 def _schema_blocks(d: Diff) -> list[Block]:
@@ -283,10 +289,8 @@ def _schema_blocks(d: Diff) -> list[Block]:
 
 
 def _creation_md(new: Creation) -> str:
-    body = "\n".join(html_text(line) for line in new.lines)
-    return (
-        f"<details><summary>+ create {html_text(new.subject)}</summary>\n\n<pre>{body}</pre>\n\n</details>\n\n"
-    )
+    body = "".join(f"  - {md_code(line)}\n" for line in new.lines) or "  - (no values)\n"
+    return f"<details><summary>+ create {html_text(new.subject)}</summary>\n\n{body}\n</details>\n\n"
 
 
 @dataclass(frozen=True)
