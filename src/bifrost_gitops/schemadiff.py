@@ -63,6 +63,11 @@ def _orgs(n: int) -> str:
     return f"{n:,} organization{'s' if n != 1 else ''}"
 
 
+def _orgs_values(n: int) -> str:
+    """``"1 organization's values"``, ``"3 organizations' values"``."""
+    return f"{n:,} organization's values" if n == 1 else f"{n:,} organizations' values"
+
+
 def _values(cat: Catalog, name: str, key: str) -> list[tuple[str, object]]:
     """(organization, value) of every base organization that has a value for KEY: its mapping's
     override or, when the integration has a default, every organization."""
@@ -97,7 +102,7 @@ def _key_changes(cat: Catalog, name: str, a: SchemaItem, b: SchemaItem) -> list[
     if a.type != b.type:
         bad = [o for o, v in _values(cat, name, key) if not _fits(v, b.type) or "secret" in (a.type, b.type)]
         note = (
-            f"{_orgs(len(bad))}' values no longer fit {b.type}" if bad else "every existing value fits"
+            f"{_orgs_values(len(bad))} no longer fit {b.type}" if bad else "every existing value fits"
         )
         out.append(SchemaChange(name, "type", key, a.type, b.type, bool(bad), note))
     if a.required != b.required:
@@ -106,7 +111,7 @@ def _key_changes(cat: Catalog, name: str, a: SchemaItem, b: SchemaItem) -> list[
     if a.options != b.options:
         dropped = set(a.options or []) - set(b.options or []) if b.options is not None else set()
         using = [o for o, v in _values(cat, name, key) if v in dropped]
-        note = f"{_orgs(len(using))} use a removed option" if using else ""
+        note = f"{_orgs(len(using))} {'uses' if len(using) == 1 else 'use'} a removed option" if using else ""
         out.append(
             SchemaChange(name, "options", key, a.options, b.options, bool(using), note)  # type: ignore[arg-type]
         )
@@ -123,7 +128,7 @@ def _schema(cat: Catalog, name: str, a: Integration, b: Integration) -> list[Sch
         out.append(SchemaChange(name, "key_added", key, None, new[key].type, False, ""))
     for key in old.keys() - new.keys():
         n = len(_values(cat, name, key))
-        note = f"destroys {_orgs(n)}' values; apply needs --allow-key-removal"
+        note = f"destroys {_orgs_values(n)}; apply needs --allow-key-removal"
         out.append(SchemaChange(name, "key_removed", key, old[key].type, None, n > 0, note))
     for key in old.keys() & new.keys():
         out += _key_changes(cat, name, old[key], new[key])
@@ -162,7 +167,7 @@ def schema_changes(base: Catalog, head: Catalog) -> list[SchemaChange]:
             continue
         if name not in head.integrations:
             n = sum(1 for i, _ in base.mappings if i == name)
-            note = f"its {n:,} mapping{'s' if n != 1 else ''} are deleted on apply --prune"
+            note = f"its {n:,} mapping{' is' if n == 1 else 's are'} deleted on apply --prune"
             out.append(SchemaChange(name, "integration_removed", None, None, None, True, note))
             continue
         a, b = base.integrations[name].model, head.integrations[name].model
