@@ -76,7 +76,6 @@ def test_type_required_options_and_description_changes(small: Git) -> None:
     assert options["new_value"] == ["us", "uk"]
     assert (options["destructive"], options["note"]) == (True, "1 organization uses a removed option")
     assert entry(entries, "description", "region")["new_value"] == "Data region"
-    assert diff(small, "--base", "HEAD~1", "--head", "HEAD").code == 0
 
 
 def test_dropping_an_unused_option_is_safe(small: Git) -> None:
@@ -176,5 +175,5 @@ def test_new_organization_shows_its_values_and_never_a_secret(small: Git) -> Non
     out = diff(small, "--base", "HEAD~1", "--head", "HEAD").stdout
     assert "+ create organization newco\n    HaloPSA: mapped\n" in out
     md = diff(small, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
-    assert "<summary>+ create organization newco</summary>" in md and "  - `config.api_key = set`" in md
+    assert "<summary>+ create organization newco</summary>" in md and "    - `config.api_key = set`" in md
     assert leak not in all_outputs(small, "--base", "HEAD~1", "--head", "HEAD")

@@ -289,7 +289,8 @@ def _schema_blocks(d: Diff) -> list[Block]:
 
 
 def _creation_md(new: Creation) -> str:
-    body = "".join(f"  - {md_code(line)}\n" for line in new.lines) or "  - (no values)\n"
+    items = [(line[: len(line) - len(line.lstrip())], line.strip()) for line in new.lines]
+    body = "".join(f"  {pad}- {md_code(text)}\n" for pad, text in items) or "  - (no values)\n"
     return f"<details><summary>+ create {html_text(new.subject)}</summary>\n\n{body}\n</details>\n\n"
 
 
