@@ -23,8 +23,8 @@ from .diagnostics import Diagnostic
 from .model import ProviderRef
 from .nodes import Json
 from .repo import Result
-from .schemadiff import Creation, SchemaChange, creations, schema_changes
 from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
+from .schemadiff import Creation, SchemaChange, creations, schema_changes
 from .security import Alert
 
 #: what a change is about: an organization or integration added/removed, a mapping made or

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from .catalog import Catalog, oauth_of
-from .model import ConfigType, Integration, ProviderRef, SchemaItem
+from .model import ConfigType, Integration, OAuthSettings, ProviderRef, SchemaItem
 from .nodes import Json
 from .resolve import Resolved, SecretRef, resolve
 
@@ -101,9 +101,7 @@ def _key_changes(cat: Catalog, name: str, a: SchemaItem, b: SchemaItem) -> list[
     key = a.key
     if a.type != b.type:
         bad = [o for o, v in _values(cat, name, key) if not _fits(v, b.type) or "secret" in (a.type, b.type)]
-        note = (
-            f"{_orgs_values(len(bad))} no longer fit {b.type}" if bad else "every existing value fits"
-        )
+        note = f"{_orgs_values(len(bad))} no longer fit {b.type}" if bad else "every existing value fits"
         out.append(SchemaChange(name, "type", key, a.type, b.type, bool(bad), note))
     if a.required != b.required:
         note = "organizations without a value must set one" if b.required else "a value is now optional"
@@ -142,18 +140,25 @@ def _oauth(base: Catalog, head: Catalog, name: str, a: Integration, b: Integrati
     if pa != pb:
         out.append(SchemaChange(name, "oauth_provider", None, pa, pb, False, "linked OAuth provider"))
     sa, sb = oauth_of(base, a), oauth_of(head, b)
-    fields: list[tuple[SchemaChangeKind, Json, Json]] = [
-        ("oauth_flow", sa and sa.flow, sb and sb.flow),
-        ("oauth_token_url", sa and sa.token_url, sb and sb.token_url),
-        ("oauth_scopes", sa and list(sa.scopes), sb and list(sb.scopes)),
-        ("oauth_client_id", sa and sa.client_id, sb and sb.client_id),
+    fields: list[tuple[SchemaChangeKind, str]] = [
+        ("oauth_flow", "flow"),
+        ("oauth_token_url", "token_url"),
+        ("oauth_scopes", "scopes"),
+        ("oauth_client_id", "client_id"),
     ]
-    out += [SchemaChange(name, k, None, x, y, False, "") for k, x, y in fields if x != y]
+
+    def value(settings: OAuthSettings | None, attr: str) -> Json:
+        return cast(Json, getattr(settings, attr)) if settings is not None else None
+
+    changed = [(k, value(sa, attr), value(sb, attr)) for k, attr in fields]
+    out += [SchemaChange(name, k, None, x, y, False, "") for k, x, y in changed if x != y]
     xa = sa.secrets.client_secret if sa and sa.secrets else None
     xb = sb.secrets.client_secret if sb and sb.secrets else None
     if xa != xb:
         said = "set" if xa is None else "removed" if xb is None else "changed"
-        out.append(SchemaChange(name, "oauth_client_secret", None, None, None, xb is None, f"client secret {said}"))
+        out.append(
+            SchemaChange(name, "oauth_client_secret", None, None, None, xb is None, f"client secret {said}")
+        )
     return out
 
 
@@ -176,7 +181,7 @@ def schema_changes(base: Catalog, head: Catalog) -> list[SchemaChange]:
         for attr in ("entity_id_name", "default_entity_id"):
             x, y = getattr(a, attr), getattr(b, attr)
             if x != y:
-                out.append(SchemaChange(name, attr, None, x, y, False, ""))  # type: ignore[arg-type]
+                out.append(SchemaChange(name, attr, None, x, y, False, ""))
         out += _schema(base, name, a, b)
         out += _oauth(base, head, name, a, b)
     return out
