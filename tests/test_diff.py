@@ -697,7 +697,10 @@ def test_markdown_summary_table_and_details_when_long(tmp_path: Path) -> None:
     g = default_changed(tmp_path / "r", 6)
     grouped = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
     assert grouped.count("config.page\\_size") == 1  # one change, read once
-    assert "`100` → `120` — 6 of 7 organizations: all but `contoso` · `integrations/HaloPSA/" in grouped
+    assert (
+        "`100` → `120` — 6 of 7 organizations: all but `contoso`, which overrides it · `integrations/HaloPSA/"
+        in grouped
+    )
     md = diff(g, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown", "--by-org").stdout
     assert md.startswith("### bifrost-gitops diff: 6 of 7 organizations affected\n")
     assert "| integration | organizations affected |\n|---|---:|\n| HaloPSA | 6 |\n" in md

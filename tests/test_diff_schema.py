@@ -13,7 +13,19 @@ from typing import Any
 import pytest
 
 from support import API, BASE_FILES, dedent
-from test_diff import CONTOSO, HALO, NINJA, Git, all_outputs, canary, diff, diff_json, mapping, orgs_yaml
+from test_diff import (
+    CONTOSO,
+    HALO,
+    NINJA,
+    Git,
+    all_outputs,
+    canary,
+    default_changed,
+    diff,
+    diff_json,
+    mapping,
+    orgs_yaml,
+)
 
 
 @pytest.fixture
@@ -177,3 +189,19 @@ def test_new_organization_shows_its_values_and_never_a_secret(small: Git) -> Non
     md = diff(small, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
     assert "<summary>+ create organization newco</summary>" in md and "    - `config.api_key = set`" in md
     assert leak not in all_outputs(small, "--base", "HEAD~1", "--head", "HEAD")
+
+
+def test_all_but_says_the_others_override_the_key(tmp_path: Path) -> None:
+    g = default_changed(tmp_path / "r", 6)
+    out = diff(g, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert "  config.page_size: 100 -> 120    (" in out
+    assert "    6 of 7 organizations: all but contoso, which overrides it\n" in out
+    # a change that leaves contoso out for another reason does not say so: contoso's region
+    g.commit(
+        "region default", {HALO: g.text(HALO).replace("page_size: 120", "page_size: 120\n    region: us")}
+    )
+    out = diff(g, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert "all but contoso, which overrides it" in out  # contoso sets region itself
+    g.commit("contoso drops its region", {CONTOSO: g.text(CONTOSO).replace("  region: eu\n", "")})
+    out = diff(g, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert "which overrides it" not in out

@@ -67,6 +67,15 @@ class Diff:
     orgs: list[str] = field(default_factory=list)  # every organization in base or head, sorted
     schema: list[SchemaChange] = field(default_factory=list)  # integration/schema level, shown next
     created: list[Creation] = field(default_factory=list)  # new orgs/integrations, values in full
+    #: (integration, config key) -> the head organizations whose mapping overrides that key
+    overrides: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def shielded(self, c: Change, left_out: list[str]) -> bool:
+        """Whether every organization LEFT_OUT of change C kept its value because its mapping
+        overrides the key (a default changed, "all but contoso, which overrides it")."""
+        if c.what != "config" or c.integration is None or c.key is None:
+            return False
+        return set(left_out) <= self.overrides.get((c.integration, c.key), set())
 
     @property
     def identity_changed(self) -> list[str]:
@@ -229,6 +238,7 @@ def diff(
         orgs=sorted(set(base_orgs) | set(head_orgs)),
         schema=schema_changes(base.catalog, head.catalog),
         created=creations(base.catalog, head.catalog),
+        overrides=_overrides(head),
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
@@ -261,6 +271,15 @@ def diff(
             changes += _integration(name, old, new, compare)
         if changes:
             out.changes[org] = changes
+    return out
+
+
+def _overrides(r: Result) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    names = {lower: o.name for lower, (o, _, _) in r.catalog.orgs.items()}
+    for (name, lower), mp in r.catalog.mappings.items():
+        for key in [*mp.model.config, *mp.model.secrets]:
+            out.setdefault((name, key), set()).add(names.get(lower, mp.model.organization))
     return out
 
 

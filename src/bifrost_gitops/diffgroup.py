@@ -101,16 +101,23 @@ def all_but(orgs: list[str], universe: list[str], names: int = 3) -> list[str] |
     return None
 
 
-def who(orgs: list[str], universe: list[str], names: int = 3) -> str:
+def overriding(n: int) -> str:
+    """What follows "all but a, b" when they keep their own value."""
+    return ", which overrides it" if n == 1 else ", which override it"
+
+
+def who(orgs: list[str], universe: list[str], names: int = 3, shielded: bool = False) -> str:
     """``"2 organizations: a, b"``, ``"2,999 of 3,000 organizations: all but contoso"``,
     ``"all 3,000 organizations"``; at most NAMES names, the rest counted (the caller lists
-    them in full where it has room). Raw text: the caller escapes."""
+    them in full where it has room; SHIELDED: those left out override the key). Raw text: the
+    caller escapes."""
     n, total = len(orgs), len(universe)
     noun = "organization" if n == 1 else "organizations"
     if n > 1 and n == total and set(orgs) == set(universe):
         return f"all {total:,} organizations"
     rest = all_but(orgs, universe, names)
     if rest is not None:
-        return f"{n:,} of {total:,} {noun}: all but {', '.join(rest)}"
+        why = overriding(len(rest)) if shielded else ""
+        return f"{n:,} of {total:,} {noun}: all but {', '.join(rest)}{why}"
     more = f" and {n - names:,} more" if n > names else ""
     return f"{n:,} {noun}: {', '.join(orgs[:names])}{more}"
