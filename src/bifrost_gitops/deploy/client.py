@@ -2,7 +2,9 @@
 
 - Base URL and tokens: :mod:`.credentials`. Tokens are never on argv, never printed, never in
   an exception text: every message that leaves this module goes through :meth:`Client.scrub`.
-- On 401: ``POST /auth/refresh`` with the refresh token, retry once; the rotated refresh token
+- On 401: ``POST /auth/refresh`` with the refresh token, retry once. The refresh goes through
+  the same bounded retries (Bifrost rate-limits it: 10 a minute per IP, then 429 with
+  Retry-After), and only a 401/403 answer means the refresh token is dead. The rotated one
   is persisted where it came from (the credentials file, rewritten atomically with mode 0600;
   for env tokens the file named by ``BIFROST_CREDENTIALS_FILE``, else a one-time warning).
 - Retries with exponential backoff and full jitter on 429 (Retry-After honoured, capped), 5xx,
@@ -44,6 +46,7 @@ from .spec import Json
 
 CONTRACT_VERSION = 1
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REFRESH_PATH = "/auth/refresh"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -258,15 +261,17 @@ class Client:
                 raise httpx.ReadTimeout("the deadline passed")
         return bytes(content)
 
-    def _send_once(self, method: str, path: str, body: object, token: str) -> tuple[Reply, bool]:
+    def _send_once(self, method: str, path: str, body: object, token: str | None) -> tuple[Reply, bool]:
         """One request with retries for transient failures: the final reply, and whether an
-        earlier attempt may have been applied (no answer, or a 5xx) before it."""
+        earlier attempt may have been applied (no answer, or a 5xx) before it. No TOKEN: no
+        Authorization header (the refresh call)."""
         delay = self.backoff
         uncertain = False
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         for attempt in range(1, self.max_attempts + 1):
             self._count(retry=attempt > 1)
             try:
-                response = self._attempt(method, path, body, {"Authorization": f"Bearer {token}"})
+                response = self._attempt(method, path, body, headers)
             except httpx.TimeoutException:
                 failure: str | Reply = f"no complete answer within {self.limits.timeout:g} s ({ENV_TIMEOUT})"
             except httpx.TransportError as e:
@@ -330,39 +335,23 @@ class Client:
         with self._refresh_lock:
             if self.creds.access_token != failed_token:
                 return  # another thread refreshed already
-            refresh = self.creds.refresh_token
-            self._count()
             try:
-                response = self._attempt("POST", "/auth/refresh", {"refresh_token": refresh}, {})
-            except httpx.TimeoutException:
-                raise ApiError(
-                    0,
-                    f"token refresh: no complete answer within {self.limits.timeout:g} s ({ENV_TIMEOUT})",
-                    "POST",
-                    "/auth/refresh",
-                ) from None
-            except httpx.HTTPError as e:
-                raise ApiError(
-                    0, f"token refresh failed ({type(e).__name__})", "POST", "/auth/refresh"
-                ) from None
-            except _TooLarge:
-                raise ApiError(0, self._too_large(), "POST", "/auth/refresh") from None
-            except _Undecodable:
-                raise ApiError(0, _UNDECODABLE, "POST", "/auth/refresh") from None
-            if response.status_code != 200:
-                raise ApiError(
-                    response.status_code,
-                    "token refresh refused (the refresh token is expired or was used already): log in again",
-                    "POST",
-                    "/auth/refresh",
+                response, uncertain = self._send_once(
+                    "POST", REFRESH_PATH, {"refresh_token": self.creds.refresh_token}, None
                 )
+            except httpx.HTTPError as e:  # what _send_once does not turn into an ApiError
+                raise ApiError(
+                    0, f"token refresh failed ({type(e).__name__})", "POST", REFRESH_PATH
+                ) from None
+            if response.status_code != 200:
+                raise self._refresh_error(response, uncertain)
             try:
                 data = response.json()
             except ValueError:
                 data = None
             access = data.get("access_token") if isinstance(data, dict) else None
             if not isinstance(data, dict) or not isinstance(access, str):
-                raise ApiError(200, "token refresh answered without an access token", "POST", "/auth/refresh")
+                raise ApiError(200, "token refresh answered without an access token", "POST", REFRESH_PATH)
             new_refresh = data.get("refresh_token")
             self._scrubber.add([access, new_refresh])
             with self._lock:
@@ -370,6 +359,24 @@ class Client:
                 if isinstance(new_refresh, str) and new_refresh:
                     self.creds.refresh_token = new_refresh
             self._persist()
+
+    def _refresh_error(self, response: Reply, uncertain: bool) -> ApiError:
+        """Why the refresh failed: only 401/403 mean a dead refresh token; anything else (a 429
+        that outlasted the retries, a 5xx) is said as it is, since the token may still work."""
+        status = response.status_code
+        if status in (401, 403):
+            message = "token refresh refused (the refresh token is expired or was used already): log in again"
+            if uncertain:
+                message += " (an earlier attempt failed midway and may have used it)"
+        elif status == 429:
+            tries = f"{self.max_attempts} attempt{'s' if self.max_attempts > 1 else ''} ({ENV_ATTEMPTS})"
+            message = (
+                f"token refresh still rate-limited after {tries}; Bifrost allows 10 refreshes a minute "
+                "per address: the refresh token was not used, run again in a minute"
+            )
+        else:
+            message = f"token refresh failed: {self.server_text(error_message(response))}"
+        return ApiError(status, message, "POST", REFRESH_PATH, retried=uncertain)
 
     def _persist(self) -> None:
         if self.creds.store:

@@ -7,10 +7,16 @@ refresh token goes.
 - The refresh token is single use: the client persists the rotated one where it came from (the
   credentials file, rewritten atomically with mode 0600; for env tokens the file named by
   ``BIFROST_CREDENTIALS_FILE``).
+- So the next command of the same job does not reuse the spent environment token, that file wins
+  over the environment when it holds tokens for the same URL rotated from the same environment
+  refresh token (its ``origin``: a SHA-256 of that token, never the token). A file from another
+  login (new secrets in the environment) or another URL is ignored, and overwritten at the next
+  rotation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import urllib.parse
@@ -29,7 +35,9 @@ class Credentials:
     refresh_token: str | None = field(repr=False)
     #: where the rotated refresh token goes: a credentials file path, or None (warn)
     store: str | None = None
-    source: str = "env"  # "env" | "file"
+    source: str = "env"  # "env" | "file" | "stored" (env tokens, rotated into BIFROST_CREDENTIALS_FILE)
+    #: SHA-256 of the environment refresh token this pair was rotated from (see :func:`origin_of`)
+    origin: str | None = field(default=None, repr=False)
 
     @property
     def shown_url(self) -> str:
@@ -49,26 +57,11 @@ def load_credentials(
     """Credentials from ``--credentials FILE`` or the environment; ``--url`` wins for the URL."""
     env = os.environ if environ is None else environ
     if credentials_file:
-        try:
-            with open(credentials_file, encoding="utf-8") as f:
-                data = json.load(f)
-        except OSError as e:
-            raise DeployError(f"{credentials_file}: cannot read credentials ({e.strerror})") from None
-        except ValueError:
-            raise DeployError(f"{credentials_file}: not a JSON credentials file") from None
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise DeployError(f"{credentials_file}: no access_token in the credentials file")
-        refresh = data.get("refresh_token")
+        data = _read_file(credentials_file)
         api_url = url or data.get("api_url") or env.get("BIFROST_API_URL")
         if not isinstance(api_url, str) or not api_url:
             raise DeployError("no Bifrost URL: pass --url, set BIFROST_API_URL, or api_url in the file")
-        return Credentials(
-            api_url,
-            data["access_token"],
-            refresh if isinstance(refresh, str) and refresh else None,
-            store=credentials_file,
-            source="file",
-        )
+        return _from_file(api_url, credentials_file, data, "file")
     api_url = url or env.get("BIFROST_API_URL")
     if not api_url:
         raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
@@ -77,18 +70,56 @@ def load_credentials(
         raise DeployError(
             "no access token: set BIFROST_ACCESS_TOKEN (and BIFROST_REFRESH_TOKEN) or pass --credentials FILE"
         )
+    refresh = env.get("BIFROST_REFRESH_TOKEN") or None
+    store = env.get("BIFROST_CREDENTIALS_FILE") or None
+    origin = origin_of(refresh) if refresh else None
+    if store and origin and os.path.exists(store):
+        data = _read_file(store)
+        if data.get("origin") == origin and _same_url(data.get("api_url"), api_url):
+            return _from_file(api_url, store, data, "stored")
+    return Credentials(api_url, access, refresh, store=store, source="env", origin=origin)
+
+
+def origin_of(refresh_token: str) -> str:
+    """What a stored pair remembers of the environment token it replaced: a digest, not the token."""
+    return "sha256:" + hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
+
+
+def _same_url(stored: object, api_url: str) -> bool:
+    return isinstance(stored, str) and stored.rstrip("/") == api_url.rstrip("/")
+
+
+def _read_file(path: str) -> dict[str, object]:
+    """A credentials file's JSON object, with an access token (DeployError otherwise)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise DeployError(f"{path}: cannot read credentials ({e.strerror})") from None
+    except ValueError:
+        raise DeployError(f"{path}: not a JSON credentials file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+        raise DeployError(f"{path}: no access_token in the credentials file")
+    return data
+
+
+def _from_file(api_url: str, path: str, data: dict[str, object], source: str) -> Credentials:
+    refresh, origin = data.get("refresh_token"), data.get("origin")
     return Credentials(
         api_url,
-        access,
-        env.get("BIFROST_REFRESH_TOKEN") or None,
-        store=env.get("BIFROST_CREDENTIALS_FILE") or None,
-        source="env",
+        str(data["access_token"]),  # a str: _read_file checked it
+        refresh if isinstance(refresh, str) and refresh else None,
+        store=path,
+        source=source,
+        origin=origin if isinstance(origin, str) else None,
     )
 
 
 def write_credentials(path: str, creds: Credentials) -> None:
     """Rewrite the credentials file atomically, mode 0600."""
     doc = {"api_url": creds.api_url, "access_token": creds.access_token, "refresh_token": creds.refresh_token}
+    if creds.origin:
+        doc["origin"] = creds.origin
     data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
     # the folder too: a refreshed token lost in a crash would lock the next run out
     write_atomic(path, data, mode=0o600, prefix=".bifrost-credentials-", sync_folder=True)
