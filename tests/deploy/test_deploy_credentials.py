@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.client import ApiError, Client, Credentials, load_credentials
 from bifrost_gitops.deploy.credentials import origin_of
 
@@ -147,7 +148,10 @@ def test_stored_pair_wins_only_for_the_same_url_and_login(
     assert "-at" not in repr(creds) and "-rt" not in repr(creds)
 
 
-def test_missing_store_uses_the_environment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("made", [False, True])
+def test_missing_or_empty_store_uses_the_environment(tmp_path: Path, made: bool) -> None:
+    if made:
+        (tmp_path / "not-yet.json").touch()  # as `mktemp` leaves it
     env = {
         "BIFROST_API_URL": "https://bf.example",
         "BIFROST_ACCESS_TOKEN": "env-at",
@@ -156,3 +160,16 @@ def test_missing_store_uses_the_environment(tmp_path: Path) -> None:
     }
     creds = load_credentials(None, None, env)
     assert (creds.access_token, creds.source) == ("env-at", "env")
+
+
+def test_broken_store_is_an_error_not_skipped(tmp_path: Path) -> None:
+    store = tmp_path / "bifrost.json"
+    store.write_text("{not json")
+    env = {
+        "BIFROST_API_URL": "https://bf.example",
+        "BIFROST_ACCESS_TOKEN": "env-at",
+        "BIFROST_REFRESH_TOKEN": "env-rt",
+        "BIFROST_CREDENTIALS_FILE": str(store),
+    }
+    with pytest.raises(DeployError, match="not a JSON credentials file"):
+        load_credentials(None, None, env)

@@ -73,7 +73,7 @@ def load_credentials(
     refresh = env.get("BIFROST_REFRESH_TOKEN") or None
     store = env.get("BIFROST_CREDENTIALS_FILE") or None
     origin = origin_of(refresh) if refresh else None
-    if store and origin and os.path.exists(store):
+    if store and origin and os.path.isfile(store) and os.path.getsize(store) > 0:  # mktemp's: none yet
         data = _read_file(store)
         if data.get("origin") == origin and _same_url(data.get("api_url"), api_url):
             return _from_file(api_url, store, data, "stored")
