@@ -100,6 +100,7 @@ class _Run:
         self.ids = dict(plan.ids)
         self.results: list[Result | None] = [None] * len(plan.ops)
         self.notes: dict[int, str] = {}  # op index -> a note for an op that went ok
+        self.skips: dict[int, str] = {}  # op index -> why an op that ran sent nothing
 
     def ok(self, i: int) -> bool:
         r = self.results[i]
@@ -122,7 +123,9 @@ class _Run:
                     traceback.print_exc()
                 self.results[i] = Result(op, Status.FAILED, UNEXPECTED.format(type(e).__name__))
             else:
-                if message is None:
+                if i in self.skips:
+                    self.results[i] = Result(op, Status.SKIPPED, self.skips[i])
+                elif message is None:
                     self.results[i] = Result(op, Status.OK, self.notes.get(i, ""))
                 else:
                     self.results[i] = Result(op, Status.FAILED, message)
@@ -253,6 +256,7 @@ class _Run:
         if plan.ledger_id is not None and json.dumps(content, sort_keys=True) == json.dumps(
             plan.ledger, sort_keys=True
         ):
+            self.skips[i] = self._nothing_written(i)
             return None
         ledger_id = plan.ledger_id
         if ledger_id is None:
@@ -267,6 +271,19 @@ class _Run:
             ledger_id = new_id
         self.client.put(f"/api/integrations/{ledger_id}/config", {"config": {"managed": content}})
         return None
+
+    def _nothing_written(self, i: int) -> str:
+        """Why the ledger, planned to change, was left as it is: what it was to record did not
+        happen (a create refused, say with 409), or it already held it."""
+        undone = sum(
+            1 for n, r in enumerate(self.results) if n != i and (r is None or r.status is not Status.OK)
+        )
+        if undone:
+            return (
+                "nothing written: the ledger already holds what this apply did "
+                f"({undone} operation{'s' if undone > 1 else ''} failed or skipped)"
+            )
+        return "nothing written: the ledger already holds this"
 
 
 def apply(client: Client, plan: Plan) -> list[Result]:

@@ -47,6 +47,15 @@ def summary(plan: Plan) -> str:
     return f"{text} ({'; '.join(extra)})."
 
 
+def _per_get_note(names: list[str]) -> str:
+    """Why a changed client-credentials provider gets no token refresh: its token URL holds
+    {entity_id}, so Bifrost fetches a token per organization on each SDK get and stores none."""
+    return (
+        f"(no token refresh for {', '.join(names)}: the token URL holds {{entity_id}}, so Bifrost "
+        "fetches a token for each organization on every SDK get)"
+    )
+
+
 def render_text(plan: Plan, colour: bool = False) -> str:
     """The plan as terminal text; with COLOUR, each operation by what it does, errors and
     refusals red, drift yellow, the summary bold. Lines are escaped before they are coloured."""
@@ -55,6 +64,8 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         if op.bookkeeping:
             continue
         rows += _op_lines(op)
+    if plan.fetched_per_get:
+        rows.append((_per_get_note(plan.fetched_per_get), Style.DIM))
     if any(o.bookkeeping for o in plan.ops):
         rows.append((f"(apply also records ownership in the integration {plan.ops[-1].address})", Style.DIM))
     rows += [(f"error: {e}", Style.RED) for e in plan.errors]

@@ -21,9 +21,9 @@ def make_plan(desired: Manifest, live: Live, opts: Options, read_requests: int =
     if unknown:
         plan.errors.append("organizations not found in Bifrost (or not active): " + ", ".join(unknown))
     # a live mapping's organization, by the repository's name for it, else Bifrost's
-    org_names = {k: v for names in (live.orgs, declared_orgs) for k, v in names.items() if v}
+    org_names = {k: v for names in (live_orgs, declared_orgs) for k, v in names.items() if v}
     matched = {_integration(plan, want, live, opts, org_names) for want in desired["integrations"]}
-    _undeclared(plan, live, opts, matched)
+    _undeclared(plan, live, opts, matched, org_names)
     record(plan, live)
     return plan
 
@@ -50,9 +50,11 @@ def _integration(
     return have.id if have else None
 
 
-def _undeclared(plan: Plan, live: Live, opts: Options, matched: set[str | None]) -> None:
+def _undeclared(
+    plan: Plan, live: Live, opts: Options, matched: set[str | None], org_names: dict[str, str]
+) -> None:
     """Live integrations the repository does not declare: retired when managed and --prune,
-    else drift."""
+    else drift. ORG_NAMES (lower-case id -> name) names their mappings."""
     managed = live.ledger.get("integrations", {})
     for name, entry in sorted(live.integrations.items()):
         iid = entry.id
@@ -61,7 +63,7 @@ def _undeclared(plan: Plan, live: Live, opts: Options, matched: set[str | None])
         if iid not in managed:
             plan.drift.append(f"integration {name}: exists in Bifrost but is not managed here (left alone)")
         elif opts.prune and iid in live.details:
-            retire(plan, name, iid, live.details[iid], live)
+            retire(plan, name, iid, live.details[iid], org_names)
         else:
             plan.drift.append(
                 f"integration {name}: managed by bifrost-gitops but no longer in the repository "

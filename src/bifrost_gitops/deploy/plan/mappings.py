@@ -24,6 +24,12 @@ def org_key(oid: str | None) -> str | None:
     return oid.lower() if isinstance(oid, str) else oid
 
 
+def org_label(org_names: Map[str, str], oid: object) -> str:
+    """How a live mapping's organization is named: ORG_NAMES holds the repository's name for
+    it when the repository declares it, else Bifrost's (keys lower-case); else its UUID."""
+    return org_names.get(str(oid).lower()) or str(oid)
+
+
 def plan_mappings(
     plan: Plan,
     want: IntegrationSpec,
@@ -52,7 +58,7 @@ def plan_mappings(
     for oid, lm in sorted(live_by_org.items(), key=lambda kv: str(kv[0])):
         if oid in wanted:
             continue
-        addr = f"{name}/{org_names.get(str(oid)) or str(oid)}"
+        addr = f"{name}/{org_label(org_names, oid)}"
         if opts.prune:
             delete_mapping(plan, name, addr, lm, head, keys, stage=1)
         else:

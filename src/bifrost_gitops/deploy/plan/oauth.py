@@ -1,5 +1,7 @@
 """An integration's OAuth provider: POST / PUT / (with --prune) DELETE, and for
-client_credentials a token refresh (docs/bifrost-api.md#oauth-connections).
+client_credentials a token refresh (docs/bifrost-api.md#oauth-connections), except when the
+token URL holds ``{entity_id}``: Bifrost then fetches a token on each SDK ``get`` and stores
+none, and a refresh would only try the literal template (docs/bifrost-api.md#oauth-tokens).
 
 The client secret cannot be read back, so whether to send it is decided from the ledger's
 salted hash of the one sent last: sent when never recorded, changed in the repository, or
@@ -30,6 +32,20 @@ def normalise_scopes(scopes: str | Iterable[object] | None) -> list[str]:
     if isinstance(scopes, str):
         scopes = scopes.replace(",", " ").split()
     return [s.strip() for s in scopes if isinstance(s, str) and s.strip()]
+
+
+def _refreshable(want: OAuthSpec) -> bool:
+    """Whether the provider keeps a stored token that a refresh mints: client credentials with
+    a fixed token URL (a templated one is fetched per organization on each SDK get)."""
+    return want["flow"] == "client_credentials" and "{entity_id}" not in (want["token_url"] or "")
+
+
+def _refresh(plan: Plan, name: str, want: OAuthSpec, deps: list[int]) -> None:
+    """Plan the token refresh after a change of the provider, or say why there is none."""
+    if _refreshable(want):
+        _op(plan, Action.REFRESH, name, PATH + "/refresh", deps=deps)
+    elif want["flow"] == "client_credentials" and name not in plan.fetched_per_get:
+        plan.fetched_per_get.append(name)
 
 
 def plan_oauth(
@@ -123,8 +139,7 @@ def _create(plan: Plan, name: str, want: OAuthSpec, deps: list[int]) -> None:
         changes.append(Change("client_secret", Edit.SET, secret=True))
     path = "/api/oauth/connections"
     created = _op(plan, Action.CREATE, name, path, body=body, changes=changes, deps=deps, sent_secret=sent)
-    if want["flow"] == "client_credentials":
-        _op(plan, Action.REFRESH, name, PATH + "/refresh", deps=[created])
+    _refresh(plan, name, want, [created])
 
 
 def _update(
@@ -148,7 +163,9 @@ def _update(
         after = [
             _op(plan, Action.UPDATE, name, PATH, body=body, changes=changes, deps=deps, sent_secret=sent)
         ]
-    if want["flow"] == "client_credentials" and (body or summary.status not in ("completed", "connected")):
+    if body:
+        _refresh(plan, name, want, after)
+    elif _refreshable(want) and summary.status not in ("completed", "connected"):
         # a client-credentials provider has no stored token until one is minted
         # (docs/bifrost-api.md#oauth-tokens)
         _op(plan, Action.REFRESH, name, PATH + "/refresh", deps=after)

@@ -130,6 +130,9 @@ class Plan:
     ledger_id: str | None = None
     managed_names: list[str] = field(default_factory=list)
     retiring: dict[str, str] = field(default_factory=dict)  # id -> name, retired by this apply
+    #: changed client-credentials providers with a templated token URL: no refresh is planned,
+    #: Bifrost fetches their tokens on each SDK get (docs/bifrost-api.md#oauth-tokens)
+    fetched_per_get: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Op]:
