@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets as rnd
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -104,14 +103,25 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         {"kind": "Integration", "name": NOTES, "config_schema": [{"key": "label", "type": "string"}]},
     )
     for org, entity, config in (("alpha", "12", {"page_size": 50}), ("beta", "34", None)):
-        doc: dict[str, Any] = {"kind": "Mapping", "integration": HALO, "organization": org, "entity_id": entity}
+        doc: dict[str, Any] = {
+            "kind": "Mapping",
+            "integration": HALO,
+            "organization": org,
+            "entity_id": entity,
+        }
         if config:
             doc["config"] = config
         _write(root, f"integrations/{HALO}/mappings/{org}.yaml", doc)
     _write(
         root,
         f"integrations/{NOTES}/mappings/gamma.yaml",
-        {"kind": "Mapping", "integration": NOTES, "organization": "gamma", "entity_id": "g-1", "config": {"label": "x"}},
+        {
+            "kind": "Mapping",
+            "integration": NOTES,
+            "organization": "gamma",
+            "entity_id": "g-1",
+            "config": {"label": "x"},
+        },
     )
     r = Repo(root, real_bifrost, str(ident), str(ident.to_public()), ids)
     r.seal(f"integrations/{HALO}/integration.yaml", ["defaults", "secrets"], {"api_key": CANARY})
@@ -131,3 +141,71 @@ def test_apply_then_replan_is_clean(repo: Repo) -> None:
     assert CANARY not in first.output
     again = repo.cli("plan", str(repo.root), "--exit-code")
     assert again.code == 0, again.output
+
+
+def _sdk_get(repo: Repo, http: httpx.Client, name: str, org: str) -> dict[str, Any]:
+    """What a workflow running in ORG gets for integration NAME: Bifrost's own SDK answer."""
+    r = http.post("/api/sdk/integrations/get", json={"name": name, "scope": repo.org_ids[org]})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert isinstance(answer, dict), f"{name} in {org}: Bifrost resolved nothing"
+    return answer
+
+
+def test_readback_through_the_sdk_matches_compile(repo: Repo, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    built = run_cli(
+        "compile", str(repo.root), "-o", str(out), "--secrets", "plain", env={"SOPS_AGE_KEY": repo.identity}
+    )
+    assert built.code == 0, built.output
+    compared = 0
+    auth = {"Authorization": f"Bearer {repo.token()}"}
+    with httpx.Client(base_url=repo.bf.url, headers=auth, timeout=60) as http:
+        for org in ORG_NAMES:
+            bundle = json.loads((out / "orgs" / f"{org}.json").read_text(encoding="utf-8"))
+            for name, want in bundle["integrations"].items():
+                got = _sdk_get(repo, http, name, org)
+                for field in ("entity_id", "config", "config_secret_keys"):
+                    assert got[field] == want[field], (
+                        f"{org}/{name}: {field}: Bifrost {got[field]!r}, bundle {want[field]!r}"
+                    )
+                compared += 1
+    # alpha and beta see both integrations (Notes through its defaults), gamma too: 3 x 2
+    assert compared == 6
+    # the secret default reached Bifrost and is what beta resolves (no override of its own)
+    assert (
+        json.loads((out / "orgs" / "beta.json").read_text(encoding="utf-8"))["integrations"][HALO]["config"][
+            "api_key"
+        ]
+        == CANARY
+    )
+
+
+def test_one_org_change_plans_exactly_one_update(repo: Repo) -> None:
+    path = repo.root / f"integrations/{HALO}/mappings/alpha.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["config"]["page_size"] = 75
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    _, plan = _plan(repo)
+    ops = plan["operations"]
+    assert [(o["action"], o["resource"]) for o in ops] == [("update", "mapping")], ops
+    assert repo.org_ids["alpha"] in ops[0]["path"] or "alpha" in ops[0]["address"], ops[0]
+    assert repo.cli("apply", str(repo.root), "-y").code == 0
+    assert repo.cli("plan", str(repo.root), "--exit-code").code == 0
+
+
+def test_import_then_plan_is_clean(repo: Repo, tmp_path: Path) -> None:
+    out = tmp_path / "imported"
+    imported = repo.cli("import", "-o", str(out), "--age", repo.recipient)
+    assert imported.code == 0, imported.output
+    assert CANARY not in imported.output
+    for f in out.rglob("*.yaml"):
+        assert CANARY not in f.read_text(encoding="utf-8"), f"{f}: a secret in clear"
+    # the import holds everyone's integrations on this shared server; ours must be there and settle
+    assert (out / "integrations" / HALO).is_dir() and (out / "integrations" / NOTES).is_dir()
+    _, plan = _plan(repo._replace(root=out))
+    ops = plan["operations"]
+    # Others' integrations on this shared server may use a templated {entity_id} token URL, which
+    # plans a token refresh every time (a known issue, fixed separately); nothing else may remain.
+    assert [o for o in ops if o["action"] != "refresh"] == [], ops
+    assert not [o for o in ops if SFX in o["address"]], ops
