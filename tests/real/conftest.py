@@ -37,6 +37,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_bifrost)
 
 
+_TIER = {"passed": 0, "failed": 0, "skipped": 0, "seconds": 0.0}
+_SKIPS: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/real/" not in report.nodeid:
+        return
+    _TIER["seconds"] += report.duration
+    if report.skipped and isinstance(report.longrepr, tuple):
+        _SKIPS.add(str(report.longrepr[2]).removeprefix("Skipped: "))
+    if report.when == "call" or report.skipped or report.failed:
+        _TIER[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly whether the real-server tier ran, and how long it took (its set-up included)."""
+    if not any(_TIER[k] for k in ("passed", "failed", "skipped")):
+        return
+    counts = ", ".join(f"{_TIER[k]} {k}" for k in ("passed", "failed", "skipped") if _TIER[k])
+    terminalreporter.write_line(f"real-server tier (tests/real): {counts} in {_TIER['seconds']:.1f} s")
+    for reason in sorted(_SKIPS):
+        terminalreporter.write_line(f"real-server tier SKIPPED: {reason}", yellow=True, bold=True)
+
+
 def _exports(text: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip("'\"") for m in _EXPORT.finditer(text)}
 
