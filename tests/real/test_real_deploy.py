@@ -18,7 +18,7 @@ import pyrage  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from bifrost_gitops import sops
+from deploy.deploy_support import mapping, seal_file
 from support import API, Run, run_cli
 
 from .conftest import RealBifrost
@@ -42,18 +42,6 @@ class Repo(NamedTuple):
 
     def token(self) -> str:
         return str(json.loads(self.bf.credentials.read_text(encoding="utf-8"))["access_token"])
-
-    def seal(self, rel: str, at: list[str], values: dict[str, Any]) -> None:
-        path = self.root / rel
-        data = sops.loads(path.read_bytes(), "yaml")
-        node = data
-        for part in at:
-            node = node.setdefault(part, {})
-        node.update(values)
-        sealed = sops.encrypt_document(
-            data, recipients=[self.recipient], encrypted_regex="^secrets$", mac_only_encrypted=True
-        )
-        path.write_text(sops.dump_yaml(sealed, 2), encoding="utf-8")
 
 
 def _write(root: Path, rel: str, doc: dict[str, Any]) -> None:
@@ -103,15 +91,9 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         {"kind": "Integration", "name": NOTES, "config_schema": [{"key": "label", "type": "string"}]},
     )
     for org, entity, config in (("alpha", "12", {"page_size": 50}), ("beta", "34", None)):
-        doc: dict[str, Any] = {
-            "kind": "Mapping",
-            "integration": HALO,
-            "organization": org,
-            "entity_id": entity,
-        }
-        if config:
-            doc["config"] = config
-        _write(root, f"integrations/{HALO}/mappings/{org}.yaml", doc)
+        path = root / f"integrations/{HALO}/mappings/{org}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(mapping(HALO, org, entity, config), encoding="utf-8")
     _write(
         root,
         f"integrations/{NOTES}/mappings/gamma.yaml",
@@ -124,7 +106,13 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         },
     )
     r = Repo(root, real_bifrost, str(ident), str(ident.to_public()), ids)
-    r.seal(f"integrations/{HALO}/integration.yaml", ["defaults", "secrets"], {"api_key": CANARY})
+    seal_file(
+        root / f"integrations/{HALO}/integration.yaml",
+        ["defaults", "secrets"],
+        {"api_key": CANARY},
+        r.recipient,
+        r.identity,
+    )
     yield r
 
 
