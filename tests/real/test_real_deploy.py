@@ -114,6 +114,21 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         r.identity,
     )
     yield r
+    _clean_up(real_bifrost, r)
+
+
+def _clean_up(bf: RealBifrost, repo: Repo) -> None:
+    """Leave the shared server as we found it: our integrations (their mappings go with them), then
+    our organizations. Best effort: a leftover costs the next run nothing but a longer import."""
+    auth = {"Authorization": f"Bearer {repo.token()}"}
+    with httpx.Client(base_url=bf.url, headers=auth, timeout=60) as http:
+        listed = http.get("/api/integrations")
+        items = listed.json().get("items", []) if listed.status_code == 200 else []
+        for item in items:
+            if item.get("name") in (HALO, NOTES):
+                http.delete(f"/api/integrations/{item['id']}")
+        for org_id in repo.org_ids.values():
+            http.delete(f"/api/organizations/{org_id}")
 
 
 def _plan(repo: Repo, *extra: str) -> tuple[Run, dict[str, Any]]:
