@@ -126,18 +126,24 @@ class Env:
 
     def seal(self, rel: str, secrets_at: list[str], values: dict[str, Any]) -> None:
         """Put VALUES under the secrets block at SECRETS_AT of REL, encrypted with sops."""
-        path = self.root / rel
-        data = sops.loads(path.read_bytes(), "yaml")
-        if "sops" in data:
-            data = sops.decrypt_document(data, identities=sops.parse_identities(self.identity))
-        node = data
-        for part in secrets_at:
-            node = node.setdefault(part, {})
-        node.update(values)
-        sealed = sops.encrypt_document(
-            data, recipients=[self.recipient], encrypted_regex="^secrets$", mac_only_encrypted=True
-        )
-        path.write_text(sops.dump_yaml(sealed, 2), encoding="utf-8")
+        seal_file(self.root / rel, secrets_at, values, self.recipient, self.identity)
+
+
+def seal_file(
+    path: Path, secrets_at: list[str], values: dict[str, Any], recipient: str, identity: str
+) -> None:
+    """Put VALUES under the secrets block at SECRETS_AT of PATH, encrypted with sops for RECIPIENT."""
+    data = sops.loads(path.read_bytes(), "yaml")
+    if "sops" in data:
+        data = sops.decrypt_document(data, identities=sops.parse_identities(identity))
+    node = data
+    for part in secrets_at:
+        node = node.setdefault(part, {})
+    node.update(values)
+    sealed = sops.encrypt_document(
+        data, recipients=[recipient], encrypted_regex="^secrets$", mac_only_encrypted=True
+    )
+    path.write_text(sops.dump_yaml(sealed, 2), encoding="utf-8")
 
 
 def make_env(tmp_path: Path, bf: FakeBifrost) -> Env:
