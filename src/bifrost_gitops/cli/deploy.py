@@ -239,4 +239,23 @@ def _publish_list(to: str, fmt: str) -> None:
             click.echo(line)
 
 
-COMMANDS = (plan, apply, import_cmd, publish)
+@click.command(short_help="Log in to Bifrost (device flow); tokens go to the official CLI's store.")
+@click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")
+def login(url: str | None) -> None:
+    """Log in with Bifrost's device flow: open the printed address, enter the code, approve.
+
+    The tokens are stored in ~/.bifrost/credentials.json under the URL, as `bifrost login` does, so
+    either tool's login serves both; plan, apply and import use them when no BIFROST_ACCESS_TOKEN
+    or --credentials is given, and keep them current. No token is printed.
+    """
+    from ..deploy import DeployError
+    from ..deploy.devicelogin import login as device_login
+
+    api_url = url or os.environ.get("BIFROST_API_URL")
+    if not api_url:
+        raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
+    path = device_login(api_url, lambda line: click.echo(line, err=True))
+    click.echo(f"logged in; tokens stored in {term(str(path))}", err=True)
+
+
+COMMANDS = (plan, apply, import_cmd, publish, login)

@@ -1,9 +1,12 @@
 """Credentials for the Bifrost API: where the URL and tokens come from, and where a rotated
 refresh token goes.
 
-- Base URL: ``--url`` or ``BIFROST_API_URL`` (or the credentials file's ``api_url``).
-- Tokens: ``BIFROST_ACCESS_TOKEN`` / ``BIFROST_REFRESH_TOKEN``, or a credentials file (JSON
-  ``{api_url, access_token, refresh_token}``). Never on argv, never printed (not in a repr).
+- Base URL: ``--url`` or ``BIFROST_API_URL`` (or the credentials file's ``api_url``, or the one
+  URL of the official store).
+- Tokens, first found wins: ``--credentials FILE`` (JSON ``{api_url, access_token,
+  refresh_token}``), then ``BIFROST_ACCESS_TOKEN`` / ``BIFROST_REFRESH_TOKEN``, then the official
+  Bifrost CLI's store (:mod:`.bifroststore`, what ``bifrost login`` / ``bifrost-gitops login``
+  write), kept current there at each rotation. Never on argv, never printed (not in a repr).
 - The refresh token is single use: the client persists the rotated one where it came from (the
   credentials file, rewritten atomically with mode 0600; for env tokens the file named by
   ``BIFROST_CREDENTIALS_FILE``).
@@ -22,10 +25,11 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import escape
 from ..atomic import write_atomic
-from . import DeployError
+from . import DeployError, bifroststore
 
 
 @dataclass
@@ -35,7 +39,9 @@ class Credentials:
     refresh_token: str | None = field(repr=False)
     #: where the rotated refresh token goes: a credentials file path, or None (warn)
     store: str | None = None
-    source: str = "env"  # "env" | "file" | "stored" (env tokens, rotated into BIFROST_CREDENTIALS_FILE)
+    #: "env" | "file" | "stored" (env tokens, rotated into BIFROST_CREDENTIALS_FILE) | "bifrost"
+    #: (the official CLI's store)
+    source: str = "env"
     #: SHA-256 of the environment refresh token this pair was rotated from (see :func:`origin_of`)
     origin: str | None = field(default=None, repr=False)
 
@@ -63,13 +69,11 @@ def load_credentials(
             raise DeployError("no Bifrost URL: pass --url, set BIFROST_API_URL, or api_url in the file")
         return _from_file(api_url, credentials_file, data, "file")
     api_url = url or env.get("BIFROST_API_URL")
-    if not api_url:
-        raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
     access = env.get("BIFROST_ACCESS_TOKEN")
     if not access:
-        raise DeployError(
-            "no access token: set BIFROST_ACCESS_TOKEN (and BIFROST_REFRESH_TOKEN) or pass --credentials FILE"
-        )
+        return _from_official_store(api_url)
+    if not api_url:
+        raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
     refresh = env.get("BIFROST_REFRESH_TOKEN") or None
     store = env.get("BIFROST_CREDENTIALS_FILE") or None
     origin = origin_of(refresh) if refresh else None
@@ -78,6 +82,25 @@ def load_credentials(
         if data.get("origin") == origin and _same_url(data.get("api_url"), api_url):
             return _from_file(api_url, store, data, "stored")
     return Credentials(api_url, access, refresh, store=store, source="env", origin=origin)
+
+
+def _from_official_store(api_url: str | None) -> Credentials:
+    """The official CLI's entry for API_URL (or for its only URL when none is given)."""
+    path = bifroststore.store_path()
+    entries = bifroststore.read_store(path)
+    if not api_url:
+        if len(entries) != 1:
+            raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
+        api_url = next(iter(entries))
+    entry = entries.get(bifroststore.key(api_url))
+    if entry is None:
+        raise DeployError(
+            "no access token: run `bifrost-gitops login` (or `bifrost login`), set BIFROST_ACCESS_TOKEN "
+            "(and BIFROST_REFRESH_TOKEN) or pass --credentials FILE"
+        )
+    return Credentials(
+        api_url, entry["access_token"], entry["refresh_token"] or None, store=str(path), source="bifrost"
+    )
 
 
 def origin_of(refresh_token: str) -> str:
@@ -116,7 +139,17 @@ def _from_file(api_url: str, path: str, data: dict[str, object], source: str) ->
 
 
 def write_credentials(path: str, creds: Credentials) -> None:
-    """Rewrite the credentials file atomically, mode 0600."""
+    """Rewrite the credentials file atomically, mode 0600 (in the official store: only this
+    URL's entry, with the access token's expiry as the official CLI needs it)."""
+    if creds.source == "bifrost":
+        bifroststore.save_entry(
+            Path(path),
+            creds.api_url,
+            creds.access_token,
+            creds.refresh_token or "",
+            bifroststore.expires_at(creds.access_token),
+        )
+        return
     doc = {"api_url": creds.api_url, "access_token": creds.access_token, "refresh_token": creds.refresh_token}
     if creds.origin:
         doc["origin"] = creds.origin
