@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bifrost_gitops.deploy import DeployError
 from bifrost_gitops.deploy.bifroststore import read_store, store_path
 from bifrost_gitops.deploy.credentials import load_credentials
 from bifrost_gitops.deploy.devicelogin import login
+from support import run_cli
 
 from .deploy_support import Env, no_leaks
 
@@ -166,3 +168,21 @@ def test_refresh_in_a_command_keeps_the_official_store_current(denv: Env) -> Non
 def test_login_without_a_url_is_a_usage_error(denv: Env) -> None:
     r = denv.cli("login", env={"BIFROST_API_URL": None})
     assert r.code == 2 and "no Bifrost URL" in r.output
+
+
+def test_login_command_stores_tokens_and_prints_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    transport, _ = _device_server([{"access_token": "cli-at", "refresh_token": "cli-rt", "expires_in": 1800}])
+    real_client = httpx.Client
+
+    def client(**kw: object) -> httpx.Client:
+        return real_client(**{**kw, "transport": transport})  # type: ignore[arg-type]
+
+    slept: list[float] = []
+    monkeypatch.setattr(httpx, "Client", client)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    r = run_cli("login", "--url", "https://bf.example")
+    assert r.code == 0, r.output
+    assert "https://bf.example/device" in r.output and "ABCD-1234" in r.output
+    assert str(store_path()) in r.output and "cli-" not in r.output and "dev-secret" not in r.output
+    assert read_store(store_path())["https://bf.example"]["refresh_token"] == "cli-rt"
+    assert slept == [5]

@@ -90,7 +90,7 @@ def login(
     api_url: str,
     show: Callable[[str], None],
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     transport: httpx.BaseTransport | None = None,
     store: Path | None = None,
 ) -> Path:
@@ -102,7 +102,7 @@ def login(
             dc = start(client)
             show(f"Open {dc.verify_url} and enter the code {dc.user_code}")
             show("Waiting for the approval...")
-            access, refresh, expires_in = poll(client, dc, sleep)
+            access, refresh, expires_in = poll(client, dc, sleep or time.sleep)
     except httpx.HTTPError as e:
         raise DeployError(f"cannot reach Bifrost ({type(e).__name__})") from None
     bifroststore.save_entry(path, url, access, refresh, bifroststore.expires_at(access, expires_in))
