@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
+
+from support import run_cli
 
 from .deploy_support import CONTOSO, TOKEN, Env, canary, no_leaks
 
@@ -121,3 +124,16 @@ def test_a_saved_plan_takes_no_plan_options(denv: Env, tmp_path: Path) -> None:
     _save(e, out)
     r = e.cli("apply", str(out), "--yes", "--prune")
     assert r.code == 2 and "a saved plan carries its own options" in r.stderr, r.output
+
+
+def test_apply_file_in_another_checkout_of_the_same_repository(denv: Env, tmp_path: Path) -> None:
+    """A CI job plans in one checkout and applies in another: the source path is kept as given."""
+    e = denv
+    out = tmp_path / "plan.json"
+    r = run_cli("plan", ".", "-o", str(out), cwd=e.root, env=e.env(), timeout=120)
+    assert r.code == 0, r.output
+    other = tmp_path / "checkout2"
+    shutil.copytree(e.root, other)
+    r = run_cli("apply", str(out), "--yes", cwd=other, env=e.env(), timeout=120)
+    assert r.code == 0, r.output
+    assert e.bf.state.integration_by_name("HaloPSA") is not None

@@ -77,7 +77,7 @@ def ops_of(plan: Plan) -> list[dict[str, object]]:
 def record(source: str, opts: Options, desired: Manifest, live: Live, plan: Plan) -> Saved:
     salt = secrets.token_hex(16)
     return Saved(
-        os.path.abspath(source),
+        source,  # as given: `apply FILE` in another checkout of the same layout finds it too
         opts,
         salt,
         fingerprint(salt, desired),
