@@ -23,8 +23,14 @@ def _save(e: Env, out: Path, *extra: str) -> dict[str, Any]:
     return doc
 
 
-def _writes(e: Env) -> list[str]:
-    return [f"{x.method}" for x in e.bf.requests if x.method != "GET"]
+def _refused(e: Env, out: Path, why: str) -> None:
+    """`apply OUT` exits 2 saying WHY, and sends no write to Bifrost."""
+    e.bf.reset_requests()
+    r = e.cli("apply", str(out), "--yes")
+    assert r.code == 2, r.output
+    assert why in r.stderr
+    no_leaks(r.output, e)
+    assert [x for x in e.bf.requests if x.method != "GET"] == []
 
 
 def test_apply_file_performs_the_saved_operations(denv: Env, tmp_path: Path) -> None:
@@ -44,8 +50,7 @@ def test_apply_file_performs_the_saved_operations(denv: Env, tmp_path: Path) -> 
     assert halo is not None and e.bf.state.defaults(halo.id)["api_key"] == canary("default")
     assert e.bf.state.overrides(halo.id, CONTOSO) == {"page_size": 50, "region": "eu"}
     assert e.cli("plan", str(e.root), "--exit-code").code == 0  # nothing left to do
-    again = e.cli("apply", str(out), "--yes")  # the live state it was made from is gone
-    assert again.code == 2 and "the live Bifrost changed since this plan was made" in again.stderr
+    _refused(e, out, "the live Bifrost changed since this plan was made")  # applied already
 
 
 def test_the_file_is_private_and_holds_no_secret(denv: Env, tmp_path: Path) -> None:
@@ -64,11 +69,7 @@ def test_a_repository_change_after_planning_is_refused(denv: Env, tmp_path: Path
     out = tmp_path / "plan.json"
     _save(e, out)
     e.edit(HALO_FILE, lambda d: d.update(default_entity_id="7"))
-    e.bf.reset_requests()
-    r = e.cli("apply", str(out), "--yes")
-    assert r.code == 2, r.output
-    assert "the bundle or repository changed since this plan was made: plan again" in r.stderr
-    assert _writes(e) == []
+    _refused(e, out, "the bundle or repository changed since this plan was made: plan again")
 
 
 def test_a_secret_change_after_planning_is_refused(denv: Env, tmp_path: Path) -> None:
@@ -77,10 +78,7 @@ def test_a_secret_change_after_planning_is_refused(denv: Env, tmp_path: Path) ->
     out = tmp_path / "plan.json"
     _save(e, out)
     e.seal(HALO_FILE, ["defaults", "secrets"], {"api_key": canary("other")})
-    r = e.cli("apply", str(out), "--yes")
-    assert r.code == 2 and "the bundle or repository changed" in r.stderr, r.output
-    no_leaks(r.output, e)
-    assert e.bf.state.integration_by_name("HaloPSA") is None
+    _refused(e, out, "the bundle or repository changed")
 
 
 def test_live_drift_after_planning_is_refused(denv: Env, tmp_path: Path) -> None:
@@ -92,11 +90,7 @@ def test_live_drift_after_planning_is_refused(denv: Env, tmp_path: Path) -> None
     halo = e.bf.state.integration_by_name("HaloPSA")
     assert halo is not None
     e.bf.state.save_config(halo.id, CONTOSO, {"page_size": 99}, "someone")  # a change in the UI
-    e.bf.reset_requests()
-    r = e.cli("apply", str(out), "--yes")
-    assert r.code == 2, r.output
-    assert "the live Bifrost changed since this plan was made: plan again and review" in r.stderr
-    assert _writes(e) == []
+    _refused(e, out, "the live Bifrost changed since this plan was made: plan again and review")
 
 
 def test_an_edited_or_foreign_file_is_refused(denv: Env, tmp_path: Path) -> None:
