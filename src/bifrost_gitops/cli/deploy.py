@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +16,7 @@ from .common import F, WrongUnderExitCode, ci_status, fail, format_option, repor
 if TYPE_CHECKING:
     from ..deploy.client import Client
     from ..deploy.plan import Plan
+    from ..deploy.run import Prepared
 
 
 def _connection(f: F) -> F:
@@ -49,8 +51,8 @@ def _plan_options(f: F) -> F:
 
 def _deploy_plan(
     source: str, url: str | None, credentials: str | None, concurrency: int, **opts: bool
-) -> tuple[Client, Plan]:
-    """(client, plan); a repository with errors gets its findings reported (then exit 1)."""
+) -> Prepared:
+    """(client, plan, desired, live); a repository with errors gets its findings reported (then exit 1)."""
     from ..deploy.run import Options, prepare
     from ..deploy.source import RepositoryErrors
 
@@ -69,6 +71,13 @@ def _deploy_plan(
 @click.option(
     "--exit-code", is_flag=True, help="Exit 0 no changes, 1 changes pending, 2 errors (README: Exit status)."
 )
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan here, for `apply FILE` (mode 0600; no secret values).",
+)
 def plan(
     source: str,
     url: str | None,
@@ -76,6 +85,7 @@ def plan(
     concurrency: int,
     fmt: str,
     exit_code: bool,
+    out: str | None,
     **opts: bool,
 ) -> None:
     """Show what apply would change in Bifrost, resource by resource.
@@ -84,10 +94,12 @@ def plan(
     its sops keys). Secrets show only as set / changed / removed. Exit 2 on errors; a repository
     with findings exits 1, or 2 with --exit-code.
     """
+    from ..deploy import saved
     from ..deploy.render import render_json, render_text
+    from ..deploy.run import Options
 
     try:
-        client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+        client, p, desired, live = _deploy_plan(source, url, credentials, concurrency, **opts)
     except BifrostGitopsError as e:
         if exit_code and e.exit_code != EXIT_USAGE:  # the repository's findings: 2 under --exit-code
             raise WrongUnderExitCode.of(e) from e
@@ -96,12 +108,15 @@ def plan(
     sys.stdout.write(render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout)))
     if p.errors:
         sys.exit(EXIT_USAGE)
+    if out:  # a plan apply would refuse (blocked) is saved too: `apply FILE` refuses it the same way
+        saved.write(out, saved.record(source, Options(**opts), desired, live, p))
+        click.echo(f"plan saved to {term(out)}: apply it with `bifrost-gitops apply {term(out)}`", err=True)
     if exit_code:  # a change apply would refuse (key removal without the flag) is wrong too
         sys.exit(ci_status(bool(p.changes), bool(p.blocked)))
     sys.exit(EXIT_OK)
 
 
-@click.command(short_help="Make a live Bifrost match a bundle or repository.")
+@click.command(short_help="Make a live Bifrost match a bundle or repository, or apply a saved plan.")
 @click.argument("source", default=".", type=click.Path())
 @_connection
 @_plan_options
@@ -112,6 +127,10 @@ def apply(
 ) -> None:
     """Make Bifrost match SOURCE (bundle or repository), in the contract's safe order.
 
+    SOURCE may be a plan saved with `plan -o FILE`: then exactly those operations are applied
+    (with the plan's options), and apply refuses (exit 2) if the bundle or repository it was
+    made from, or the live Bifrost, has changed since.
+
     Idempotent: a second apply changes nothing. On a partial failure every operation is
     reported (ok / failed / skipped) and the exit status is 1; running apply again finishes.
     """
@@ -121,7 +140,7 @@ def apply(
     interactive = sys.stdin.isatty()
     if not yes and not interactive:
         fail("apply needs confirmation: pass --yes (no terminal to ask on)")
-    client, p = _deploy_plan(source, url, credentials, concurrency, **opts)
+    client, p = _apply_plan(source, url, credentials, concurrency, opts)
     with client:
         out = render_json(p) if fmt == "json" else render_text(p, use_colour(sys.stdout))
         if p.errors:
@@ -139,6 +158,29 @@ def apply(
         results = run_apply(client, p)
         sys.stdout.write(render_results(results, client.requests, fmt))
     sys.exit(EXIT_FINDINGS if any(r.status != "ok" for r in results) else EXIT_OK)
+
+
+def _apply_plan(
+    source: str, url: str | None, credentials: str | None, concurrency: int, opts: dict[str, bool]
+) -> tuple[Client, Plan]:
+    """The plan apply performs: SOURCE's, or a saved plan's after checking it still holds."""
+    from ..deploy import saved
+
+    if not saved.is_saved_plan(source):
+        got = _deploy_plan(source, url, credentials, concurrency, **opts)
+        return got.client, got.plan
+    if any(opts.values()):
+        fail(
+            "a saved plan carries its own options: pass no --prune/--allow-key-removal/--rotate-oauth-secrets"
+        )
+    kept = saved.read(source)
+    got = _deploy_plan(kept.source, url, credentials, concurrency, **asdict(kept.options))
+    try:
+        saved.check(source, kept, got.desired, got.live, got.plan)
+    except BaseException:
+        got.client.close()
+        raise
+    return got.client, got.plan
 
 
 @click.command("import", short_help="Write a repository from a live Bifrost.")

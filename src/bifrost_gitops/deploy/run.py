@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import DeployError
 from . import live as live_state
@@ -28,9 +28,14 @@ def connect(url: str | None, credentials: str | None, concurrency: int = 8, **kw
 
 def plan_for(client: Client, desired: Manifest, opts: Options) -> Plan:
     """Read the live state (counting requests) and diff it against DESIRED."""
+    return read_and_plan(client, desired, opts)[1]
+
+
+def read_and_plan(client: Client, desired: Manifest, opts: Options) -> tuple[live_state.Live, Plan]:
+    """The live state read and the plan made from it (a saved plan fingerprints both)."""
     client.add_sensitive(secret_values(desired))  # text and numbers; booleans are skipped
     state = live_state.read(client, desired["integrations"], include_ledger_managed=opts.prune)
-    return make_plan(desired, state, opts, client.requests)  # the version check included
+    return state, make_plan(desired, state, opts, client.requests)  # the version check included
 
 
 def _live_error(client: Client, e: Exception) -> DeployError:
@@ -39,17 +44,25 @@ def _live_error(client: Client, e: Exception) -> DeployError:
     return DeployError(f"cannot read the live state: {client.scrub(str(e))}")
 
 
+class Prepared(NamedTuple):
+    client: Client
+    plan: Plan
+    desired: Manifest
+    live: live_state.Live
+
+
 def prepare(
     source: str, url: str | None, credentials: str | None, concurrency: int, opts: Options
-) -> tuple[Client, Plan]:
-    """What plan and apply start with: the desired state, a connected client, the plan.
+) -> Prepared:
+    """What plan and apply start with: a connected client, the plan, the inputs it came from.
 
     Raises RepositoryErrors (exit 1) when SOURCE has errors, else a one-line DeployError (exit 2).
     """
     desired = load_desired(source)
     client = connect(url, credentials, concurrency)
     try:
-        return client, plan_for(client, desired, opts)
+        state, p = read_and_plan(client, desired, opts)
+        return Prepared(client, p, desired, state)
     except (ApiError, DeployError) as e:  # BadReply (a reply of the wrong shape) is a DeployError
         client.close()
         raise _live_error(client, e) from None
@@ -82,4 +95,5 @@ __all__ = [
     "load_desired",
     "plan_for",
     "prepare",
+    "read_and_plan",
 ]
