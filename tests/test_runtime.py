@@ -36,6 +36,7 @@ from bifrost_gitops.runtime import (
     NoScopeError,
     OAuthCredentials,
     UnknownOrganizationError,
+    tokens,
 )
 from support import isolate
 
@@ -77,9 +78,18 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         return {mode: compile_repo(EXAMPLE, base / mode, mode) for mode in MODES}
 
 
+MINTED = "minted-by-the-test-fetcher"
+
+
+def _no_network_fetch(req: tokens.TokenRequest, clock: Callable[[], float]) -> tokens.Token:
+    """The example's client-credentials provider (Microsoft) is never called from tests."""
+    return tokens.Token(MINTED, 4_102_444_800.0)  # 2100-01-01: the same for every bundle
+
+
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Iterator[None]:
     _with_test_key(monkeypatch, isolated_home)
+    monkeypatch.setattr(tokens, "fetch", _no_network_fetch)
     runtime.integrations.clear_cache()
     yield
     runtime.integrations.clear_cache()
@@ -142,8 +152,9 @@ def test_get_mapped_org_override_default_and_secret(bundles: dict[str, Path]) ->
     assert graph.oauth.client_id == "3b8e4a6c-2f1d-4c7e-9a0b-5d6e7f8a9b0c"
     assert graph.oauth.client_secret == source_secret("oauth/microsoft.yaml", "secrets", "client_secret")
     assert graph.oauth.scopes == ["https://graph.microsoft.com/.default"]
-    assert graph.oauth.access_token is None and graph.oauth.refresh_token is None
-    assert graph.oauth.expires_at is None
+    # client credentials with {entity_id} in the token URL: minted at get, as Bifrost does
+    assert graph.oauth.access_token == MINTED and graph.oauth.refresh_token is None
+    assert graph.oauth.expires_at is not None
 
 
 def test_org_without_mapping_gets_defaults_and_default_entity_id(bundles: dict[str, Path]) -> None:
