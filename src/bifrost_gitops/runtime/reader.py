@@ -377,7 +377,7 @@ class Bundle:
         scope = oauth_scope or " ".join(o.scopes)
         req = TokenRequest(o.connection_name, o.token_url, o.client_id, o.client_secret, scope, m.audience)
         token = self.tokens.get((m.org, m.integration, scope), req)
-        o.access_token, o.refresh_token, o.expires_at = token.access_token, None, token.expires_iso()
+        o.access_token, o.refresh_token, o.expires_at = token.access_token, None, token.expires_iso
 
     def mapped(self, org: str, name: str) -> bool:
         """Whether ORG has a mapping for NAME.

@@ -64,8 +64,11 @@ class Token:
     access_token: str = field(repr=False)
     expires_at: float
 
-    def expires_iso(self) -> str:
-        return datetime.fromtimestamp(self.expires_at, UTC).isoformat()
+    #: expires_at as ISO-8601 text, as Bifrost gives it (computed once: every cached get hands it out)
+    expires_iso: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expires_iso", datetime.fromtimestamp(self.expires_at, UTC).isoformat())
 
 
 Fetcher = Callable[[TokenRequest, Callable[[], float]], Token]
