@@ -12,10 +12,8 @@ import asyncio
 import hashlib
 import json
 import shutil
-import threading
 import types
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -38,7 +36,7 @@ from bifrost_gitops.runtime import (
     UnknownOrganizationError,
     tokens,
 )
-from support import isolate
+from support import LoopbackServer, QuietHandler, isolate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "integrations"
@@ -476,7 +474,7 @@ class FakeHalo:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -491,27 +489,17 @@ class FakeHalo:
                     body, code = {"clients": batch, "record_count": len(fake.CLIENTS)}, 200
                 else:
                     body, code = {"error": "not found"}, 404
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(code, body)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.loop = LoopbackServer(Handler)
+        self.url = self.loop.url
 
     def __enter__(self) -> FakeHalo:
-        self.thread.start()
+        self.loop.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loop.close()
 
 
 def load_workflow() -> types.ModuleType:

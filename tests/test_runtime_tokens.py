@@ -7,11 +7,8 @@ on 127.0.0.1 (its sops file MACs only the encrypted values, so plain fields can 
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +17,7 @@ import pytest
 
 from bifrost_gitops import bundle, repo, sops
 from bifrost_gitops.runtime import Bundle, Integrations, TokenCache, TokenError, tokens
-from support import isolate
+from support import LoopbackServer, QuietHandler, isolate
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations"
 KEY = EXAMPLE / "TEST-ONLY-age-key.txt"
@@ -38,9 +35,7 @@ class TokenServer:
         self.reply: dict[str, Any] = {"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 5  # a stuck client cannot hold a handler thread
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 size = min(int(self.headers.get("Content-Length", "0")), 64 * 1024)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(size).decode()).items()}
@@ -48,24 +43,14 @@ class TokenServer:
                 reply = dict(outer.reply)
                 if outer.status == 200:
                     reply["access_token"] = f"tok-{len(outer.requests)}"
-                data = json.dumps(reply).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(outer.status, reply)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.loop = LoopbackServer(Handler)
+        self.url = self.loop.url
+        self.loop.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")
