@@ -12,11 +12,14 @@ Integration and one Mapping) into a fresh temp folder, then applies ``files`` on
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess as sp
 import sys
 import textwrap
+import threading
 from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -243,3 +246,39 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
             if n == occurrence:
                 return i
     raise AssertionError(f"{needle!r} not in text")
+
+
+# --- loopback HTTP servers --------------------------------------------------------------------
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler: no access log, JSON replies, a stuck client cannot hold it."""
+
+    timeout = 5
+
+    def send_json(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """HANDLER served on 127.0.0.1 (a free port) from a daemon thread; a context manager."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

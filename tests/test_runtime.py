@@ -12,10 +12,8 @@ import asyncio
 import hashlib
 import json
 import shutil
-import threading
 import types
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -36,8 +34,9 @@ from bifrost_gitops.runtime import (
     NoScopeError,
     OAuthCredentials,
     UnknownOrganizationError,
+    tokens,
 )
-from support import isolate
+from support import LoopbackServer, QuietHandler, isolate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "integrations"
@@ -77,9 +76,18 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         return {mode: compile_repo(EXAMPLE, base / mode, mode) for mode in MODES}
 
 
+MINTED = "minted-by-the-test-fetcher"
+
+
+def _no_network_fetch(req: tokens.TokenRequest, clock: Callable[[], float]) -> tokens.Token:
+    """The example's client-credentials provider (Microsoft) is never called from tests."""
+    return tokens.Token(MINTED, 4_102_444_800.0)  # 2100-01-01: the same for every bundle
+
+
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Iterator[None]:
     _with_test_key(monkeypatch, isolated_home)
+    monkeypatch.setattr(tokens, "fetch", _no_network_fetch)
     runtime.integrations.clear_cache()
     yield
     runtime.integrations.clear_cache()
@@ -142,8 +150,9 @@ def test_get_mapped_org_override_default_and_secret(bundles: dict[str, Path]) ->
     assert graph.oauth.client_id == "3b8e4a6c-2f1d-4c7e-9a0b-5d6e7f8a9b0c"
     assert graph.oauth.client_secret == source_secret("oauth/microsoft.yaml", "secrets", "client_secret")
     assert graph.oauth.scopes == ["https://graph.microsoft.com/.default"]
-    assert graph.oauth.access_token is None and graph.oauth.refresh_token is None
-    assert graph.oauth.expires_at is None
+    # client credentials with {entity_id} in the token URL: minted at get, as Bifrost does
+    assert graph.oauth.access_token == MINTED and graph.oauth.refresh_token is None
+    assert graph.oauth.expires_at is not None
 
 
 def test_org_without_mapping_gets_defaults_and_default_entity_id(bundles: dict[str, Path]) -> None:
@@ -465,7 +474,7 @@ class FakeHalo:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -480,27 +489,17 @@ class FakeHalo:
                     body, code = {"clients": batch, "record_count": len(fake.CLIENTS)}, 200
                 else:
                     body, code = {"error": "not found"}, 404
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(code, body)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.loop = LoopbackServer(Handler)
+        self.url = self.loop.url
 
     def __enter__(self) -> FakeHalo:
-        self.thread.start()
+        self.loop.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loop.close()
 
 
 def load_workflow() -> types.ModuleType:

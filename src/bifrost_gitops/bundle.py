@@ -28,6 +28,7 @@ from typing import TypeAlias
 
 from . import sops, storable
 from .bundleformat import (
+    CLIENT_CREDENTIALS_KEY,
     DEPLOY_FILE,
     DEPLOY_KEY,
     FORMAT,
@@ -43,7 +44,7 @@ from .bundleformat import (
     peek_index,
 )
 from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secrets redact writes
-from .catalog import Catalog
+from .catalog import Catalog, oauth_of
 from .deploymanifest import manifest
 from .errors import BifrostGitopsError
 from .nodes import Json
@@ -133,6 +134,19 @@ def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> Record:
     }
 
 
+def client_credentials(catalog: Catalog, names: list[str]) -> Record:
+    """What the runtime needs to mint a client-credentials token as Bifrost's ``get`` does:
+    the token URL template (``{entity_id}`` unfilled) and the audience, by integration name.
+    Only client-credentials integrations appear; the secret stays in the integration's record."""
+    out: Record = {}
+    for name in sorted(names):
+        parsed = catalog.integrations.get(name)
+        settings = oauth_of(catalog, parsed.model) if parsed else None
+        if settings is not None and settings.flow == "client_credentials":
+            out[name] = {"token_url": settings.token_url, "audience": settings.audience}
+    return out
+
+
 def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Record:
     """The clear content of one org file (or of global.json when ORG is None)."""
     if org is None:
@@ -142,6 +156,7 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
     resolved = resolve_org(catalog, org)
     head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
+    head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog, list(resolved))
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
         head["mapped"] = [name for name, r in sorted(resolved.items()) if r.mapped]
     return head

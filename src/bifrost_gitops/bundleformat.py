@@ -36,6 +36,9 @@ GLOBAL_SCOPE: Final = "global"
 #: index.json's keys of the organizations' entries (by name) and of the deploy manifest's entry.
 ORGS_KEY: Final = "orgs"
 DEPLOY_KEY: Final = "deploy"
+#: An org file's (and global.json's) table of client-credentials integrations: what the runtime
+#: needs to mint their tokens as Bifrost's ``get`` does (token URL template, audience).
+CLIENT_CREDENTIALS_KEY: Final = "client_credentials"
 
 DEPLOY_FORMAT: Final = 1
 DEPLOY_KIND: Final = "bifrost-gitops/deploy"

@@ -63,7 +63,12 @@ Uuid = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$"), PLAIN]
 ProviderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/]+$"), PLAIN]
 ConfigKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
-HttpsUrl = Annotated[str, Field(pattern=r"^https://", max_length=500), PLAIN]
+#: https, or http to this machine's loopback only (a local token server in tests and development)
+HttpsUrl = Annotated[
+    str,
+    Field(pattern=r"^(https://|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/|$))", max_length=500),
+    PLAIN,
+]
 Text255 = Annotated[str, Field(max_length=255), PLAIN]
 
 
@@ -300,6 +305,13 @@ class IntegrationData(_Strict):
     oauth: OAuthCredentials | None
 
 
+class ClientCredentials(_Strict):
+    """How the runtime mints a client-credentials token, as Bifrost's ``integrations.get`` does."""
+
+    token_url: str = Field(description="The provider's token URL template ({entity_id} unfilled).")
+    audience: str | None = Field(description="Sent as `audience` when set.")
+
+
 class BundleOrganization(_Strict):
     name: Slug
     id: Uuid | None
@@ -312,6 +324,9 @@ class OrgFile(_Strict):
     organization: BundleOrganization
     integrations: dict[str, IntegrationData]
     mapped: list[str] = Field(description="Integrations with a mapping for this organization.")
+    client_credentials: dict[str, ClientCredentials] = Field(
+        default_factory=dict, description="Client-credentials integrations, by name (runtime token fetch)."
+    )
 
 
 class GlobalFile(_Strict):
@@ -319,6 +334,9 @@ class GlobalFile(_Strict):
 
     scope: Literal["global"]
     integrations: dict[str, IntegrationData]
+    client_credentials: dict[str, ClientCredentials] = Field(
+        default_factory=dict, description="Client-credentials integrations, by name (runtime token fetch)."
+    )
 
 
 class IndexEntry(_Strict):

@@ -46,10 +46,14 @@ Leak guard: ``repr()``/``str()`` of the returned objects, and of their ``config`
 and ``refresh_token``. The attributes themselves hold the real values: workflows need them.
 ``model_dump()`` returns the plain dict (clear values), as pydantic's does in Bifrost.
 
-Differences from Bifrost, by nature of a static bundle: ``oauth_scope`` is accepted and
-ignored (no token is minted; ``access_token`` is what the bundle holds, often None: use
-``client_id``/``client_secret``/``token_url`` to mint one); ``OAuthCredentials.refresh()``
-does not exist; mappings have no ``id``, ``oauth_token_id`` or timestamps (None), and their
+Tokens (:mod:`.tokens`): for a ``client_credentials`` provider, ``get`` mints
+``oauth.access_token`` when Bifrost's ``get`` would (an ``oauth_scope`` override, or
+``{entity_id}`` in the token URL with an entity id), and also where Bifrost would hand out the
+token its scheduler minted and the repository declares none; cached per (organization,
+integration, scope) until a minute before expiry; https only (http on loopback). A failing
+endpoint raises :class:`TokenError` naming the provider. For an ``authorization_code``
+provider the workflow gets the token the repository declares, else None: tokens from a user's
+consent live only in Bifrost. ``OAuthCredentials.refresh()`` does not exist; mappings have no ``id``, ``oauth_token_id`` or timestamps (None), and their
 ``entity_id`` is the resolved one (the mapping's, else ``default_entity_id``).
 
 The package: :mod:`.models` (what a call returns), :mod:`.reader` (the bundle folder, read and
@@ -70,6 +74,7 @@ from .reader import (
     NoScopeError,
     UnknownOrganizationError,
 )
+from .tokens import TokenCache, TokenError
 
 __all__ = [
     "ENV_BUNDLE",
@@ -86,6 +91,8 @@ __all__ = [
     "Integrations",
     "NoScopeError",
     "OAuthCredentials",
+    "TokenCache",
+    "TokenError",
     "UnknownOrganizationError",
     "integrations",
 ]

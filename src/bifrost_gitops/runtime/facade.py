@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Final
@@ -56,18 +57,24 @@ class Integrations:
     def get_sync(
         self, name: str, scope: str | None = None, oauth_scope: str | None = None
     ) -> IntegrationData | None:
-        """:meth:`get` without ``await``."""
-        return self.bundle.get(name, scope or _env_scope())
+        """:meth:`get` without ``await`` (a token fetch, when one is due, blocks the caller)."""
+        return self.bundle.get(name, scope or _env_scope(), oauth_scope)
 
     async def get(
         self, name: str, scope: str | None = None, oauth_scope: str | None = None
     ) -> IntegrationData | None:
         """What Bifrost's ``integrations.get(name, scope, oauth_scope)`` returns, from the bundle.
 
-        None for an integration the bundle does not have. ``oauth_scope`` is accepted for
-        compatibility and ignored (the bundle mints no tokens).
+        None for an integration the bundle does not have. For a client-credentials provider
+        ``oauth.access_token`` is minted as Bifrost's ``get`` mints it (``oauth_scope`` overrides
+        the provider's scopes and forces a fresh token, as in Bifrost); the request runs in a
+        worker thread, so the event loop is not blocked. A failing token endpoint raises
+        :class:`TokenError` naming the provider.
         """
-        return self.bundle.get(name, scope or _env_scope())
+        b, key = self.bundle, scope or _env_scope()
+        if b.mints(name, key):
+            return await asyncio.to_thread(b.get, name, key, oauth_scope)
+        return b.get(name, key)
 
     def list_mappings_sync(
         self, name: str, scope: str | None = None

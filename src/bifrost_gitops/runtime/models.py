@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..bundleformat import MASK
 from ..nodes import Json
@@ -44,7 +44,12 @@ def _masked(v: object) -> str:
 class OAuthCredentials:
     """Bifrost's OAuthCredentials; secrets masked in repr, clear in attributes.
 
-    docs/bifrost-api.md#sdk-models"""
+    ``access_token`` is what Bifrost's ``get`` would give: for a ``client_credentials``
+    provider, a token minted from the provider at ``get`` time (cached until shortly before
+    it expires; ``expires_at`` set to match), see :mod:`.tokens`. For an
+    ``authorization_code`` provider it is the token the repository declares (sealed), else
+    **None**: the tokens a user's consent produced live only in Bifrost, and a bundle cannot
+    hold them. docs/bifrost-api.md#sdk-models"""
 
     __slots__ = (
         "access_token",
@@ -202,13 +207,23 @@ def _masked_config(config: Mapping[str, object], secret_keys: list[str]) -> str:
     return repr({k: (MASK if k in keys and v is not None else v) for k, v in config.items()})
 
 
+class Mint(NamedTuple):
+    """A client-credentials integration of one bundle file: what minting its token needs."""
+
+    org: str  # the bundle file's key: an organization's name, or "global"
+    integration: str
+    token_url_template: str
+    audience: str | None
+
+
 class _Template:
     """A cached IntegrationData, handed out as fresh copies (cheap: see benchmarks/bench_runtime.py)."""
 
-    __slots__ = ("config", "keys", "mutable", "oauth", "secret_keys", "value")
+    __slots__ = ("config", "keys", "mint", "mutable", "oauth", "secret_keys", "value")
 
-    def __init__(self, value: IntegrationData) -> None:
+    def __init__(self, value: IntegrationData, mint: Mint | None = None) -> None:
         self.value = value
+        self.mint = mint  # set for a client-credentials integration: its token is minted at get
         self.config = dict(value.config)
         self.mutable = tuple(k for k, v in self.config.items() if isinstance(v, dict | list))
         self.keys = tuple(value.config_secret_keys)

@@ -13,11 +13,22 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..bundleformat import (
+    CLIENT_CREDENTIALS_KEY,
+    INDEX_FILE,
+    ORGS_KEY,
+    REDACTED,
+    BadIndex,
+    BundleIndex,
+    IndexEntry,
+    read_index,
+    safe_entry,
+)
 from ..bundleformat import GLOBAL_SCOPE as GLOBAL
-from ..bundleformat import INDEX_FILE, ORGS_KEY, BadIndex, BundleIndex, IndexEntry, read_index, safe_entry
 from ..errors import BifrostGitopsError
 from ..nodes import Json
-from .models import IntegrationData, IntegrationMappingResponse, _Template
+from .models import IntegrationData, IntegrationMappingResponse, Mint, _Template
+from .tokens import TokenCache, TokenRequest
 
 if TYPE_CHECKING:
     from ..sops import Keyring
@@ -56,15 +67,21 @@ class BundleKeyError(BundleReadError):
 class _View:
     """One loaded org file (or global.json)."""
 
-    __slots__ = ("id", "mapped", "name", "records", "templates")
+    __slots__ = ("cc", "id", "mapped", "name", "records", "templates")
 
     def __init__(
-        self, name: str, org_id: str | None, records: dict[str, Json], mapped: frozenset[str] | None = None
+        self,
+        name: str,
+        org_id: str | None,
+        records: dict[str, Json],
+        mapped: frozenset[str] | None = None,
+        cc: Mapping[str, Json] | None = None,
     ) -> None:
         self.name = name
         self.id = org_id
         self.records = records
         self.mapped = mapped  # the file's "mapped" list of integration names, when it has one
+        self.cc = cc or {}  # client-credentials integrations: token URL template and audience
         self.templates: dict[str, _Template] = {}
 
     def template(self, integration: str) -> _Template | None:
@@ -73,8 +90,18 @@ class _View:
             rec = self.records.get(integration)
             if not isinstance(rec, Mapping):
                 return None
-            t = self.templates[integration] = _Template(IntegrationData.from_record(rec))
+            t = self.templates[integration] = _Template(
+                IntegrationData.from_record(rec), self._mint(integration)
+            )
         return t
+
+    def _mint(self, integration: str) -> Mint | None:
+        cc = self.cc.get(integration)
+        url = cc.get("token_url") if isinstance(cc, Mapping) else None
+        if not isinstance(cc, Mapping) or not isinstance(url, str):
+            return None
+        audience = cc.get("audience")
+        return Mint(self.name, integration, url, audience if isinstance(audience, str) else None)
 
 
 def _norm_id(v: object) -> str | None:
@@ -117,10 +144,14 @@ class Bundle:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], keyring: Keyring | Sequence[object] | None = None
+        self,
+        path: str | os.PathLike[str],
+        keyring: Keyring | Sequence[object] | None = None,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.keyring = keyring
+        self.tokens = tokens or TokenCache()  # minted client-credentials tokens (see .tokens)
         self._lock = threading.RLock()
         self._index: BundleIndex | None = None
         self._by_id: dict[str, str] = {}
@@ -249,7 +280,8 @@ class Bundle:
         org_id = None if key == GLOBAL else index[ORGS_KEY][key].get("id")
         listed = tree.get("mapped")
         mapped = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else None
-        return _View(key, org_id, records, mapped)
+        cc = tree.get(CLIENT_CREDENTIALS_KEY)
+        return _View(key, org_id, records, mapped, cc if isinstance(cc, dict) else None)
 
     def _open_sealed(self, data: bytes, path: str) -> dict[str, Json]:
         from .. import sops  # imported only for sealed bundles (it pulls in pyrage/cryptography)
@@ -293,17 +325,59 @@ class Bundle:
             self._by_id = {}
             self._views = {}
             self._hot = {}
+        self.tokens.clear()
 
     # -- lookups
 
-    def get(self, name: str, scope: str) -> IntegrationData | None:
-        """IntegrationData for NAME in SCOPE (an org name/UUID or "global"); None if unknown."""
+    def _template(self, name: str, scope: str) -> _Template | None:
         try:
-            t = self._hot[(scope, name)]
+            return self._hot[(scope, name)]
         except KeyError:
-            t = self.view(self.org_name(scope)).template(name)
-            self._hot[(scope, name)] = t
-        return None if t is None else t.copy()
+            t = self._hot[(scope, name)] = self.view(self.org_name(scope)).template(name)
+            return t
+
+    def mints(self, name: str, scope: str) -> bool:
+        """Whether ``get`` of NAME in SCOPE may fetch a client-credentials token (network)."""
+        t = self._template(name, scope)
+        return t is not None and t.mint is not None
+
+    def get(
+        self, name: str, scope: str, oauth_scope: str | None = None, *, mint: bool = True
+    ) -> IntegrationData | None:
+        """IntegrationData for NAME in SCOPE (an org name/UUID or "global"); None if unknown.
+
+        For a client-credentials integration the token is minted as Bifrost's ``get`` would
+        (see :mod:`.tokens`); ``mint=False`` skips that (mappings carry no token)."""
+        t = self._template(name, scope)
+        if t is None:
+            return None
+        data = t.copy()
+        if mint and t.mint is not None:
+            self._mint_token(t.mint, data, oauth_scope)
+        return data
+
+    def _mint_token(self, m: Mint, data: IntegrationData, oauth_scope: str | None) -> None:
+        """Bifrost's ``should_auto_refresh_token`` and ``_build_oauth_data``, over the bundle."""
+        o = data.oauth
+        if o is None or not o.token_url or not o.client_id:
+            return
+        bifrost_fetches = bool(oauth_scope) or (
+            "{entity_id}" in m.token_url_template and bool(data.entity_id)
+        )
+        # where Bifrost hands out its stored token, a declared one is that token; none declared:
+        # mint it, as Bifrost's scheduler did (a URL left as a template cannot be called)
+        if not bifrost_fetches and (o.access_token is not None or "{entity_id}" in o.token_url):
+            return
+        if o.client_secret == REDACTED:  # a redacted bundle keeps its markers
+            return
+        if o.client_secret is None:
+            if bifrost_fetches:  # Bifrost: "cannot auto-refresh", no token
+                o.access_token = o.refresh_token = o.expires_at = None
+            return
+        scope = oauth_scope or " ".join(o.scopes)
+        req = TokenRequest(o.connection_name, o.token_url, o.client_id, o.client_secret, scope, m.audience)
+        token = self.tokens.get((m.org, m.integration, scope), req)
+        o.access_token, o.refresh_token, o.expires_at = token.access_token, None, token.expires_iso
 
     def mapped(self, org: str, name: str) -> bool:
         """Whether ORG has a mapping for NAME.
@@ -331,7 +405,7 @@ class Bundle:
     def mapping(self, org: str, name: str) -> IntegrationMappingResponse | None:
         if org == GLOBAL or not self.mapped(org, name):
             return None
-        data = self.get(name, org)
+        data = self.get(name, org, mint=False)
         if data is None:
             return None
         return IntegrationMappingResponse(org, self.index[ORGS_KEY][org].get("id"), data)
