@@ -43,6 +43,8 @@ def setup() -> None:
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     with open(STAMP, "w") as f:
         f.write(want)
+    tool = os.path.relpath(os.path.join(BIN, "bifrost-gitops"))
+    print(f"dev.py: ready; run {tool} (or activate the venv: . .venv/bin/activate)", flush=True)
 
 
 def run(*args: str) -> int:
