@@ -657,3 +657,17 @@ def test_gitlab_merge_request_plan(checkout: Path, tmp_path: Path, bifrost: Fake
     assert proc.returncode == 0, proc.stderr
     assert "create integration HaloPSA" in (checkout / "plan.txt").read_text()
     no_tokens(proc.stdout + proc.stderr)
+
+
+# GitHub's context availability: a job's env: sees github, needs, strategy, matrix, vars, secrets
+# and inputs; `runner` only from a step's env:.
+JOB_ENV_CONTEXTS = ("github.", "needs.", "vars.", "secrets.", "inputs.", "matrix.", "strategy.")
+
+
+@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+def test_github_job_env_uses_only_contexts_available_there(name: str) -> None:
+    for job in yaml.safe_load((CI / name).read_text())["jobs"].values():
+        for value in (job.get("env") or {}).values():
+            for expr in re.findall(r"\$\{\{(.*?)\}\}", str(value)):
+                words = re.findall(r"(?<![\w.])[a-z_]+\.", expr)  # the contexts named
+                assert words and all(w.startswith(JOB_ENV_CONTEXTS) for w in words), value
