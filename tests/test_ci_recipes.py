@@ -15,6 +15,7 @@ import shutil
 import subprocess as sp
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.fakebifrost import FakeBifrost
 from support import GIT_ENV, ROOT, git
 
 CI = ROOT / "docs" / "ci"
@@ -76,15 +78,23 @@ GITHUB_CONTEXT = {
     "github.base_ref": "main",
     "github.head_ref": "feature",
     "github.ref_name": "main",
+    "github.event.pull_request.head.repo.full_name == github.repository": "true",
     "secrets.SOPS_AGE_KEY": AGE_SECRET,
+    "runner.temp": "/nonexistent/runner-temp",
+    # the deploy recipes' Bifrost: a closed port unless a test gives its fake's (live_context)
+    "vars.BIFROST_API_URL": "http://127.0.0.1:9",
+    "secrets.BIFROST_ACCESS_TOKEN": "no-token",
+    "secrets.BIFROST_REFRESH_TOKEN": "no-token",
 }
 
 
-def github_expr(text: str) -> str:
+def github_expr(text: str, context: dict[str, str] | None = None) -> str:
+    values = {**GITHUB_CONTEXT, **(context or {})}
+
     def one(m: re.Match[str]) -> str:
         expr = m.group(1).strip()
-        assert expr in GITHUB_CONTEXT, f"no test value for ${{{{ {expr} }}}}"
-        return GITHUB_CONTEXT[expr]
+        assert expr in values, f"no test value for ${{{{ {expr} }}}}"
+        return values[expr]
 
     return re.sub(r"\$\{\{(.*?)\}\}", one, text)
 
@@ -112,21 +122,32 @@ def expected_code(line: str) -> int:
     return 1 if "--exit-code" in line else 0
 
 
-def github_jobs(name: str) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+def github_jobs(
+    name: str, context: dict[str, str] | None = None
+) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
     """(job, [(command, step env)]) of a workflow file, with expressions substituted."""
     doc = yaml.safe_load((CI / name).read_text())
     jobs = []
     for job_name, job in doc["jobs"].items():
-        job_env = {k: github_expr(str(v)) for k, v in (job.get("env") or {}).items()}
+        job_env = {k: github_expr(str(v), context) for k, v in (job.get("env") or {}).items()}
         steps = []
         for step in job["steps"]:
             if "run" not in step:
                 continue
-            step_env = {**job_env, **{k: github_expr(str(v)) for k, v in (step.get("env") or {}).items()}}
+            step_env = {
+                **job_env,
+                **{k: github_expr(str(v), context) for k, v in (step.get("env") or {}).items()},
+            }
             for line in commands(step["run"]):
-                steps.append((github_expr(line), step_env))
+                steps.append((github_expr(line, context), step_env))
         jobs.append((job_name, steps))
     return jobs
+
+
+def github_job(
+    name: str, job: str, context: dict[str, str] | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    return dict(github_jobs(name, context))[job]
 
 
 def ran(steps: list[tuple[str, dict[str, str]]], checkout: Path, env: dict[str, str]) -> list[str]:
@@ -165,14 +186,15 @@ def test_github_pull_request_recipe(checkout: Path, tmp_path: Path) -> None:
     doc = yaml.safe_load((CI / "github-pull-request.yml").read_text())
     text = (CI / "github-pull-request.yml").read_text()
     assert set(doc[True]) == {"pull_request"}  # yaml reads the key `on` as True
-    assert "secrets." not in text and "SOPS_AGE_KEY:" not in text  # no key on untrusted PRs
+    review = yaml.safe_dump(doc["jobs"]["review"])
+    assert "secrets." not in review and "SOPS_AGE_KEY" not in review  # no key on untrusted PRs
+    assert "pull_request_target" not in text.replace("switch it to pull_request_target", "")
     steps = doc["jobs"]["review"]["steps"]
     assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
     assert steps[1]["with"]["python-version"] == "3.11"
     assert any("diff.md" in str(s.get("with", {}).get("script", "")) for s in steps)
 
-    ((_job, cmds),) = github_jobs("github-pull-request.yml")
-    lines = ran(cmds, checkout, clean_env(tmp_path))
+    lines = ran(github_job("github-pull-request.yml", "review"), checkout, clean_env(tmp_path))
     assert any(line.startswith('bifrost-gitops validate "$REPO" --format github') for line in lines)
     diff = 'bifrost-gitops diff "$REPO" --base "origin/${BASE_REF}...HEAD" --format markdown > diff.md || [ $? -eq 1 ]'
     assert diff in lines
@@ -197,14 +219,13 @@ def test_github_deploy_recipe(checkout: Path, tmp_path: Path) -> None:
     assert upload and upload[0]["with"]["path"] == "bundle/"
 
     git(checkout, "checkout", "-q", "main")  # the push to main
-    ((_job, cmds),) = github_jobs("github-deploy.yml")
-    lines = ran(cmds, checkout, clean_env(tmp_path))
+    lines = ran(github_job("github-deploy.yml", "bundle"), checkout, clean_env(tmp_path))
     assert any("compile" in line and "--secrets seal -o bundle" in line for line in lines)
     check_sealed_bundle(checkout)
 
 
 def test_github_deploy_recipe_without_the_key_fails_cleanly(checkout: Path, tmp_path: Path) -> None:
-    ((_job, cmds),) = github_jobs("github-deploy.yml")
+    cmds = github_job("github-deploy.yml", "bundle")
     env = clean_env(tmp_path)
     for line, step_env in cmds:
         without_key = {k: v for k, v in step_env.items() if k != "SOPS_AGE_KEY"}
@@ -443,3 +464,210 @@ def test_gitlab_note_is_updated_in_place(tmp_path: Path) -> None:
         "<!-- bifrost-gitops-diff -->\n### bifrost-gitops diff: third push\n"
     ]
     assert server.notes[3]["body"].endswith("forged by the MR's author")  # never touched
+
+
+# --- the deploy jobs: plan against the live Bifrost, apply the reviewed plan behind an approval ---
+
+
+@pytest.fixture
+def bifrost() -> Iterator[FakeBifrost]:
+    """A fake Bifrost holding the example's five organizations (by their UUIDs), nothing else."""
+    orgs = yaml.safe_load((EXAMPLE / "organizations.yaml").read_text())["organizations"]
+    with FakeBifrost() as fake:
+        for org in orgs:
+            fake.add_org(org["display_name"], id=org["id"])
+        yield fake
+
+
+def live_context(bf: FakeBifrost, tmp_path: Path) -> dict[str, str]:
+    return {
+        "vars.BIFROST_API_URL": bf.url,
+        "secrets.BIFROST_ACCESS_TOKEN": bf.tokens.access_token,
+        "secrets.BIFROST_REFRESH_TOKEN": bf.tokens.refresh_token,
+        "runner.temp": str(tmp_path),
+    }
+
+
+def no_tokens(text: str) -> None:
+    assert "fake-at-" not in text and "fake-rt-" not in text and AGE_SECRET not in text
+    assert "halo-fabrikam-example-key" not in text  # a secret value of the example
+
+
+def run_block(script: str, cwd: Path, env: dict[str, str]) -> sp.CompletedProcess[str]:
+    """A whole run:/script: block, as the runner's bash runs it."""
+    return sp.run(
+        ["bash", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+SECRET_IN_ENV = re.compile(r"^\s+([A-Z_]+): \$\{\{ secrets\.\1 \}\}$")
+
+
+@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+def test_github_secrets_only_through_step_env(name: str) -> None:
+    text = (CI / name).read_text()
+    lines = [line for line in text.splitlines() if "secrets." in line and not line.lstrip().startswith("#")]
+    assert all(SECRET_IN_ENV.match(line) for line in lines), lines
+    doc = yaml.safe_load(text)
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            assert "secrets." not in str(step.get("run", "")) + str(step.get("with", ""))
+            assert not re.search(r"echo .*\$(SOPS_AGE_KEY|BIFROST_\w*TOKEN)", str(step.get("run", "")))
+
+
+def test_github_apply_waits_for_the_environment_and_applies_the_plan_artifact(
+    checkout: Path, tmp_path: Path, bifrost: FakeBifrost
+) -> None:
+    jobs = yaml.safe_load((CI / "github-deploy.yml").read_text())["jobs"]
+    assert jobs["apply"]["needs"] == "plan" and jobs["apply"]["environment"] == "production"
+    (up,) = [s for s in jobs["plan"]["steps"] if str(s.get("uses")).startswith("actions/upload-artifact@")]
+    (down,) = [
+        s for s in jobs["apply"]["steps"] if str(s.get("uses")).startswith("actions/download-artifact@")
+    ]
+    assert up["with"]["path"] == "plan.json" and down["with"]["name"] == up["with"]["name"]
+    assert not any(
+        "compile" in str(s.get("run")) or "plan " in str(s.get("run")) for s in jobs["apply"]["steps"]
+    )
+
+    git(checkout, "checkout", "-q", "main")
+    ctx = live_context(bifrost, tmp_path)
+    env = {**clean_env(tmp_path), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    (plan_step,) = [s for s in jobs["plan"]["steps"] if "bifrost-gitops plan" in str(s.get("run"))]
+    step_env = {k: github_expr(str(v), ctx) for k, v in {**jobs["plan"]["env"], **plan_step["env"]}.items()}
+    proc = run_block(plan_step["run"], checkout, {**env, **step_env})
+    assert proc.returncode == 0, proc.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert "create integration HaloPSA" in proc.stdout and "    + create integration HaloPSA" in summary
+    no_tokens(proc.stdout + proc.stderr + summary + (checkout / "plan.json").read_text())
+    assert bifrost.state.integration_by_name("HaloPSA") is None  # the plan job changes nothing
+
+    # the artifact: the apply job runs in a fresh checkout of the same commit
+    runner2 = tmp_path / "apply-runner"
+    git(tmp_path, "clone", "-q", "--branch", "main", str(checkout), str(runner2))
+    shutil.copy(checkout / "plan.json", runner2 / "plan.json")
+    bifrost.expire_access_tokens()  # 30 minutes later: the job's first request refreshes
+    ((line, apply_env),) = github_job("github-deploy.yml", "apply", ctx)
+    assert ran([(line, apply_env)], runner2, env) == ["bifrost-gitops apply plan.json --yes"]
+    assert bifrost.state.integration_by_name("HaloPSA") is not None
+    # later commands of the job use the rotated pair from BIFROST_CREDENTIALS_FILE
+    again = run_step("bifrost-gitops plan . --exit-code", runner2, {**env, **apply_env})
+    assert again.returncode == 0, again.stdout + again.stderr  # what was reviewed is live
+    # applied once: the same plan again is refused, nothing sent
+    proc = run_step(line, runner2, {**env, **apply_env})
+    assert proc.returncode == 2 and "changed since this plan was made" in proc.stderr
+
+
+def test_github_pull_request_plan_comment(checkout: Path, tmp_path: Path, bifrost: FakeBifrost) -> None:
+    job = yaml.safe_load((CI / "github-pull-request.yml").read_text())["jobs"]["plan"]
+    same_repo = "${{ env.SAME_REPO == 'true' }}"
+    assert (
+        job["steps"][0]["if"] == "${{ env.SAME_REPO != 'true' }}" and "::notice::" in job["steps"][0]["run"]
+    )
+    assert all(
+        same_repo in str(s.get("if")).replace(" && hashFiles('plan.md') != ''", "") or s is job["steps"][0]
+        for s in job["steps"]
+    )
+    (comment,) = [s for s in job["steps"] if "github-script" in str(s.get("uses"))]
+    assert (
+        "<!-- bifrost-gitops-plan -->" in comment["with"]["script"] and "plan.md" in comment["with"]["script"]
+    )
+
+    ctx = live_context(bifrost, tmp_path)
+    (plan_step,) = [s for s in job["steps"] if "bifrost-gitops plan" in str(s.get("run"))]
+    env = {**clean_env(tmp_path), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    step_env = {k: github_expr(str(v), ctx) for k, v in {**job["env"], **plan_step["env"]}.items()}
+    proc = run_block(plan_step["run"], checkout, {**env, **step_env})
+    assert proc.returncode == 0, proc.stderr
+    md = (checkout / "plan.md").read_text()
+    assert (
+        md.startswith("### Plan against the live Bifrost\n\n    + ")
+        and "    + create integration HaloPSA" in md
+    )
+    assert md == (tmp_path / "summary.md").read_text()
+    no_tokens(proc.stdout + proc.stderr + md)
+    assert [r.method for r in bifrost.requests if r.method != "GET"] in ([], ["POST"])  # at most a refresh
+
+    # a plan over the comment limit is cut, and says so
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "bifrost-gitops").write_text("#!/bin/sh\nyes '``` create mapping <b>x</b>' | head -n 5000\n")
+    (fake_bin / "bifrost-gitops").chmod(0o755)
+    big = run_block(plan_step["run"], checkout, {**env, **step_env, "PATH": f"{fake_bin}:{env['PATH']}"})
+    assert big.returncode == 0, big.stderr
+    md = (checkout / "plan.md").read_text()
+    assert len(md) < 65536 - 100 and md.endswith("(cut at 60000 bytes: the whole plan is in the job log)\n")
+    assert all(line.startswith("    ") for line in md.splitlines()[2:-2])  # code block: nothing renders
+
+
+GITLAB_DEPLOY = ["bifrost:plan-main", "bifrost:apply"]
+
+
+def test_gitlab_plan_then_manual_apply(checkout: Path, tmp_path: Path, bifrost: FakeBifrost) -> None:
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    apply = doc["bifrost:apply"]
+    assert apply["environment"]["name"] == "production"
+    assert apply["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"}]
+    assert apply["needs"] == ["bifrost:plan-main"] and doc["bifrost:plan-main"]["artifacts"]["paths"] == [
+        "plan.json"
+    ]
+    git(checkout, "checkout", "-q", "main")
+    env = {
+        **clean_env(tmp_path),
+        **GITLAB_VARS,
+        **bifrost.env(),
+        "SOPS_AGE_KEY": AGE_SECRET,
+        "BIFROST_CREDENTIALS_FILE": str(tmp_path / "creds.json"),
+    }
+    out = ""
+    for name in GITLAB_DEPLOY:
+        lines, variables = gitlab_job(doc, name)
+        for line in lines:
+            proc = run_step(line, checkout, {**env, **variables})
+            assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
+            out += proc.stdout + proc.stderr
+        if name == "bifrost:plan-main":
+            assert bifrost.state.integration_by_name("HaloPSA") is None
+            bifrost.expire_access_tokens()  # the approval came later: the apply job refreshes
+    no_tokens(out)
+    assert bifrost.state.integration_by_name("HaloPSA") is not None
+    assert run_step("bifrost-gitops plan . --exit-code", checkout, env).returncode == 0
+
+
+def test_gitlab_merge_request_plan(checkout: Path, tmp_path: Path, bifrost: FakeBifrost) -> None:
+    doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    job = doc["bifrost:plan"]
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert job["artifacts"]["paths"] == ["plan.txt"]
+    script = "\n".join(job["script"])
+    _lines, variables = gitlab_job(doc, "bifrost:plan")
+    env = {
+        **gitlab_env(checkout, tmp_path),
+        **variables,
+        "BIFROST_CREDENTIALS_FILE": str(tmp_path / "creds.json"),
+    }
+    skipped = run_block(script, checkout, env)  # an MR from a fork: no variables
+    assert skipped.returncode == 0 and "No plan against the live Bifrost" in skipped.stdout
+    assert not (checkout / "plan.txt").exists() and bifrost.requests == []
+    proc = run_block(script, checkout, {**env, **bifrost.env(), "SOPS_AGE_KEY": AGE_SECRET})
+    assert proc.returncode == 0, proc.stderr
+    assert "create integration HaloPSA" in (checkout / "plan.txt").read_text()
+    no_tokens(proc.stdout + proc.stderr)
+
+
+# GitHub's context availability: a job's env: sees github, needs, strategy, matrix, vars, secrets
+# and inputs; `runner` only from a step's env:.
+JOB_ENV_CONTEXTS = ("github.", "needs.", "vars.", "secrets.", "inputs.", "matrix.", "strategy.")
+
+
+@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+def test_github_job_env_uses_only_contexts_available_there(name: str) -> None:
+    for job in yaml.safe_load((CI / name).read_text())["jobs"].values():
+        for value in (job.get("env") or {}).values():
+            for expr in re.findall(r"\$\{\{(.*?)\}\}", str(value)):
+                words = re.findall(r"(?<![\w.])[a-z_]+\.", expr)  # the contexts named
+                assert words and all(w.startswith(JOB_ENV_CONTEXTS) for w in words), value
