@@ -519,6 +519,21 @@ def test_oauth_settings_bifrost_refuses_are_s001(
     assert d.message == message
 
 
+def test_loopback_http_token_url_is_a_c011_warning(make_repo: Any) -> None:
+    """Accepted for a local token server (the runtime uses it), but Bifrost's API wants https."""
+    graph = API + (
+        "kind: Integration\nname: Graph\noauth:\n  flow: authorization_code\n"
+        "  authorization_url: https://login.example.com/authorize\n"
+        "  token_url: http://127.0.0.1:8080/token\n  client_id: abc\nconfig_schema: []\n"
+    )
+    result, d = check_one(make_repo, {GRAPH_PATH: graph}, "C011")
+    assert_at(d, GRAPH_PATH, graph, "token_url:")
+    assert d.severity == "warning" and "https" in d.message
+    assert not result.errors  # a warning: --strict makes it fail
+    elsewhere = graph.replace("http://127.0.0.1:8080", "http://tokens.example.com")
+    assert "S001" in codes(load(make_repo({GRAPH_PATH: elsewhere})))  # http off loopback: refused
+
+
 def test_ciphertext_as_a_plain_config_value_is_c002(make_repo: Any) -> None:
     text = mapping(f"config:\n  region: {ENC}\n")
     _, d = check_one(make_repo, {MAPPING: text}, "C002")

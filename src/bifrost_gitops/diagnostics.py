@@ -47,6 +47,7 @@ CODES: dict[str, str] = {
     "C008": "token URL needs {entity_id} but a mapped organization resolves none",
     "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
     "C010": "json key holds text that is not JSON (valid here, refused by Bifrost's API on deploy)",
+    "C011": "OAuth URL is plain http on loopback (for a local token server; Bifrost's API wants https)",
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
@@ -57,7 +58,7 @@ CODES: dict[str, str] = {
 }
 
 #: The codes that are warnings (they fail only under --strict); every other code is an error.
-WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010"})
+WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010", "C011"})
 
 
 class Diagnostic(NamedTuple):

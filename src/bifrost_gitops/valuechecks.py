@@ -63,6 +63,19 @@ def check_oauth(doc: Document, at: Path, oauth: OAuthSettings, out: list[Diagnos
                 "flow authorization_code needs authorization_url",
             )
         )
+    for name in ("token_url", "authorization_url"):
+        url = getattr(oauth, name)
+        if isinstance(url, str) and url.startswith("http://"):  # the model admits it on loopback only
+            out.append(
+                warning(
+                    "C011",
+                    doc.path,
+                    doc.pos(at + (name,)),
+                    f"{name} is plain http: the runtime SDK uses it on this machine, but Bifrost's "
+                    "API refuses a provider whose URLs are not https, so plan/apply will fail",
+                    "use https for anything deployed; keep http://127.0.0.1 for local token servers",
+                )
+            )
     if secrets is not None:
         _check_ciphertext(doc, at + ("secrets",), secrets.model_dump(exclude_none=True), out)
 
