@@ -16,7 +16,7 @@ import subprocess as sp
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from deploy.fakebifrost import FakeBifrost
-from support import GIT_ENV, ROOT, git
+from support import GIT_ENV, ROOT, QuietHandler, git
 
 CI = ROOT / "docs" / "ci"
 EXAMPLE = ROOT / "examples" / "integrations"
@@ -392,47 +392,36 @@ class FakeGitLab(ThreadingHTTPServer):
         self.requests: list[tuple[str, str]] = []
 
 
-class NotesHandler(BaseHTTPRequestHandler):
+class NotesHandler(QuietHandler):
     server: FakeGitLab
     NOTES = "/api/v4/projects/1/merge_requests/1/notes"
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self) -> None:
         self.server.requests.append((self.command, self.path))
         if self.headers["PRIVATE-TOKEN"] != "note-token":
-            return self._reply(401, {})
+            return self.send_json(401, {})
         path, _, query = self.path.partition("?")
         length = int(self.headers.get("Content-Length") or 0)
         sent = json.loads(self.rfile.read(length)) if length else {}
         notes = self.server.notes
         if (self.command, path) == ("GET", "/api/v4/user"):
-            return self._reply(200, {"id": 7})
+            return self.send_json(200, {"id": 7})
         if (self.command, path) == ("GET", self.NOTES):
             args = dict(p.split("=") for p in query.split("&"))
             start = (int(args["page"]) - 1) * int(args["per_page"])
-            return self._reply(200, notes[start : start + int(args["per_page"])])
+            return self.send_json(200, notes[start : start + int(args["per_page"])])
         if (self.command, path) == ("POST", self.NOTES):
             notes.append({"id": len(notes) + 1, "author": {"id": 7}, "body": sent["body"]})
-            return self._reply(201, notes[-1])
+            return self.send_json(201, notes[-1])
         if self.command == "PUT" and path.startswith(self.NOTES + "/"):
             note = next(n for n in notes if n["id"] == int(path.rsplit("/", 1)[1]))
             if note["author"]["id"] != 7:
-                return self._reply(403, {})
+                return self.send_json(403, {})
             note["body"] = sent["body"]
-            return self._reply(200, note)
-        return self._reply(404, {})
+            return self.send_json(200, note)
+        return self.send_json(404, {})
 
     do_GET = do_POST = do_PUT = _handle
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
 
 def test_gitlab_note_is_updated_in_place(tmp_path: Path) -> None:
