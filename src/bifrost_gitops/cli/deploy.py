@@ -210,7 +210,9 @@ def import_cmd(
         click.echo(f"left out: {term(item)}", err=True)
     left = f"; {len(done.left_out)} left out (listed above)" if done.left_out else ""
     click.echo(f"{term(out_dir)}: {len(done.files)} files written{left} ({requests} requests)", err=True)
-    click.echo(f"next: bifrost-gitops validate {out_dir} && bifrost-gitops plan {out_dir}", err=True)
+    click.echo(
+        f"next: bifrost-gitops validate {term(out_dir)} && bifrost-gitops plan {term(out_dir)}", err=True
+    )
 
 
 @click.command(short_help="Install a bundle into a runtime folder, or roll back.")

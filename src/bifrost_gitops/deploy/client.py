@@ -172,7 +172,7 @@ class Client:
         self.max_attempts = self.limits.max_attempts
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.sleep = sleep
-        self.warn = warn or (lambda m: print(f"bifrost-gitops: warning: {m}", file=sys.stderr))
+        self.warn = warn or (lambda m: print(f"bifrost-gitops: warning: {escape.term(m)}", file=sys.stderr))
         self.rng = rng or random.Random()
         self.requests = 0  # HTTP requests sent (retries and refreshes included)
         self.retries = 0
