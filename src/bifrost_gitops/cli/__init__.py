@@ -26,6 +26,7 @@ from .common import (
     format_option,
     json_error,
     load,
+    load_options,
     open_all,
     report,
     use_colour,
@@ -108,8 +109,17 @@ for _command in deploy.COMMANDS:
     "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
 )
 @click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+@load_options
 def validate(
-    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+    repo: str,
+    fmt: str,
+    strict: bool,
+    decrypt: bool,
+    ignore: tuple[str, ...],
+    staged: bool,
+    rev: str | None,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
@@ -129,11 +139,11 @@ def validate(
         fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
     codes = suppress.parse_codes(ignore)
     if staged or rev is not None:
-        from ..repo import load_git
+        from ..repo import LoadOptions, load_git
 
-        result = load_git(repo, rev)
+        result = load_git(repo, rev, LoadOptions(jobs, not no_cache))
     else:
-        result = load(repo)
+        result = load(repo, jobs, no_cache)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
@@ -214,7 +224,16 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     help="Runtime age recipient for sealing (repeatable; default: bundle.recipients).",
 )
 @FORMAT
-def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...], fmt: str) -> None:
+@load_options
+def compile_cmd(
+    repo: str,
+    out_dir: str,
+    mode: str,
+    recipients: tuple[str, ...],
+    fmt: str,
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
     """Validate REPO, then write one resolved bundle per organization into OUTPUT.
 
     Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
@@ -222,7 +241,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     """
     from ..build import compile_repo
 
-    result = load(repo)
+    result = load(repo, jobs, no_cache)
     try:
         written = compile_repo(result, out_dir, mode, list(recipients))
     except Findings as e:
@@ -292,6 +311,7 @@ def _is_repo(path: str) -> bool:
     help="markdown: leave whole sections out past this size, and say which (0: no limit).",
 )
 @click.option("--by-org", is_flag=True, help="One section per organization instead of grouped changes.")
+@load_options
 def diff(
     repo: str,
     base: str,
@@ -301,6 +321,8 @@ def diff(
     exit_code: bool,
     max_bytes: int,
     by_org: bool,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
@@ -312,8 +334,9 @@ def diff(
     head revision: exit 1, or 2 with --exit-code.
     """
     from .. import diffreport, diffrun
+    from ..repo import LoadOptions
 
-    result = diffrun.run(repo, base, head, merge_base)
+    result = diffrun.run(repo, base, head, merge_base, LoadOptions(jobs, not no_cache))
     if fmt == "text":
         sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout), by_org))
     elif fmt == "markdown":

@@ -1,0 +1,215 @@
+"""The incremental cache: one file's `perfile.FileResult`, found again by the file's content.
+
+Where: ``$BIFROST_GITOPS_CACHE_DIR``, else ``$XDG_CACHE_HOME/bifrost-gitops``, else
+``~/.cache/bifrost-gitops``; one folder per repository (the hash of its real path). It lives
+outside the repository on purpose: a pull request could commit a forged cache, never one here.
+
+What: an entry's key is sha256(settings, path, bytes), where the settings digest covers the
+tool's version and the code of the per-file stage, Python, PyYAML and pydantic, and the
+project's bifrost-gitops.yaml and .sops.yaml. A changed file, a rename, a new release or new
+settings simply miss; nothing is ever looked up by path alone. Entries hold what the loader
+parsed (ciphertext stays ciphertext) and never a decrypted value.
+
+How: 256 shard files (by the key's first byte), each ``MAGIC + sha256(payload) + payload`` with
+a marshal payload of plain types. A shard whose header, checksum or shape is wrong is ignored
+(its files are parsed again and it is rewritten), never trusted. Shards are replaced whole with
+`atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
+cache lose at most a few entries (parsed again next time), and a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+from collections.abc import Iterable
+
+from .atomic import write_atomic
+from .perfile import FileResult
+
+MAGIC = b"BGCACHE1"
+ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
+ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
+#: a shard keeps the entries this process used and wrote, plus older ones up to this many
+KEEP_OLD = 256
+#: the modules whose code decides a FileResult: a change to any of them is a new cache
+_STAGE_MODULES = ("perfile", "loader", "structure", "model", "valuechecks", "diagnostics", "escape", "cache")
+
+
+def disabled() -> bool:
+    """BIFROST_GITOPS_NO_CACHE set to anything but '' or '0' turns the cache off."""
+    return os.environ.get(ENV_OFF, "") not in ("", "0")
+
+
+def base_dir() -> str:
+    given = os.environ.get(ENV_DIR)
+    if given:
+        return given
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "bifrost-gitops")
+
+
+_CODE_DIGEST: list[bytes] = []
+
+
+def _code_digest() -> bytes:
+    """The per-file stage's own source, so an upgrade (or a developer's edit) is a new cache."""
+    if not _CODE_DIGEST:
+        h = hashlib.sha256()
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in _STAGE_MODULES:
+            try:
+                with open(os.path.join(here, name + ".py"), "rb") as f:
+                    h.update(f.read())
+            except OSError:  # a zipped or compiled install: the version alone then
+                h.update(b"?")
+        _CODE_DIGEST.append(h.digest())
+    return _CODE_DIGEST[0]
+
+
+def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
+    """Everything besides a file's path and bytes that can change its FileResult."""
+    import pydantic
+    import yaml
+
+    import bifrost_gitops
+
+    h = hashlib.sha256()
+    for part in (
+        MAGIC,
+        bifrost_gitops.__version__.encode(),
+        _code_digest(),
+        sys.version.encode(),
+        yaml.__version__.encode(),
+        pydantic.VERSION.encode(),
+        project,
+        sops_rules,
+    ):
+        h.update(b"-" if part is None else b"+%d:" % len(part) + part)
+    return h.digest()
+
+
+def _valid(key: object, row: object) -> bool:
+    """The shape of one entry as read back (marshal may yield any of its types)."""
+    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 9):
+        return False
+    path, state, diags, data, values, keys, implicit, marked, declared = row
+    return (
+        isinstance(path, str)
+        and type(state) is int
+        and type(diags) is tuple
+        and all(type(d) is tuple and len(d) == 7 for d in diags)
+        and (data is None or type(data) is dict)
+        and type(values) is dict
+        and type(keys) is dict
+        and type(implicit) is dict
+        and type(marked) is bool
+        and type(declared) is tuple
+    )
+
+
+class Cache:
+    """The cache of one repository under one set of settings."""
+
+    def __init__(self, root: str, settings: bytes, folder: str | None = None):
+        repo = hashlib.sha256(os.path.realpath(root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        self.top = os.path.join(folder or base_dir(), repo)
+        self.folder = os.path.join(self.top, settings.hex()[:24])
+        self.settings = settings
+        self._shards: dict[int, dict[bytes, FileResult]] = {}
+        self._used: dict[int, dict[bytes, FileResult]] = {}
+        self._dirty: set[int] = set()
+        self.hits = self.misses = 0
+
+    def key(self, path: str, content: bytes) -> bytes:
+        h = hashlib.sha256(self.settings)
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(content)
+        return h.digest()
+
+    def _path(self, shard: int) -> str:
+        return os.path.join(self.folder, f"{shard:02x}.bin")
+
+    def _read(self, shard: int) -> dict[bytes, FileResult]:
+        """A shard as on disk; {} when missing, foreign or damaged (never trusted)."""
+        try:
+            with open(self._path(shard), "rb") as f:
+                blob = f.read()
+        except OSError:
+            return {}
+        head = len(MAGIC) + 32
+        if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC) : head]:
+            return {}
+        try:
+            raw = marshal.loads(blob[head:])
+        except (ValueError, EOFError, TypeError):
+            return {}
+        if type(raw) is not dict or not all(_valid(k, v) for k, v in raw.items()):
+            return {}
+        return {k: FileResult(*v) for k, v in raw.items()}
+
+    def get(self, key: bytes) -> FileResult | None:
+        shard = key[0]
+        entries = self._shards.get(shard)
+        if entries is None:
+            entries = self._shards[shard] = self._read(shard)
+        found = entries.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._used.setdefault(shard, {})[key] = found
+        return found
+
+    def put(self, key: bytes, result: FileResult) -> None:
+        shard = key[0]
+        self._used.setdefault(shard, {})[key] = result
+        self._shards.setdefault(shard, {})[key] = result
+        self._dirty.add(shard)
+
+    def save(self) -> None:
+        """Write the shards that gained entries (merged with their current state on disk).
+        A cache that cannot be written is no error: the next run parses again."""
+        if not self._dirty:
+            return
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            self._prune_other_settings()
+            for shard in sorted(self._dirty):
+                self._write(shard)
+        except OSError:
+            pass
+        self._dirty.clear()
+
+    def _write(self, shard: int) -> None:
+        used = self._used.get(shard, {})
+        old = [(k, v) for k, v in self._read(shard).items() if k not in used]
+        merged = dict(old[-KEEP_OLD:]) if len(old) > KEEP_OLD else dict(old)
+        merged.update(used)
+        self._shards[shard] = merged
+        payload = marshal.dumps({k: tuple(v) for k, v in merged.items()})
+        blob = MAGIC + hashlib.sha256(payload).digest() + payload
+        write_atomic(self._path(shard), blob, mode=0o600, prefix=".shard-", suffix=".tmp")
+
+    def _prune_other_settings(self) -> None:
+        """Entries made under other settings (an older version, a changed .sops.yaml) can never
+        hit again: remove them, so the cache does not grow with every upgrade."""
+        import shutil
+
+        mine = os.path.basename(self.folder)
+        for name in _listdir(self.top):
+            if name != mine and len(name) == 24:
+                shutil.rmtree(os.path.join(self.top, name), ignore_errors=True)
+
+
+def _listdir(folder: str) -> Iterable[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return ()
+
+
+def open_cache(root: str, settings: bytes) -> Cache:
+    """The cache of a repository under these settings (read lazily, shard by shard)."""
+    return Cache(root, settings)
