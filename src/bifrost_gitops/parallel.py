@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from . import perfile
 from .catalog import Parsed
 from .model import AnyDocument
-from .perfile import FileResult, analyse, analyse_rows, rebuild
+from .perfile import FileResult, analyse_rows, rebuild
 
 #: fewer files than this are parsed in process: a worker pool costs more than it saves
 PARALLEL_MIN = 400
@@ -70,4 +71,4 @@ def analyse_all(batch: list[tuple[str, bytes]], jobs: int) -> Iterator[Analysed]
         except (BrokenProcessPool, OSError):
             pass  # no workers (a sandbox, out of processes): the rest is parsed here
     for rel, content in batch[done:]:
-        yield analyse(rel, content)
+        yield perfile.analyse(rel, content)
