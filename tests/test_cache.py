@@ -345,3 +345,31 @@ def test_results_round_trip_as_plain_data(make_repo: Callable[..., Path]) -> Non
         assert (again is None) == (doc is None)
         if doc is not None and again is not None:
             assert again.model == doc.model and again.doc.values == doc.doc.values
+
+
+def test_unchanged_files_are_not_even_read_and_a_same_size_edit_is_seen(
+    make_repo: Callable[..., Path], parsed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bifrost_gitops import repo
+
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # the test's files are all seconds old at most
+    root = make_repo(BROKEN)
+    expected = validate(root)
+    read: list[str] = []
+    real = repo.WorkTree.content
+
+    def spy(self: repo.WorkTree, rel: str) -> Any:
+        read.append(rel)
+        return real(self, rel)
+
+    monkeypatch.setattr(repo.WorkTree, "content", spy)
+    assert validate(root) == expected
+    assert set(read) <= {"bifrost-gitops.yaml", ".sops.yaml"}, read  # the settings, read every time
+    target = root / "integrations" / "HaloPSA" / "mappings" / "contoso.yaml"
+    before = target.stat()
+    target.write_text(target.read_text().replace("many", "1234"))  # same size, same mtime
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    read.clear()
+    parsed.clear()
+    assert validate(root) == cold(root) != expected
+    assert "integrations/HaloPSA/mappings/contoso.yaml" in read

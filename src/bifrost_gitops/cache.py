@@ -24,11 +24,17 @@ import marshal
 import os
 import sys
 from collections.abc import Iterable
+from typing import Any, cast
 
 from .atomic import write_atomic
 from .perfile import FileResult
 
 MAGIC = b"BGCACHE1"
+INDEX = "index.bin"
+#: a file changed less than this before it was indexed may change again unseen in the same tick
+RACY_NS = 2_000_000_000
+#: (size, mtime_ns, ctime_ns, inode) of a work-tree file
+Stat = tuple[int, int, int, int]
 ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
 #: a shard keeps the entries this process used and wrote, plus older ones up to this many
@@ -120,6 +126,8 @@ class Cache:
         self._shards: dict[int, dict[bytes, FileResult]] = {}
         self._used: dict[int, dict[bytes, FileResult]] = {}
         self._dirty: set[int] = set()
+        self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
+        self._index_dirty = False
         self.hits = self.misses = 0
 
     def key(self, path: str, content: bytes) -> bytes:
@@ -133,21 +141,28 @@ class Cache:
 
     def _read(self, shard: int) -> dict[bytes, FileResult]:
         """A shard as on disk; {} when missing, foreign or damaged (never trusted)."""
-        try:
-            with open(self._path(shard), "rb") as f:
-                blob = f.read()
-        except OSError:
+        raw = _load(self._path(shard))
+        if raw is None or not all(_valid(k, v) for k, v in raw.items()):
             return {}
-        head = len(MAGIC) + 32
-        if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC) : head]:
-            return {}
-        try:
-            raw = marshal.loads(blob[head:])
-        except (ValueError, EOFError, TypeError):
-            return {}
-        if type(raw) is not dict or not all(_valid(k, v) for k, v in raw.items()):
-            return {}
-        return {k: FileResult(*v) for k, v in raw.items()}
+        rows = cast("dict[bytes, tuple[Any, ...]]", raw)  # checked just above
+        return {k: FileResult(*v) for k, v in rows.items()}
+
+    def known(self, rel: str, stat: Stat) -> bytes | None:
+        """The key of a file last read with exactly this size, times and inode, if any."""
+        if self._index is None:
+            raw = _load(os.path.join(self.folder, INDEX))
+            ok = raw is not None and all(_valid_stat(k, v) for k, v in raw.items())
+            self._index = cast("dict[str, tuple[int, int, int, int, bytes]]", raw) if ok else {}
+        seen = self._index.get(rel)
+        return seen[4] if seen is not None and seen[:4] == stat else None
+
+    def seen(self, rel: str, stat: Stat, key: bytes) -> None:
+        """Remember that REL with this size, times and inode has KEY (see `known`)."""
+        if self._index is None:
+            self.known(rel, stat)
+        assert self._index is not None
+        self._index[rel] = (*stat, key)
+        self._index_dirty = True
 
     def get(self, key: bytes) -> FileResult | None:
         shard = key[0]
@@ -169,18 +184,29 @@ class Cache:
         self._dirty.add(shard)
 
     def save(self) -> None:
-        """Write the shards that gained entries (merged with their current state on disk).
-        A cache that cannot be written is no error: the next run parses again."""
-        if not self._dirty:
+        """Write the shards that gained entries (merged with their current state on disk) and
+        the index. A cache that cannot be written is no error: the next run parses again."""
+        if not self._dirty and not self._index_dirty:
             return
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             self._prune_other_settings()
             for shard in sorted(self._dirty):
                 self._write(shard)
+            if self._index_dirty and self._index is not None:
+                self._write_index(self._index)
         except OSError:
             pass
         self._dirty.clear()
+        self._index_dirty = False
+
+    def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
+        """The index without racy entries: a file written within RACY_NS of now could change
+        again within its timestamp's tick and look unchanged, so it is read again next time."""
+        import time
+
+        recent = time.time_ns() - RACY_NS
+        _dump(os.path.join(self.folder, INDEX), {k: v for k, v in index.items() if max(v[1], v[2]) < recent})
 
     def _write(self, shard: int) -> None:
         used = self._used.get(shard, {})
@@ -188,9 +214,7 @@ class Cache:
         merged = dict(old[-KEEP_OLD:]) if len(old) > KEEP_OLD else dict(old)
         merged.update(used)
         self._shards[shard] = merged
-        payload = marshal.dumps({k: tuple(v) for k, v in merged.items()})
-        blob = MAGIC + hashlib.sha256(payload).digest() + payload
-        write_atomic(self._path(shard), blob, mode=0o600, prefix=".shard-", suffix=".tmp")
+        _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
 
     def _prune_other_settings(self) -> None:
         """Entries made under other settings (an older version, a changed .sops.yaml) can never
@@ -201,6 +225,42 @@ class Cache:
         for name in _listdir(self.top):
             if name != mine and len(name) == 24:
                 shutil.rmtree(os.path.join(self.top, name), ignore_errors=True)
+
+
+def _dump(path: str, data: dict[object, object]) -> None:
+    """Write a cache file whole: MAGIC, the payload's sha256, the marshal payload."""
+    payload = marshal.dumps(data)
+    write_atomic(
+        path, MAGIC + hashlib.sha256(payload).digest() + payload, mode=0o600, prefix=".cache-", suffix=".tmp"
+    )
+
+
+def _load(path: str) -> dict[object, object] | None:
+    """A cache file's payload when its header and checksum hold and it is a dict, else None."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    head = len(MAGIC) + 32
+    if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC) : head]:
+        return None
+    try:
+        raw = marshal.loads(blob[head:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    return raw if type(raw) is dict else None
+
+
+def _valid_stat(rel: object, seen: object) -> bool:
+    return (
+        isinstance(rel, str)
+        and type(seen) is tuple
+        and len(seen) == 5
+        and all(type(n) is int for n in seen[:4])
+        and isinstance(seen[4], bytes)
+        and len(seen[4]) == 32
+    )
 
 
 def _listdir(folder: str) -> Iterable[str]:

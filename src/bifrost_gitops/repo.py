@@ -167,13 +167,17 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
     for rel in files:
+        hit = _unchanged(tree, rel, store)
+        if hit is not None:
+            analysed[rel] = (hit, perfile.rebuild(hit))
+            continue
         content = tree.content(rel)
         if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
             analysed[rel] = (perfile.unread(rel, content), None)
             continue
-        hit = None
         if store is not None:
             keys[rel] = store.key(rel, content)
+            _remember(tree, rel, store, keys[rel])
             hit = store.get(keys[rel])
         if hit is None:
             misses.append((rel, content))
@@ -199,6 +203,33 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+def _stat(tree: Tree, rel: str) -> cache.Stat | None:
+    """A work-tree file's size, times and inode (None for git objects, or a file gone)."""
+    if not isinstance(tree, WorkTree):
+        return None
+    try:
+        st = os.stat(os.path.join(tree.root, rel))
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _unchanged(tree: Tree, rel: str, store: cache.Cache | None) -> FileResult | None:
+    """The cached result of a work-tree file whose size, times and inode are as when it was
+    last read (so it is not read again), else None."""
+    if store is None:
+        return None
+    stat = _stat(tree, rel)
+    key = store.known(rel, stat) if stat is not None else None
+    return store.get(key) if key is not None else None
+
+
+def _remember(tree: Tree, rel: str, store: cache.Cache, key: bytes) -> None:
+    stat = _stat(tree, rel)
+    if stat is not None:
+        store.seen(rel, stat, key)
 
 
 def _cache_for(tree: Tree) -> cache.Cache | None:
