@@ -40,9 +40,9 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = perfile.analyse
 
-    def spy(rel: str, content: bytes) -> Any:
+    def spy(rel: str, content: bytes, pack: bool = True) -> Any:
         seen.append(rel)
-        return real(rel, content)
+        return real(rel, content, pack)
 
     monkeypatch.setattr(perfile, "analyse", spy)
     return seen
@@ -144,7 +144,7 @@ def _damage(path: Path, how: str) -> None:
     elif how == "foreign":
         path.write_bytes(b"\x00not a cache at all\n" * 10)
     else:  # a well-formed file of the wrong shape: checksum right, content not ours
-        payload = marshal.dumps({b"k" * 32: ("x",) * 9, "key": [1, 2]})
+        payload = marshal.dumps({b"k" * 32: ("x",) * 8, "key": [1, 2]})
         path.write_bytes(blob[: len(cache.MAGIC)] + hashlib.sha256(payload).digest() + payload)
 
 

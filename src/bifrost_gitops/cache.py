@@ -98,17 +98,16 @@ def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
 
 def _valid(key: object, row: object) -> bool:
     """The shape of one entry as read back (marshal may yield any of its types)."""
-    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 9):
+    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 8):
         return False
-    path, state, diags, data, values, keys, implicit, marked, declared = row
+    path, state, diags, data, positions, implicit, marked, declared = row
     return (
         isinstance(path, str)
         and type(state) is int
         and type(diags) is tuple
         and all(type(d) is tuple and len(d) == 7 for d in diags)
         and (data is None or type(data) is dict)
-        and type(values) is dict
-        and type(keys) is dict
+        and type(positions) is bytes
         and type(implicit) is dict
         and type(marked) is bool
         and type(declared) is tuple

@@ -55,8 +55,9 @@ def _context() -> multiprocessing.context.BaseContext | None:
     return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 
 
-def analyse_all(batch: list[tuple[str, bytes]], jobs: int) -> Iterator[Analysed]:
-    """(result, document) for every (path, bytes) of BATCH, in order, using up to JOBS processes."""
+def analyse_all(batch: list[tuple[str, bytes]], jobs: int, pack: bool = True) -> Iterator[Analysed]:
+    """(result, document) for every (path, bytes) of BATCH, in order, using up to JOBS processes
+    (PACK: see `perfile.analyse`; results from workers always carry their positions)."""
     done = 0
     if jobs > 1 and len(batch) >= PARALLEL_MIN:
         size = max(1, -(-len(batch) // (jobs * CHUNKS_PER_JOB)))
@@ -71,4 +72,4 @@ def analyse_all(batch: list[tuple[str, bytes]], jobs: int) -> Iterator[Analysed]
         except (BrokenProcessPool, OSError):
             pass  # no workers (a sandbox, out of processes): the rest is parsed here
     for rel, content in batch[done:]:
-        yield perfile.analyse(rel, content)
+        yield perfile.analyse(rel, content, pack)

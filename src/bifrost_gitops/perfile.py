@@ -39,8 +39,8 @@ class FileResult(NamedTuple):
     state: int  # a State
     diags: tuple[DiagRow, ...]  # the file's own findings, in the order they were found
     data: Node  # the parsed document (VALID only, else None)
-    values: dict[loader.Path, loader.Pos]
-    keys: dict[loader.Path, loader.Pos]
+    #: `loader.Document.pack()`: its positions, unpacked only if a finding needs one (b"": not packed)
+    positions: bytes
     implicit: dict[loader.Path, tuple[str, str]]
     marked: bool
     declared: tuple[str, ...]  # lower-cased names an UNVERIFIED document still declares
@@ -56,17 +56,23 @@ def _declared_names(data: dict[str, object]) -> tuple[str, ...]:
 
 
 def _result(
-    rel: str, diags: list[Diagnostic], state: State = State.OTHER, doc: loader.Document | None = None
+    rel: str,
+    diags: list[Diagnostic],
+    state: State = State.OTHER,
+    doc: loader.Document | None = None,
+    pack: bool = True,
 ) -> FileResult:
     rows = tuple(tuple(d) for d in diags)
     if doc is None or state is not State.VALID:
         declared = _declared_names(doc.data) if doc is not None and state is State.UNVERIFIED else ()
-        return FileResult(rel, int(state), rows, None, {}, {}, {}, False, declared)  # type: ignore[arg-type]
-    return FileResult(rel, int(state), rows, doc.data, doc.values, doc.keys, doc.implicit, doc.marked, ())  # type: ignore[arg-type]
+        return FileResult(rel, int(state), rows, None, b"", {}, False, declared)  # type: ignore[arg-type]
+    positions = doc.pack() if pack else b""
+    return FileResult(rel, int(state), rows, doc.data, positions, doc.implicit, doc.marked, ())  # type: ignore[arg-type]
 
 
-def analyse(rel: str, content: bytes) -> tuple[FileResult, Parsed[AnyDocument] | None]:
-    """Parse and check one file's bytes on its own; also the document, when it is a valid one."""
+def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Parsed[AnyDocument] | None]:
+    """Parse and check one file's bytes on its own; also the document, when it is a valid one.
+    PACK False leaves the result's positions out (nothing will store or send it)."""
     doc, diags = loader.load_bytes(content, rel)
     if doc is not None and isinstance(doc.data, list) and any(structure.is_ours(x) for x in doc.data):
         diags.append(
@@ -98,7 +104,7 @@ def analyse(rel: str, content: bytes) -> tuple[FileResult, Parsed[AnyDocument] |
     if model is None:
         diags.extend(raw_secret_findings(doc))  # a broken file may still leak a secret
         return _result(rel, diags, State.UNVERIFIED, doc), None
-    return _result(rel, diags, State.VALID, doc), Parsed(doc, model)
+    return _result(rel, diags, State.VALID, doc, pack), Parsed(doc, model)
 
 
 def unread(rel: str, why: Diagnostic | None) -> FileResult:
@@ -120,7 +126,8 @@ def rebuild(result: FileResult) -> Parsed[AnyDocument] | None:
     the model is never stored, so nothing but plain data is ever read back from a cache)."""
     if result.state != State.VALID or not isinstance(result.data, dict):
         return None
-    doc = loader.Document(result.path, result.data, result.values, result.keys, result.implicit)
-    doc.marked = result.marked
+    doc = loader.Document(
+        result.path, result.data, implicit=result.implicit, marked=result.marked, packed=result.positions
+    )
     model, _ = structure.validate(doc)
     return Parsed(doc, model) if model is not None else None

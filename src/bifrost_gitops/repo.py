@@ -184,7 +184,9 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
         else:
             analysed[rel] = (hit, perfile.rebuild(hit))
     for rel_content, (result, parsed_doc) in zip(
-        misses, parallel.analyse_all(misses, options.jobs or parallel.default_jobs()), strict=True
+        misses,
+        parallel.analyse_all(misses, options.jobs or parallel.default_jobs(), store is not None),
+        strict=True,
     ):
         analysed[rel_content[0]] = (result, parsed_doc)
         if store is not None:
