@@ -121,7 +121,7 @@ def test_a_changed_sops_yaml_or_project_parses_everything_again(
         assert sorted(parsed) == yaml_files(root)
 
 
-def test_a_new_tool_version_parses_everything_and_drops_the_old_entries(
+def test_a_new_tool_version_parses_everything_and_old_versions_are_dropped(
     make_repo: Callable[..., Path], parsed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(BROKEN)
@@ -131,8 +131,11 @@ def test_a_new_tool_version_parses_everything_and_drops_the_old_entries(
     parsed.clear()
     assert validate(root) == expected
     assert sorted(parsed) == yaml_files(root)
-    after = {p.parent for p in cache_files()}
-    assert len(after) == 1 and after.isdisjoint(before), "the old version's cache is still there"
+    assert len({p.parent for p in cache_files()} - before) == 1
+    for n in range(cache.KEEP_SETTINGS + 2):
+        monkeypatch.setattr(bifrost_gitops, "__version__", f"100.{n}")
+        validate(root)
+    assert len({p.parent for p in cache_files()}) == cache.KEEP_SETTINGS, "old versions pile up"
 
 
 def _damage(path: Path, how: str) -> None:

@@ -39,6 +39,8 @@ ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
 #: a shard keeps the entries this process used and wrote, plus older ones up to this many
 KEEP_OLD = 256
+#: settings folders kept per repository (the most recently used)
+KEEP_SETTINGS = 4
 #: the modules whose code decides a FileResult: a change to any of them is a new cache
 _STAGE_MODULES = ("perfile", "loader", "structure", "model", "valuechecks", "diagnostics", "escape", "cache")
 
@@ -127,7 +129,6 @@ class Cache:
         self._dirty: set[int] = set()
         self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
         self._index_dirty = False
-        self.hits = self.misses = 0
 
     def key(self, path: str, content: bytes) -> bytes:
         h = hashlib.sha256(self.settings)
@@ -155,6 +156,11 @@ class Cache:
         seen = self._index.get(rel)
         return seen[4] if seen is not None and seen[:4] == stat else None
 
+    def unchanged(self, rel: str, stat: Stat) -> FileResult | None:
+        """The result of a work-tree file not changed since it was last read (see `known`)."""
+        key = self.known(rel, stat)
+        return self.get(key) if key is not None else None
+
     def seen(self, rel: str, stat: Stat, key: bytes) -> None:
         """Remember that REL with this size, times and inode has KEY (see `known`)."""
         if self._index is None:
@@ -169,11 +175,8 @@ class Cache:
         if entries is None:
             entries = self._shards[shard] = self._read(shard)
         found = entries.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._used.setdefault(shard, {})[key] = found
+        if found is not None:
+            self._used.setdefault(shard, {})[key] = found
         return found
 
     def put(self, key: bytes, result: FileResult) -> None:
@@ -216,14 +219,16 @@ class Cache:
         _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
 
     def _prune_other_settings(self) -> None:
-        """Entries made under other settings (an older version, a changed .sops.yaml) can never
-        hit again: remove them, so the cache does not grow with every upgrade."""
+        """Keep the folders of the KEEP_SETTINGS most recently used settings (a diff's base and
+        head may differ; an upgrade leaves the old version's behind) and remove the rest, so the
+        cache does not grow with every upgrade or edit of .sops.yaml."""
         import shutil
 
-        mine = os.path.basename(self.folder)
-        for name in _listdir(self.top):
-            if name != mine and len(name) == 24:
-                shutil.rmtree(os.path.join(self.top, name), ignore_errors=True)
+        os.utime(self.folder)
+        others = [os.path.join(self.top, n) for n in _listdir(self.top) if len(n) == 24]
+        others.sort(key=_mtime, reverse=True)
+        for folder in others[KEEP_SETTINGS:]:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _dump(path: str, data: dict[object, object]) -> None:
@@ -260,6 +265,13 @@ def _valid_stat(rel: object, seen: object) -> bool:
         and isinstance(seen[4], bytes)
         and len(seen[4]) == 32
     )
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 def _listdir(folder: str) -> Iterable[str]:

@@ -167,7 +167,8 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
     for rel in files:
-        hit = _unchanged(tree, rel, store)
+        stat = _stat(tree, rel) if store is not None else None
+        hit = store.unchanged(rel, stat) if store is not None and stat is not None else None
         if hit is not None:
             analysed[rel] = (hit, perfile.rebuild(hit))
             continue
@@ -177,7 +178,8 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
             continue
         if store is not None:
             keys[rel] = store.key(rel, content)
-            _remember(tree, rel, store, keys[rel])
+            if stat is not None:
+                store.seen(rel, stat, keys[rel])
             hit = store.get(keys[rel])
         if hit is None:
             misses.append((rel, content))
@@ -216,22 +218,6 @@ def _stat(tree: Tree, rel: str) -> cache.Stat | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _unchanged(tree: Tree, rel: str, store: cache.Cache | None) -> FileResult | None:
-    """The cached result of a work-tree file whose size, times and inode are as when it was
-    last read (so it is not read again), else None."""
-    if store is None:
-        return None
-    stat = _stat(tree, rel)
-    key = store.known(rel, stat) if stat is not None else None
-    return store.get(key) if key is not None else None
-
-
-def _remember(tree: Tree, rel: str, store: cache.Cache, key: bytes) -> None:
-    stat = _stat(tree, rel)
-    if stat is not None:
-        store.seen(rel, stat, key)
 
 
 def _cache_for(tree: Tree) -> cache.Cache | None:
