@@ -10,7 +10,7 @@ project's bifrost-gitops.yaml and .sops.yaml. A changed file, a rename, a new re
 settings simply miss; nothing is ever looked up by path alone. Entries hold what the loader
 parsed (ciphertext stays ciphertext) and never a decrypted value.
 
-How: 256 shard files (by the key's first byte), each ``MAGIC + sha256(payload) + payload`` with
+How: 32 shard files (by the key's first byte), each ``MAGIC + sha256(payload) + payload`` with
 a marshal payload of plain types. A shard whose header, checksum or shape is wrong is ignored
 (its files are parsed again and it is rewritten), never trusted. Shards are replaced whole with
 `atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
@@ -39,6 +39,8 @@ ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
 #: a shard keeps the entries this process used and wrote, plus older ones up to this many
 KEEP_OLD = 256
+#: files the entries are spread over: one change rewrites one of them
+SHARDS = 32
 #: settings folders kept per repository (the most recently used)
 KEEP_SETTINGS = 4
 #: the modules whose code decides a FileResult: a change to any of them is a new cache
@@ -170,7 +172,7 @@ class Cache:
         self._index_dirty = True
 
     def get(self, key: bytes) -> FileResult | None:
-        shard = key[0]
+        shard = key[0] % SHARDS
         entries = self._shards.get(shard)
         if entries is None:
             entries = self._shards[shard] = self._read(shard)
@@ -180,7 +182,7 @@ class Cache:
         return found
 
     def put(self, key: bytes, result: FileResult) -> None:
-        shard = key[0]
+        shard = key[0] % SHARDS
         self._used.setdefault(shard, {})[key] = result
         self._shards.setdefault(shard, {})[key] = result
         self._dirty.add(shard)
