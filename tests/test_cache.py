@@ -31,6 +31,9 @@ BROKEN = {
     "integrations/HaloPSA/mappings/dupe.yaml": API + "kind: Mapping\nkind: Mapping\n",
     "integrations/Other/integration.yaml": API + "kind: Integration\nname: Other\nconfig_schema: 3\n",
     "notes/readme.yaml": "just: some other yaml\n",
+    # valid once its unknown field is dropped: the rules across files still see it (R002)
+    "integrations/HaloPSA/mappings/salvaged.yaml": API
+    + "kind: Mapping\nintegration: HaloPSA\norganization: ghost\nentity_id: '3'\ncolour: red\n",
 }
 
 
@@ -71,6 +74,7 @@ def test_a_warm_run_parses_nothing_and_reports_the_same(
     root = make_repo(BROKEN)
     expected = cold(root)
     assert expected[0].code == 1 and "S001" in expected[0].stdout and "Y002" in expected[0].stdout
+    assert "salvaged.yaml:4:15: R002" in expected[0].stdout
     assert not cache_files(), "--no-cache wrote a cache"
     parsed.clear()
     assert validate(root) == expected  # fills the cache

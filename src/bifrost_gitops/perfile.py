@@ -11,10 +11,12 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
+from pydantic import ValidationError
+
 from . import loader, structure
 from .catalog import Parsed
 from .diagnostics import Diagnostic, error
-from .model import AnyDocument
+from .model import KINDS, AnyDocument
 from .nodes import Node
 from .valuechecks import raw_secret_findings
 
@@ -129,5 +131,11 @@ def rebuild(result: FileResult) -> Parsed[AnyDocument] | None:
     doc = loader.Document(
         result.path, result.data, implicit=result.implicit, marked=result.marked, packed=result.positions
     )
+    kind = KINDS.get(result.data.get("kind"))  # type: ignore[arg-type]
+    if kind is not None:
+        try:  # the usual case, without structure.validate's findings (already in the result)
+            return Parsed(doc, kind.model_validate(result.data))
+        except ValidationError:
+            pass  # a document valid once its quoting traps are mended: see structure._salvage
     model, _ = structure.validate(doc)
     return Parsed(doc, model) if model is not None else None
