@@ -15,10 +15,14 @@ a marshal payload of plain types. A shard whose header, checksum or shape is wro
 (its files are parsed again and it is rewritten), never trusted. Shards are replaced whole with
 `atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
 cache lose at most a few entries (parsed again next time), and a reader never sees half a file.
+Beside them, ``index.bin`` maps a work-tree path to the size, times and inode it had when last
+read and the key of its bytes then, so an unchanged file is not even read (git's index does the
+same); entries younger than RACY_NS are left out, as a file may change again within one tick.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
@@ -60,22 +64,18 @@ def base_dir() -> str:
     return os.path.join(xdg, "bifrost-gitops")
 
 
-_CODE_DIGEST: list[bytes] = []
-
-
+@functools.cache
 def _code_digest() -> bytes:
     """The per-file stage's own source, so an upgrade (or a developer's edit) is a new cache."""
-    if not _CODE_DIGEST:
-        h = hashlib.sha256()
-        here = os.path.dirname(os.path.abspath(__file__))
-        for name in _STAGE_MODULES:
-            try:
-                with open(os.path.join(here, name + ".py"), "rb") as f:
-                    h.update(f.read())
-            except OSError:  # a zipped or compiled install: the version alone then
-                h.update(b"?")
-        _CODE_DIGEST.append(h.digest())
-    return _CODE_DIGEST[0]
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in _STAGE_MODULES:
+        try:
+            with open(os.path.join(here, name + ".py"), "rb") as f:
+                h.update(f.read())
+        except OSError:  # a zipped or compiled install: the version alone then
+            h.update(b"?")
+    return h.digest()
 
 
 def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
