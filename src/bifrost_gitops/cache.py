@@ -199,7 +199,7 @@ class Cache:
                 self._write(shard)
             if self._index_dirty and self._index is not None:
                 self._write_index(self._index)
-        except OSError:
+        except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
             pass
         self._dirty.clear()
         self._index_dirty = False
