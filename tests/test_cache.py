@@ -380,3 +380,15 @@ def test_unchanged_files_are_not_even_read_and_a_same_size_edit_is_seen(
     parsed.clear()
     assert validate(root) == cold(root) != expected
     assert "integrations/HaloPSA/mappings/contoso.yaml" in read
+
+
+def test_a_cache_that_cannot_be_written_is_no_error(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = make_repo(BROKEN)
+    expected = cold(root)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv(cache.ENV_DIR, str(blocker / "cache"))
+    assert validate(root) == expected
+    assert validate(root) == expected
