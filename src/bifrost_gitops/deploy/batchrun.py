@@ -22,11 +22,9 @@ from .spec import Json, Status
 if TYPE_CHECKING:
     from .apply import _Run
 
-#: the note of a batched create Bifrost found existing and updated (someone created it meanwhile)
-UPDATED = (
-    "sent in a batch in which Bifrost found {} of the mappings existing already and updated their "
-    "entity fields; plan shows what is left"
-)
+#: the note of a batch in which Bifrost found mappings existing (made meanwhile, or by an
+#: earlier attempt of this request) and set their entity fields: it upserts by organization
+UPDATED = "Bifrost found {} mapping(s) of this batch existing already and set their entity fields"
 
 
 class Answer(NamedTuple):

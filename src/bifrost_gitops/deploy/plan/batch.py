@@ -98,9 +98,10 @@ def item(body: object) -> dict[str, object]:
 
 
 def planned_requests(plan: Plan) -> int:
-    """The write requests apply sends when everything goes as planned: one per operation, one
-    per batch instead of its creates, a detail read per existing integration with batches, two
-    for a ledger still to create. Retries, token refreshes and leftover overrides add to it."""
+    """The requests apply sends when everything goes as planned: one per operation, one per
+    batch instead of its creates, a detail read per existing integration with batches (for
+    leftover overrides), two for a ledger still to create. Retries, token refreshes and the
+    leftover overrides found add to it."""
     batched = {i for b in plan.batches for i in b.ops}
     count = len(plan.batches) + len({b.integration for b in plan.batches if b.leftovers})
     for i, op in enumerate(plan.ops):
