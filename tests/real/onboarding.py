@@ -4,6 +4,7 @@ only. Shared by tests/real/test_real_batch.py and benchmarks/bench_batch.py."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ def create_orgs(url: str, token: str, names: list[str]) -> dict[str, str]:
 def write_repository(root: Path, orgs: dict[str, str], integrations: list[str]) -> Path:
     """A repository mapping every integration to every organization, entity id only."""
 
-    def write(rel: str, doc: dict[str, object]) -> None:
+    def write(rel: str, doc: Mapping[str, object]) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(API + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
