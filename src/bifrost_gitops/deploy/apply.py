@@ -8,6 +8,9 @@ our own) is reported with its reason; the operations that need it are skipped, s
 written out of the safe order, the others still run, and the ledger records what was done: a
 re-run plans only what is left.
 
+A stage's mapping batches (:mod:`.plan.batch`) go before its other operations
+(:mod:`.batchrun`); the creates of a batch Bifrost refuses are sent alone with them.
+
 A create the client had to retry after a timeout, a dropped connection or a 5xx may have
 landed the first time: when the retry meets 409 "already exists", the resource is read back
 (by name, by organization, by integration id) and, when it is there as sent, the create counts
