@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bifrost_gitops.deploy import DeployError
-from bifrost_gitops.deploy.apply import Result, apply
+from bifrost_gitops.deploy.apply import LANDED, Result, apply
 from bifrost_gitops.deploy.client import Client, Credentials
 from bifrost_gitops.deploy.plan import Options, Plan
 from bifrost_gitops.deploy.plan.batch import batch_size
@@ -204,6 +204,51 @@ def test_a_batch_that_landed_without_an_answer_is_not_created_twice(bf: FakeBifr
         for k in range(3)
     )
     assert len(bf.state.mappings_of(_iid(bf, "Notes"))) == 3
+
+
+def test_a_batch_answered_with_errors_is_checked_one_by_one(bf: FakeBifrost, client: Client) -> None:
+    """An answer that admits errors (or is of another shape) says nothing sure about any item:
+    each create is sent alone, and one the batch did write is read back, not created twice."""
+    orgs = org_ids(3)
+    seed(bf, orgs)
+    bf.rewrite(
+        lambda m, path: path.endswith("/mappings/batch"), lambda body: {**body, "errors": ["org x: boom"]}
+    )
+    _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
+    got = lines(results)
+    assert bf.count("POST", SINGLE) == 3 and len(bf.state.mappings_of(_iid(bf, "Notes"))) == 3
+    assert all(got[f"Notes/org{k}"] == (Status.OK, LANDED) for k in range(3))
+
+
+def test_batched_creates_wait_for_their_integration(bf: FakeBifrost, client: Client) -> None:
+    orgs = org_ids(3)
+    seed(bf, orgs)
+    bf.fail_next(1, 400, match=lambda m, path: m == "POST" and path == "/api/integrations")
+    _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
+    got = lines(results)
+    assert got["Notes"][0] is Status.FAILED and bf.count("POST", BATCH) == 0
+    assert all(got[f"Notes/org{k}"] == (Status.SKIPPED, "an earlier step of it failed") for k in range(3))
+
+
+def test_creates_whose_overrides_cannot_be_checked_say_so(bf: FakeBifrost, client: Client) -> None:
+    orgs = org_ids(4)
+    seed(bf, orgs)
+    plan_apply(client, manifest(orgs, integration("Notes", orgs[:1])))  # Notes exists from now on
+    iid = _iid(bf, "Notes")
+    desired = manifest(orgs, integration("Notes", orgs))
+    p = plan_for(client, desired, Options())
+    assert [len(b.ops) for b in p.batches] == [3] and p.batches[0].leftovers
+    bf.fail_next(
+        client.max_attempts, 503, match=lambda m, path: m == "GET" and path == f"/api/integrations/{iid}"
+    )
+    got = lines(apply(client, p))
+    for k in (1, 2, 3):
+        status, message = got[f"Notes/org{k}"]
+        assert status is Status.FAILED and message.startswith(
+            "created, but its overrides could not be checked"
+        )
+    assert len(bf.state.mappings_of(iid)) == 4
+    assert not plan_for(client, desired, Options()).changes  # the next plan checks them
 
 
 def test_leftover_overrides_of_recreated_mappings_are_nulled_after_the_batch(
