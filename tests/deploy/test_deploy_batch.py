@@ -89,6 +89,13 @@ def seed(bf: FakeBifrost, orgs: list[str]) -> None:
         bf.add_org(f"Org {k}", id=oid)
 
 
+def seeded(bf: FakeBifrost, n: int) -> list[str]:
+    """N organization ids, every one known to the fake."""
+    orgs = org_ids(n)
+    seed(bf, orgs)
+    return orgs
+
+
 def plan_apply(client: Client, desired: Manifest) -> tuple[Plan, list[Result]]:
     p = plan_for(client, desired, Options())
     return p, apply(client, p)
@@ -99,8 +106,7 @@ def lines(results: list[Result]) -> dict[str, tuple[Status, str]]:
 
 
 def test_1200_override_free_mappings_are_created_in_three_requests(bf: FakeBifrost, client: Client) -> None:
-    orgs = org_ids(1200)
-    seed(bf, orgs)
+    orgs = seeded(bf, 1200)
     desired = manifest(orgs, integration("Notes", orgs))
     p = plan_for(client, desired, Options())
     summary = render_text(p).splitlines()[-1]
@@ -126,8 +132,7 @@ def test_1200_override_free_mappings_are_created_in_three_requests(bf: FakeBifro
 def test_mappings_with_overrides_are_sent_alone_and_batching_can_be_turned_off(
     bf: FakeBifrost, client: Client
 ) -> None:
-    orgs = org_ids(10)
-    seed(bf, orgs)
+    orgs = seeded(bf, 10)
     overridden: dict[int, dict[str, Json]] = {1: {"page_size": 5}, 4: {"page_size": 6}, 7: {"page_size": 7}}
     desired = manifest(orgs, integration("Halo", orgs, overridden), integration("Notes", orgs[:1]))
     p, results = plan_apply(client, desired)
@@ -164,8 +169,7 @@ def test_an_organization_bifrost_does_not_know_is_sent_alone_and_fails_alone(
 def test_a_batch_that_fails_on_one_organization_is_retried_one_by_one(
     bf: FakeBifrost, client: Client
 ) -> None:
-    orgs = org_ids(8)
-    seed(bf, orgs)
+    orgs = seeded(bf, 8)
     p = plan_for(client, manifest(orgs, integration("Notes", orgs)), Options())
     with bf.state.lock:  # deleted between plan and apply: the batch fails whole (500), as Bifrost's does
         del bf.state.organizations[orgs[3]]
@@ -183,8 +187,7 @@ def _iid(bf: FakeBifrost, name: str) -> str:
 
 
 def test_a_refused_batch_is_sent_as_single_creates(bf: FakeBifrost, client: Client) -> None:
-    orgs = org_ids(4)
-    seed(bf, orgs)
+    orgs = seeded(bf, 4)
     bf.fail_next(1, 413, match=lambda m, path: path.endswith("/mappings/batch"))
     _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
     assert bf.count("POST", BATCH) == 1 and bf.count("POST", SINGLE) == 4
@@ -192,8 +195,7 @@ def test_a_refused_batch_is_sent_as_single_creates(bf: FakeBifrost, client: Clie
 
 
 def test_a_batch_that_landed_without_an_answer_is_not_created_twice(bf: FakeBifrost, client: Client) -> None:
-    orgs = org_ids(3)
-    seed(bf, orgs)
+    orgs = seeded(bf, 3)
     batch = lambda m, path: path.endswith("/mappings/batch")  # noqa: E731
     bf.fail_next(5, "drop_after", match=batch)  # written every time, never answered
     _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
@@ -209,8 +211,7 @@ def test_a_batch_that_landed_without_an_answer_is_not_created_twice(bf: FakeBifr
 def test_a_batch_answered_with_errors_is_checked_one_by_one(bf: FakeBifrost, client: Client) -> None:
     """An answer that admits errors (or is of another shape) says nothing sure about any item:
     each create is sent alone, and one the batch did write is read back, not created twice."""
-    orgs = org_ids(3)
-    seed(bf, orgs)
+    orgs = seeded(bf, 3)
     bf.rewrite(
         lambda m, path: path.endswith("/mappings/batch"), lambda body: {**body, "errors": ["org x: boom"]}
     )
@@ -221,8 +222,7 @@ def test_a_batch_answered_with_errors_is_checked_one_by_one(bf: FakeBifrost, cli
 
 
 def test_batched_creates_wait_for_their_integration(bf: FakeBifrost, client: Client) -> None:
-    orgs = org_ids(3)
-    seed(bf, orgs)
+    orgs = seeded(bf, 3)
     bf.fail_next(1, 400, match=lambda m, path: m == "POST" and path == "/api/integrations")
     _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
     got = lines(results)
@@ -231,8 +231,7 @@ def test_batched_creates_wait_for_their_integration(bf: FakeBifrost, client: Cli
 
 
 def test_creates_whose_overrides_cannot_be_checked_say_so(bf: FakeBifrost, client: Client) -> None:
-    orgs = org_ids(4)
-    seed(bf, orgs)
+    orgs = seeded(bf, 4)
     plan_apply(client, manifest(orgs, integration("Notes", orgs[:1])))  # Notes exists from now on
     iid = _iid(bf, "Notes")
     desired = manifest(orgs, integration("Notes", orgs))
@@ -254,8 +253,7 @@ def test_creates_whose_overrides_cannot_be_checked_say_so(bf: FakeBifrost, clien
 def test_leftover_overrides_of_recreated_mappings_are_nulled_after_the_batch(
     bf: FakeBifrost, client: Client
 ) -> None:
-    orgs = org_ids(3)
-    seed(bf, orgs)
+    orgs = seeded(bf, 3)
     desired = manifest(orgs, integration("Halo", orgs, {0: {"page_size": 1}, 1: {"page_size": 2}}))
     plan_apply(client, desired)
     iid = _iid(bf, "Halo")
@@ -311,8 +309,7 @@ def test_plan_and_apply_on_a_repository(denv: Env) -> None:
 
 def test_the_fake_batch_endpoint_answers_as_bifrost_does(bf: FakeBifrost) -> None:
     """What the real endpoint answered (tests/real/test_real_batch.py meets it for real)."""
-    orgs = org_ids(2)
-    seed(bf, orgs)
+    orgs = seeded(bf, 2)
     with httpx.Client(base_url=bf.url, headers=bf.auth_headers(), timeout=30) as http:
         iid = http.post("/api/integrations", json={"name": "Probe"}).json()["id"]
         path = f"/api/integrations/{iid}/mappings/batch"
