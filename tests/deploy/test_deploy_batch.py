@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bifrost_gitops.deploy import DeployError
+from bifrost_gitops.deploy import DeployError, batchrun
 from bifrost_gitops.deploy.apply import LANDED, Result, apply
 from bifrost_gitops.deploy.client import Client, Credentials
 from bifrost_gitops.deploy.plan import Options, Plan
@@ -219,6 +219,20 @@ def test_a_batch_answered_with_errors_is_checked_one_by_one(bf: FakeBifrost, cli
     got = lines(results)
     assert bf.count("POST", SINGLE) == 3 and len(bf.state.mappings_of(_iid(bf, "Notes"))) == 3
     assert all(got[f"Notes/org{k}"] == (Status.OK, LANDED) for k in range(3))
+
+
+def test_an_error_of_ours_in_a_batch_leaves_its_creates_to_single_requests(
+    bf: FakeBifrost, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orgs = seeded(bf, 3)
+
+    def broken(body: object) -> dict[str, object]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(batchrun, "item", broken)
+    _, results = plan_apply(client, manifest(orgs, integration("Notes", orgs)))
+    assert bf.count("POST", BATCH) == 0 and bf.count("POST", SINGLE) == 3
+    assert all(r.status is Status.OK for r in results)
 
 
 def test_batched_creates_wait_for_their_integration(bf: FakeBifrost, client: Client) -> None:

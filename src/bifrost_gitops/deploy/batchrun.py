@@ -49,7 +49,10 @@ def send_batches(run: _Run, batches: list[Batch]) -> None:
     """Send BATCHES (of one integration), then null leftover overrides; results go into RUN."""
     sent: list[int] = []
     for batch in batches:
-        sent += _send(run, batch)
+        try:
+            sent += _send(run, batch)
+        except Exception:  # a bug of ours: sent alone, each create reports its own failure
+            run.uncertain.update(i for i in batch.ops if run.results[i] is None)
     if sent and batches[0].leftovers:
         _clear_leftovers(run, batches[0].integration, sent)
 
