@@ -18,6 +18,7 @@ from .diagnostics import Diagnostic, error
 from .errors import BifrostGitopsError
 from .loader import Path
 from .repo import Result
+from .sops import splice
 from .structure import suggest
 
 
@@ -98,7 +99,7 @@ def set_secret(
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
-        text = _header(path) + sops.dump_yaml(sealed, indent)
+        text = _rewrite_yaml(path, sealed, indent)
     _check_clear_values_kept(path, rel, text, block)
     _write_atomic(path, text)
     return rel
@@ -133,6 +134,15 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, list):
         return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
     return [(path, node)]
+
+
+def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:
+    """SEALED as the file's new text: spliced into the old text so every comment, blank line and
+    untouched line stays as it was (sops keeps comments too); written anew, keeping only the
+    leading comment lines, when the change cannot be spliced."""
+    with open(path, encoding="utf-8") as f:
+        spliced = splice.rewrite(f.read(), sealed, indent)
+    return spliced if spliced is not None else _header(path) + sops.dump_yaml(sealed, indent)
 
 
 def _header(path: str) -> str:
