@@ -13,6 +13,8 @@ import pytest
 from test_secrets_cli import (
     FABRIKAM,
     HALO,
+    MICROSOFT,
+    NINJA,
     SOPS,
     canary,
     changed_keys,
@@ -21,6 +23,7 @@ from test_secrets_cli import (
     run,
     set_secret,
     sops_decrypt,
+    tree,
 )
 
 __all__ = ["repo"]  # the fixture, used by name
@@ -110,3 +113,88 @@ def test_set_keeps_comments_inside_the_sops_block_region(repo: Path) -> None:
     assert after.endswith("# trailer\n")
     assert sops_decrypt(repo, HALO)["defaults"]["secrets"] == {"api_key": "k2"}
     assert run("secrets", "check", cwd=repo).code == 0
+
+
+# --- OAuth client secrets ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["Microsoft_Graph", "oauth.client_secret"],
+        ["--provider", "microsoft"],
+        ["--provider", "microsoft", "client_secret"],
+    ],
+)
+def test_rotate_a_shared_providers_client_secret(repo: Path, args: list[str]) -> None:
+    before_text = (repo / MICROSOFT).read_text()
+    before = sops_decrypt(repo, MICROSOFT)
+    value = canary("SHARED")
+    r = run("secrets", "set", *args, cwd=repo, stdin=value + "\n")
+    assert r.code == 0, r
+    assert (
+        r.stderr == f"{MICROSOFT}: client_secret of OAuth provider microsoft set (used by Microsoft_Graph)\n"
+    )
+    after_text = (repo / MICROSOFT).read_text()
+    assert changed_keys(before_text, after_text) == (["client_secret", "mac"], ["client_secret", "mac"])
+    assert comment_lines(after_text) == comment_lines(before_text)
+    after = sops_decrypt(repo, MICROSOFT)
+    assert after == {**before, "secrets": {"client_secret": value}}
+    assert value not in r.output and value not in after_text
+    assert run("validate", "--decrypt", "--strict", ".", cwd=repo).code == 0
+
+
+def test_rotate_an_inline_providers_client_secret(repo: Path) -> None:
+    before_text = (repo / NINJA).read_text()
+    before = sops_decrypt(repo, NINJA)
+    value = canary("INLINE")
+    r = set_secret(repo, "NinjaOne", "oauth.client_secret", value, subprocess=True)
+    assert r.code == 0, r
+    assert r.stderr == f"{NINJA}: client_secret of NinjaOne's inline OAuth client set\n"
+    after_text = (repo / NINJA).read_text()
+    assert changed_keys(before_text, after_text) == (["client_secret", "mac"], ["client_secret", "mac"])
+    assert comment_lines(after_text) == comment_lines(before_text)
+    after = sops_decrypt(repo, NINJA)
+    assert after["oauth"]["secrets"] == {"client_secret": value}
+    assert {**after, "oauth": before["oauth"]} == before
+    assert value not in r.output and value not in after_text
+    assert run("validate", "--decrypt", "--strict", ".", cwd=repo).code == 0
+
+
+def test_set_an_inline_provider_secret_into_a_clear_integration(repo: Path) -> None:
+    """An integration whose inline OAuth client has no secret yet: the file gets encrypted by the rule."""
+    text = (repo / NINJA).read_text()
+    text = text[: text.index("  secrets:\n")] + text[text.index("config_schema:") : text.index("sops:\n")]
+    (repo / NINJA).write_text(text)
+    assert set_secret(repo, "NinjaOne", "oauth.client_secret", "first").code == 0
+    assert sops_decrypt(repo, NINJA)["oauth"]["secrets"] == {"client_secret": "first"}
+    assert run("validate", "--decrypt", "--strict", ".", cwd=repo).code == 0
+
+
+OAUTH_ERRORS = [
+    (
+        ["Microsoft_Graph", "client_secret"],
+        "'client_secret' is not in the config_schema of 'Microsoft_Graph' (did you mean "
+        "'oauth.client_secret': the client_secret of its OAuth provider 'microsoft', in oauth/microsoft.yaml?)",
+    ),
+    (
+        ["NinjaOne", "client_secrte"],
+        "(did you mean 'oauth.client_secret': the client_secret of its inline oauth: block?)",
+    ),
+    (["HaloPSA", "client_secret"], "'client_secret' is not in the config_schema of 'HaloPSA'"),
+    (["HaloPSA", "oauth.client_secret"], "'HaloPSA' has no oauth: block"),
+    (["NinjaOne", "oauth.client_secrte"], "'client_secrte' is not an OAuth secret (one of client_secret,"),
+    (["NinjaOne", "oauth.client_secret", "--org", "contoso"], "drop --org"),
+    (["--provider", "microsof"], "OAuth provider 'microsof' is not declared (did you mean 'microsoft'?)"),
+    (["--provider", "microsoft", "Microsoft_Graph", "client_secret"], "with --provider, give only KEY"),
+    (["Microsoft_Graph"], "give INTEGRATION and KEY (or --provider NAME)"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), OAUTH_ERRORS, ids=[" ".join(e[0]) for e in OAUTH_ERRORS])
+def test_oauth_errors_say_what_was_meant(repo: Path, args: list[str], message: str) -> None:
+    before = tree(repo)
+    r = run("secrets", "set", *args, cwd=repo, stdin="x")
+    assert r.code == 2 and "Traceback" not in r.output, r
+    assert message in r.stderr
+    assert tree(repo) == before

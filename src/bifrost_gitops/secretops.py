@@ -11,51 +11,16 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from . import loader, sops, sopsrules, storable
+from . import loader, secrettarget, sops, sopsrules, storable
 from .atomic import write_atomic
-from .catalog import Catalog
 from .diagnostics import Diagnostic, error
-from .errors import BifrostGitopsError
 from .loader import Path
 from .repo import Result
+from .secrettarget import SecretsError as SecretsError  # where callers have found it
+from .secrettarget import Target
 from .sops import splice
-from .structure import suggest
-
-
-class SecretsError(BifrostGitopsError):
-    """A user error of a secrets command (unknown integration, key not secret-typed, ...): exit 2."""
-
 
 # --- secrets set ---------------------------------------------------------------------------
-
-
-def target_file(catalog: Catalog, integration: str, key: str, org: str | None) -> tuple[str, tuple[str, ...]]:
-    """The file and the path of its ``secrets:`` block where KEY of INTEGRATION (for ORG) lives."""
-    ip = catalog.integrations.get(integration)
-    if ip is None:
-        hint = suggest(integration, catalog.integrations)
-        raise SecretsError(f"integration {integration!r} is not declared" + (f" ({hint})" if hint else ""))
-    schema = {item.key: item for item in ip.model.config_schema}
-    item = schema.get(key)
-    if item is None:
-        hint = suggest(key, schema)
-        raise SecretsError(
-            f"{key!r} is not in the config_schema of {integration!r}" + (f" ({hint})" if hint else "")
-        )
-    if item.type != "secret":
-        raise SecretsError(f"{key!r} is a {item.type} key, not a secret: set it under config: in the YAML")
-    if org is None:
-        return ip.doc.path, ("defaults", "secrets")
-    if org.lower() not in catalog.orgs:
-        hint = suggest(org, [o.name for o, _, _ in catalog.orgs.values()])
-        raise SecretsError(f"organization {org!r} is not declared" + (f" ({hint})" if hint else ""))
-    mp = catalog.mappings.get((integration, org.lower()))
-    if mp is None:
-        raise SecretsError(
-            f"organization {org!r} has no mapping of {integration!r}: add a kind: Mapping document "
-            f"for it first (e.g. integrations/{integration}/mappings/{org}.yaml)"
-        )
-    return mp.doc.path, ("secrets",)
 
 
 def set_secret(
@@ -66,13 +31,21 @@ def set_secret(
     org: str | None = None,
     keyring: sops.Keyring | None = None,
 ) -> str:
-    """Write VALUE, encrypted, as KEY's default (or ORG's override); returns the file changed.
+    """Write VALUE, encrypted, as INTEGRATION's KEY (``oauth.<key>`` for its OAuth provider's),
+    the default or ORG's override; returns the file changed (see :func:`write_secret`)."""
+    target = secrettarget.find(result.catalog, integration, key, org)
+    write_secret(result, target, value, keyring)
+    return target.path
+
+
+def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyring | None = None) -> None:
+    """Write VALUE, encrypted, at TARGET (from :mod:`.secrettarget`).
 
     An encrypted file keeps its own recipients and selector (as `sops edit` does) and its data
     key, so every other value's ciphertext stays byte-identical; a clear file is encrypted
-    following the `.sops.yaml` creation rule for its path.
+    following the `.sops.yaml` creation rule for its path. Comments and untouched lines are kept.
     """
-    rel, block = target_file(result.catalog, integration, key, org)
+    rel, block, key = target.path, target.block, target.key
     path = os.path.join(result.root, rel)
     current = sops.load_file(path)
     if "sops" in current:
@@ -102,7 +75,6 @@ def set_secret(
         text = _rewrite_yaml(path, sealed, indent)
     _check_clear_values_kept(path, rel, text, block)
     _write_atomic(path, text)
-    return rel
 
 
 def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:

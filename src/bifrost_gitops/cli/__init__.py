@@ -361,31 +361,57 @@ def secrets() -> None:
 
 
 @secrets.command("set", short_help="Encrypt a value into a secret key (read from stdin or a prompt).")
-@click.argument("integration")
-@click.argument("key")
+@click.argument("names", nargs=-1, metavar="INTEGRATION KEY")
 @click.option(
     "--org", help="The organization whose mapping gets the value (default: the integration default)."
 )
+@click.option(
+    "--provider",
+    metavar="NAME",
+    help="A shared OAuth provider (oauth/NAME.yaml): set its KEY (default client_secret); no INTEGRATION.",
+)
 @click.option("--repo", "repo", default=".", show_default=True, type=click.Path(), help="The repository.")
-def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
+def secrets_set(names: tuple[str, ...], org: str | None, provider: str | None, repo: str) -> None:
     """Encrypt a value into INTEGRATION's secret KEY, read from stdin or a hidden prompt.
 
     The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
-    set HaloPSA api_key --org contoso`) or type it at the prompt.
+    set HaloPSA api_key --org contoso`) or type it at the prompt. KEY `oauth.client_secret` is
+    the client secret of the integration's OAuth provider (its inline oauth: block, or the shared
+    provider it names); `--provider microsoft` sets a shared provider's by its name.
     """
+    from .. import secrettarget
+
+    if provider is not None:
+        if org is not None or len(names) > 1:
+            raise click.UsageError(
+                "with --provider, give only KEY (default client_secret), no INTEGRATION or --org"
+            )
+        key = names[0] if names else "client_secret"
+    elif len(names) != 2:
+        raise click.UsageError("give INTEGRATION and KEY (or --provider NAME)")
+    result = load(repo)
+    if provider is not None:
+        target = secrettarget.find_provider(result.catalog, provider, key)
+    else:
+        target = secrettarget.find(result.catalog, names[0], names[1], org)
+    value = _read_secret(target.key)
     from .. import secretops
 
-    result = load(repo)
+    secretops.write_secret(result, target, value)
+    click.echo(term(f"{target.path}: {target.done}"), err=True)
+
+
+def _read_secret(name: str) -> str:
+    """The value from a hidden prompt (asked twice) on a terminal, else all of stdin (one final
+    newline dropped); never echoed."""
     if sys.stdin.isatty():
-        value = click.prompt(f"{key}", hide_input=True, confirmation_prompt=True, err=True)
+        value: str = click.prompt(name, hide_input=True, confirmation_prompt=True, err=True)
     else:
         value = sys.stdin.read()
         value = value[:-1] if value.endswith("\n") else value
     if not value:
         fail("empty value; nothing written")
-    written = secretops.set_secret(result, integration, key, value, org)
-    whom = f" for {org}" if org else " (integration default)"
-    click.echo(term(f"{written}: {key} set{whom}"), err=True)
+    return value
 
 
 @secrets.command("keygen", short_help="Make an age key for sops and print its recipient.")
