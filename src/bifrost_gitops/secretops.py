@@ -74,7 +74,7 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
         text = _rewrite_yaml(path, sealed, indent)
     _check_clear_values_kept(path, rel, text, block)
-    _write_atomic(path, text)
+    write_file(path, text)
 
 
 def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
@@ -114,7 +114,12 @@ def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:
     leading comment lines, when the change cannot be spliced."""
     with open(path, encoding="utf-8") as f:
         spliced = splice.rewrite(f.read(), sealed, indent)
-    return spliced if spliced is not None else _header(path) + sops.dump_yaml(sealed, indent)
+    return spliced if spliced is not None else header_and_dump(path, sealed, indent)
+
+
+def header_and_dump(path: str, tree: dict[str, Any], indent: int) -> str:
+    """TREE written anew, keeping only the file's leading comment lines (when splicing cannot)."""
+    return _header(path) + sops.dump_yaml(tree, indent)
 
 
 def _header(path: str) -> str:
@@ -161,7 +166,8 @@ def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     return sopsrules.encrypt_options(rule)
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_file(path: str, text: str) -> None:
+    """TEXT into PATH atomically, keeping the file's mode."""
     mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644  # keep the file's mode
     write_atomic(path, text.encode("utf-8"), mode=mode, prefix=".bifrost-gitops-")
 

@@ -355,7 +355,7 @@ def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> No
         sys.exit(EXIT_FINDINGS)
 
 
-@main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
+@main.group(short_help="SOPS secrets: set, keygen, check, recipients, updatekeys.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
 
@@ -471,3 +471,40 @@ def secrets_recipients(repo: str, fmt: str) -> None:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
         d.report_text(findings, d.Summary(len(rows)), sys.stdout, use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)
+
+
+@secrets.command("updatekeys", short_help="Re-key every file whose recipients drifted from .sops.yaml.")
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+def secrets_updatekeys(repo: str, dry_run: bool) -> None:
+    """Re-key every encrypted file whose recipients differ from its .sops.yaml rule (what
+    `secrets recipients` flags), in one run: natively for age keys, through `sops updatekeys`
+    for PGP, KMS or key groups. Prints per file the recipients added (+) and removed (-).
+
+    The data key must be opened, so a key the file is encrypted to must be available
+    (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, or the sops keys file); values never change.
+    Exit 0 when every file matches afterwards, 1 when one is left for a person, 2 when no key opens one.
+    """
+    from .. import updatekeys as uk
+    from ..secrettarget import SecretsError
+
+    result = load(repo)
+    done = uk.update_keys(result, dry_run)
+    for r in done:  # paths and recipients come from the repository's files: escaped
+        changes = [f"+{a}" for a in r.added] + [f"-{x}" for x in r.removed]
+        how = f"would be {r.how.value}" if dry_run and r.how in (uk.How.NATIVE, uk.How.SOPS) else r.how.value
+        why = f" ({r.reason})" if r.reason else ""
+        click.echo(term(f"{r.path}: {' '.join(changes)}: {how}{why}"))
+    locked = [r.path for r in done if r.how is uk.How.NO_KEY]
+    left = [r for r in done if r.how is uk.How.LEFT]
+    if not done:
+        click.echo("every encrypted file matches .sops.yaml; nothing to re-key", err=True)
+    elif not locked and not left:
+        s = "s" if len(done) != 1 else ""
+        click.echo(f"{len(done)} file{s} {'to re-key' if dry_run else 're-keyed'}", err=True)
+    if locked:
+        err = SecretsError(f"{len(locked)} file(s) not re-keyed: no available key opens {', '.join(locked)}")
+        err.hint = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY to a key the file is encrypted to"
+        raise err
+    if left:
+        sys.exit(EXIT_FINDINGS)
