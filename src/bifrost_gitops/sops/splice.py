@@ -37,8 +37,8 @@ def rewrite(text: str, new: Mapping[str, object], indent: int = 4) -> str | None
         return None
     edits: list[_Edit] = []
     try:
-        _Splicer(text, indent, edits).mapping(root, old, new)
-    except _Unspliceable:
+        _Splicer(text, indent, edits).mapping(root, old, new, top=True)
+    except (_Unspliceable, ValueError):
         return None
     out = text
     for start, end, repl in sorted(edits, reverse=True):
@@ -66,7 +66,9 @@ class _Splicer:
         self.text, self.indent, self.edits = text, indent, edits
         self.seen: set[int] = set()
 
-    def mapping(self, node: yaml.MappingNode, old: Mapping[str, object], new: Mapping[str, object]) -> None:
+    def mapping(
+        self, node: yaml.MappingNode, old: Mapping[str, object], new: Mapping[str, object], top: bool = False
+    ) -> None:
         keys_old, keys_new = list(old), list(new)
         if keys_new[: len(keys_old)] != keys_old or len(node.value) != len(keys_old):
             raise _Unspliceable  # a key removed or moved, or a merge key (<<) in play
@@ -82,13 +84,13 @@ class _Splicer:
                 self.mapping(vnode, ov, nv)
             else:
                 start, end = knode.start_mark.index, self.end(vnode, knode)
-                self.edits.append((start, end, self.entry(key, nv, knode.start_mark.column, first=False)))
+                self.edits.append((start, end, self.entry(key, nv, knode.start_mark.column, pad_first=False)))
         added = keys_new[len(keys_old) :]
         if added:
             col = node.value[0][0].start_mark.column
             last_k, last_v = node.value[-1]
-            lines = "\n".join(self.entry(k, new[k], col, first=True) for k in added)
-            if col == 0:  # the top level: at the very end, after closing comments, as sops puts its block
+            lines = "\n".join(self.entry(k, new[k], col, pad_first=True) for k in added)
+            if top:  # at the very end, after closing comments, as sops puts its block
                 tail = self.text.rstrip("\n")
                 self.edits.append((len(tail), len(self.text), "\n" + lines + "\n"))
                 return
@@ -96,10 +98,11 @@ class _Splicer:
             at = len(self.text) if at < 0 else at
             self.edits.append((at, at, "\n" + lines))
 
-    def entry(self, key: str, value: object, col: int, first: bool) -> str:
-        """KEY: VALUE laid out as the sops store writes it, its key at column COL."""
-        lines = _map_lines({key: value}, col, col + self.indent, self.indent)
-        return "\n".join(lines) if first else "\n".join(lines)[col:]
+    def entry(self, key: str, value: object, col: int, pad_first: bool) -> str:
+        """KEY: VALUE laid out as the sops store writes it, its key at column COL (the first line
+        unpadded when it replaces an entry in place, after the original's own indentation)."""
+        text = "\n".join(_map_lines({key: value}, col, col + self.indent, self.indent))
+        return text if pad_first else text[col:]
 
     def end(self, node: _Node, key: _Node) -> int:
         """Where NODE's own text ends: its last scalar, not the comments a block's end mark takes in."""
