@@ -678,6 +678,7 @@ COMMANDS = [
     ["secrets", "check", "--format", "github"],
     ["secrets", "recipients"],
     ["secrets", "recipients", "--format", "json"],
+    ["secrets", "updatekeys", "--dry-run"],
 ]
 
 
