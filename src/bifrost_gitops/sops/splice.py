@@ -3,9 +3,10 @@
 sops keeps a YAML file's comments (clear, or ``#ENC[...]`` under an encrypted key) but never
 hashes them into the MAC. A rewrite therefore only has to replace the entries whose value
 changed (a secret, the ``sops`` block) and append the new ones: every other line, comment, blank
-line and quoting style stays byte for byte. :func:`rewrite` does that, or returns None when the
-change is not one it can splice (a removed or reordered key, anchors); the caller then writes
-the whole document anew.
+line and quoting style stays byte for byte (unchanged aliases included). :func:`rewrite` does
+that, or returns None when the change is not one it can splice (a removed or reordered key, a
+changed value behind an alias, a document that is one flow mapping); the caller then writes the
+whole document anew.
 """
 
 from __future__ import annotations
