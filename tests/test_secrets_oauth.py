@@ -22,6 +22,7 @@ from test_secrets_cli import (
     RECIPIENT,
     SOPS,
     TOKEN,
+    add_secret_key,
     canary,
     changed_keys,
     real_sops,
@@ -66,18 +67,14 @@ secrets:
   # the API key: rotated every spring
   api_key: first-key
   # the webhook
-  webhook_secret: hook
+  webhook_secret: hook  # from the vendor's portal
 # the end of the document
 """
 
 
 def test_set_keeps_every_comment_of_a_file_sops_encrypted(repo: Path) -> None:
     """sops encrypts the comments under secrets: (#ENC[...]); set keeps them, and sops shows them again."""
-    (repo / HALO).write_text(
-        (repo / HALO)
-        .read_text()
-        .replace("\ndefaults:\n", "\n  - key: webhook_secret\n    type: secret\ndefaults:\n")
-    )
+    add_secret_key(repo, "webhook_secret")
     (repo / FABRIKAM).write_text(COMMENTED)
     assert real_sops(repo, "--encrypt", "--in-place", FABRIKAM).returncode == 0
     before = (repo / FABRIKAM).read_text()
@@ -95,6 +92,25 @@ def test_set_keeps_every_comment_of_a_file_sops_encrypted(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == shown_before.replace("first-key", value)  # `sops edit` shows the same comments
     assert value not in r.output and value not in after
+
+
+def test_first_encryption_encrypts_the_comments_sops_would(repo: Path) -> None:
+    """A clear file with comments under secrets: they end up as sops puts them: encrypted, the
+    trailing one on its own line; `sops decrypt` shows the same text as for the file sops encrypted."""
+    add_secret_key(repo, "webhook_secret")
+    (repo / FABRIKAM).write_text(COMMENTED)
+    assert real_sops(repo, "--encrypt", "--in-place", FABRIKAM).returncode == 0
+    by_sops = real_sops(repo, "--decrypt", FABRIKAM)
+
+    (repo / FABRIKAM).write_text(COMMENTED)
+    assert set_secret(repo, "HaloPSA", "api_key", "first-key", "--org", "fabrikam").code == 0
+    ours = (repo / FABRIKAM).read_text()
+    for note in ("rotated every spring", "the webhook", "vendor's portal"):
+        assert note not in ours
+    assert ours.count("  #ENC[AES256_GCM,") == 3
+    proc = real_sops(repo, "--decrypt", FABRIKAM)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no "possibly unencrypted comment"
+    assert proc.stdout == by_sops.stdout
 
 
 def test_set_keeps_every_comment_of_a_clear_file(repo: Path) -> None:

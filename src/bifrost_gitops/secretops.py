@@ -18,7 +18,8 @@ from .loader import Path
 from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
-from .sops import splice
+from .sops import datakey, splice
+from .sops.comments import seal_comments
 
 # --- secrets set ---------------------------------------------------------------------------
 
@@ -51,8 +52,10 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
     if "sops" in current:
         clear = sops.decrypt_document(current, identities=keyring, file=rel)
         options = _options_of(current["sops"])
+        data_key = _data_key(current["sops"], keyring)
     else:
         clear, options = current, _options_from_rules(result.root, path)
+        data_key = os.urandom(32)  # a new file's data key: its comments are encrypted with it too
     node = clear
     for part in block:
         child = node.get(part)
@@ -60,8 +63,9 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
             child = node[part] = {}
         node = child
     node[key] = value
+    previous = current if "sops" in current else None
     sealed = sops.encrypt_document(
-        clear, previous=current if "sops" in current else None, identities=keyring, **options
+        clear, previous=previous, identities=keyring, data_key=None if previous else data_key, **options
     )
     if any(isinstance(sealed.get(k), str) and sealed[k].startswith("ENC[") for k in ("apiVersion", "kind")):
         raise SecretsError(
@@ -73,6 +77,8 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
         text = _rewrite_yaml(path, sealed, indent)
+        if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
+            text = seal_comments(text, sealed["sops"], data_key)
     _check_clear_values_kept(path, rel, text, block)
     write_file(path, text)
 
@@ -106,6 +112,14 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, list):
         return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
     return [(path, node)]
+
+
+def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | None:
+    """The file's data key when an age key opens it natively (else comments are left as they are)."""
+    try:
+        return datakey.unwrap(meta, keyring or sops.default_keyring())
+    except sops.SopsError:
+        return None
 
 
 def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:

@@ -84,7 +84,7 @@ class _Splicer:
                 assert isinstance(vnode, yaml.MappingNode)
                 self.mapping(vnode, ov, nv)
             else:
-                start, end = knode.start_mark.index, self.end(vnode, knode)
+                start, end = knode.start_mark.index, value_end(self.text, vnode, knode)
                 self.edits.append((start, end, self.entry(key, nv, knode.start_mark.column, pad_first=False)))
         added = keys_new[len(keys_old) :]
         if added:
@@ -95,7 +95,7 @@ class _Splicer:
                 tail = self.text.rstrip("\n")
                 self.edits.append((len(tail), len(self.text), "\n" + lines + "\n"))
                 return
-            at = self.text.find("\n", self.end(last_v, last_k))
+            at = self.text.find("\n", value_end(self.text, last_v, last_k))
             at = len(self.text) if at < 0 else at
             self.edits.append((at, at, "\n" + lines))
 
@@ -105,23 +105,25 @@ class _Splicer:
         text = "\n".join(_map_lines({key: value}, col, col + self.indent, self.indent))
         return text if pad_first else text[col:]
 
-    def end(self, node: _Node, key: _Node) -> int:
-        """Where NODE's own text ends: its last scalar, not the comments a block's end mark takes in."""
-        if isinstance(node, yaml.ScalarNode):
-            if node.value == "" and node.style is None:  # `key:` alone (null)
-                return self.text.index(":", key.end_mark.index) + 1
-            end = node.end_mark.index
-            if node.style in ("|", ">"):  # a block scalar's mark runs into the next line
-                end = _content_end(self.text, node.start_mark.index, end)
-            return end
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            if node.flow_style or not node.value:
-                return int(node.end_mark.index)
-            last = node.value[-1]
-            if isinstance(node, yaml.MappingNode):
-                return self.end(last[1], last[0])
-            return self.end(last, key)
-        raise _Unspliceable
+
+def value_end(text: str, node: _Node, key: _Node) -> int:
+    """Where the value NODE (of KEY) ends in TEXT: its last scalar, not the comments and blank
+    lines a block's end mark takes in."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.value == "" and node.style is None:  # `key:` alone (null)
+            return text.index(":", key.end_mark.index) + 1
+        end = int(node.end_mark.index)
+        if node.style in ("|", ">"):  # a block scalar's mark runs into the next line
+            end = _content_end(text, node.start_mark.index, end)
+        return end
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if node.flow_style or not node.value:
+            return int(node.end_mark.index)
+        last = node.value[-1]
+        if isinstance(node, yaml.MappingNode):
+            return value_end(text, last[1], last[0])
+        return value_end(text, last, key)
+    raise _Unspliceable
 
 
 def _content_end(text: str, start: int, end: int) -> int:
