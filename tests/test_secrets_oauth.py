@@ -329,3 +329,24 @@ def test_updatekeys_hands_key_groups_to_the_real_sops(
     after.write_text((repo / KEY_NAME).read_text() + f"{third}\n")
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(after))
     assert sops_decrypt(repo, FABRIKAM)["secrets"] == yaml.safe_load(clear)["secrets"]
+
+
+def test_updatekeys_leaves_what_it_cannot_do_for_a_person(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule that also asks for a PGP key: only sops can re-key; when it fails or is missing, exit 1."""
+    second_r = str(pyrage.x25519.Identity.generate().to_public())
+    set_sops_yaml(repo, age=f"{RECIPIENT},{second_r}", pgp="0000000000000000000000000000000000000000")
+    before = tree(repo)
+    r = run("secrets", "updatekeys", cwd=repo)  # the real sops cannot find that PGP key
+    assert r.code == 1, r
+    assert r.stdout.count(f": +{second_r}: left for a person (sops updatekeys failed (exit ") == 4
+    assert tree(repo) == before
+
+    from bifrost_gitops.sops import binary
+
+    monkeypatch.setattr(binary, "find_sops", lambda: None)
+    r = run("secrets", "updatekeys", cwd=repo)
+    assert r.code == 1, r
+    assert r.stdout.count("left for a person (it has non-age keys or key groups, and the sops binary") == 4
+    assert tree(repo) == before
