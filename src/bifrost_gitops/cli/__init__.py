@@ -355,37 +355,63 @@ def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> No
         sys.exit(EXIT_FINDINGS)
 
 
-@main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
+@main.group(short_help="SOPS secrets: set, keygen, check, recipients, updatekeys.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
 
 
 @secrets.command("set", short_help="Encrypt a value into a secret key (read from stdin or a prompt).")
-@click.argument("integration")
-@click.argument("key")
+@click.argument("names", nargs=-1, metavar="INTEGRATION KEY")
 @click.option(
     "--org", help="The organization whose mapping gets the value (default: the integration default)."
 )
+@click.option(
+    "--provider",
+    metavar="NAME",
+    help="A shared OAuth provider (oauth/NAME.yaml): set its KEY (default client_secret); no INTEGRATION.",
+)
 @click.option("--repo", "repo", default=".", show_default=True, type=click.Path(), help="The repository.")
-def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
+def secrets_set(names: tuple[str, ...], org: str | None, provider: str | None, repo: str) -> None:
     """Encrypt a value into INTEGRATION's secret KEY, read from stdin or a hidden prompt.
 
     The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
-    set HaloPSA api_key --org contoso`) or type it at the prompt.
+    set HaloPSA api_key --org contoso`) or type it at the prompt. KEY `oauth.client_secret` is
+    the client secret of the integration's OAuth provider (its inline oauth: block, or the shared
+    provider it names); `--provider microsoft` sets a shared provider's by its name.
     """
+    from .. import secrettarget
+
+    if provider is not None:
+        if org is not None or len(names) > 1:
+            raise click.UsageError(
+                "with --provider, give only KEY (default client_secret), no INTEGRATION or --org"
+            )
+        key = names[0] if names else "client_secret"
+    elif len(names) != 2:
+        raise click.UsageError("give INTEGRATION and KEY (or --provider NAME)")
+    result = load(repo)
+    if provider is not None:
+        target = secrettarget.find_provider(result.catalog, provider, key)
+    else:
+        target = secrettarget.find(result.catalog, names[0], names[1], org)
+    value = _read_secret(target.key)
     from .. import secretops
 
-    result = load(repo)
+    secretops.write_secret(result, target, value)
+    click.echo(term(f"{target.path}: {target.done}"), err=True)
+
+
+def _read_secret(name: str) -> str:
+    """The value from a hidden prompt (asked twice) on a terminal, else all of stdin (one final
+    newline dropped); never echoed."""
     if sys.stdin.isatty():
-        value = click.prompt(f"{key}", hide_input=True, confirmation_prompt=True, err=True)
+        value: str = click.prompt(name, hide_input=True, confirmation_prompt=True, err=True)
     else:
         value = sys.stdin.read()
         value = value[:-1] if value.endswith("\n") else value
     if not value:
         fail("empty value; nothing written")
-    written = secretops.set_secret(result, integration, key, value, org)
-    whom = f" for {org}" if org else " (integration default)"
-    click.echo(term(f"{written}: {key} set{whom}"), err=True)
+    return value
 
 
 @secrets.command("keygen", short_help="Make an age key for sops and print its recipient.")
@@ -445,3 +471,40 @@ def secrets_recipients(repo: str, fmt: str) -> None:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
         d.report_text(findings, d.Summary(len(rows)), sys.stdout, use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)
+
+
+@secrets.command("updatekeys", short_help="Re-key every file whose recipients drifted from .sops.yaml.")
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+def secrets_updatekeys(repo: str, dry_run: bool) -> None:
+    """Re-key every encrypted file whose recipients differ from its .sops.yaml rule (what
+    `secrets recipients` flags), in one run: natively for age keys, through `sops updatekeys`
+    for PGP, KMS or key groups. Prints per file the recipients added (+) and removed (-).
+
+    The data key must be opened, so a key the file is encrypted to must be available
+    (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, or the sops keys file); values never change.
+    Exit 0 when every file matches afterwards, 1 when one is left for a person, 2 when no key opens one.
+    """
+    from .. import updatekeys as uk
+    from ..secrettarget import SecretsError
+
+    result = load(repo)
+    done = uk.update_keys(result, dry_run)
+    for r in done:  # paths and recipients come from the repository's files: escaped
+        changes = [f"+{a}" for a in r.added] + [f"-{x}" for x in r.removed]
+        how = f"would be {r.how.value}" if dry_run and r.how in (uk.How.NATIVE, uk.How.SOPS) else r.how.value
+        why = f" ({r.reason})" if r.reason else ""
+        click.echo(term(f"{r.path}: {' '.join(changes)}: {how}{why}"))
+    locked = [r.path for r in done if r.how is uk.How.NO_KEY]
+    left = [r for r in done if r.how is uk.How.LEFT]
+    if not done:
+        click.echo("every encrypted file matches .sops.yaml; nothing to re-key", err=True)
+    elif not locked and not left:
+        s = "s" if len(done) != 1 else ""
+        click.echo(f"{len(done)} file{s} {'to re-key' if dry_run else 're-keyed'}", err=True)
+    if locked:
+        err = SecretsError(f"{len(locked)} file(s) not re-keyed: no available key opens {', '.join(locked)}")
+        err.hint = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY to a key the file is encrypted to"
+        raise err
+    if left:
+        sys.exit(EXIT_FINDINGS)
