@@ -7,7 +7,7 @@ Heavy imports (pydantic, the checks) happen inside the commands so that start-up
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +30,11 @@ from .common import (
     report,
     use_colour,
 )
+
+if TYPE_CHECKING:
+    from ..fix import Plan
+    from ..repo import Result
+    from ..suppress import Outcome
 
 
 class _Group(click.Group):
@@ -108,8 +113,28 @@ for _command in deploy.COMMANDS:
     "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
 )
 @click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Apply the findings' mechanical fixes to the files (YAML 1.1 quoting traps, $schema "
+    "comment paths), then check again and report what is left.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="With --fix: print the changes as a unified diff; write nothing.",
+)
 def validate(
-    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+    repo: str,
+    fmt: str,
+    strict: bool,
+    decrypt: bool,
+    ignore: tuple[str, ...],
+    staged: bool,
+    rev: str | None,
+    fix: bool,
+    show_diff: bool,
 ) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
@@ -117,17 +142,45 @@ def validate(
     No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
     bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
     In a git work tree, files git ignores are skipped; --staged and --rev read git objects
-    instead of the files.
+    instead of the files. --fix rewrites files in the work tree only, changing nothing but the
+    fixed values; --fix --diff shows the changes instead (exit 1 if there are any).
     """
     from .. import suppress
-    from ..diagnostics import sort_key
-    from ..secretops import drift
 
     if staged and rev is not None:
         fail("--staged and --rev: give one")
     if decrypt and (staged or rev is not None):
         fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
+    if (fix or show_diff) and (staged or rev is not None):
+        fail("--fix changes the files in the work tree; it cannot be combined with --staged or --rev")
+    if show_diff and not fix:
+        fail("--diff shows what --fix would change: give both")
     codes = suppress.parse_codes(ignore)
+    result, outcome = _check(repo, staged, rev, decrypt, codes)
+    if fix:
+        from ..fix import plan
+
+        found = plan(result.root, outcome.kept, (p.doc.path for p in result.catalog.documents()))
+        if show_diff:
+            from ..fixreport import diff
+
+            diff(found, sys.stdout)
+            sys.exit(EXIT_FINDINGS if found.changed else EXIT_OK)
+        _write_fixes(found, fmt)
+        result, outcome = _check(repo, staged, rev, decrypt, codes)
+    diags = outcome.kept
+    report(diags, result.files, fmt, result.root, outcome.suppressed)
+    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+
+
+def _check(
+    repo: str, staged: bool, rev: str | None, decrypt: bool, codes: list[str]
+) -> tuple[Result, Outcome]:
+    """Load and check the repository: (the result, the findings kept and suppressed)."""
+    from .. import suppress
+    from ..diagnostics import sort_key
+    from ..secretops import drift
+
     if staged or rev is not None:
         from ..repo import load_git
 
@@ -137,10 +190,18 @@ def validate(
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
-    outcome = suppress.apply(result, diags, codes)
-    diags = outcome.kept
-    report(diags, result.files, fmt, result.root, outcome.suppressed)
-    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+    return result, suppress.apply(result, diags, codes)
+
+
+def _write_fixes(found: Plan, fmt: str) -> None:
+    """Write the fixes, then say what changed: on stdout before a text report, on stderr when
+    stdout carries a machine-read format."""
+    from ..fix import write
+    from ..fixreport import report as fix_report
+
+    write(found)
+    stream = sys.stdout if fmt == "text" else sys.stderr
+    fix_report(found, stream, use_colour(stream))
 
 
 @main.command(short_help="Print the JSON Schema of a document kind (for editors).")
