@@ -169,7 +169,10 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
         else:  # pragma: no cover - a safety net: every fix above keeps the rest of the data
             outcomes = [_unverified(o) if o.fixed else o for o in outcomes]
     secret = frozenset(
-        n for s in spans.at.values() if "secrets" in s.path for n in range(s.lines[0], s.lines[1] + 1)
+        n
+        for s in spans.at.values()
+        if "secrets" in s.path and not s.key
+        for n in range(s.lines[0], s.lines[1] + 1)
     )
     outcomes.sort(key=lambda o: (o.line, o.col))
     return FilePlan(rel, real, before, after, outcomes, secret)
