@@ -369,3 +369,20 @@ def test_git_repo_fix_touches_only_the_fixed_lines(make_repo: Repo, cli: Cli) ->
 
     stat = git(repo, "diff", "--numstat")
     assert stat == f"10\t10\t{MAPPING}\n"
+
+
+def test_a_finding_about_a_file_changed_since_is_not_applied(make_repo: Repo) -> None:
+    """The finding's position now holds another value (the file was edited after the check):
+    --fix must not quote whatever happens to stand there."""
+    from bifrost_gitops import fix, repo
+
+    root = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: TRAPS})
+    result = repo.load(str(root))
+    edited = TRAPS.replace("entity_id: 01234", "entity_id: 98765").replace("region: no ", "region: eu ")
+    (root / MAPPING).write_text(edited)
+
+    found = fix.plan(str(root), result.diagnostics, [])
+
+    changed = found.changed[0].after.decode()
+    assert "entity_id: 98765" in changed and "region: eu " in changed  # stale: left as they are
+    assert 'version: "1.10"' in changed  # still the trap it was reported as

@@ -99,7 +99,9 @@ def plan(root: str, findings: Sequence[Diagnostic], documents: Iterable[str]) ->
         if d.code in FIXABLE:
             by_path.setdefault(d.path, [])
             by_path[d.path].append(d)
-    paths = sorted(set(by_path) | set(documents))
+    # $schema comments are looked at only where init put the schemas (reading every file costs)
+    schemas = os.path.isdir(os.path.join(root, ".schemas"))
+    paths = sorted(set(by_path) | (set(documents) if schemas else set()))
     files = [p for p in (_plan_file(root, rel, by_path.get(rel, [])) for rel in paths) if p is not None]
     return Plan(files)
 
@@ -129,6 +131,8 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     if got is None:
         return None
     real, before = got
+    if not findings and b"$schema=" not in before:
+        return None
     try:
         text = before.decode("utf-8")
     except UnicodeDecodeError:
@@ -146,10 +150,12 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     outcomes: list[Outcome] = []
     for d in findings:
         span = spans.get(d.line, d.col)
-        found = _fix_for(d, span, body) if span is not None else None
+        found = _fix_for(d, span, body) if span is not None and _still(doc, d, span) else None
         if found is None or span is None:
             continue  # not a mechanical fix: the finding stays in the report
         edit, new, how = found
+        if any(e.start < edit.end and edit.start < e.end for e in edits):
+            continue  # a second finding about the same scalar: one fix is enough
         if sops_meta is not None and not _mac_neutral(sops_meta, span, body[span.start : span.end], edit):
             outcomes.append(_left_in_sops(d, rel))
             continue
@@ -176,6 +182,28 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     )
     outcomes.sort(key=lambda o: (o.line, o.col))
     return FilePlan(rel, real, before, after, outcomes, secret)
+
+
+def _still(doc: loader.Document, d: Diagnostic, span: Span) -> bool:
+    """Whether the scalar at the finding's position is still the one the finding is about (the
+    file may have changed since it was checked): the same text, read the same way."""
+    if span.key:
+        return any(n.code == d.code and (n.line, n.col) == (d.line, d.col) for n in doc.notes)
+    implicit = doc.implicit.get(span.path)
+    if d.code in ("Y005", "Y009"):  # their messages quote the text, except under secrets:
+        quoted = "secrets" in span.path or repr(span.value) in d.message
+        return quoted and implicit is not None and implicit[1] == span.value
+    if not span.path or repr(span.path[-1]) not in d.message:  # C002 names the key
+        return False
+    node: object = doc.data
+    for part in span.path:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:  # noqa: SIM114 - mypy narrows each
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return node == span.value and implicit is None
 
 
 def _fix_for(d: Diagnostic, span: Span, body: str) -> tuple[Edit, Node, str] | None:
