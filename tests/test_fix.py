@@ -255,15 +255,25 @@ def test_a_copied_files_schema_path_is_repointed(init_repo: Path, cli: Cli) -> N
     """A mapping copied one folder up keeps the comment of its old place; --fix repoints it."""
     good = (init_repo / "integrations/Example/mappings/contoso.yaml").read_text()
     moved = init_repo / "integrations/Example/contoso-copy.yaml"
-    moved.write_text(good.replace("organization: contoso", "organization: fabrikam"))
+    moved.write_text("# copied\n" + good.replace("organization: contoso", "organization: fabrikam"))
+    late = init_repo / "integrations/Example/late.yaml"  # a comment below the document starts: not ours
+    late_text = (
+        good.split("\n", 1)[1]
+        .replace("organization: contoso", "organization: northwind")
+        .replace("kind: Mapping", "kind: Mapping\n# yaml-language-server: $schema=wrong.json")
+    )
+    late.write_text(late_text)
+    orgs = (init_repo / "organizations.yaml").read_text()
+    (init_repo / "organizations.yaml").write_text(orgs + "  - name: northwind\n")
 
     run = cli("validate", "--fix", str(init_repo))
 
-    want = good.replace("../../../.schemas/", "../../.schemas/", 1)
+    want = "# copied\n" + good.replace("../../../.schemas/", "../../.schemas/", 1)
     assert moved.read_text() == want.replace("organization: contoso", "organization: fabrikam")
+    assert late.read_text() == late_text
     assert (init_repo / "integrations/Example/mappings/contoso.yaml").read_text() == good
     rel = "integrations/Example/contoso-copy.yaml"
-    assert f"{rel}:1:33: FIXED $schema comment does not point to this kind's schema" in run.stdout
+    assert f"{rel}:2:33: FIXED $schema comment does not point to this kind's schema" in run.stdout
     assert "(now ../../.schemas/mapping.schema.json, was ../../../.schemas/mapping.schema.json)" in run.stdout
     assert run.code == 0, run.output
     target = moved.parent / "../../.schemas/mapping.schema.json"
