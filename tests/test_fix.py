@@ -311,27 +311,16 @@ def test_schema_urls_and_repos_without_schemas_are_left_alone(
 # --- encrypted files (no key needed: the fix never decrypts) ------------------------------
 
 
+def _encrypted(config: str, sops: str) -> str:
+    """A mapping with entity_id 01234, CONFIG (lines) under config:, a ciphertext and SOPS metadata."""
+    head = "kind: Mapping\nintegration: HaloPSA\norganization: contoso\nentity_id: 01234\nconfig:\n"
+    return API + head + config + f"secrets:\n  api_key: {ENC}\n" + sops
+
+
 def test_in_an_encrypted_file_only_mac_neutral_fixes_are_made(make_repo: Repo, cli: Cli) -> None:
     """sops hashes clear values into the MAC: `no` is the text "no" to sops quoted or not, so it
     is fixed; `01234` is the number 668 to sops, so quoting it would break the MAC: left."""
-    sops = FAKE_SOPS.replace("  mac_only_encrypted: true\n", "")
-    text = (
-        API
-        + dedent(
-            f"""
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: 01234
-        config:
-          region: no
-          beta: yes
-        secrets:
-          api_key: {ENC}
-        """
-        )
-        + sops
-    )
+    text = _encrypted("  region: no\n  beta: yes\n", FAKE_SOPS.replace("  mac_only_encrypted: true\n", ""))
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     run = cli("validate", "--fix", str(repo))
@@ -346,25 +335,13 @@ def test_in_an_encrypted_file_only_mac_neutral_fixes_are_made(make_repo: Repo, c
 
 
 def test_mac_only_encrypted_files_take_every_clear_fix(make_repo: Repo, cli: Cli) -> None:
-    text = (
-        API
-        + dedent(
-            f"""
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: 01234
-        secrets:
-          api_key: {ENC}
-        """
-        )
-        + FAKE_SOPS
-    )
+    text = _encrypted("  region: no\n  beta: yes\n", FAKE_SOPS)
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     run = cli("validate", "--fix", str(repo))
 
-    assert (repo / MAPPING).read_text() == text.replace("01234", '"01234"')
+    want = text.replace("01234", '"01234"').replace("region: no", 'region: "no"')
+    assert (repo / MAPPING).read_text() == want.replace("beta: yes", "beta: true")
     assert run.code == 0, run.output
 
 

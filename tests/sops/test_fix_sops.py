@@ -13,23 +13,10 @@ from pathlib import Path
 import pytest
 
 from support import API, Run, dedent
+from test_fix import INTEGRATION, MAPPING
 
 from ._sops_helpers import R1, run_sops
 
-MAPPING = "integrations/HaloPSA/mappings/contoso.yaml"
-INTEGRATION = API + dedent(
-    """
-    kind: Integration
-    name: HaloPSA
-    config_schema:
-      - {key: region, type: string}
-      - {key: window, type: string}
-      - {key: version, type: string}
-      - {key: verbose, type: bool}
-      - {key: page_size, type: int}
-      - {key: api_key, type: secret}
-    """
-)
 PLAIN = (
     "# yaml-language-server: $schema=../.schemas/mapping.schema.json\n# Contoso\n"
     + API
