@@ -79,6 +79,11 @@ Cli = Callable[..., Run]
 Repo = Callable[..., Path]
 
 
+def _mapping(body: str) -> str:
+    """contoso's HaloPSA mapping: the document's head, then BODY."""
+    return API + "kind: Mapping\nintegration: HaloPSA\norganization: contoso\n" + body
+
+
 def test_fix_applies_every_trap_and_keeps_every_other_byte(make_repo: Repo, cli: Cli) -> None:
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: TRAPS})
     before = cli("validate", str(repo))
@@ -126,18 +131,7 @@ def test_crlf_bom_and_flow_style_stay_as_they_were(make_repo: Repo, cli: Cli) ->
 
 
 def test_findings_without_a_mechanical_fix_stay_and_fail(make_repo: Repo, cli: Cli) -> None:
-    text = API + dedent(
-        """
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: "12"
-        config:
-          region: no
-          page_size: many
-          nope: 1
-        """
-    )
+    text = _mapping('entity_id: "12"\nconfig:\n  region: no\n  page_size: many\n  nope: 1\n')
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     run = cli("validate", "--fix", str(repo))
@@ -165,18 +159,7 @@ def test_diff_shows_the_fixes_and_writes_nothing(make_repo: Repo, cli: Cli) -> N
 
 def test_a_diff_never_shows_a_clear_secret(make_repo: Repo, cli: Cli) -> None:
     """A clear secret (a K002 finding of its own) next to a fixed line is diff context: masked."""
-    text = API + dedent(
-        """
-        kind: Mapping
-        integration: HaloPSA
-        organization: contoso
-        entity_id: "12"
-        config:
-          region: no
-        secrets:
-          api_key: hunter2-0987654
-        """
-    )
+    text = _mapping('entity_id: "12"\nconfig:\n  region: no\nsecrets:\n  api_key: hunter2-0987654\n')
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     shown = cli("validate", "--fix", "--diff", str(repo))
@@ -313,8 +296,7 @@ def test_schema_urls_and_repos_without_schemas_are_left_alone(
 
 def _encrypted(config: str, sops: str) -> str:
     """A mapping with entity_id 01234, CONFIG (lines) under config:, a ciphertext and SOPS metadata."""
-    head = "kind: Mapping\nintegration: HaloPSA\norganization: contoso\nentity_id: 01234\nconfig:\n"
-    return API + head + config + f"secrets:\n  api_key: {ENC}\n" + sops
+    return _mapping("entity_id: 01234\nconfig:\n" + config + f"secrets:\n  api_key: {ENC}\n" + sops)
 
 
 def test_in_an_encrypted_file_only_mac_neutral_fixes_are_made(make_repo: Repo, cli: Cli) -> None:
