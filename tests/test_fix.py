@@ -217,9 +217,12 @@ def test_hostile_file_names_are_escaped_in_the_report(make_repo: Repo, cli: Cli)
     text = TRAPS.replace("organization: contoso", "organization: fabrikam")
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, name: text})
 
+    shown = cli("validate", "--fix", "--diff", str(repo))
     run = cli("validate", "--fix", str(repo))
 
-    assert "\x1b" not in run.output and "\u202e" not in run.output
+    assert "+++ b/integrations/HaloPSA/mappings/evil\\x1b[2J\\u202e.yaml\n" in shown.stdout
+    for out in (shown.output, run.output):
+        assert "\x1b" not in out and "\u202e" not in out
     assert "evil\\x1b[2J\\u202e.yaml:6:12: FIXED Y005" in run.stdout
     assert (repo / name).read_text() == FIXED.replace("organization: contoso", "organization: fabrikam")
 
