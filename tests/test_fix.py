@@ -358,3 +358,28 @@ def test_a_finding_about_a_file_changed_since_is_not_applied(make_repo: Repo) ->
     changed = found.changed[0].after.decode()
     assert "entity_id: 98765" in changed and "region: eu " in changed  # stale: left as they are
     assert 'version: "1.10"' in changed  # still the trap it was reported as
+
+
+def test_a_trap_uncovered_by_a_fix_is_fixed_in_the_same_run(make_repo: Repo, cli: Cli) -> None:
+    """An organization named by a date is checked only once the document passes its schema:
+    --fix goes round again and fixes it too, in one run."""
+    orgs = API + dedent(
+        """
+        kind: Organizations
+        organizations:
+          - name: contoso
+            display_name: yes   # a comment
+          - {name: fabrikam, display_name: 1.10}
+          - name: 2024-01-01
+        """
+    )
+    repo = make_repo({"organizations.yaml": orgs})
+    assert "2024-01-01" not in cli("validate", str(repo)).stdout  # hidden behind the other traps
+
+    run = cli("validate", "--fix", str(repo))
+
+    want = orgs.replace("display_name: yes", 'display_name: "yes"').replace("1.10}", '"1.10"}')
+    assert (repo / "organizations.yaml").read_text() == want.replace("name: 2024-01-01", 'name: "2024-01-01"')
+    assert "organizations.yaml:7:11: FIXED Y005 '2024-01-01' is read by YAML as date" in run.stdout
+    assert "fixed 3 in 1 file\n" in run.stdout
+    assert run.code == 0, run.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from typing import IO
 
 from .colour import Style, paint
@@ -20,20 +21,18 @@ _MASK = "<a line under secrets:, not shown>"
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
-def report(p: Plan, out: IO[str], colour: bool) -> None:
-    """``path:line:col: FIXED CODE message (what it did)`` or ``... LEFT ...`` plus a hint."""
-    for o in p.outcomes:
+def report(outcomes: Sequence[Outcome], files: int, out: IO[str], colour: bool) -> None:
+    """``path:line:col: FIXED CODE message (what it did)`` or ``... LEFT ...`` plus a hint, then
+    how many were fixed in how many FILES."""
+    for o in outcomes:
         out.write(line(o, colour) + "\n")
         if o.hint:
             out.write("  " + paint(f"hint: {term(o.hint)}", Style.DIM, colour) + "\n")
-    fixed = sum(1 for o in p.outcomes if o.fixed)
-    left = len(p.outcomes) - fixed
-    if p.outcomes:
-        out.write(
-            f"fixed {fixed} in {len(p.changed)} file{'' if len(p.changed) == 1 else 's'}"
-            + (f", {left} left for a person" if left else "")
-            + "\n"
-        )
+    fixed = sum(1 for o in outcomes if o.fixed)
+    left = len(outcomes) - fixed
+    if outcomes:
+        tail = f", {left} left for a person" if left else ""
+        out.write(f"fixed {fixed} in {files} file{'' if files == 1 else 's'}{tail}\n")
 
 
 def line(o: Outcome, colour: bool) -> str:

@@ -32,6 +32,9 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..fix import Outcome as FixOutcome
     from ..fix import Plan
     from ..repo import Result
     from ..suppress import Outcome
@@ -160,14 +163,15 @@ def validate(
     if fix:
         from ..fix import plan
 
-        found = plan(result.root, outcome.kept, (p.doc.path for p in result.catalog.documents()))
+        found = plan(result.root, outcome.kept, _documents(result))
         if show_diff:
             from ..fixreport import diff
 
             diff(found, sys.stdout)
             sys.exit(EXIT_FINDINGS if found.changed else EXIT_OK)
-        _write_fixes(found, fmt)
-        result, outcome = _check(repo, staged, rev, decrypt, codes)
+        result, outcome = _fix(
+            found, fmt, (result, outcome), lambda: _check(repo, staged, rev, decrypt, codes)
+        )
     diags = outcome.kept
     report(diags, result.files, fmt, result.root, outcome.suppressed)
     exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
@@ -193,15 +197,39 @@ def _check(
     return result, suppress.apply(result, diags, codes)
 
 
-def _write_fixes(found: Plan, fmt: str) -> None:
-    """Write the fixes, then say what changed: on stdout before a text report, on stderr when
-    stdout carries a machine-read format."""
-    from ..fix import write
+#: a fix can uncover a finding that a broken document hid (an organization's date trap shows
+#: once the document's other traps are fixed), so --fix goes round again, this many times at most
+_FIX_ROUNDS = 3
+
+
+def _documents(result: Result) -> list[str]:
+    return [p.doc.path for p in result.catalog.documents()]
+
+
+def _fix(
+    found: Plan, fmt: str, checked: tuple[Result, Outcome], check: Callable[[], tuple[Result, Outcome]]
+) -> tuple[Result, Outcome]:
+    """Write the fixes, check again and repeat while fixes uncover more; then say what changed
+    (on stdout before a text report, on stderr when stdout carries a machine-read format).
+    Returns the last check."""
+    from ..fix import plan, write
     from ..fixreport import report as fix_report
 
-    write(found)
+    said: dict[tuple[str, int, int, str], FixOutcome] = {}
+    files: set[str] = set()
+    for round_ in range(1, _FIX_ROUNDS + 1):
+        write(found)
+        for o in found.outcomes:
+            said.setdefault((o.path, o.line, o.col, o.code), o)
+        files.update(f.path for f in found.changed)
+        if not found.changed:
+            break
+        checked = check()
+        if round_ < _FIX_ROUNDS:
+            found = plan(checked[0].root, checked[1].kept, _documents(checked[0]))
     stream = sys.stdout if fmt == "text" else sys.stderr
-    fix_report(found, stream, use_colour(stream))
+    fix_report(list(said.values()), len(files), stream, use_colour(stream))
+    return checked
 
 
 @main.command(short_help="Print the JSON Schema of a document kind (for editors).")
