@@ -157,20 +157,24 @@ def test_diff_shows_the_fixes_and_writes_nothing(make_repo: Repo, cli: Cli) -> N
     assert cli("validate", "--fix", "--diff", str(make_repo())).code == 0  # nothing to change
 
 
-def test_a_diff_never_shows_a_clear_secret(make_repo: Repo, cli: Cli) -> None:
-    """A clear secret (a K002 finding of its own) next to a fixed line is diff context: masked."""
-    text = _mapping('entity_id: "12"\nconfig:\n  region: no\nsecrets:\n  api_key: hunter2-0987654\n')
+def test_a_diff_never_shows_a_secret(make_repo: Repo, cli: Cli) -> None:
+    """A clear secret (a K002 finding of its own), or a secret-typed key under config: (C004),
+    next to a fixed line is diff context: masked, as diff and explain mask it."""
+    text = _mapping(
+        'entity_id: "12"\nconfig:\n  region: no\n  api_key: misplaced-555\nsecrets:\n  api_key: hunter2-0987654\n'
+    )
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     shown = cli("validate", "--fix", "--diff", str(repo))
     run = cli("validate", "--fix", str(repo))
 
-    assert " secrets:\n <a line under secrets:, not shown>\n" in shown.stdout
+    masked = " <a line under secrets:, not shown>\n"
+    assert masked + " secrets:\n" + masked in shown.stdout
     assert '+  region: "no"\n' in shown.stdout
     for out in (shown.output, run.output):
-        assert "0987654" not in out
+        assert "0987654" not in out and "misplaced-555" not in out
     assert (repo / MAPPING).read_text() == text.replace("region: no", 'region: "no"')
-    assert run.code == 1 and "K002" in run.stdout  # still a clear secret: for a person
+    assert run.code == 1 and "K002" in run.stdout and "C004" in run.stdout  # for a person
 
 
 def test_fix_is_for_the_work_tree_only(make_repo: Repo, cli: Cli) -> None:

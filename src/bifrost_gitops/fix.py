@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from . import loader
 from .diagnostics import Diagnostic
-from .fixspans import Span, scan
+from .fixspans import Span, Spans, scan
 from .nodes import Node
 
 #: the finding codes --fix may act on (each only where its finding names one mechanical change)
@@ -96,12 +96,11 @@ def plan(root: str, findings: Sequence[Diagnostic], documents: Iterable[str]) ->
     DOCUMENTS (repository-relative paths of our files); nothing is written."""
     by_path: dict[str, list[Diagnostic]] = {}
     for d in findings:
-        if d.code in FIXABLE:
-            by_path.setdefault(d.path, [])
-            by_path[d.path].append(d)
+        by_path.setdefault(d.path, []).append(d)
+    fixable = {rel for rel, found in by_path.items() if any(d.code in FIXABLE for d in found)}
     # $schema comments are looked at only where init put the schemas (reading every file costs)
     schemas = os.path.isdir(os.path.join(root, ".schemas"))
-    paths = sorted(set(by_path) | (set(documents) if schemas else set()))
+    paths = sorted(fixable | (set(documents) if schemas else set()))
     files = [p for p in (_plan_file(root, rel, by_path.get(rel, [])) for rel in paths) if p is not None]
     return Plan(files)
 
@@ -131,7 +130,7 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     if got is None:
         return None
     real, before = got
-    if not findings and b"$schema=" not in before:
+    if not any(d.code in FIXABLE for d in findings) and b"$schema=" not in before:
         return None
     try:
         text = before.decode("utf-8")
@@ -148,7 +147,7 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     edits: list[Edit] = []
     expected: dict[tuple[str | int, ...], Node] = {}
     outcomes: list[Outcome] = []
-    for d in findings:
+    for d in (d for d in findings if d.code in FIXABLE):
         span = spans.get(d.line, d.col)
         found = _fix_for(d, span, body) if span is not None and _still(doc, d, span) else None
         if found is None or span is None:
@@ -174,14 +173,21 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
             after = fixed.encode("utf-8")
         else:  # pragma: no cover - a safety net: every fix above keeps the rest of the data
             outcomes = [_unverified(o) if o.fixed else o for o in outcomes]
-    secret = frozenset(
+    outcomes.sort(key=lambda o: (o.line, o.col))
+    return FilePlan(rel, real, before, after, outcomes, _secret_lines(spans, findings))
+
+
+def _secret_lines(spans: Spans, findings: list[Diagnostic]) -> frozenset[int]:
+    """The lines of every value under secrets:, and of a secret-typed key's value put under
+    config: by mistake (C004 points at its key), which diff and explain mask too."""
+    keys = [spans.get(d.line, d.col) for d in findings if d.code == "C004"]
+    misplaced = {k.path for k in keys if k is not None and k.key}
+    return frozenset(
         n
         for s in spans.at.values()
-        if "secrets" in s.path and not s.key
+        if not s.key and ("secrets" in s.path or s.path in misplaced)
         for n in range(s.lines[0], s.lines[1] + 1)
     )
-    outcomes.sort(key=lambda o: (o.line, o.col))
-    return FilePlan(rel, real, before, after, outcomes, secret)
 
 
 def _still(doc: loader.Document, d: Diagnostic, span: Span) -> bool:
