@@ -7,7 +7,7 @@ Heavy imports (pydantic, the checks) happen inside the commands so that start-up
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +30,14 @@ from .common import (
     report,
     use_colour,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..fix import Outcome as FixOutcome
+    from ..fix import Plan
+    from ..repo import Result
+    from ..suppress import Outcome
 
 
 class _Group(click.Group):
@@ -108,8 +116,28 @@ for _command in deploy.COMMANDS:
     "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
 )
 @click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Apply the findings' mechanical fixes to the files (YAML 1.1 quoting traps, $schema "
+    "comment paths), then check again and report what is left.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="With --fix: print the changes as a unified diff; write nothing.",
+)
 def validate(
-    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+    repo: str,
+    fmt: str,
+    strict: bool,
+    decrypt: bool,
+    ignore: tuple[str, ...],
+    staged: bool,
+    rev: str | None,
+    fix: bool,
+    show_diff: bool,
 ) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
@@ -117,17 +145,46 @@ def validate(
     No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
     bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
     In a git work tree, files git ignores are skipped; --staged and --rev read git objects
-    instead of the files.
+    instead of the files. --fix rewrites files in the work tree only, changing nothing but the
+    fixed values; --fix --diff shows the changes instead (exit 1 if there are any).
     """
     from .. import suppress
-    from ..diagnostics import sort_key
-    from ..secretops import drift
 
     if staged and rev is not None:
         fail("--staged and --rev: give one")
     if decrypt and (staged or rev is not None):
         fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
+    if (fix or show_diff) and (staged or rev is not None):
+        fail("--fix changes the files in the work tree; it cannot be combined with --staged or --rev")
+    if show_diff and not fix:
+        fail("--diff shows what --fix would change: give both")
     codes = suppress.parse_codes(ignore)
+    result, outcome = _check(repo, staged, rev, decrypt, codes)
+    if fix:
+        from ..fix import plan
+
+        found = plan(result.root, outcome.kept, _documents(result))
+        if show_diff:
+            from ..fixreport import diff
+
+            diff(found, sys.stdout)
+            sys.exit(EXIT_FINDINGS if found.changed else EXIT_OK)
+        result, outcome = _fix(
+            found, fmt, (result, outcome), lambda: _check(repo, staged, rev, decrypt, codes)
+        )
+    diags = outcome.kept
+    report(diags, result.files, fmt, result.root, outcome.suppressed)
+    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+
+
+def _check(
+    repo: str, staged: bool, rev: str | None, decrypt: bool, codes: list[str]
+) -> tuple[Result, Outcome]:
+    """Load and check the repository: (the result, the findings kept and suppressed)."""
+    from .. import suppress
+    from ..diagnostics import sort_key
+    from ..secretops import drift
+
     if staged or rev is not None:
         from ..repo import load_git
 
@@ -137,10 +194,42 @@ def validate(
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
-    outcome = suppress.apply(result, diags, codes)
-    diags = outcome.kept
-    report(diags, result.files, fmt, result.root, outcome.suppressed)
-    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+    return result, suppress.apply(result, diags, codes)
+
+
+#: a fix can uncover a finding that a broken document hid (an organization's date trap shows
+#: once the document's other traps are fixed), so --fix goes round again, this many times at most
+_FIX_ROUNDS = 3
+
+
+def _documents(result: Result) -> list[str]:
+    return [p.doc.path for p in result.catalog.documents()]
+
+
+def _fix(
+    found: Plan, fmt: str, checked: tuple[Result, Outcome], check: Callable[[], tuple[Result, Outcome]]
+) -> tuple[Result, Outcome]:
+    """Write the fixes, check again and repeat while fixes uncover more; then say what changed
+    (on stdout before a text report, on stderr when stdout carries a machine-read format).
+    Returns the last check."""
+    from ..fix import plan, write
+    from ..fixreport import report as fix_report
+
+    said: dict[tuple[str, int, int, str], FixOutcome] = {}
+    files: set[str] = set()
+    for round_ in range(1, _FIX_ROUNDS + 1):
+        write(found)
+        for o in found.outcomes:
+            said.setdefault((o.path, o.line, o.col, o.code), o)
+        files.update(f.path for f in found.changed)
+        if not found.changed:
+            break
+        checked = check()
+        if round_ < _FIX_ROUNDS:
+            found = plan(checked[0].root, checked[1].kept, _documents(checked[0]))
+    stream = sys.stdout if fmt == "text" else sys.stderr
+    fix_report(list(said.values()), len(files), stream, use_colour(stream))
+    return checked
 
 
 @main.command(short_help="Print the JSON Schema of a document kind (for editors).")
