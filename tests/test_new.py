@@ -1,0 +1,244 @@
+"""`bifrost-gitops new org|integration|mapping`: files that validate, in the repository's layout."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, Run, dedent, run_cli
+
+SCHEMA_RE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
+MakeRepo = Callable[..., Path]
+UUID = "3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b"
+
+
+def new(repo: Path, *args: str) -> Run:
+    return run_cli("new", *args, "-C", str(repo))
+
+
+def validate_strict(repo: Path) -> None:
+    run = run_cli("validate", "--strict", str(repo))
+    assert run.code == 0, run.output
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def schema_target(path: Path) -> Path:
+    """The file a document's `$schema` comment points at (the test fails when there is none)."""
+    found = SCHEMA_RE.search(path.read_text(encoding="utf-8"))
+    assert found, f"{path} has no $schema comment"
+    return (path.parent / found.group(1)).resolve()
+
+
+@pytest.fixture
+def init_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "fresh"
+    assert run_cli("init", str(repo), "--age", "age1" + "q" * 58).code == 0
+    return repo
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the example repository, with the project's schemas/ where its `$schema` points."""
+    shutil.copytree(ROOT / "examples" / "integrations", tmp_path / "examples" / "integrations")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    return tmp_path / "examples" / "integrations"
+
+
+def test_init_repo_org_integration_mapping_each_validate(init_repo: Path) -> None:
+    run = new(init_repo, "org", "acme", "--id", UUID, "--display-name", "Acme, Inc.")
+    assert run.code == 0, run.output
+    assert "changed" in run.stdout and "organizations.yaml" in run.stdout
+    assert "next: bifrost-gitops new mapping INTEGRATION acme" in run.stdout
+    validate_strict(init_repo)
+
+    run = new(init_repo, "integration", "Halo PSA")
+    assert run.code == 0, run.output
+    integration = init_repo / "integrations" / "Halo PSA" / "integration.yaml"
+    assert (integration.parent / "mappings").is_dir()
+    assert "next: bifrost-gitops new mapping 'Halo PSA' ORG" in run.stdout
+    validate_strict(init_repo)
+
+    run = new(init_repo, "mapping", "Halo PSA", "acme", "--entity-id", "01234", "--entity-name", "no")
+    assert run.code == 0, run.output
+    mapping = integration.parent / "mappings" / "acme.yaml"
+    validate_strict(init_repo)  # "01234" and "no" were quoted: no Y005 trap
+    explain = run_cli("explain", str(init_repo), "acme", "Halo PSA", "--format", "json")
+    assert '"01234"' in explain.stdout
+
+    for doc in (init_repo / "organizations.yaml", integration, mapping):
+        target = schema_target(doc)
+        assert target.is_file() and target.parent == (init_repo / ".schemas").resolve()
+
+
+def test_org_keeps_every_byte_of_the_organizations_file(make_repo: MakeRepo) -> None:
+    original = (
+        "# header comment\r\n"
+        "apiVersion: bifrost-gitops/v1   # trailing\r\n"
+        "kind: Organizations\r\n"
+        "organizations:\r\n"
+        "    -   name: contoso   # four spaces, then a wide dash\r\n"
+        "        display_name: 'Contoso Ltd'\r\n"
+        "    # between entries\r\n"
+        "    -   name: fabrikam\r\n"
+        "        display_name: >-\r\n"
+        "          Fabrikam,\r\n"
+        "          Inc.\r\n"
+        "\r\n"
+        "# after the list: stays after it\r\n"
+        "# - name: not-an-org"
+    )
+    repo = make_repo({"organizations.yaml": None})
+    (repo / "orgs.yaml").write_bytes(original.encode())
+    run = new(repo, "org", "woodgrove", "--display-name", "Woodgrove: Bank")
+    assert run.code == 0, run.output
+    after = (repo / "orgs.yaml").read_bytes().decode()
+    added = '    -   name: woodgrove\r\n        display_name: "Woodgrove: Bank"\r\n'
+    at = original.index("\r\n\r\n# after") + 2
+    assert after == original[:at] + added + original[at:]
+    validate_strict(repo)
+
+
+def test_org_appended_after_a_last_line_without_newline(make_repo: MakeRepo) -> None:
+    text = "apiVersion: bifrost-gitops/v1\nkind: Organizations\norganizations:\n- name: contoso"
+    repo = make_repo({"organizations.yaml": text})
+    assert new(repo, "org", "zeta").code == 0
+    assert (repo / "organizations.yaml").read_text() == text + "\n- name: zeta\n"
+    run = new(repo, "mapping", "HaloPSA", "zeta")
+    assert run.code == 0, run.output
+    validate_strict(repo)
+
+
+def test_example_copy_integration_with_provider_and_mappings(example: Path) -> None:
+    before = (example / "organizations.yaml").read_bytes()
+    assert new(example, "org", "woodgrove", "--id", UUID).code == 0
+    added = (example / "organizations.yaml").read_bytes()
+    assert added == before + f"  - name: woodgrove\n    id: {UUID}\n".encode()
+
+    run = new(example, "integration", "Autotask", "--oauth", "microsoft")
+    assert run.code == 0, run.output
+    assert (
+        "oauth:\n  provider: microsoft\n" in (example / "integrations/Autotask/integration.yaml").read_text()
+    )
+    assert new(example, "mapping", "Autotask", "woodgrove", "--entity-id", "tenant-7").code == 0
+    assert new(example, "mapping", "HaloPSA", "woodgrove", "--entity-id", "77").code == 0
+    assert run_cli("validate", str(example)).code == 0
+
+    schemas = (example / ".." / ".." / "schemas").resolve()  # where the example's documents point
+    for rel in ("integrations/Autotask/integration.yaml", "integrations/Autotask/mappings/woodgrove.yaml",
+                "integrations/HaloPSA/mappings/woodgrove.yaml"):  # fmt: skip
+        target = schema_target(example / rel)
+        assert target.is_file() and target.parent == schemas
+    assert not (example / ".schemas").exists()
+
+
+def test_schema_file_written_when_the_repository_has_none(make_repo: MakeRepo) -> None:
+    repo = make_repo()  # documents without $schema comments, no .schemas/
+    assert new(repo, "mapping", "HaloPSA", "fabrikam").code == 0
+    mapping = repo / "integrations/HaloPSA/mappings/fabrikam.yaml"
+    assert schema_target(mapping) == (repo / ".schemas/mapping.schema.json").resolve()
+    assert schema_target(mapping).is_file()
+    validate_strict(repo)
+
+
+def test_no_organizations_file_yet(make_repo: MakeRepo) -> None:
+    repo = make_repo({"organizations.yaml": None, "integrations/HaloPSA/mappings/contoso.yaml": None})
+    assert new(repo, "org", "contoso", "--display-name", "2024-01-01").code == 0
+    assert (
+        (repo / "organizations.yaml")
+        .read_text()
+        .endswith('  - name: contoso\n    display_name: "2024-01-01"\n')
+    )
+    validate_strict(repo)
+
+
+def test_mapping_needs_entity_id_when_the_token_url_does(make_repo: MakeRepo) -> None:
+    repo = make_repo(
+        {
+            "integrations/Graph/integration.yaml": dedent(
+                """
+                apiVersion: bifrost-gitops/v1
+                kind: Integration
+                name: Graph
+                oauth:
+                  flow: client_credentials
+                  token_url: https://login.example.com/{entity_id}/token
+                  client_id: abc
+                """
+            )
+        }
+    )
+    run = new(repo, "mapping", "Graph", "contoso")
+    assert run.code == 2 and "--entity-id" in run.stderr
+    assert new(repo, "mapping", "Graph", "contoso", "--entity-id", "t1").code == 0
+    assert "C008" not in run_cli("validate", str(repo)).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("org", "contoso"), "organization 'contoso' is already declared"),
+        (("org", "Acme"), "is not valid: a lower-case slug"),
+        (("org", "../acme"), "is not valid"),
+        (("org", "acme", "--id", "not-a-uuid"), "--id 'not-a-uuid' is not valid: a UUID"),
+        (("org", "acme", "--display-name", "Acme\x1b[31m"), "holds"),
+        (("integration", "HaloPSA"), "integration 'HaloPSA' is already declared in integrations/HaloPSA"),
+        (("integration", "halopsa"), "already declared"),
+        (("integration", "../evil"), "is not valid: 1 to 255 characters, no '/'"),
+        (("integration", ".."), "cannot be a folder name"),
+        (("integration", ".hidden"), "cannot be a folder name"),
+        (("integration", "a\\b"), "cannot be a folder name"),
+        (("integration", " Halo"), "cannot be a folder name"),
+        (("integration", "Evil\u202egpj.exe"), "holds"),
+        (("integration", "Evil\nkind: Mapping"), "holds"),
+        (("integration", ""), "is not valid"),
+        (("integration", "X", "--oauth", "Graph"), "OAuth provider 'Graph' is not declared"),
+        (("mapping", "halopsa", "contoso"), "did you mean 'HaloPSA'?"),
+        (
+            ("mapping", "HaloPSA", "contsoo"),
+            "organization 'contsoo' is not declared (hint: did you mean 'contoso'?)",
+        ),
+        (("mapping", "HaloPSA", "../../x"), "is not declared"),
+        (("mapping", "HaloPSA", "contoso"), "already has a mapping for 'contoso'"),
+        (("mapping", "HaloPSA", "fabrikam", "--entity-id", "x\u200b"), "holds"),
+    ],
+)
+def test_refusals_are_one_escaped_line_and_write_nothing(
+    make_repo: MakeRepo, args: tuple[str, ...], message: str
+) -> None:
+    repo = make_repo()
+    before = snapshot(repo)
+    run = new(repo, *args)
+    assert run.code == 2, run.output
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bifrost-gitops: "), run.stderr
+    assert message in lines[0]
+    assert not re.search("[\x00-\x1f\x7f\u200b\u202e]", run.stderr.rstrip("\n"))
+    assert snapshot(repo) == before
+    assert not (repo.parent / "evil").exists()
+
+
+def test_existing_folder_is_not_overwritten(make_repo: MakeRepo) -> None:
+    repo = make_repo({"integrations/Notes/readme.txt": None})
+    (repo / "integrations" / "Notes").mkdir()
+    run = new(repo, "integration", "Notes")
+    assert run.code == 2 and "integrations/Notes: already exists" in run.stderr
+
+
+def test_repo_option_and_subfolder(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo()
+    run = run_cli("new", "org", "acme", "--repo", str(repo / "integrations"), cwd=tmp_path)
+    assert run.code == 0, run.output
+    assert f"changed {os.path.relpath(repo / 'organizations.yaml', tmp_path)}" in run.stdout
+    assert run_cli("new", "mapping", "HaloPSA", "acme", cwd=repo / "integrations").code == 0
+    assert (repo / "integrations/HaloPSA/mappings/acme.yaml").is_file()
+    outside = run_cli("new", "org", "x", "-C", str(tmp_path))
+    assert outside.code == 2 and "no bifrost-gitops.yaml" in outside.stderr
