@@ -242,3 +242,22 @@ def test_repo_option_and_subfolder(make_repo: MakeRepo, tmp_path: Path) -> None:
     assert (repo / "integrations/HaloPSA/mappings/acme.yaml").is_file()
     outside = run_cli("new", "org", "x", "-C", str(tmp_path))
     assert outside.code == 2 and "no bifrost-gitops.yaml" in outside.stderr
+
+
+def test_one_file_per_organization_gets_one_more_file(make_repo: MakeRepo) -> None:
+    one = "apiVersion: bifrost-gitops/v1\nkind: Organizations\norganizations:\n  - name: {}\n"
+    repo = make_repo(
+        {
+            "organizations.yaml": None,
+            "orgs/contoso.yaml": one.format("contoso"),
+            "orgs/fabrikam.yaml": one.format("fabrikam"),
+        }
+    )
+    before = snapshot(repo)
+    run = new(repo, "org", "acme", "--display-name", "ACME")
+    assert run.code == 0, run.output
+    assert "created orgs/acme.yaml" in run.stdout.replace(str(repo) + os.sep, "")
+    assert {k: v for k, v in snapshot(repo).items() if k in before} == before
+    assert schema_target(repo / "orgs/acme.yaml").is_file()
+    assert new(repo, "mapping", "HaloPSA", "acme").code == 0
+    validate_strict(repo)

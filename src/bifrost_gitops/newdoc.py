@@ -218,7 +218,14 @@ def new_org(result: Result, name: str, org_id: str | None, display_name: str | N
     lines += [("id", org_id)] if org_id else []
     lines += [("display_name", display_name)] if display_name is not None else []
     nxt = f"bifrost-gitops new mapping INTEGRATION {name}"
-    target = min((p.doc for _, p, _ in cat.orgs.values()), key=lambda d: d.path, default=None)
+    files = {p.doc.path: p for _, p, _ in cat.orgs.values()}
+    folders = {path.rpartition("/")[0] for path in files}
+    if len(files) > 1 and len(folders) == 1 and all(len(p.model.organizations) == 1 for p in files.values()):
+        folder = folders.pop()  # one file per organization: one more file
+        rel = f"{folder}/{name}.yaml" if folder else f"{name}.yaml"
+        body = ORGANIZATIONS + _entry(lines, "  ", "  ", "\n")
+        return Written(_write_new(result, "Organizations", rel, body), [], nxt)
+    target = files[min(files)].doc if files else None
     if target is None:
         if os.path.lexists(os.path.join(result.root, "organizations.yaml")):
             raise NewError("organizations.yaml holds no valid Organizations document", "run validate")
@@ -317,6 +324,7 @@ def new_integration(result: Result, name: str, provider: str | None) -> Written:
             f"integration {name!r} is already declared{f' in {where}' if where else ''}",
             "names differ only in case" if same and same != name else None,
         )
+    token_url = ""
     if provider is not None:
         _checked(provider, "provider", "--oauth")
         if provider not in cat.providers:
@@ -324,6 +332,7 @@ def new_integration(result: Result, name: str, provider: str | None) -> Written:
                 f"OAuth provider {provider!r} is not declared",
                 suggest(provider, cat.providers) or "declare it in a kind: OAuthProvider document first",
             )
+        token_url = cat.providers[provider].model.token_url
     folder = f"{_integrations_dir(cat)}/{name}"
     if os.path.lexists(_inside(result.root, folder)):
         raise NewError(f"{folder}: already exists", "choose another name, or remove it")
@@ -331,7 +340,7 @@ def new_integration(result: Result, name: str, provider: str | None) -> Written:
         result,
         "Integration",
         f"{folder}/integration.yaml",
-        _integration_text(name, provider),
+        _integration_text(name, provider, provider is not None and "{entity_id}" in token_url),
         (f"{folder}/mappings/.gitkeep",),  # git keeps no empty folder
     )
     return Written(written, [], f"bifrost-gitops new mapping {_shell(name)} ORG")
@@ -346,8 +355,10 @@ def _integrations_dir(cat: Catalog) -> str:
     return "integrations"
 
 
-def _integration_text(name: str, provider: str | None) -> str:
+def _integration_text(name: str, provider: str | None, needs_entity: bool) -> str:
     oauth = f"oauth:\n  provider: {_scalar(provider)}\n" if provider else ""
+    if needs_entity:
+        oauth += "# default_entity_id: common   # the token URL needs {entity_id}: for orgs without one\n"
     return (
         "# One integration: its typed config schema and the defaults every organization starts from.\n"
         "apiVersion: bifrost-gitops/v1\n"

@@ -26,7 +26,7 @@ def _repo(f: F) -> F:
     )(f)
 
 
-@click.group(short_help="Add an organization, an integration or a mapping (files that validate).")
+@click.group(short_help="Add an org, integration or mapping: files that validate.")
 def new() -> None:
     """Add an organization, an integration or a mapping where the repository keeps them, with
     the right `$schema` comment; every file written validates."""
