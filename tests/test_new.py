@@ -261,3 +261,38 @@ def test_one_file_per_organization_gets_one_more_file(make_repo: MakeRepo) -> No
     assert schema_target(repo / "orgs/acme.yaml").is_file()
     assert new(repo, "mapping", "HaloPSA", "acme").code == 0
     validate_strict(repo)
+
+
+def _readme_steps(text: str, heading: str) -> list[list[str]]:
+    """The `bifrost-gitops ...` lines of the first sh block after HEADING, as argument lists."""
+    import shlex
+
+    block = text.split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps = []
+    for line in block.splitlines():
+        for part in line.split("#", 1)[0].split("&&"):
+            words = shlex.split(part)
+            if words[:1] == ["bifrost-gitops"] and words[1] != "init":
+                steps.append(words[1:])
+    return steps
+
+
+@pytest.mark.parametrize(
+    ("readme", "heading"),
+    [
+        (ROOT / "README.md", "## The first ten minutes"),
+        (None, "## Add an organization, an integration, a mapping"),  # the README init writes
+    ],
+)
+def test_readme_steps_run_as_written(init_repo: Path, readme: Path | None, heading: str) -> None:
+    text = (readme or init_repo / "README.md").read_text(encoding="utf-8")
+    steps = _readme_steps(text, heading)
+    assert [s[:2] for s in steps if s[0] == "new"] == [
+        ["new", "org"],
+        ["new", "integration"],
+        ["new", "mapping"],
+    ]
+    for args in steps:
+        run = run_cli(*args, cwd=init_repo)
+        assert run.code == 0, (args, run.output)
+    validate_strict(init_repo)
