@@ -296,3 +296,24 @@ def test_readme_steps_run_as_written(init_repo: Path, readme: Path | None, headi
         run = run_cli(*args, cwd=init_repo)
         assert run.code == 0, (args, run.output)
     validate_strict(init_repo)
+
+
+def test_integrations_sharing_a_folder_get_their_own_mappings_folder(make_repo: MakeRepo) -> None:
+    flat = "apiVersion: bifrost-gitops/v1\nkind: Integration\nname: {}\n"
+    repo = make_repo({"flat/alpha.yaml": flat.format("Alpha"), "flat/beta.yaml": flat.format("Beta")})
+    assert new(repo, "mapping", "Alpha", "contoso").code == 0
+    assert new(repo, "mapping", "Beta", "contoso").code == 0
+    assert (repo / "flat/mappings/alpha/contoso.yaml").is_file()
+    assert (repo / "flat/mappings/beta/contoso.yaml").is_file()
+    assert new(repo, "mapping", "Alpha", "fabrikam").code == 0  # beside Alpha's first mapping
+    assert (repo / "flat/mappings/alpha/fabrikam.yaml").is_file()
+    validate_strict(repo)
+
+
+def test_hostile_name_as_a_real_process(make_repo: MakeRepo) -> None:
+    repo = make_repo()
+    run = run_cli("new", "integration", "x\x1b]0;pwned\x07", "-C", str(repo), subprocess=True)
+    assert run.code == 2
+    assert "\x1b" not in run.output
+    assert "integration name 'x\\x1b]0;pwned\\x07' holds a control character (\\x1b)" in run.stderr
+    assert not (repo / "integrations" / "x\x1b]0;pwned\x07").exists()

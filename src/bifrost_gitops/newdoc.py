@@ -72,7 +72,7 @@ def _checked(value: str, rule: str, what: str) -> str:
     ch = first_unsafe(value)
     if ch is not None:
         raise NewError(
-            f"{what} {term(value)!r} holds {describe(ch)} ({term(ch)})",
+            f"{what} {value!r} holds {describe(ch)} ({term(ch)})",
             "names and labels are shown in terminals, CI logs and pull-request comments",
         )
     try:
@@ -418,12 +418,16 @@ def new_mapping(
 
 
 def _mappings_dir(cat: Catalog, integration: str) -> str:
-    """The folder of the integration's mappings: where its mappings are, else mappings/ beside it."""
+    """The folder of the integration's mappings: where its mappings are, else mappings/ beside
+    its integration.yaml (mappings/<file name>/ when integrations share a folder)."""
     own = sorted(p.doc.path for (name, _), p in cat.mappings.items() if name == integration)
     if own:
         return own[0].rsplit("/", 1)[0] if "/" in own[0] else "."
-    folder = cat.integrations[integration].doc.path.rsplit("/", 1)
-    return f"{folder[0]}/mappings" if len(folder) == 2 else "mappings"
+    folder, _, base = cat.integrations[integration].doc.path.rpartition("/")
+    mappings = f"{folder}/mappings" if folder else "mappings"
+    if base in ("integration.yaml", "integration.yml"):
+        return mappings
+    return f"{mappings}/{base.rsplit('.', 1)[0]}"  # integrations side by side in one folder
 
 
 def _mapping_text(
