@@ -116,6 +116,15 @@ def test_org_appended_after_a_last_line_without_newline(make_repo: MakeRepo) -> 
     validate_strict(repo)
 
 
+def test_org_into_an_empty_flow_list(make_repo: MakeRepo) -> None:
+    text = "apiVersion: bifrost-gitops/v1\nkind: Organizations\norganizations: []  # none yet\n"
+    repo = make_repo({"organizations.yaml": text, "integrations/HaloPSA/mappings/contoso.yaml": None})
+    assert new(repo, "org", "acme").code == 0
+    after = (repo / "organizations.yaml").read_text()
+    assert after == text.replace(" []", "\n  - name: acme")
+    validate_strict(repo)
+
+
 def test_example_copy_integration_with_provider_and_mappings(example: Path) -> None:
     before = (example / "organizations.yaml").read_bytes()
     assert new(example, "org", "woodgrove", "--id", UUID).code == 0

@@ -20,14 +20,15 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from . import structure
 from .atomic import write_atomic
 from .catalog import Catalog, oauth_of
 from .errors import BifrostGitopsError
 from .escape import describe, first_unsafe, term
-from .model import Name, ProviderName, Slug, Text255, Uuid
+from .loader import Document, load_file
+from .model import Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
 from .schemas import dump, filename
-from .structure import suggest
 
 _SCHEMA_RE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 _SCHEMA_DIR = ".schemas"  # where `init` puts them
@@ -225,10 +226,8 @@ def new_org(result: Result, name: str, org_id: str | None, display_name: str | N
         rel = f"{folder}/{name}.yaml" if folder else f"{name}.yaml"
         body = ORGANIZATIONS + _entry(lines, "  ", "  ", "\n")
         return Written(_write_new(result, "Organizations", rel, body), [], nxt)
-    target = files[min(files)].doc if files else None
+    target = files[min(files)].doc if files else _empty_org_file(result)
     if target is None:
-        if os.path.lexists(os.path.join(result.root, "organizations.yaml")):
-            raise NewError("organizations.yaml holds no valid Organizations document", "run validate")
         body = ORGANIZATIONS + _entry(lines, "  ", "  ", "\n")
         return Written(_write_new(result, "Organizations", "organizations.yaml", body), [], nxt)
     sops = target.data.get("sops")
@@ -241,6 +240,19 @@ def new_org(result: Result, name: str, org_id: str | None, display_name: str | N
     mode = os.stat(path).st_mode & 0o7777
     write_atomic(path, new.encode("utf-8"), mode=mode, prefix=".new-", suffix=".tmp")
     return Written([], [path], nxt)
+
+
+def _empty_org_file(result: Result) -> Document | None:
+    """organizations.yaml when it is a valid Organizations document with no organization yet
+    (the catalog indexes organizations, so it does not know that file); None when it is absent."""
+    rel = "organizations.yaml"
+    if not os.path.lexists(os.path.join(result.root, rel)):
+        return None
+    doc, _ = load_file(result.root, rel)
+    model = structure.validate(doc)[0] if doc is not None and structure.is_ours(doc.data) else None
+    if doc is None or not isinstance(model, Organizations):
+        raise NewError(f"{rel} holds no valid Organizations document", "run validate")
+    return doc
 
 
 def _where_org(cat: Catalog, name: str) -> str | None:
@@ -263,6 +275,13 @@ def _append_org(text: str, fields: list[tuple[str, str]], rel: str) -> str:
     seq = None
     if isinstance(root, yaml.MappingNode):
         seq = next((v for k, v in root.value if k.value == "organizations"), None)
+    if (
+        isinstance(root, yaml.MappingNode)
+        and isinstance(seq, yaml.SequenceNode)
+        and seq.flow_style
+        and not seq.value
+    ):
+        return _fill_empty(text, root, seq, fields, nl, rel)
     if not isinstance(seq, yaml.SequenceNode) or seq.flow_style or not seq.value:
         raise NewError(
             f"{rel}: the organizations list is not a block list with an entry to follow",
@@ -278,6 +297,22 @@ def _append_org(text: str, fields: list[tuple[str, str]], rel: str) -> str:
     at = _item_end(text, line_start, dash - line_start)
     head = text[:at] if at == 0 or text[at - 1] == "\n" else text[:at] + nl
     new = head + _entry(fields, indent, pad, nl) + text[at:]
+    _verify(new, fields, rel)
+    return new
+
+
+def _fill_empty(
+    text: str,
+    root: yaml.MappingNode,
+    seq: yaml.SequenceNode,
+    fields: list[tuple[str, str]],
+    nl: str,
+    rel: str,
+) -> str:
+    """`organizations: []` becomes a block list holding the new organization."""
+    key = next(k for k, v in root.value if v is seq)
+    entry = _entry(fields, " " * (key.start_mark.column + 2), "  ", nl)
+    new = text[: seq.start_mark.index].rstrip(" ") + nl + entry[: -len(nl)] + text[seq.end_mark.index :]
     _verify(new, fields, rel)
     return new
 
@@ -330,7 +365,8 @@ def new_integration(result: Result, name: str, provider: str | None) -> Written:
         if provider not in cat.providers:
             raise NewError(
                 f"OAuth provider {provider!r} is not declared",
-                suggest(provider, cat.providers) or "declare it in a kind: OAuthProvider document first",
+                structure.suggest(provider, cat.providers)
+                or "declare it in a kind: OAuthProvider document first",
             )
         token_url = cat.providers[provider].model.token_url
     folder = f"{_integrations_dir(cat)}/{name}"
@@ -391,12 +427,13 @@ def new_mapping(
     if ip is None:
         raise NewError(
             f"integration {integration!r} is not declared",
-            suggest(integration, cat.integrations) or "bifrost-gitops new integration NAME",
+            structure.suggest(integration, cat.integrations) or "bifrost-gitops new integration NAME",
         )
     if org not in cat.orgs:
         raise NewError(
             f"organization {org!r} is not declared",
-            suggest(org, [o.name for o, _, _ in cat.orgs.values()]) or f"bifrost-gitops new org {org}",
+            structure.suggest(org, [o.name for o, _, _ in cat.orgs.values()])
+            or f"bifrost-gitops new org {org}",
         )
     if entity_id is not None:
         _checked(entity_id, "text", "--entity-id")
