@@ -15,7 +15,6 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -53,23 +52,22 @@ class Written:
 
 # --- names ----------------------------------------------------------------------------------
 
-_RULES = {
-    "slug": "a lower-case slug: a-z, 0-9 and '-', starting with a letter or digit, at most 63",
-    "uuid": "a UUID (8-4-4-4-12 hex digits)",
-    "name": "1 to 255 characters, no '/'",
-    "text": "at most 255 characters",
+#: the model's own types for what the command line names, with the rule said in words
+_RULES: dict[str, tuple[TypeAdapter[str], str]] = {
+    "slug": (
+        TypeAdapter(Slug),
+        "a lower-case slug: a-z, 0-9 and '-', first a letter or digit, at most 63 characters",
+    ),
+    "uuid": (TypeAdapter(Uuid), "a UUID (8-4-4-4-12 hex digits)"),
+    "name": (TypeAdapter(Name), "1 to 255 characters, no '/'"),
+    "provider": (TypeAdapter(ProviderName), "1 to 100 characters, no '/'"),
+    "text": (TypeAdapter(Text255), "at most 255 characters"),
 }
 
 
 def _checked(value: str, rule: str, what: str) -> str:
     """VALUE when the model accepts it as RULE (the same rules validate applies), else NewError."""
-    adapter: TypeAdapter[Any] = {
-        "slug": TypeAdapter(Slug),
-        "uuid": TypeAdapter(Uuid),
-        "name": TypeAdapter(Name),
-        "provider": TypeAdapter(ProviderName),
-        "text": TypeAdapter(Text255),
-    }[rule]
+    adapter, words = _RULES[rule]
     ch = first_unsafe(value)
     if ch is not None:
         raise NewError(
@@ -79,7 +77,7 @@ def _checked(value: str, rule: str, what: str) -> str:
     try:
         adapter.validate_python(value)
     except ValidationError:
-        raise NewError(f"{what} {value!r} is not valid: {_RULES.get(rule, _RULES['name'])}") from None
+        raise NewError(f"{what} {value!r} is not valid: {words}") from None
     return value
 
 
