@@ -326,3 +326,70 @@ def test_hostile_name_as_a_real_process(make_repo: MakeRepo) -> None:
     assert "\x1b" not in run.output
     assert "integration name 'x\\x1b]0;pwned\\x07' holds a control character (\\x1b)" in run.stderr
     assert not (repo / "integrations" / "x\x1b]0;pwned\x07").exists()
+
+
+PSA = dedent(
+    """
+    apiVersion: bifrost-gitops/v1
+    kind: Integration
+    name: Psa
+    config_schema:
+      - {key: site, type: string, required: true}
+      - {key: limit, type: int}
+      - {key: beta, type: bool}
+      - {key: extra, type: json}
+      - {key: token, type: secret, required: true}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        ((), "the mapping would not validate: required key 'site' has no value for organization 'contoso' "
+         "(hint: give --set KEY=VALUE)"),
+        (("site=x", "limit=12a"), "--set limit: '12a' is not an integer"),
+        (("site=x", "beta=yes"), "--set beta: 'yes' is not true or false"),
+        (("site=x", "extra={bad"), "--set extra: not JSON"),
+        (("site",), "--set 'site': KEY=VALUE"),
+        (("sitee=x",), "'sitee' is not in the config_schema (hint: did you mean 'site'?)"),
+        (("site=x", "token=hunter2"), "--set token: secret-typed; a secret never goes on the command line"),
+        (("site=x\x1b[2J",), "--set site 'x\\x1b[2J' holds a control character"),
+    ],
+)  # fmt: skip
+def test_mapping_values_are_checked_before_anything_is_written(
+    make_repo: MakeRepo, sets: tuple[str, ...], message: str
+) -> None:
+    repo = make_repo({"integrations/Psa/integration.yaml": PSA})
+    before = snapshot(repo)
+    run = new(repo, "mapping", "Psa", "contoso", *(a for s in sets for a in ("--set", s)))
+    assert run.code == 2, run.output
+    assert message in run.stderr and "hunter2" not in run.output
+    assert snapshot(repo) == before
+
+
+def test_mapping_with_values_then_the_required_secret_as_the_next_step(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bifrost_gitops.cli import main
+
+    (example / "integrations/Psa").mkdir()
+    (example / "integrations/Psa/integration.yaml").write_text(PSA)
+    sets = ("site=no", "limit=007", "beta=true", 'extra={"a": [1, "b\\u00e9"]}')
+    run = new(example, "mapping", "Psa", "contoso", *(a for s in sets for a in ("--set", s)))
+    assert run.code == 0, run.output
+    text = (example / "integrations/Psa/mappings/contoso.yaml").read_text()
+    assert 'config:\n  site: "no"\n  limit: 7\n  beta: true\n  extra: {"a": [1, "b\\u00e9"]}\n' in text
+    step = "next: bifrost-gitops secrets set Psa token --org contoso   (required, no default)"
+    assert step in run.stdout
+
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(example / "TEST-ONLY-age-key.txt"))
+    monkeypatch.chdir(example)  # the next step as typed, in the repository
+    args = step.removeprefix("next: bifrost-gitops ").split("   ")[0].split()
+    setting = CliRunner().invoke(main, args, input="s3cret\n", env={"NO_COLOR": None})
+    assert setting.exit_code == 0, setting.output
+    checked = run_cli("validate", str(example))  # the integration's own C007 warning is expected
+    assert checked.code == 0 and "Psa/mappings/contoso.yaml" not in checked.stdout, checked.output
+    assert "s3cret" not in (example / "integrations/Psa/mappings/contoso.yaml").read_text()

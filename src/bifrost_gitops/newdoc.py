@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -21,11 +22,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import structure
 from .atomic import write_atomic
-from .catalog import Catalog, oauth_of
+from .catalog import Catalog
+from .diagnostics import Diagnostic
 from .errors import BifrostGitopsError
 from .escape import describe, first_unsafe, term
-from .loader import Document, load_file
-from .model import Name, Organizations, ProviderName, Slug, Text255, Uuid
+from .loader import Document, load_bytes, load_file
+from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
 from .schemas import dump, filename
 
@@ -416,9 +418,17 @@ def _shell(word: str) -> str:
 
 
 def new_mapping(
-    result: Result, integration: str, org: str, entity_id: str | None, entity_name: str | None
+    result: Result,
+    integration: str,
+    org: str,
+    entity_id: str | None,
+    entity_name: str | None,
+    values: Sequence[str] = (),
 ) -> Written:
-    """Map organization ORG into INTEGRATION: a mapping file beside the integration's others."""
+    """Map organization ORG into INTEGRATION: a mapping file beside the integration's others,
+    with VALUES (KEY=VALUE, typed by the config schema) under config:. Checked by validate's own
+    rules before it is written; only a required secret without a default may still be missing
+    (values never come from the command line): the next step says how to set it."""
     cat = result.catalog
     _checked(integration, "name", "integration name")
     ip = cat.integrations.get(integration)
@@ -440,16 +450,87 @@ def new_mapping(
     existing = cat.mappings.get((integration, org))
     if existing is not None:
         raise NewError(f"{integration} already has a mapping for {org!r}: {existing.doc.path}")
-    integ = ip.model
-    oauth = oauth_of(cat, integ)
-    if oauth is not None and "{entity_id}" in oauth.token_url and not (entity_id or integ.default_entity_id):
-        raise NewError(
-            f"the token URL of {integration!r} needs {{entity_id}} and the integration sets no default",
-            "give --entity-id ID",
-        )
+    config = _config_lines(ip.model, values)
     rel = f"{_mappings_dir(cat, integration)}/{org}.yaml"
-    body = _mapping_text(cat, integration, org, entity_id, entity_name)
-    return Written(_write_new(result, "Mapping", rel, body), [], "bifrost-gitops validate")
+    body = _mapping_text(ip.model, org, entity_id, entity_name, config)
+    secrets = _preflight(cat, ip.model, rel, body)
+    nxt = "bifrost-gitops validate"
+    if secrets:
+        nxt = f"bifrost-gitops secrets set {_shell(integration)} {secrets[0]} --org {org}   (required, no default)"
+    return Written(_write_new(result, "Mapping", rel, body), [], nxt)
+
+
+def _config_lines(integ: Integration, values: Sequence[str]) -> list[str]:
+    """`KEY: value` lines for the --set KEY=VALUE pairs, each value written as its schema type."""
+    schema = {item.key: item for item in integ.config_schema}
+    lines: dict[str, str] = {}
+    for pair in values:
+        key, eq, raw = pair.partition("=")
+        item = schema.get(key)
+        if not eq or item is None:
+            raise NewError(
+                f"--set {pair!r}: {'KEY=VALUE' if not eq else f'{key!r} is not in the config_schema'}",
+                structure.suggest(key, [k for k, i in schema.items() if i.type != "secret"]) if eq else None,
+            )
+        if item.type == "secret":
+            raise NewError(
+                f"--set {key}: secret-typed; a secret never goes on the command line",
+                f"after this: bifrost-gitops secrets set {_shell(integ.name)} {key} --org ORG",
+            )
+        _checked(raw, "text" if item.type == "string" else "name", f"--set {key}")
+        lines[key] = f"  {key}: {_typed(key, item.type, raw)}"
+    return list(lines.values())
+
+
+def _typed(key: str, kind: str, raw: str) -> str:
+    """RAW as a YAML value of config type KIND (validate's type check runs on the result too)."""
+    if kind == "int" and re.fullmatch(r"-?[0-9]+", raw):
+        return str(int(raw))
+    if kind == "bool" and raw in ("true", "false"):
+        return raw
+    if kind == "json":
+        try:
+            return json.dumps(json.loads(raw), ensure_ascii=True, allow_nan=False)
+        except ValueError:
+            raise NewError(f"--set {key}: not JSON", "quote the whole KEY=VALUE for the shell") from None
+    if kind in ("int", "bool"):
+        raise NewError(f"--set {key}: {raw!r} is not {'an integer' if kind == 'int' else 'true or false'}")
+    return _scalar(raw)
+
+
+def _preflight(cat: Catalog, integ: Integration, rel: str, body: str) -> list[str]:
+    """Check the new mapping with validate's rules against the repository's declarations.
+    Returns the required secrets it still lacks (set after writing); NewError on any other error."""
+    from .catalog import Parsed
+    from .checks import check
+
+    defaults = integ.defaults.secrets if integ.defaults else {}
+    missing = [
+        i.key for i in integ.config_schema if i.required and i.type == "secret" and not defaults.get(i.key)
+    ]
+    doc, diags = load_bytes(body.encode("utf-8"), rel)
+    model, found = structure.validate(doc) if doc is not None else (None, [])
+    diags += found
+    if doc is not None and isinstance(model, Mapping):
+        context: list[Parsed[AnyDocument]] = [cat.integrations[integ.name], Parsed(doc, model)]
+        context += [*cat.providers.values(), *{p.doc.path: p for _, p, _ in cat.orgs.values()}.values()]
+        diags += check(context)[1]
+    wrong = [d for d in diags if d.path == rel and d.severity == "error" and not _lacks(d, missing)]
+    if wrong or model is None:
+        first = wrong[0] if wrong else None
+        hint = {"C006": "give --set KEY=VALUE", "C008": "give --entity-id ID"}.get(
+            first.code if first else ""
+        )
+        raise NewError(
+            f"the mapping would not validate: {first.message if first else 'not a Mapping'}",
+            hint or (first.hint if first else None),
+        )
+    return missing
+
+
+def _lacks(finding: Diagnostic, secrets: list[str]) -> bool:
+    """FINDING says a required secret has no value (written afterwards with `secrets set`)."""
+    return finding.code == "C006" and any(f"required key {k!r} " in finding.message for k in secrets)
 
 
 def _mappings_dir(cat: Catalog, integration: str) -> str:
@@ -466,22 +547,23 @@ def _mappings_dir(cat: Catalog, integration: str) -> str:
 
 
 def _mapping_text(
-    cat: Catalog, integration: str, org: str, entity_id: str | None, entity_name: str | None
+    integ: Integration, org: str, entity_id: str | None, entity_name: str | None, config: list[str]
 ) -> str:
-    integ = cat.integrations[integration].model
     keys = [i.key for i in integ.config_schema if i.type != "secret"]
     secret = [i.key for i in integ.config_schema if i.type == "secret"]
     lines = [
-        f"# {org}'s mapping of {integration}: its id in the external system and its overrides.",
+        f"# {org}'s mapping of {integ.name}: its id in the external system and its overrides.",
         "apiVersion: bifrost-gitops/v1",
         "kind: Mapping",
-        f"integration: {_scalar(integration)}",
+        f"integration: {_scalar(integ.name)}",
         f"organization: {org}",
         f"entity_id: {json.dumps(entity_id or '', ensure_ascii=False)}",
     ]
     if entity_name is not None:
         lines.append(f"entity_name: {_scalar(entity_name)}")
-    if keys:
+    if config:
+        lines += ["config:", *config]
+    elif keys:
         lines.append(f"# config:   # overrides of the defaults; keys: {', '.join(keys)}")
     if secret:
         lines.append(f"# secrets:  # {', '.join(secret)}: set with `bifrost-gitops secrets set`")

@@ -62,14 +62,28 @@ def new_integration(name: str, provider: str | None, repo: str) -> None:
 @click.argument("org")
 @click.option("--entity-id", metavar="ID", help="The organization's id in the external system.")
 @click.option("--entity-name", metavar="TEXT", help="Its name there.")
+@click.option(
+    "--set",
+    "values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A config value for this organization, typed by the config schema (repeatable; not secrets).",
+)
 @_repo
 def new_mapping(
-    integration: str, org: str, entity_id: str | None, entity_name: str | None, repo: str
+    integration: str,
+    org: str,
+    entity_id: str | None,
+    entity_name: str | None,
+    values: tuple[str, ...],
+    repo: str,
 ) -> None:
-    """Write INTEGRATION's mapping for ORG beside the integration's other mappings."""
+    """Write INTEGRATION's mapping for ORG beside the integration's other mappings, checked by
+    validate's rules first: a required key without a default needs --set KEY=VALUE (a required
+    secret is set afterwards with `secrets set`, as the printed next step says)."""
     from ..newdoc import new_mapping as add
 
-    _done(add(load(repo), integration, org, entity_id, entity_name))
+    _done(add(load(repo), integration, org, entity_id, entity_name, values))
 
 
 def _done(written: Written) -> None:
