@@ -169,21 +169,10 @@ def test_no_organizations_file_yet(make_repo: MakeRepo) -> None:
 
 
 def test_mapping_needs_entity_id_when_the_token_url_does(make_repo: MakeRepo) -> None:
-    repo = make_repo(
-        {
-            "integrations/Graph/integration.yaml": dedent(
-                """
-                apiVersion: bifrost-gitops/v1
-                kind: Integration
-                name: Graph
-                oauth:
-                  flow: client_credentials
-                  token_url: https://login.example.com/{entity_id}/token
-                  client_id: abc
-                """
-            )
-        }
-    )
+    login = "apiVersion: bifrost-gitops/v1\nkind: OAuthProvider\nname: login\nflow: client_credentials\n"
+    login += "token_url: https://login.example.com/{entity_id}/token\nclient_id: abc\n"
+    graph = "apiVersion: bifrost-gitops/v1\nkind: Integration\nname: Graph\noauth: {provider: login}\n"
+    repo = make_repo({"oauth/login.yaml": login, "integrations/Graph/integration.yaml": graph})
     run = new(repo, "mapping", "Graph", "contoso")
     assert run.code == 2 and "--entity-id" in run.stderr
     assert new(repo, "mapping", "Graph", "contoso", "--entity-id", "t1").code == 0
