@@ -382,3 +382,23 @@ def test_mapping_with_values_then_the_required_secret_as_the_next_step(
     checked = run_cli("validate", str(example))  # the integration's own C007 warning is expected
     assert checked.code == 0 and "Psa/mappings/contoso.yaml" not in checked.stdout, checked.output
     assert "s3cret" not in (example / "integrations/Psa/mappings/contoso.yaml").read_text()
+
+
+def test_a_path_validate_would_not_read_is_refused(make_repo: MakeRepo) -> None:
+    repo = make_repo(
+        {"bifrost-gitops.yaml": "apiVersion: bifrost-gitops/v1\nkind: Project\nexclude: [integrations/New]\n"}
+    )
+    run = new(repo, "integration", "New")
+    assert run.code == 2 and "integrations/New/integration.yaml: validate does not read it" in run.stderr
+    assert not (repo / "integrations/New").exists()
+
+
+def test_a_symlinked_organizations_file_stays_a_symlink(make_repo: MakeRepo) -> None:
+    repo = make_repo()
+    (repo / "orgs").mkdir()
+    (repo / "organizations.yaml").rename(repo / "orgs/all.yaml")
+    (repo / "organizations.yaml").symlink_to("orgs/all.yaml")
+    assert new(repo, "org", "acme").code == 0
+    assert (repo / "organizations.yaml").is_symlink()
+    assert (repo / "orgs/all.yaml").read_text().endswith("  - name: acme\n")
+    assert new(repo, "mapping", "HaloPSA", "acme").code == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .catalog import Catalog
 from .diagnostics import Diagnostic
 from .errors import BifrostGitopsError
 from .escape import describe, first_unsafe, term
-from .loader import Document, load_bytes, load_file
+from .loader import Document, load_bytes, load_file, wanted
 from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
 from .schemas import dump, filename
@@ -158,7 +159,12 @@ def _header(result: Result, kind: str, rel: str) -> tuple[str, str | None]:
 
 def _write_new(result: Result, kind: str, rel: str, body: str, extra: tuple[str, ...] = ()) -> list[str]:
     """Create the document REL (its `$schema` header, then BODY), the schema file it points at
-    when missing, and the empty files EXTRA; nothing is written when REL exists."""
+    when missing, and the empty files EXTRA; nothing is written when REL exists, or when
+    validate would not read it (under a dot folder, or excluded by bifrost-gitops.yaml)."""
+    rel = posixpath.normpath(rel)
+    project = result.catalog.project
+    if not wanted(rel, project.model.exclude if project else []):
+        raise NewError(f"{rel}: validate does not read it (excluded by bifrost-gitops.yaml's exclude:)")
     path = _inside(result.root, rel)
     if os.path.lexists(path):
         raise NewError(f"{rel}: already exists", "choose another name, or remove it")
@@ -233,7 +239,7 @@ def new_org(result: Result, name: str, org_id: str | None, display_name: str | N
     sops = target.data.get("sops")
     if isinstance(sops, dict) and sops.get("mac_only_encrypted") is not True:
         raise NewError(f"{target.path}: encrypted by sops with a MAC over every value", "use sops edit")
-    path = _inside(result.root, target.path)
+    path = os.path.realpath(_inside(result.root, target.path))  # a symlink stays one
     with open(path, "rb") as f:
         data = f.read()
     new = _append_org(data.decode("utf-8"), lines, target.path)
