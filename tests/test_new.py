@@ -18,7 +18,7 @@ UUID = "3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b"
 
 
 def new(repo: Path, *args: str) -> Run:
-    return run_cli("new", *args, "-C", str(repo))
+    return run_cli("new", args[0], "-C", str(repo), *args[1:])
 
 
 def validate_strict(repo: Path) -> None:
@@ -192,6 +192,7 @@ def test_mapping_needs_entity_id_when_the_token_url_does(make_repo: MakeRepo) ->
         (("integration", "../evil"), "is not valid: 1 to 255 characters, no '/'"),
         (("integration", ".."), "cannot be a folder name"),
         (("integration", ".hidden"), "cannot be a folder name"),
+        (("integration", "--", "-rf"), "cannot be a folder name"),
         (("integration", "a\\b"), "cannot be a folder name"),
         (("integration", " Halo"), "cannot be a folder name"),
         (("integration", "Evil\u202egpj.exe"), "holds"),
@@ -402,3 +403,25 @@ def test_a_symlinked_organizations_file_stays_a_symlink(make_repo: MakeRepo) -> 
     assert (repo / "organizations.yaml").is_symlink()
     assert (repo / "orgs/all.yaml").read_text().endswith("  - name: acme\n")
     assert new(repo, "mapping", "HaloPSA", "acme").code == 0
+
+
+def test_names_that_any_yaml_reader_could_misread_are_quoted(make_repo: MakeRepo) -> None:
+    import yaml
+
+    repo = make_repo()
+    for org in ("1e3", "0o17", "12", "y", "on"):
+        assert new(repo, "org", org, "--display-name", org).code == 0
+    for name in ("1e3", "~", "null", "True", "a: b", "x #y", "[x]", "O'Brien & Co."):
+        run = new(repo, "integration", name)
+        assert run.code == 0, run.output
+        line = (
+            (repo / "integrations" / name / "integration.yaml")
+            .read_text()
+            .split("\nname: ")[1]
+            .split("\n")[0]
+        )
+        assert line == (name if name == "O'Brien & Co." else f'"{name}"')
+    orgs = (repo / "organizations.yaml").read_text()
+    assert '  - name: "1e3"\n    display_name: "1e3"\n' in orgs and '  - name: "on"\n' in orgs
+    assert [o["name"] for o in yaml.safe_load(orgs)["organizations"]][-5:] == ["1e3", "0o17", "12", "y", "on"]
+    validate_strict(repo)

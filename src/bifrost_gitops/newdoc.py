@@ -86,23 +86,31 @@ def _checked(value: str, rule: str, what: str) -> str:
 
 def _path_safe(value: str, what: str) -> str:
     """A name that becomes a folder or file name: no path tricks, nothing hidden from discovery."""
-    if value in (".", "..") or value.startswith(".") or "\\" in value or value != value.strip():
+    if value.startswith((".", "-")) or "\\" in value or value != value.strip():
         raise NewError(
             f"{what} {value!r} cannot be a folder name",
-            "no leading '.', no '\\', no leading or trailing blanks",
+            "no leading '.' or '-', no '\\', no leading or trailing blanks",
         )
     return value
 
 
+#: text that every YAML reader (1.1 like PyYAML, 1.2 like sops' Go library) reads as text
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ .,()&+'-]*")
+_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")  # its dashes keep it text
+
+
 def _scalar(value: str) -> str:
-    """VALUE as a YAML scalar that reads back as that text: plain when it can be, else quoted
-    (`no`, `01234`, `2024-01-01`, `a: b` are quoted, as validate asks)."""
-    try:
-        plain = yaml.safe_load(f"k: {value}\n")
-    except yaml.YAMLError:
-        plain = None
-    if plain == {"k": value} and not value.startswith(("'", '"')):
+    """VALUE as a YAML scalar that reads back as that text in any YAML version: plain when it
+    is plainly text, else double-quoted (`no`, `01234`, `1e3`, `2024-01-01`, `a: b`)."""
+    if _UUID.fullmatch(value):
         return value
+    if _PLAIN.fullmatch(value) and value == value.strip() and value.lower() not in _WORDS:
+        try:
+            if yaml.safe_load(f"k: {value}\n") == {"k": value}:
+                return value
+        except yaml.YAMLError:
+            pass
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
@@ -277,7 +285,10 @@ def _append_org(text: str, fields: list[tuple[str, str]], rel: str) -> str:
     """TEXT with one more organization at the end of its `organizations:` list; every other
     character unchanged. The list's own indentation (and the item's key offset) is reused."""
     nl = "\r\n" if "\r\n" in text else "\n"
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        raise NewError(f"{rel}: cannot be read as one YAML document", "run validate") from None
     seq = None
     if isinstance(root, yaml.MappingNode):
         seq = next((v for k, v in root.value if k.value == "organizations"), None)
