@@ -367,11 +367,14 @@ def test_mapping_with_values_then_the_required_secret_as_the_next_step(
 
     (example / "integrations/Psa").mkdir()
     (example / "integrations/Psa/integration.yaml").write_text(PSA)
-    sets = ("site=no", "limit=007", "beta=true", 'extra={"a": [1, "b\\u00e9"]}')
+    sets = ("site=no", "limit=007", "beta=true", 'extra={"a": [1, "b\\u00e9"], "url": "https://x/y"}')
     run = new(example, "mapping", "Psa", "contoso", *(a for s in sets for a in ("--set", s)))
     assert run.code == 0, run.output
     text = (example / "integrations/Psa/mappings/contoso.yaml").read_text()
-    assert 'config:\n  site: "no"\n  limit: 7\n  beta: true\n  extra: {"a": [1, "b\\u00e9"]}\n' in text
+    assert (
+        'config:\n  site: "no"\n  limit: 7\n  beta: true\n  extra: {"a": [1, "b\\u00e9"], "url": "https://x/y"}\n'
+        in text
+    )
     step = "next: bifrost-gitops secrets set Psa token --org contoso   (required, no default)"
     assert step in run.stdout
 

@@ -71,17 +71,22 @@ _RULES: dict[str, tuple[TypeAdapter[str], str]] = {
 def _checked(value: str, rule: str, what: str) -> str:
     """VALUE when the model accepts it as RULE (the same rules validate applies), else NewError."""
     adapter, words = _RULES[rule]
-    ch = first_unsafe(value)
-    if ch is not None:
-        raise NewError(
-            f"{what} {value!r} holds {describe(ch)} ({term(ch)})",
-            "names and labels are shown in terminals, CI logs and pull-request comments",
-        )
+    _shown_as_is(value, what)
     try:
         adapter.validate_python(value)
     except ValidationError:
         raise NewError(f"{what} {value!r} is not valid: {words}") from None
     return value
+
+
+def _shown_as_is(value: str, what: str) -> None:
+    """Refuse a control, bidi or invisible character: what a reviewer reads must be what it is."""
+    ch = first_unsafe(value)
+    if ch is not None:
+        raise NewError(
+            f"{what} {value!r} holds {describe(ch)} ({term(ch)})",
+            "names and values are shown in terminals, CI logs and pull-request comments",
+        )
 
 
 def _path_safe(value: str, what: str) -> str:
@@ -494,7 +499,7 @@ def _config_lines(integ: Integration, values: Sequence[str]) -> list[str]:
                 f"--set {key}: secret-typed; a secret never goes on the command line",
                 f"after this: bifrost-gitops secrets set {_shell(integ.name)} {key} --org ORG",
             )
-        _checked(raw, "text" if item.type == "string" else "name", f"--set {key}")
+        _shown_as_is(raw, f"--set {key}")
         lines[key] = f"  {key}: {_typed(key, item.type, raw)}"
     return list(lines.values())
 
