@@ -34,6 +34,7 @@ from .schemas import dump, filename
 
 _SCHEMA_RE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 _SCHEMA_DIR = ".schemas"  # where `init` puts them
+_SAMPLE = 200  # documents read for their `$schema` comment (a repository uses one style)
 
 
 class NewError(BifrostGitopsError):
@@ -135,7 +136,7 @@ def _inside(root: str, rel: str) -> str:
 def _schema_dir(result: Result, kind: str) -> str:
     """The folder (repository-relative, or a URL) of the schema files the documents already
     point at, when KIND's schema is there; `.schemas` (init's) otherwise."""
-    for p in result.catalog.documents():
+    for p in result.catalog.documents()[:_SAMPLE]:
         found = _SCHEMA_RE.search(_head(os.path.join(result.root, p.doc.path)))
         if found is None:
             continue

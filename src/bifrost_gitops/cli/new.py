@@ -45,7 +45,7 @@ def new_org(name: str, org_id: str | None, display_name: str | None, repo: str) 
     _done(add(load(repo), name, org_id, display_name))
 
 
-@new.command("integration", short_help="Write integrations/NAME/integration.yaml.")
+@new.command("integration", short_help="Declare an integration in a folder of its own.")
 @click.argument("name")
 @click.option("--oauth", "provider", metavar="PROVIDER", help="Use this shared OAuth provider.")
 @_repo
