@@ -14,7 +14,7 @@ import click
 from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
-from . import deploy
+from . import deploy, new
 from .common import (
     FORMAT,
     JSON_ERRORS,
@@ -94,7 +94,7 @@ def main(color: str) -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
 
 
-for _command in deploy.COMMANDS:
+for _command in [*deploy.COMMANDS, *new.COMMANDS]:
     main.add_command(_command)
 
 
