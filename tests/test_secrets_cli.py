@@ -607,7 +607,7 @@ def test_recipients_flags_a_forgotten_updatekeys(
         at = age_line(repo / rel)
         assert (
             f"{rel}:{at}:3: K006 recipients differ from .sops.yaml: missing {second_r}\n"
-            f"  hint: sops --config .sops.yaml updatekeys {rel}\n" in r.stdout
+            "  hint: bifrost-gitops secrets updatekeys (re-keys every drifted file)\n" in r.stdout
         )
     # validate reports the same drift, from the metadata alone (no key needed)
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")

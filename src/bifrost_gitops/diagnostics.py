@@ -53,7 +53,7 @@ CODES: dict[str, str] = {
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
     "K004": "no available key opens the file (an environment problem: exit 2)",
     "K005": "encrypted file fails its integrity check (ciphertext, MAC or clear value altered)",
-    "K006": "file's recipients differ from what .sops.yaml asks for (run sops updatekeys)",
+    "K006": "file's recipients differ from what .sops.yaml asks for (run bifrost-gitops secrets updatekeys)",
     "K007": "secret value of a type Bifrost cannot store (bytes, NaN, infinity): only text, numbers, true/false",
 }
 

@@ -170,7 +170,7 @@ creation_rules:
   - path_regex: \\.ya?ml$
     encrypted_regex: ^secrets$
     mac_only_encrypted: true
-    # Comma-separated: add every teammate's and CI's age recipient, then `sops updatekeys FILE`.
+    # Comma-separated: add every teammate's and CI's age recipient, then `bifrost-gitops secrets updatekeys`.
     age: {recipient}
 """
 

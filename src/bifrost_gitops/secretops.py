@@ -382,8 +382,7 @@ def recipient_findings(
                     r.path,
                     pos,
                     f"recipients differ from {r.config}: {'; '.join(parts)}",
-                    # sops reads the .sops.yaml of its working folder unless told which one
-                    f"sops --config {r.config} updatekeys {r.path}",
+                    "bifrost-gitops secrets updatekeys (re-keys every drifted file)",
                 )
             )
     return out
