@@ -62,6 +62,8 @@ class MappingSpec(TypedDict):
     entity_id: str | None
     entity_name: str | None
     config: dict[str, Json]  # secrets revealed; null = remove the live value
+    #: "own": the organization connects its own OAuth account (absent: the integration's)
+    oauth: NotRequired[Literal["own"]]
 
 
 class OAuthSpec(TypedDict):
