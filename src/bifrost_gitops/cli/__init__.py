@@ -14,7 +14,7 @@ import click
 from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
-from . import deploy
+from . import connect, deploy
 from .common import (
     FORMAT,
     JSON_ERRORS,
@@ -88,6 +88,7 @@ def main(color: str) -> None:
 
 for _command in deploy.COMMANDS:
     main.add_command(_command)
+main.add_command(connect.connect)
 
 
 @main.command(short_help="Check a repository and report every finding at once.")
