@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import secrets as rnd
+from pathlib import Path
 from typing import Any
 
-from support import API, codes, dedent, line_of, load, only, run_cli
+import pyrage  # type: ignore[import-untyped]
+import pytest
+
+from bifrost_gitops import bundle, repo, sops
+from bifrost_gitops.runtime import Bundle
+from deploy.deploy_support import seal_file
+from support import API, BASE_FILES, codes, dedent, line_of, load, only, run_cli, write_repo
+from test_diff import Git, changes_of, diff_json
 
 MAP = "integrations/Graph/mappings/contoso.yaml"
 GRAPH = "integrations/Graph/integration.yaml"
@@ -68,3 +78,62 @@ def test_validate_cli_refuses_own_connection_without_provider(make_repo: Any) ->
     r = run_cli("validate", str(root))
     assert r.code == 1
     assert f"{MAP}:6:8: C012" in r.output
+
+
+# --- diff: a change of connection per organization ------------------------------------------
+
+
+def test_diff_shows_the_connection_change_for_that_organization_only(tmp_path: Path) -> None:
+    g = Git(tmp_path / "g")
+    g.commit(
+        "base",
+        {
+            **BASE_FILES,
+            GRAPH: integration(AUTH_CODE),
+            MAP: own_mapping(""),
+            "integrations/Graph/mappings/fabrikam.yaml": own_mapping("").replace("contoso", "fabrikam"),
+        },
+    )
+    g.commit("own", {MAP: own_mapping()})
+    doc = diff_json(g, "--base", "HEAD~1")
+    assert ("Graph", "oauth", "connection", '"shared"', '"own"') in changes_of(doc, "contoso"), doc
+    assert "fabrikam" not in doc["changes"]
+
+
+# --- runtime: the token source of each organization -----------------------------------------
+
+
+def test_runtime_gives_an_own_connection_only_its_own_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident = pyrage.x25519.Identity.generate()
+    recipient, identity = str(ident.to_public()), str(ident)
+    monkeypatch.setenv("SOPS_AGE_KEY", identity)
+    shared, own = f"shared-{rnd.token_hex(4)}", f"own-{rnd.token_hex(4)}"
+    fabrikam = own_mapping().replace("contoso", "fabrikam")
+    root = write_repo(
+        tmp_path / "repo",
+        {
+            GRAPH: integration(AUTH_CODE),
+            MAP: own_mapping(),
+            "integrations/Graph/mappings/fabrikam.yaml": fabrikam,
+        },
+    )
+    seal_file(root / GRAPH, ["oauth", "secrets"], {"access_token": shared}, recipient, identity)
+    seal_file(root / MAP, ["secrets"], {"access_token": own}, recipient, identity)
+    result = repo.load(str(root))
+    assert not result.errors, result.errors
+    out = tmp_path / "bundle"
+    bundle.write(result.catalog, result.root, str(out), "plain", keyring=sops.default_keyring())
+    b = Bundle(out)
+    contoso, fab, glob = (b.get("Graph", org) for org in ("contoso", "fabrikam", "global"))
+    assert contoso is not None and contoso.oauth is not None
+    assert (contoso.oauth.token_source, contoso.oauth.access_token) == ("own", own)
+    assert fab is not None and fab.oauth is not None
+    assert (fab.oauth.token_source, fab.oauth.access_token) == ("own", None)  # never the shared one
+    assert glob is not None and glob.oauth is not None
+    assert (glob.oauth.token_source, glob.oauth.access_token) == ("integration", shared)
+    assert own not in repr(contoso) and "token_source" not in contoso.oauth.model_dump()
+    org_file = json.loads((out / "orgs" / "fabrikam.json").read_text())
+    assert org_file["own_connection"] == ["Graph"]
+    assert shared not in (out / "orgs" / "fabrikam.json").read_text()

@@ -335,6 +335,11 @@ class OrgFile(_Strict):
     client_credentials: dict[str, ClientCredentials] = Field(
         default_factory=dict, description="Client-credentials integrations, by name (runtime token fetch)."
     )
+    own_connection: list[str] = Field(
+        default_factory=list,
+        description="Integrations whose token this organization takes from its own connection "
+        "(oauth: own), never from the integration's.",
+    )
 
 
 class GlobalFile(_Strict):
