@@ -105,10 +105,10 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         str(ident.to_public()),
         str(ident),
     )
-    r = Repo(root, real_bifrost, ids, str(ident))
-    yield r
+    made = Repo(root, real_bifrost, ids, str(ident))
+    yield made
     with httpx.Client(
-        base_url=real_bifrost.url, headers={"Authorization": f"Bearer {r.token()}"}, timeout=60
+        base_url=real_bifrost.url, headers={"Authorization": f"Bearer {made.token()}"}, timeout=60
     ) as h:
         listed = h.get("/api/integrations")
         for item in listed.json().get("items", []) if listed.status_code == 200 else []:
