@@ -7,11 +7,21 @@ import datetime as dt
 import json
 import urllib.parse
 
+import pytest
 import yaml
 
+from bifrost_gitops.deploy.connect import CI_VARIABLES
 from support import API
 
 from .deploy_support import CONTOSO, FABRIKAM, Env, mapping, no_leaks
+
+
+@pytest.fixture(autouse=True)
+def _not_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`connect` refuses to run in CI: these tests run it as an admin's machine would."""
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 XERO = API + (
     "kind: Integration\n"
@@ -212,3 +222,15 @@ def test_client_credentials_own_connection_is_explained_not_attempted(denv: Env)
     assert r.code == 0, r.output
     assert "Microsoft_Graph/contoso: missing: Bifrost cannot create it over its API" in r.stdout
     assert "bifrost-gitops connect" not in r.stdout
+
+
+def test_a_token_without_a_refresh_token_is_refused_with_bifrosts_reason(denv: Env) -> None:
+    e = xero_env(denv)
+    assert e.cli("apply", str(e.root), "--yes").code == 0
+    r = e.cli("connect", "Xero", CONTOSO)
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(r.stdout.strip()).query)["state"][0]
+    token_id = e.bf.state.complete_mapping_authorization(state, refresh_token=None)
+    e.bf.state.oauth_tokens[token_id].expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    r = e.cli("apply", str(e.root), "--yes")
+    assert r.code == 1
+    assert "FAILED  > refresh oauth token Xero/contoso" in r.stdout and "reconnect this mapping" in r.stdout
