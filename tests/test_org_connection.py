@@ -137,3 +137,12 @@ def test_runtime_gives_an_own_connection_only_its_own_token(
     org_file = json.loads((out / "orgs" / "fabrikam.json").read_text())
     assert org_file["own_connection"] == ["Graph"]
     assert shared not in (out / "orgs" / "fabrikam.json").read_text()
+
+
+def test_explain_says_which_connection_an_organization_uses(make_repo: Any) -> None:
+    root = make_repo({GRAPH: integration(AUTH_CODE), MAP: own_mapping()})
+    r = run_cli("explain", str(root), "contoso", "Graph")
+    assert r.code == 0, r.output
+    assert f"connection  own: this organization's own account    {MAP}:6" in r.stdout
+    doc = json.loads(run_cli("explain", str(root), "fabrikam", "Graph", "--format", "json").stdout)
+    assert (doc["oauth"]["connection"], doc["oauth"]["connection_source"]) == ("shared", None)
