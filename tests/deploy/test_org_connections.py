@@ -14,6 +14,7 @@ from bifrost_gitops.deploy.connect import CI_VARIABLES
 from support import API
 
 from .deploy_support import CONTOSO, FABRIKAM, Env, mapping, no_leaks
+from .fakebifrost.state import OAuthToken
 
 
 @pytest.fixture(autouse=True)
@@ -125,13 +126,19 @@ def test_connect_explains_what_it_cannot_do(denv: Env) -> None:
     assert r.code == 2 and "'Nope' is not in Bifrost" in r.stderr
 
 
-def test_expired_token_is_refreshed_by_apply(denv: Env) -> None:
+def _expired(denv: Env, refresh_token: str | None = "fake-refresh") -> tuple[Env, OAuthToken]:
+    """Xero applied, contoso connected (with REFRESH_TOKEN), its token expired 5 minutes ago."""
     e = xero_env(denv)
     assert e.cli("apply", str(e.root), "--yes").code == 0
-    _connect(e)
-    _, mid = _mapping_id(e, CONTOSO)
-    token = e.bf.state.oauth_tokens[e.bf.state.mappings[mid].oauth_token_id or ""]
+    r = e.cli("connect", "Xero", CONTOSO)
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(r.stdout.strip()).query)["state"][0]
+    token = e.bf.state.oauth_tokens[e.bf.state.complete_mapping_authorization(state, refresh_token)]
     token.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    return e, token
+
+
+def test_expired_token_is_refreshed_by_apply(denv: Env) -> None:
+    e, token = _expired(denv)
     old = token.access_token
     r = e.cli("plan", str(e.root), "--exit-code")
     assert r.code == 1, r.output  # a refresh will be sent
@@ -148,12 +155,7 @@ def test_expired_token_is_refreshed_by_apply(denv: Env) -> None:
 
 
 def test_failed_refresh_is_reported_then_planned_as_failed(denv: Env) -> None:
-    e = xero_env(denv)
-    assert e.cli("apply", str(e.root), "--yes").code == 0
-    _connect(e)
-    _, mid = _mapping_id(e, CONTOSO)
-    token = e.bf.state.oauth_tokens[e.bf.state.mappings[mid].oauth_token_id or ""]
-    token.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    e, _ = _expired(denv)
     e.bf.state.token_endpoint_error = "invalid_grant"
     r = e.cli("apply", str(e.root), "--yes")
     assert r.code == 1, r.output
@@ -225,12 +227,7 @@ def test_client_credentials_own_connection_is_explained_not_attempted(denv: Env)
 
 
 def test_a_token_without_a_refresh_token_is_refused_with_bifrosts_reason(denv: Env) -> None:
-    e = xero_env(denv)
-    assert e.cli("apply", str(e.root), "--yes").code == 0
-    r = e.cli("connect", "Xero", CONTOSO)
-    state = urllib.parse.parse_qs(urllib.parse.urlsplit(r.stdout.strip()).query)["state"][0]
-    token_id = e.bf.state.complete_mapping_authorization(state, refresh_token=None)
-    e.bf.state.oauth_tokens[token_id].expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    e, _ = _expired(denv, refresh_token=None)
     r = e.cli("apply", str(e.root), "--yes")
     assert r.code == 1
     assert "FAILED  > refresh oauth token Xero/contoso" in r.stdout and "reconnect this mapping" in r.stdout

@@ -15,18 +15,18 @@ import shutil
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 import pyrage  # type: ignore[import-untyped]
 import pytest
-import yaml
 
 from bifrost_gitops.deploy.connect import CI_VARIABLES
 from deploy.deploy_support import seal_file
-from support import API, Run, run_cli
+from support import API, run_cli
 
 from .conftest import RealBifrost
+from .test_real_deploy import Repo, _write
 
 SFX = rnd.token_hex(4)
 XERO, GRAPH = f"RtOwn_{SFX}", f"RtOwnCc_{SFX}"
@@ -38,26 +38,6 @@ def _not_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """`connect` refuses to run in CI: these tests run it as an admin's machine would."""
     for name in CI_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-class Repo(NamedTuple):
-    root: Path
-    bf: RealBifrost
-    org_ids: dict[str, str]
-    identity: str
-
-    def cli(self, *args: str, env: dict[str, str | None] | None = None) -> Run:
-        env = {"SOPS_AGE_KEY": self.identity, **(env or {})}
-        return run_cli(*args, "--credentials", str(self.bf.credentials), env=env, timeout=180)
-
-    def token(self) -> str:
-        return str(json.loads(self.bf.credentials.read_text(encoding="utf-8"))["access_token"])
-
-
-def _write(root: Path, rel: str, doc: dict[str, Any]) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(API + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
 
 def _mapping(org: str, own: bool, integration: str = XERO) -> dict[str, Any]:
@@ -113,7 +93,7 @@ def repo(real_bifrost: RealBifrost, tmp_path_factory: pytest.TempPathFactory) ->
         str(ident.to_public()),
         str(ident),
     )
-    made = Repo(root, real_bifrost, ids, str(ident))
+    made = Repo(root, real_bifrost, str(ident), str(ident.to_public()), ids)
     yield made
     with httpx.Client(
         base_url=real_bifrost.url, headers={"Authorization": f"Bearer {made.token()}"}, timeout=60
@@ -164,8 +144,9 @@ def test_connect_on_client_credentials_says_what_bifrost_answered(repo: Repo) ->
     assert checked.code == 0 and "C013" in checked.stdout, checked.output
 
 
-def test_connect_in_ci_is_refused_before_any_request(repo: Repo) -> None:
-    run = repo.cli("connect", XERO, repo.org_ids["own"], env={"CI": "true"})
+def test_connect_in_ci_is_refused_before_any_request(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    run = repo.cli("connect", XERO, repo.org_ids["own"])
     assert run.code == 2 and run.stdout == "" and "refuses to run in CI" in run.stderr
 
 
