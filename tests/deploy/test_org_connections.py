@@ -57,13 +57,12 @@ def _mapping_id(e: Env, org: str) -> tuple[str, str]:
     return xero.id, m.id
 
 
-def _connect(e: Env, org: str = CONTOSO) -> str:
-    """Run `connect` and complete the flow as Bifrost's callback would; the state used."""
+def _connect(e: Env, org: str = CONTOSO, refresh_token: str | None = "fake-refresh") -> OAuthToken:
+    """Run `connect` and complete the flow as Bifrost's callback would; the token it linked."""
     r = e.cli("connect", "Xero", org)
     assert r.code == 0, r.output
     state = urllib.parse.parse_qs(urllib.parse.urlsplit(r.stdout.strip()).query)["state"][0]
-    e.bf.state.complete_mapping_authorization(state)
-    return state
+    return e.bf.state.oauth_tokens[e.bf.state.complete_mapping_authorization(state, refresh_token)]
 
 
 def _plan_json(e: Env, *flags: str) -> dict[str, object]:
@@ -130,9 +129,7 @@ def _expired(denv: Env, refresh_token: str | None = "fake-refresh") -> tuple[Env
     """Xero applied, contoso connected (with REFRESH_TOKEN), its token expired 5 minutes ago."""
     e = xero_env(denv)
     assert e.cli("apply", str(e.root), "--yes").code == 0
-    r = e.cli("connect", "Xero", CONTOSO)
-    state = urllib.parse.parse_qs(urllib.parse.urlsplit(r.stdout.strip()).query)["state"][0]
-    token = e.bf.state.oauth_tokens[e.bf.state.complete_mapping_authorization(state, refresh_token)]
+    token = _connect(e, CONTOSO, refresh_token)
     token.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     return e, token
 
