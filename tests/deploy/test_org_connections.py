@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import urllib.parse
 
+import httpx
 import pytest
 import yaml
 
@@ -230,3 +231,26 @@ def test_a_token_without_a_refresh_token_is_refused_with_bifrosts_reason(denv: E
     r = e.cli("apply", str(e.root), "--yes")
     assert r.code == 1
     assert "FAILED  > refresh oauth token Xero/contoso" in r.stdout and "reconnect this mapping" in r.stdout
+
+
+def test_fake_per_mapping_endpoints_answer_as_bifrost_does(denv: Env) -> None:
+    """The statuses routers/integrations.py gives, for whoever reads the fake."""
+    e = xero_env(denv)
+    assert e.cli("apply", str(e.root), "--yes").code == 0
+    iid, mid = _mapping_id(e, CONTOSO)
+    base = f"{e.bf.url}/api/integrations/{iid}/mappings/{mid}/oauth"
+    with httpx.Client(headers=e.bf.auth_headers(), timeout=5) as http:
+        assert http.post(base + "/refresh").json() == {
+            "detail": "Mapping has no per-row OAuth connection to refresh"
+        }
+        assert http.post(base + "/refresh").status_code == 400
+        assert http.post(base + "/disconnect").status_code == 204  # nothing to delete is fine too
+        assert http.post(base + "/authorize", json={}).status_code == 422  # redirect_uri is required
+        other = f"{e.bf.url}/api/integrations/{iid}/mappings/{CONTOSO}/oauth/authorize"
+        assert http.post(other, json={"redirect_uri": "https://x"}).status_code == 404
+        token = _connect(e)
+        refreshed = http.post(base + "/refresh")
+        assert refreshed.status_code == 200 and refreshed.json()["connection_status"] == "completed"
+        assert http.post(base + "/disconnect").status_code == 204
+        assert token.id not in e.bf.state.oauth_tokens
+        assert e.bf.state.mappings[mid].oauth_token_id is None
