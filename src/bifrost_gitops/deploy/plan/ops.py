@@ -8,8 +8,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..spec import Action, Edit, Ledger, Resource, TokenState
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 
 def digest(value: object) -> str:
@@ -153,6 +157,8 @@ class Plan:
     fetched_per_get: list[str] = field(default_factory=list)
     #: the organizations that connect their own OAuth account, and each one's token state
     connections: list[OrgConnection] = field(default_factory=list)
+    #: override-free mapping creates sent through the batch endpoint (:mod:`.batch`)
+    batches: list[Batch] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Op]:
