@@ -14,7 +14,7 @@ import click
 from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
-from . import deploy, new
+from . import connect, deploy, new
 from .common import (
     FORMAT,
     JSON_ERRORS,
@@ -96,6 +96,7 @@ def main(color: str) -> None:
 
 for _command in [*deploy.COMMANDS, *new.COMMANDS]:
     main.add_command(_command)
+main.add_command(connect.connect)
 
 
 @main.command(short_help="Check a repository and report every finding at once.")

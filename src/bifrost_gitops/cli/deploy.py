@@ -37,6 +37,12 @@ def _connection(f: F) -> F:
 
 def _plan_options(f: F) -> F:
     f = click.option(
+        "--disconnect-org-tokens",
+        is_flag=True,
+        help="Delete the OAuth token of its own that a mapping has in Bifrost when the repository "
+        "says it uses the integration's (no oauth: own).",
+    )(f)
+    f = click.option(
         "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
     )(f)
     f = click.option(
@@ -172,6 +178,7 @@ def _apply_plan(
     if any(opts.values()):
         fail(
             "a saved plan carries its own options: pass no --prune/--allow-key-removal/--rotate-oauth-secrets"
+            "/--disconnect-org-tokens"
         )
     kept = saved.read(source)
     got = _deploy_plan(kept.source, url, credentials, concurrency, **asdict(kept.options))

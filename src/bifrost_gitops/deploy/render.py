@@ -14,10 +14,19 @@ from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
 from .plan.batch import planned_requests
-from .spec import Action, Edit, Status
+from .spec import Action, Edit, Status, TokenState
 
 #: An operation's colour by what it does: created green, changed yellow, deleted red.
 _SIGN_STYLE = {"+": Style.GREEN, "~": Style.YELLOW, "-": Style.RED, ">": Style.YELLOW}
+
+
+#: an organization's own token: fine green, one apply refreshes yellow, one an admin must connect red
+_CONNECTION_STYLE = {
+    TokenState.CONNECTED: Style.GREEN,
+    TokenState.EXPIRED: Style.YELLOW,
+    TokenState.FAILED: Style.RED,
+    TokenState.MISSING: Style.RED,
+}
 
 
 def _op_lines(op: Op) -> list[tuple[str, Style]]:
@@ -38,6 +47,10 @@ def summary(plan: Plan) -> str:
     parts = [f"{c['create']} to create", f"{c['update']} to update", f"{c['delete']} to delete"]
     if c["refresh"]:
         parts.append(f"{c['refresh']} token refresh{'es' if c['refresh'] > 1 else ''}")
+    if c.get("disconnect"):
+        parts.append(
+            f"{c['disconnect']} organization token{'s' if c['disconnect'] > 1 else ''} to disconnect"
+        )
     text = "Plan: " + ", ".join(parts)
     if not plan.changes:
         text = "No changes: Bifrost matches the repository"
@@ -82,6 +95,9 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         rows.append((_per_get_note(plan.fetched_per_get), Style.DIM))
     if any(o.bookkeeping for o in plan.ops):
         rows.append((f"(apply also records ownership in the integration {plan.ops[-1].address})", Style.DIM))
+    if plan.connections:
+        rows.append(("Organizations with their own OAuth connection (not changes):", Style.NONE))
+        rows += [(f"  {c.text()}", _CONNECTION_STYLE[c.state]) for c in plan.connections]
     rows += [(f"error: {e}", Style.RED) for e in plan.errors]
     rows += [(f"refused: {b}", Style.RED) for b in plan.blocked]
     if plan.drift:
@@ -109,6 +125,7 @@ def render_json(plan: Plan) -> str:
         "drift": plan.drift,
         "blocked": plan.blocked,
         "errors": plan.errors,
+        "connections": [c.as_json() for c in plan.connections],
         "summary": {
             **plan.counts(),
             "changes": len(plan.changes),
