@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bifrost_gitops.deploy.bifroststore import read_store, store_path
+from bifrost_gitops.deploy.client import ApiError, Client, Credentials
 from support import ROOT, Run, run_cli
 
 from .fakebifrost import FakeBifrost
@@ -100,6 +101,33 @@ def test_a_terminal_is_refused_before_anything_happens(
     assert "fake-rt-" not in screen and "fake-at-" not in screen
     assert bf.requests == [] and not store.exists()  # nothing refreshed, nothing spent
     assert _alive(bf, bf.tokens.refresh_token)
+
+
+def test_a_reader_that_went_away_is_an_error(bf: FakeBifrost) -> None:
+    """`... | gh secret set` where gh died: the token did not arrive, and the job must fail."""
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the write fails with EPIPE
+    env = {k: v for k, v in {**os.environ, **_env(bf), "PYTHONPATH": str(ROOT / "src")}.items() if v}
+    proc = sp.run(
+        [sys.executable, "-m", "bifrost_gitops", *EXPORT],
+        stdout=write,
+        stderr=sp.PIPE,
+        stdin=sp.DEVNULL,
+        env=env,
+        text=True,
+        timeout=30,
+    )
+    os.close(write)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "bifrost-gitops: the refresh token was not handed over: cannot write to stdout (Broken pipe)"
+    )
+
+
+def test_client_refresh_needs_a_refresh_token(bf: FakeBifrost) -> None:
+    with Client(Credentials(bf.url, bf.tokens.access_token, None)) as c, pytest.raises(ApiError) as info:
+        c.refresh()
+    assert "no refresh token" in str(info.value) and bf.requests == []
 
 
 def test_refresh_and_export_in_one_pipe_without_a_store(bf: FakeBifrost) -> None:

@@ -351,9 +351,10 @@ def _keepalive(url: str | None, credentials: str | None, refresh: bool, export: 
     try:
         sys.stdout.write(token)
         sys.stdout.flush()
-    except OSError as e:  # the reader went away (a failed `gh`): say so, never the token
+    except OSError as e:  # the reader went away (a failed `gh`): say so loudly, never the token
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         raise DeployError(
-            f"cannot write the refresh token to stdout ({e.strerror or type(e).__name__})"
+            f"the refresh token was not handed over: cannot write to stdout ({e.strerror or type(e).__name__})"
         ) from None
 
 
