@@ -184,21 +184,31 @@ def _jobs(name: str) -> dict[str, Any]:
     return jobs
 
 
+def _on_main(checkout: Path, tmp_path: Path, bf: FakeBifrost) -> tuple[dict[str, Any], Secrets]:
+    """The deploy workflow's jobs after a push to main, and the repository's secrets."""
+    git(checkout, "checkout", "-q", "main")
+    return _jobs("github-deploy.yml"), Secrets(tmp_path, bf)
+
+
+def _job(runner: Runner, job: dict[str, Any], text: str) -> int:
+    """The step running TEXT, then the write-back (`if: always()`): the step's exit code."""
+    code = runner.step(job, _step(job, text))
+    assert runner.step(job, job["steps"][-1]) == 0, runner.output
+    return code
+
+
 # --- GitHub: plan job, write-back, apply job on another runner ------------------------------------
 
 
 def test_github_apply_job_reads_the_token_the_plan_job_wrote_back(
     checkout: Path, tmp_path: Path, bifrost: FakeBifrost
 ) -> None:
-    jobs = _jobs("github-deploy.yml")
-    git(checkout, "checkout", "-q", "main")
-    secrets = Secrets(tmp_path, bifrost)
+    jobs, secrets = _on_main(checkout, tmp_path, bifrost)
     first = secrets["BIFROST_REFRESH_TOKEN"]
     bifrost.expire_access_tokens()  # the secret's access token is days old: the plan job refreshes
 
     plan = Runner(tmp_path, "plan", checkout, bifrost, secrets)
-    assert plan.step(jobs["plan"], _step(jobs["plan"], "bifrost-gitops plan")) == 0, plan.output
-    assert plan.step(jobs["plan"], jobs["plan"]["steps"][-1]) == 0, plan.output
+    assert _job(plan, jobs["plan"], "bifrost-gitops plan") == 0, plan.output
     assert bifrost.refresh_count == 1 and secrets.writes() == 1
     rotated = secrets["BIFROST_REFRESH_TOKEN"]
     assert rotated != first and rotated in bifrost.state.refresh_tokens  # alive; the first is spent
@@ -217,8 +227,7 @@ def test_github_apply_job_reads_the_token_the_plan_job_wrote_back(
     bifrost.expire_access_tokens()
     apply = Runner(tmp_path, "apply", checkout, bifrost, secrets)
     shutil.copy(plan.work / "plan.json", apply.work / "plan.json")  # the artifact
-    assert apply.step(jobs["apply"], apply_step) == 0, apply.output
-    assert apply.step(jobs["apply"], jobs["apply"]["steps"][-1]) == 0, apply.output
+    assert _job(apply, jobs["apply"], "bifrost-gitops apply") == 0, apply.output
     assert bifrost.state.integration_by_name("HaloPSA") is not None
     assert secrets.writes() == 2 and secrets["BIFROST_REFRESH_TOKEN"] in bifrost.state.refresh_tokens
 
@@ -229,13 +238,10 @@ def test_github_apply_job_reads_the_token_the_plan_job_wrote_back(
 def test_github_write_back_after_a_failed_step_and_none_without_a_refresh(
     checkout: Path, tmp_path: Path, bifrost: FakeBifrost
 ) -> None:
-    jobs = _jobs("github-deploy.yml")
-    git(checkout, "checkout", "-q", "main")
-    secrets = Secrets(tmp_path, bifrost)
+    jobs, secrets = _on_main(checkout, tmp_path, bifrost)
     # access token still valid: no refresh, so nothing to write back (the secret is left alone)
     fresh = Runner(tmp_path, "fresh", checkout, bifrost, secrets)
-    assert fresh.step(jobs["plan"], _step(jobs["plan"], "bifrost-gitops plan")) == 0, fresh.output
-    assert fresh.step(jobs["plan"], jobs["plan"]["steps"][-1]) == 0, fresh.output
+    assert _job(fresh, jobs["plan"], "bifrost-gitops plan") == 0, fresh.output
     assert bifrost.refresh_count == 0 and secrets.writes() == 0
 
     # the plan fails after its refresh (Bifrost errors while reading the live state)
@@ -243,9 +249,8 @@ def test_github_write_back_after_a_failed_step_and_none_without_a_refresh(
     bifrost.fail_next(50, 500, match=lambda method, path: path == "/api/integrations")
     failed = Runner(tmp_path, "failed", checkout, bifrost, secrets)
     failed.env["BIFROST_MAX_ATTEMPTS"] = "1"
-    assert failed.step(jobs["plan"], _step(jobs["plan"], "bifrost-gitops plan")) == 2
+    assert _job(failed, jobs["plan"], "bifrost-gitops plan") == 2  # the write-back ran regardless
     assert bifrost.refresh_count == 1
-    assert failed.step(jobs["plan"], jobs["plan"]["steps"][-1]) == 0, failed.output  # `if: always()`
     assert secrets.writes() == 1 and secrets["BIFROST_REFRESH_TOKEN"] in bifrost.state.refresh_tokens
     no_tokens(fresh.output + failed.output)
 
@@ -255,9 +260,7 @@ def test_github_write_back_never_stores_an_empty_token(
 ) -> None:
     """No bifrost-gitops (its install failed), or a broken credentials file: the step fails and
     the secret keeps its value."""
-    jobs = _jobs("github-deploy.yml")
-    git(checkout, "checkout", "-q", "main")
-    secrets = Secrets(tmp_path, bifrost)
+    jobs, secrets = _on_main(checkout, tmp_path, bifrost)
     before = secrets["BIFROST_REFRESH_TOKEN"]
     r = Runner(tmp_path, "broken", checkout, bifrost, secrets)
     (r.temp / "bifrost-credentials.json").write_text("{not json")
@@ -274,8 +277,7 @@ def test_github_keepalive_chain_outlives_each_token(
     seen = [secrets["BIFROST_REFRESH_TOKEN"]]
     for week in range(2):
         runner = Runner(tmp_path, f"keepalive{week}", checkout, bifrost, secrets)
-        assert runner.step(job, _step(job, "login --refresh")) == 0, runner.output
-        assert runner.step(job, job["steps"][-1]) == 0, runner.output
+        assert _job(runner, job, "login --refresh") == 0, runner.output
         no_tokens(runner.output)
         seen.append(secrets["BIFROST_REFRESH_TOKEN"])
     assert len(set(seen)) == 3 and bifrost.refresh_count == 2
