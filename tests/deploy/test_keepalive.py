@@ -46,6 +46,7 @@ def test_export_reads_the_rotated_pair_over_the_spent_environment_token(
     refreshed = run_cli("login", "--refresh", env=env)
     assert refreshed.code == 0, refreshed.output
     assert refreshed.stdout == "" and "refreshed the tokens" in refreshed.stderr
+    assert [(q.method, q.path) for q in bf.requests] == [("POST", "/auth/refresh")]  # one request
     rotated = json.loads(store.read_text())["refresh_token"]
     assert rotated != spent and not _alive(bf, spent) and _alive(bf, rotated)
     _no_token(refreshed, spent, rotated)
@@ -53,7 +54,7 @@ def test_export_reads_the_rotated_pair_over_the_spent_environment_token(
     exported = run_cli(*EXPORT, env=env, subprocess=True)  # stdout is a pipe here
     assert exported.code == 0, exported.stderr
     assert exported.stdout == rotated  # exactly the token: no newline for the secret store
-    assert exported.stderr == "" and bf.refresh_count == 1  # exporting sends nothing
+    assert exported.stderr == "" and len(bf.requests) == 1  # exporting sends nothing
 
 
 def test_export_without_a_rotation_gives_the_environment_token(bf: FakeBifrost, tmp_path: Path) -> None:

@@ -304,13 +304,13 @@ def login(url: str | None, credentials: str | None, refresh: bool, export: str |
 
     The tokens are stored in ~/.bifrost/credentials.json under the URL, as `bifrost login` does, so
     either tool's login serves both; plan, apply and import use them when no BIFROST_ACCESS_TOKEN
-    or --credentials is given, and keep them current. No token is printed.
+    or --credentials is given, and keep them current. The device flow prints no token.
 
     For unattended jobs (docs/deploy.md, "Staying logged in unattended"), with the credentials
     plan and apply would use: --refresh trades the refresh token for a new pair now (Bifrost's
     refresh tokens are single use and last 7 days); --export refresh-token writes the current
-    one, with no newline, to stdout when it is a pipe, so a job can hand it back to its secret
-    store: `bifrost-gitops login --export refresh-token | gh secret set BIFROST_REFRESH_TOKEN`.
+    one, with no newline, to stdout unless that is a terminal, so a job can hand it back to its
+    secret store: `bifrost-gitops login --export refresh-token | gh secret set BIFROST_REFRESH_TOKEN`.
     """
     from ..deploy import DeployError
 
