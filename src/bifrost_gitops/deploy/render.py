@@ -13,6 +13,7 @@ from ..colour import lines as styled_lines
 from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
+from .plan.batch import planned_requests
 from .spec import Action, Edit, Status
 
 #: An operation's colour by what it does: created green, changed yellow, deleted red.
@@ -44,7 +45,20 @@ def summary(plan: Plan) -> str:
     if plan.drift:
         extra.append(f"{len(plan.drift)} drift")
     extra.append(f"{plan.read_requests} requests")
+    if plan.changes:
+        extra.append(f"apply: {_operations(plan)}")
     return f"{text} ({'; '.join(extra)})."
+
+
+def _operations(plan: Plan) -> str:
+    """How many operations apply sends in how many requests (mapping batches carry up to 500)."""
+    n, sent = len(plan.changes), planned_requests(plan)
+    text = f"{n} operation{'s' if n != 1 else ''} in {sent} request{'s' if sent != 1 else ''}"
+    if plan.batches:
+        k = len(plan.batches)
+        batched = sum(len(b.ops) for b in plan.batches)
+        text += f", {batched} mapping creates in {k} batch{'es' if k != 1 else ''}"
+    return text
 
 
 def _per_get_note(names: list[str]) -> str:
@@ -83,13 +97,25 @@ def _text(lines: list[str]) -> str:
 
 
 def render_json(plan: Plan) -> str:
+    batch_of = {i: n for n, b in enumerate(plan.batches) for i in b.ops}
+    operations = [
+        {**o.as_json(), **({"batch": batch_of[i]} if i in batch_of else {})}
+        for i, o in enumerate(plan.ops)
+        if not o.bookkeeping
+    ]
     doc: dict[str, object] = {
-        "operations": [o.as_json() for o in plan.changes],
+        "operations": operations,
         "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
         "drift": plan.drift,
         "blocked": plan.blocked,
         "errors": plan.errors,
-        "summary": {**plan.counts(), "changes": len(plan.changes), "read_requests": plan.read_requests},
+        "summary": {
+            **plan.counts(),
+            "changes": len(plan.changes),
+            "read_requests": plan.read_requests,
+            "apply_requests": planned_requests(plan),
+            "batches": len(plan.batches),
+        },
     }
     return to_json(doc, sort_keys=True) + "\n"
 

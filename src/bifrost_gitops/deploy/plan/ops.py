@@ -8,8 +8,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..spec import Action, Edit, Ledger, Resource
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 
 def digest(value: object) -> str:
@@ -133,6 +137,8 @@ class Plan:
     #: changed client-credentials providers with a templated token URL: no refresh is planned,
     #: Bifrost fetches their tokens on each SDK get (docs/bifrost-api.md#oauth-tokens)
     fetched_per_get: list[str] = field(default_factory=list)
+    #: override-free mapping creates sent through the batch endpoint (:mod:`.batch`)
+    batches: list[Batch] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Op]:
