@@ -200,20 +200,20 @@ def test_mode_symlink_and_json_output(make_repo: Repo, cli: Cli) -> None:
     import json
 
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION})
-    (repo / "shared").mkdir()
-    (repo / "shared/contoso.yaml").write_text(TRAPS)
-    os.chmod(repo / "shared/contoso.yaml", 0o640)
+    (repo / "common").mkdir()
+    (repo / "common/contoso.yaml").write_text(TRAPS)
+    os.chmod(repo / "common/contoso.yaml", 0o640)
     (repo / MAPPING).unlink()
-    os.symlink("../../../shared/contoso.yaml", repo / MAPPING)
-    (repo / "bifrost-gitops.yaml").write_text(API + "kind: Project\nexclude: [shared/]\n")
+    os.symlink("../../../common/contoso.yaml", repo / MAPPING)
+    (repo / "bifrost-gitops.yaml").write_text(API + "kind: Project\nexclude: [common/]\n")
 
     run = cli("validate", "--fix", "--format", "json", str(repo))
 
     assert json.loads(run.stdout)["errors"] == 0
     assert f"{MAPPING}:6:12: FIXED Y005" in run.stderr
     assert (repo / MAPPING).is_symlink()
-    assert (repo / "shared/contoso.yaml").read_text() == FIXED
-    assert (repo / "shared/contoso.yaml").stat().st_mode & 0o777 == 0o640
+    assert (repo / "common/contoso.yaml").read_text() == FIXED
+    assert (repo / "common/contoso.yaml").stat().st_mode & 0o777 == 0o640
 
 
 def test_hostile_file_names_are_escaped_in_the_report(make_repo: Repo, cli: Cli) -> None:

@@ -48,6 +48,8 @@ CODES: dict[str, str] = {
     "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
     "C010": "json key holds text that is not JSON (valid here, refused by Bifrost's API on deploy)",
     "C011": "OAuth URL is plain http on loopback (for a local token server; Bifrost's API wants https)",
+    "C012": "mapping says oauth: own but its integration has no OAuth provider",
+    "C013": "mapping says oauth: own but the provider has no authorization step (client credentials)",
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
@@ -58,7 +60,7 @@ CODES: dict[str, str] = {
 }
 
 #: The codes that are warnings (they fail only under --strict); every other code is an error.
-WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010", "C011"})
+WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010", "C011", "C013"})
 
 
 class Diagnostic(NamedTuple):
