@@ -41,6 +41,8 @@ class Measured(NamedTuple):
     seconds: float
     failed: int
     clean: bool
+    replan_requests: int
+    replan_seconds: float
 
 
 def cli(creds: Path, batch: str, *args: str) -> tuple[int, str, float]:
@@ -75,7 +77,8 @@ def run(label: str, batch: str, creds: Path, url: str, work: Path, orgs: dict[st
         planned = json.loads(out)["summary"]
         _, out, took = cli(creds, batch, "apply", str(root), "-y", "--format", "json")
         summary = json.loads(out)["summary"]
-        code, _, _ = cli(creds, batch, "plan", str(root), "--exit-code")
+        code, out, replan_took = cli(creds, batch, "plan", str(root), "--exit-code", "--format", "json")
+        replanned = json.loads(out)["summary"]
         return Measured(
             label,
             planned["changes"],
@@ -83,7 +86,9 @@ def run(label: str, batch: str, creds: Path, url: str, work: Path, orgs: dict[st
             summary["requests"],
             took,
             summary["failed"] + summary["skipped"],
-            code == 0,
+            code == 0 and replanned["changes"] == 0,
+            replanned["read_requests"],
+            replan_took,
         )
     finally:
         clean_up(url, token(creds), names, [])
@@ -108,11 +113,13 @@ def main() -> int:
     finally:
         clean_up(url, token(args.credentials), [], list(orgs.values()))
     print(f"first apply of {args.orgs} orgs x {args.integrations} integrations, override-free:")
-    print(f"{'':8} {'operations':>10} {'planned':>8} {'requests':>9} {'seconds':>8} {'failed':>7}  replan")
+    print(
+        f"{'':8} {'operations':>10} {'planned':>8} {'requests':>9} {'seconds':>8} {'failed':>7}  replan (no changes)"
+    )
     for r in rows:
         print(
             f"{r.label:8} {r.operations:>10} {r.planned:>8} {r.requests:>9} {r.seconds:>8.1f} {r.failed:>7}  "
-            f"{'clean' if r.clean else 'NOT CLEAN'}"
+            f"{'clean' if r.clean else 'NOT CLEAN'}: {r.replan_requests} requests, {r.replan_seconds:.1f} s"
         )
     before, after = rows
     print(
