@@ -1,5 +1,5 @@
-"""Bulk onboarding against the real Bifrost: an override-free repository (20 organizations x 3
-integrations) is applied through ``POST /api/integrations/{id}/mappings/batch``, one request per
+"""Bulk onboarding against the real Bifrost: an override-free repository (100 organizations x 10
+integrations, the issue's onboarding size) is applied through ``POST /api/integrations/{id}/mappings/batch``, one request per
 integration instead of one per mapping, and plans clean afterwards. Names carry a random suffix:
 other people may use the same server."""
 
@@ -20,8 +20,8 @@ from .conftest import RealBifrost
 from .onboarding import clean_up, create_orgs, write_repository
 
 SFX = rnd.token_hex(4)
-ORGS = [f"rtb-{k:02d}-{SFX}" for k in range(20)]
-INTEGRATIONS = [f"RtBatch{k}_{SFX}" for k in range(3)]
+ORGS = [f"rtb-{k:03d}-{SFX}" for k in range(100)]
+INTEGRATIONS = [f"RtBatch{k}_{SFX}" for k in range(10)]
 
 
 class Repo(NamedTuple):
@@ -49,18 +49,18 @@ def test_an_override_free_repository_is_applied_in_batches_and_plans_clean(repo:
     plan = repo.cli("plan", str(repo.root), "--format", "json")
     assert plan.code == 0, plan.output
     summary = json.loads(plan.stdout)["summary"]
-    assert (summary["create"], summary["batches"]) == (63, 3)
-    # 3 integrations, 3 batches and the ledger (1 or 2), instead of 63 and the ledger
-    assert summary["apply_requests"] <= 8
+    assert (summary["create"], summary["batches"]) == (1010, 10)
+    # 10 integrations, 10 batches and the ledger (1 or 2), instead of 1,010 and the ledger
+    assert summary["apply_requests"] <= 22
 
     applied = repo.cli("apply", str(repo.root), "-y", "--format", "json")
     assert applied.code == 0, applied.output
     doc = json.loads(applied.stdout)
     assert doc["summary"]["failed"] == 0 and doc["summary"]["skipped"] == 0
     mappings = [r for r in doc["results"] if r["resource"] == "mapping"]
-    assert len(mappings) == 60 and {r["status"] for r in mappings} == {"ok"}
-    # the reads of plan (version, organizations, the list, the ledger) and at most 8 writes
-    assert doc["summary"]["requests"] <= 4 + 8
+    assert len(mappings) == 1000 and {r["status"] for r in mappings} == {"ok"}
+    # the reads of plan (version, organizations, the list, the ledger) and at most 22 writes
+    assert doc["summary"]["requests"] <= 4 + 22
 
     with httpx.Client(
         base_url=repo.bf.url, headers={"Authorization": f"Bearer {repo.token()}"}, timeout=60
