@@ -364,9 +364,7 @@ def test_a_finding_about_a_file_changed_since_is_not_applied(make_repo: Repo) ->
     assert 'version: "1.10"' in changed  # still the trap it was reported as
 
 
-def test_every_trap_of_a_broken_document_is_reported_and_fixed_in_one_run(
-    make_repo: Repo, cli: Cli
-) -> None:
+def test_every_trap_of_a_broken_document_is_reported_and_fixed_in_one_run(make_repo: Repo, cli: Cli) -> None:
     """An organization named by a date loads as text, so the schema does not see it: it is
     reported beside the document's schema errors, not after they are fixed."""
     orgs = API + dedent(

@@ -26,6 +26,7 @@ from .common import (
     format_option,
     json_error,
     load,
+    load_options,
     open_all,
     report,
     use_colour,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..fix import Outcome as FixOutcome
     from ..fix import Plan
-    from ..repo import Result
+    from ..repo import LoadOptions, Result
     from ..suppress import Outcome
 
 
@@ -129,6 +130,7 @@ main.add_command(connect.connect)
     is_flag=True,
     help="With --fix: print the changes as a unified diff; write nothing.",
 )
+@load_options
 def validate(
     repo: str,
     fmt: str,
@@ -139,6 +141,8 @@ def validate(
     rev: str | None,
     fix: bool,
     show_diff: bool,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
@@ -160,7 +164,10 @@ def validate(
     if show_diff and not fix:
         fail("--diff shows what --fix would change: give both")
     codes = suppress.parse_codes(ignore)
-    result, outcome = _check(repo, staged, rev, decrypt, codes)
+    from ..repo import LoadOptions
+
+    loading = LoadOptions(jobs, not no_cache)
+    result, outcome = _check(repo, staged, rev, decrypt, codes, loading)
     if fix:
         from ..fix import plan
 
@@ -171,7 +178,7 @@ def validate(
             diff(found, sys.stdout)
             sys.exit(EXIT_FINDINGS if found.changed else EXIT_OK)
         result, outcome = _fix(
-            found, fmt, (result, outcome), lambda: _check(repo, staged, rev, decrypt, codes)
+            found, fmt, (result, outcome), lambda: _check(repo, staged, rev, decrypt, codes, loading)
         )
     diags = outcome.kept
     report(diags, result.files, fmt, result.root, outcome.suppressed)
@@ -179,7 +186,7 @@ def validate(
 
 
 def _check(
-    repo: str, staged: bool, rev: str | None, decrypt: bool, codes: list[str]
+    repo: str, staged: bool, rev: str | None, decrypt: bool, codes: list[str], loading: LoadOptions
 ) -> tuple[Result, Outcome]:
     """Load and check the repository: (the result, the findings kept and suppressed)."""
     from .. import suppress
@@ -189,9 +196,9 @@ def _check(
     if staged or rev is not None:
         from ..repo import load_git
 
-        result = load_git(repo, rev)
+        result = load_git(repo, rev, loading)
     else:
-        result = load(repo)
+        result = load(repo, loading.jobs, not loading.cache)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
@@ -304,7 +311,16 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     help="Runtime age recipient for sealing (repeatable; default: bundle.recipients).",
 )
 @FORMAT
-def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...], fmt: str) -> None:
+@load_options
+def compile_cmd(
+    repo: str,
+    out_dir: str,
+    mode: str,
+    recipients: tuple[str, ...],
+    fmt: str,
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
     """Validate REPO, then write one resolved bundle per organization into OUTPUT.
 
     Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
@@ -312,7 +328,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     """
     from ..build import compile_repo
 
-    result = load(repo)
+    result = load(repo, jobs, no_cache)
     try:
         written = compile_repo(result, out_dir, mode, list(recipients))
     except Findings as e:
@@ -382,6 +398,7 @@ def _is_repo(path: str) -> bool:
     help="markdown: leave whole sections out past this size, and say which (0: no limit).",
 )
 @click.option("--by-org", is_flag=True, help="One section per organization instead of grouped changes.")
+@load_options
 def diff(
     repo: str,
     base: str,
@@ -391,6 +408,8 @@ def diff(
     exit_code: bool,
     max_bytes: int,
     by_org: bool,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
@@ -402,8 +421,9 @@ def diff(
     head revision: exit 1, or 2 with --exit-code.
     """
     from .. import diffreport, diffrun
+    from ..repo import LoadOptions
 
-    result = diffrun.run(repo, base, head, merge_base)
+    result = diffrun.run(repo, base, head, merge_base, LoadOptions(jobs, not no_cache))
     if fmt == "text":
         sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout), by_org))
     elif fmt == "markdown":
