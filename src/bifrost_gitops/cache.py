@@ -19,7 +19,7 @@ Beside them, ``index.bin`` maps a work-tree path to the size, times and inode it
 read and the key of its bytes then, so an unchanged file is not even read (git's index does the
 same); entries younger than RACY_NS are left out, as a file may change again within one tick.
 And ``checks.bin`` keeps the findings of checks that read a few documents (a mapping's values
-against its integration and provider: checks.Memo) under the hash of those documents' keys, so a
+against its integration and provider: checks.Memo) under those documents' keys together, so a
 warm run checks again only what a change can affect; merged and written like a shard.
 """
 
@@ -301,7 +301,7 @@ def _read_checks(path: str) -> dict[bytes, tuple[DiagRow, ...]]:
     """checks.bin as on disk; {} when missing, foreign or damaged (never trusted)."""
     raw = _load(path)
     if raw is None or not all(
-        isinstance(k, bytes) and len(k) == 32 and _valid_rows(v) for k, v in raw.items()
+        isinstance(k, bytes) and len(k) >= 32 and len(k) % 32 == 0 and _valid_rows(v) for k, v in raw.items()
     ):
         return {}
     return cast("dict[bytes, tuple[DiagRow, ...]]", raw)

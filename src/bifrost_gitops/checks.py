@@ -1,5 +1,6 @@
 """Rules across documents: names declared once, references that resolve, every organization
-given a value for each required key; each document's own values are checked by valuechecks.py.
+given a value for each required key; each document's own values are checked by valuechecks.py
+(those that need no other document, such as its sops metadata, once per content: perfile.py).
 
 Messages name keys, types and organizations, never a value that could be a secret.
 """
@@ -23,7 +24,7 @@ from .model import (
     ProviderRef,
 )
 from .structure import suggest
-from .valuechecks import check_oauth, check_sops_metadata, check_values
+from .valuechecks import check_oauth, check_values
 
 Named = TypeVar("Named", Integration, OAuthProvider)
 
@@ -51,9 +52,6 @@ def check(
     cat = Catalog(unverified=unverified or set())
     out: list[Diagnostic] = []
     docs = list(parsed)
-    for p in docs:
-        if "sops" in p.doc.data:
-            check_sops_metadata(p.doc, out)
     for project in of_kind(docs, Project):
         if cat.project is None:
             cat.project = project

@@ -19,7 +19,7 @@ from .catalog import Parsed
 from .diagnostics import Diagnostic, error
 from .model import KINDS, AnyDocument
 from .nodes import Node
-from .valuechecks import raw_secret_findings
+from .valuechecks import check_sops_metadata, raw_secret_findings
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
@@ -107,6 +107,8 @@ def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Pa
     if model is None:
         diags.extend(raw_secret_findings(doc))  # a broken file may still leak a secret
         return _result(rel, diags, State.UNVERIFIED, doc), None
+    if "sops" in doc.data:
+        check_sops_metadata(doc, diags)
     return _result(rel, diags, State.VALID, doc, pack), Parsed(doc, model)
 
 

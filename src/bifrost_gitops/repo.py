@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -213,23 +212,23 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
 
 
 class _Memo:
-    """checks.Memo from the cache: a check's key is the hash of the keys (path, bytes, settings)
-    of the files it reads, so any change to one of them, a rename included, runs it again."""
+    """checks.Memo from the cache: a check's key is the keys (path, bytes, settings) of the files
+    it reads, whole, so any change to one of them, a rename included, runs it again."""
 
     def __init__(self, store: cache.Cache, keys: dict[str, bytes]):
         self.store = store
         self.keys = keys
 
     def key(self, paths: tuple[str | None, ...]) -> bytes | None:
-        h = hashlib.sha256(b"checks\0")
+        parts = []
         for path in paths:
             if path is None:
-                h.update(bytes(32))
+                parts.append(bytes(32))
             elif path in self.keys:
-                h.update(self.keys[path])
+                parts.append(self.keys[path])
             else:
                 return None
-        return h.digest()
+        return b"".join(parts)
 
     def get(self, key: bytes) -> list[Diagnostic] | None:
         rows = self.store.checked(key)
