@@ -38,6 +38,13 @@ class _Group(click.Group):
     exception text either, since it could carry a value read from a secret file. When the
     command line asked for ``--format json``, every such error is also a JSON object on stdout."""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The console command (the `bifrost-gitops` script, `python -m bifrost_gitops`); CliRunner
+        and library callers use ``main.main`` and keep an ordinary exit (see process.py)."""
+        from . import process
+
+        process.console(lambda: self.main(*args, **kwargs))
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[JSON_ERRORS] = asks_json(args)
         return super().parse_args(ctx, args)
@@ -130,8 +137,10 @@ def validate(
     codes = suppress.parse_codes(ignore)
     if staged or rev is not None:
         from ..repo import load_git
+        from .process import loaded
 
         result = load_git(repo, rev)
+        loaded()
     else:
         result = load(repo)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)

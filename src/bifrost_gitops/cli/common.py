@@ -124,8 +124,11 @@ def github_prefix(root: str) -> str:
 def load(repo: str) -> Result:
     """The checked repository at REPO (pydantic and the checks load only now)."""
     from ..repo import load
+    from .process import loaded
 
-    return load(repo)
+    result = load(repo)
+    loaded()
+    return result
 
 
 def open_all(result: Result) -> list[Diagnostic]:
