@@ -198,10 +198,11 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
     A file no key opens is K004 (exit 2)."""
     ring = keyring or sops.default_keyring()
     docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+    flagged = {d.path for d in result.diagnostics}
     out: list[Diagnostic] = []
     for rel in encrypted_files(result):
         try:
-            clear = sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel, wrap=True)
+            clear = _open(docs[rel], result.root, ring, rel not in flagged)
             out += storable.findings(docs[rel], clear)
         except sops.IntegrityError as e:
             out.append(
@@ -218,6 +219,46 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
     return out
+
+
+def _open(doc: loader.Document, root: str, ring: sops.Keyring, clean: bool) -> dict[str, Any]:
+    """DOC decrypted (``wrap``: encrypted leaves are Secrets), MAC verified.
+
+    A file whose MAC covers only the encrypted values is decrypted from the parse the load
+    already made: its clear values, the one place where our YAML 1.1 typing and sops's go-yaml
+    typing differ, are not hashed, and the encrypted ones are ENC[...] text either way. Anything
+    this cannot settle goes to the sops store's own parse of the file, which then decides the
+    result or the error, exactly as before: a file the load flagged (CLEAN false), a sops block
+    with a value YAML 1.1 typed that go-yaml may read otherwise, a merge key, a failure."""
+    if clean and _same_either_way(doc):
+        try:
+            return sops.decrypt_document(
+                doc.data, identities=ring, file=doc.path, wrap=True, use_binary=False
+            )
+        except sops.SopsError:
+            pass  # the error as sops reads the file: from its own parse
+    return sops.decrypt_file(os.path.join(root, doc.path), identities=ring, file=doc.path, wrap=True)
+
+
+#: sops-block scalars YAML 1.1 and go-yaml type alike (the rest of the block must be text)
+_SAME_TYPED = {("boolean", "true"), ("boolean", "false")}
+
+
+def _same_either_way(doc: loader.Document) -> bool:
+    """Whether sops reading DOC's file would decrypt the same values under the same MAC."""
+    meta = doc.data.get("sops")
+    if not isinstance(meta, dict) or meta.get("mac_only_encrypted") is not True or doc.notes:
+        return False
+    if not doc.path.endswith((".yaml", ".yml")):
+        return False
+    for path, (kind, text) in doc.implicit.items():
+        if (
+            path[:1] == ("sops",)
+            and (kind, text) not in _SAME_TYPED
+            and not (kind == "integer" and text.isdigit())
+        ):
+            return False
+    return not any("<<" in path for path in doc.values)
 
 
 def integrity_pos(doc: loader.Document, e: sops.IntegrityError) -> loader.Pos:
