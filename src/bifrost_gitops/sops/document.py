@@ -257,33 +257,45 @@ class _Encrypter:
     ) -> None:
         self.aes, self.rule, self.mac_only, self.reuse = aes, rule, mac_only, reuse
         self.hash = mac.new_hash(mac_only)
+        self.ivs = values.IVs()
+        self.matches: dict[str, bool] = {}
+        # whether a leaf is encrypted, by whether a key on its path matched (comment rules:
+        # unencrypted_comment_regex encrypts everything, encrypted_comment_regex nothing)
+        by_comment = rule.field == "unencrypted_comment_regex"
+        decided = {m: rule.encrypted(m) for m in (True, False)}
+        self.when = {m: by_comment if e is None else e for m, e in decided.items()}
+
+    def match(self, key: str) -> bool:
+        m = self.matches.get(key)
+        if m is None:
+            m = self.matches[key] = self.rule.matches(key)
+        return m
 
     def mapping(self, node: Mapping[str, object], prefix: str, matched: bool) -> dict[str, object]:
         out: dict[str, object] = {}
         for k, v in node.items():
             if not isinstance(k, str):
                 raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
-            out[k] = self.node(v, prefix + k + ":", matched or self.rule.matches(k))
+            out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
         return out
 
     def node(self, v: object, prefix: str, matched: bool) -> object:
-        if isinstance(v, Mapping):
-            return self.mapping(v, prefix, matched)
-        if isinstance(v, list | tuple):
-            return [self.node(x, prefix, matched) for x in v]
-        secret = isinstance(v, Secret)
-        if isinstance(v, Secret):
-            v = v.reveal()
-        if v is None:
-            return None
-        enc = self.rule.encrypted(matched)
-        if enc is None:
-            enc = self.rule.field == "unencrypted_comment_regex"
+        secret = False
+        if type(v) is not str:  # text, most leaves, is neither a container nor a Secret
+            if isinstance(v, Mapping):
+                return self.mapping(v, prefix, matched)
+            if isinstance(v, list | tuple):
+                return [self.node(x, prefix, matched) for x in v]
+            if isinstance(v, Secret):
+                secret, v = True, v.reveal()
+            if v is None:
+                return None
+        enc = self.when[matched]
         try:
             plain, typ = values.to_plaintext(v)
         except (TypeError, ValueError) as e:
             raise SopsError(f"value at {_where(prefix)} cannot be stored: {e}") from None
-        if isinstance(v, dt.date | dt.datetime):
+        if typ == "time" and isinstance(v, dt.date):  # a datetime is a date too
             v = Timestamp(plain.decode())
         if not enc:
             if secret:
@@ -296,10 +308,11 @@ class _Encrypter:
         if v == "":
             return ""
         self.hash.update(plain)
-        iv = None
-        old = self.reuse.get((prefix, plain))
+        old = self.reuse.get((prefix, plain)) if self.reuse else None
         if old is not None and (old[1] == typ or {old[1], typ} == {"int", "float"}):
             iv, typ = old
+        else:
+            iv = self.ivs.next()
         return values.encrypt_bytes(self.aes, plain, typ, prefix, iv)
 
 
