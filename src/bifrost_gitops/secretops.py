@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -371,34 +372,47 @@ class _Rules:
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
     only, so no key is needed (cheap enough for every `validate`)."""
-    docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
+    return [Recipients(rel, sops.recipients(meta), *against) for rel, meta, against in _against_rules(result)]
+
+
+def _against_rules(
+    result: Result,
+) -> Iterator[tuple[str, Any, tuple[list[str] | None, list[str], list[str], str | None]]]:
+    """(path, sops metadata, (wanted, missing, extra, config)) of every encrypted file, by path."""
     tree = result.tree
     rules = _Rules(result.root, tree if isinstance(tree, _Blobs) else None)
-    out = []
-    for rel in encrypted_files(result):
+    docs = sorted(
+        ((p.doc.path, p.doc.data) for p in result.catalog.documents() if "sops" in p.doc.data),
+        key=lambda d: d[0],
+    )
+    for rel, data in docs:
         full = os.path.join(result.root, rel)
-        meta = docs[rel]["sops"]
-        have = sops.recipients(meta)
+        meta = data["sops"]
         age_have = {r for group in sops.age_recipients(meta) for r in group}
         config = rules.config(full)
         wanted = rules.wanted(config, full) if config is not None else None
         missing = sorted(set(wanted) - age_have) if wanted is not None else []
         extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        where = rules.shown(config, result.root) if config else None
-        out.append(Recipients(rel, have, wanted, missing, extra, where))
-    return out
+        yield rel, meta, (wanted, missing, extra, rules.shown(config, result.root) if config else None)
 
 
 def drift(result: Result) -> list[Diagnostic]:
     """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
-    ``age:`` list of their sops block (no key needed)."""
+    ``age:`` list of their sops block (no key needed). Only those files are described."""
     import gc
 
     was_enabled = gc.isenabled()
     gc.disable()  # acyclic objects for thousands of files: as in repo.load_tree
     try:
+        rows = [
+            Recipients(rel, [], wanted, missing, extra, config)
+            for rel, _meta, (wanted, missing, extra, config) in _against_rules(result)
+            if missing or extra
+        ]
+        if not rows:
+            return []
         docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-        return recipient_findings(list_recipients(result), docs)
+        return recipient_findings(rows, docs)
     finally:
         if was_enabled:
             gc.enable()
