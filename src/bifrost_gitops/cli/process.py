@@ -4,11 +4,14 @@ A big repository leaves some 160 MB of small objects behind a command. Python wo
 quarter of a second collecting them twice: once when the cyclic collector first runs after the
 load (it walks every object the load made), and again when the interpreter tears itself down.
 A process about to end needs neither. So, only when running as the console command (never as a
-library, under CliRunner or under a tracer, profiler or coverage):
+library or under CliRunner):
 
-- after a repository is loaded, its objects are frozen out of the cyclic collector (gc.freeze);
-- at the end, stdout and stderr are flushed and the process leaves with os._exit and the same
-  exit code, skipping the teardown.
+- pydantic's plugins are not looked for (PYDANTIC_DISABLE_PLUGINS, unless already set): a scan
+  of every installed distribution, and third-party code watching the repository's data;
+- unless a tracer, profiler or coverage runs (they write their results at interpreter exit):
+  after a repository is loaded, its objects are frozen out of the cyclic collector (gc.freeze),
+  and at the end stdout and stderr are flushed and the process leaves with os._exit and the
+  same exit code, skipping the teardown.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def console(main: Callable[[], Any]) -> NoReturn:
     """Run MAIN (click's standalone main) as the whole process; exit fast when it is safe."""
     global _console
     _console = _plain_process()
+    # pydantic would scan every installed distribution for plugins before the first model is
+    # built: time for nothing, and third-party code watching the repository's data
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         main()
     except SystemExit as e:

@@ -12,8 +12,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ..nodes import Node
 from . import binary, datakey, mac, values
 from .errors import IntegrityError, NoKeyError, SopsError
@@ -24,6 +22,7 @@ from .store import format_of, load_file
 from .tree import Rule, make_rule, rule_of
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from typing_extensions import Unpack
 
 VERSION = "3.11.0"
@@ -37,6 +36,14 @@ def _ring(identities: Identities) -> Keyring:
     if isinstance(identities, Keyring):
         return identities
     return make_keyring(list(identities))
+
+
+def _aes(key: bytes) -> AESGCM:
+    """AES-GCM with KEY. cryptography is imported here, on first use: a command that only reads
+    the sops metadata (validate) never loads it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
 
 
 def _where(prefix: str) -> str:
@@ -148,7 +155,7 @@ def _decrypt_native(
     meta = _metadata(data, file)
     rule = rule_of(meta, file)
     key = datakey.unwrap(meta, ring, file)
-    dec = _Decrypter(AESGCM(key), rule, meta.get("mac_only_encrypted") is True, wrap, file)
+    dec = _Decrypter(_aes(key), rule, meta.get("mac_only_encrypted") is True, wrap, file)
     return _finish(dec, data, meta, key, verify)
 
 
@@ -366,7 +373,7 @@ def encrypt_document(
         raise SopsError("shamir_threshold must be between 2 and the number of key groups")
 
     data_key, reuse, prev_meta = _from_previous(previous, identities)
-    aes = AESGCM(data_key)
+    aes = _aes(data_key)
     enc = _Encrypter(aes, rule, mac_only_encrypted, reuse)
     tree = enc.mapping(data, "", False)
 
@@ -420,7 +427,7 @@ def _from_previous(
     meta = _metadata(previous, None)
     try:
         key = datakey.unwrap(meta, _ring(identities))
-        dec = _Decrypter(AESGCM(key), rule_of(meta), meta.get("mac_only_encrypted") is True, False, None)
+        dec = _Decrypter(_aes(key), rule_of(meta), meta.get("mac_only_encrypted") is True, False, None)
         dec.seen = {}
         _finish(dec, previous, meta, key, True)
     except (NoKeyError, IntegrityError):

@@ -13,10 +13,7 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import TypeAlias
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, TypeAlias
 
 from .gotypes import (
     INT64_MAX,
@@ -28,6 +25,9 @@ from .gotypes import (
     parse_float,
     parse_int,
 )
+
+if TYPE_CHECKING:  # cryptography loads only when a value is opened or sealed (validate never does)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 IV_SIZE = 32
 # sops's own regex: prefix match, greedy groups
@@ -81,8 +81,12 @@ def decrypt_bytes(aes: AESGCM, enc: EncValue, aad: str) -> bytes:
     """The plaintext bytes of one value; raises ValueAuthError."""
     try:
         return aes.decrypt(enc.iv, enc.data + enc.tag, aad.encode())
-    except InvalidTag:
-        raise ValueAuthError("could not decrypt value: message authentication failed") from None
+    except Exception as e:
+        from cryptography.exceptions import InvalidTag
+
+        if isinstance(e, InvalidTag):
+            raise ValueAuthError("could not decrypt value: message authentication failed") from None
+        raise
 
 
 def from_plaintext(plain: bytes, typ: str) -> Plain:
