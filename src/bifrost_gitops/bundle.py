@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias, cast
 
 from . import sops, storable
 from .bundleformat import (
@@ -77,12 +77,12 @@ class SecretOpener:
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
         self.docs = {p.doc.path: p.doc for p in catalog.documents()}
-        self.clear: dict[str, Json] = {}
+        self.opened: dict[str, dict[str, Any]] = {}  # file -> its tree, encrypted leaves as Secrets
 
     def __call__(self, ref: SecretRef) -> Json:
         """The clear value at REF; raises SopsError (UnstorableSecret: K007 findings for every
         value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
-        tree = self.clear.get(ref.file)
+        tree = self.opened.get(ref.file)
         if tree is None:
             doc = self.docs[ref.file]
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
@@ -98,12 +98,11 @@ class SecretOpener:
             bad = storable.findings(doc, wrapped)
             if bad:
                 raise storable.UnstorableSecret(bad)
-            tree = sops.reveal(wrapped)
-            self.clear[ref.file] = tree
-        node = tree
+            tree = self.opened[ref.file] = wrapped  # kept wrapped: only the values asked for are revealed
+        node: Any = tree
         for part in ref.path:  # the path resolve found in this file: it leads to a value
-            node = node[part]  # type: ignore[index]
-        return node
+            node = node[part]
+        return cast("Json", sops.reveal(node))
 
 
 # --- records -------------------------------------------------------------------------------
