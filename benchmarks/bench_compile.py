@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="50 orgs x 5 integrations")
     ap.add_argument("--profile", action="store_true", help="write .work/profile-compile.txt")
     a = ap.parse_args(argv)
+    os.environ.setdefault("BIFROST_GITOPS_NO_CACHE", "1")  # cold runs; bench_cache.py measures the cache
     if a.quick:
         a.orgs, a.integrations = 50, 5
     root, ident = setup(a.orgs, a.integrations, a.seed, a.secret_fraction)

@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
+    os.environ.setdefault("BIFROST_GITOPS_NO_CACHE", "1")  # cold runs; bench_cache.py measures the cache
     orgs, integs, big = (50, 5, 300) if a.quick else (500, 20, 3000)
     root = os.path.join(build(orgs, integs, 0), "repo")
 

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--integrations", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="50 orgs x 5 integrations")
     args = ap.parse_args(argv)
+    os.environ.setdefault("BIFROST_GITOPS_NO_CACHE", "1")  # cold runs; bench_cache.py measures the cache
     if args.quick:
         args.orgs, args.integrations = 50, 5
 

@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help=f"write a cProfile to {WORK}/profile.txt")
     ap.add_argument("--skip-check-jsonschema", action="store_true", help="leave out (c) (slow)")
     args = ap.parse_args(argv)
+    os.environ.setdefault("BIFROST_GITOPS_NO_CACHE", "1")  # cold runs; bench_cache.py measures the cache
     if args.quick:
         args.orgs, args.integrations = 50, 5
 

@@ -146,13 +146,15 @@ LEAKY_NAMES = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE")
 
 def isolate(mp: pytest.MonkeyPatch, home: Path) -> Path:
     """Clear the developer's keys, credentials and colour settings from the environment; HOME (and so
-    ~/.ssh and the sops keys file under XDG_CONFIG_HOME) becomes the empty folder HOME."""
+    ~/.ssh, the sops keys file under XDG_CONFIG_HOME and the parse cache under XDG_CACHE_HOME)
+    becomes the empty folder HOME."""
     (home / ".config").mkdir(parents=True, exist_ok=True)
     for name in list(os.environ):
         if name.startswith(LEAKY_PREFIXES) or name in LEAKY_NAMES:
             mp.delenv(name)
     mp.setenv("HOME", str(home))
     mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    mp.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     return home
 
 

@@ -33,7 +33,12 @@ AGE_SECRET = next(line for line in KEY.splitlines() if line.startswith("AGE-SECR
 BIN = Path(sys.executable).parent
 
 
-MAIN_ONLY = "https://us.ninjarmm.example"  # the upstream main's own change, after the fork
+MAIN_ONLY = "https://us.ninjarmm.example"
+GITHUB_RECIPES = [
+    "github-pull-request.yml",
+    "github-deploy.yml",
+    "github-keepalive.yml",
+]  # the upstream main's own change, after the fork
 
 
 @pytest.fixture
@@ -85,6 +90,7 @@ GITHUB_CONTEXT = {
     "vars.BIFROST_API_URL": "http://127.0.0.1:9",
     "secrets.BIFROST_ACCESS_TOKEN": "no-token",
     "secrets.BIFROST_REFRESH_TOKEN": "no-token",
+    "secrets.BIFROST_SECRETS_TOKEN": "no-token",  # writes the rotated refresh token back
 }
 
 
@@ -100,15 +106,22 @@ def github_expr(text: str, context: dict[str, str] | None = None) -> str:
 
 
 def commands(script: str) -> list[str]:
-    """The lines of a run:/script: body that invoke bifrost-gitops or git (pip installs skipped)."""
+    """The lines of a run:/script: body that invoke bifrost-gitops or git (pip installs skipped;
+    the token write-back, `token="$(bifrost-gitops login --export ...)"`, is run whole by
+    tests/test_ci_keepalive.py)."""
     out = []
     for raw in script.splitlines():
         line = raw.strip()
         if line.startswith(("bifrost-gitops ", "git ")):
             out.append(line)
         else:
-            assert "bifrost-gitops " not in line or line.startswith(("pip install", "#")), line
+            assert "bifrost-gitops " not in line or line.startswith(("pip install", "#", 'token="$(')), line
     return out
+
+
+def flat(items: list[Any]) -> list[str]:
+    """A GitLab script list with its anchored lists (`- *bifrost-write-back`) flattened, as GitLab does."""
+    return [line for item in items for line in (flat(item) if isinstance(item, list) else [item])]
 
 
 def run_step(line: str, cwd: Path, env: dict[str, str]) -> sp.CompletedProcess[str]:
@@ -258,7 +271,7 @@ def gitlab_env(checkout: Path, tmp_path: Path) -> dict[str, str]:
 def gitlab_job(doc: dict[str, Any], name: str) -> tuple[list[str], dict[str, str]]:
     job = doc[name]
     variables = {**doc.get("variables", {}), **job.get("variables", {})}
-    script = "\n".join(job["script"])
+    script = "\n".join(flat(job["script"]))
     return commands(script), {k: str(v) for k, v in variables.items() if "$CI_PROJECT_DIR" not in str(v)}
 
 
@@ -292,10 +305,11 @@ def test_gitlab_deploy_job(checkout: Path, tmp_path: Path) -> None:
 def test_every_recipe_is_covered() -> None:
     assert sorted(p.name for p in CI.glob("*.yml")) == [
         "github-deploy.yml",
+        "github-keepalive.yml",
         "github-pull-request.yml",
         "gitlab-ci.yml",
     ]
-    for name in ("github-pull-request.yml", "github-deploy.yml"):
+    for name in GITHUB_RECIPES:
         assert all(cmds for _, cmds in github_jobs(name))
 
 
@@ -305,7 +319,7 @@ def test_every_recipe_is_covered() -> None:
 PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40} # v\d+(?:\.\d+)*$")
 
 
-@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+@pytest.mark.parametrize("name", GITHUB_RECIPES)
 def test_github_recipes_are_hardened(name: str) -> None:
     text = (CI / name).read_text()
     uses = [line for line in text.splitlines() if re.match(r"\s*(?:-\s+)?uses:", line)]
@@ -494,10 +508,13 @@ def run_block(script: str, cwd: Path, env: dict[str, str]) -> sp.CompletedProces
     )
 
 
-SECRET_IN_ENV = re.compile(r"^\s+([A-Z_]+): \$\{\{ secrets\.\1 \}\}$")
+# a secret under its own name; gh reads its token from GH_TOKEN
+SECRET_IN_ENV = re.compile(
+    r"^\s+(?:([A-Z_]+): \$\{\{ secrets\.\1 \}\}|GH_TOKEN: \$\{\{ secrets\.BIFROST_SECRETS_TOKEN \}\})$"
+)
 
 
-@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+@pytest.mark.parametrize("name", GITHUB_RECIPES)
 def test_github_secrets_only_through_step_env(name: str) -> None:
     text = (CI / name).read_text()
     lines = [line for line in text.splitlines() if "secrets." in line and not line.lstrip().startswith("#")]
@@ -558,7 +575,9 @@ def test_github_pull_request_plan_comment(checkout: Path, tmp_path: Path, bifros
         job["steps"][0]["if"] == "${{ env.SAME_REPO != 'true' }}" and "::notice::" in job["steps"][0]["run"]
     )
     assert all(
-        same_repo in str(s.get("if")).replace(" && hashFiles('plan.md') != ''", "") or s is job["steps"][0]
+        same_repo
+        in str(s.get("if")).replace(" && hashFiles('plan.md') != ''", "").replace("always() && ", "")
+        or s is job["steps"][0]
         for s in job["steps"]
     )
     (comment,) = [s for s in job["steps"] if "github-script" in str(s.get("uses"))]
@@ -600,7 +619,10 @@ def test_gitlab_plan_then_manual_apply(checkout: Path, tmp_path: Path, bifrost: 
     doc = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
     apply = doc["bifrost:apply"]
     assert apply["environment"]["name"] == "production"
-    assert apply["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"}]
+    assert apply["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"},  # the keepalive's pipelines
+        {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"},
+    ]
     assert apply["needs"] == ["bifrost:plan-main"] and doc["bifrost:plan-main"]["artifacts"]["paths"] == [
         "plan.json"
     ]
@@ -632,7 +654,7 @@ def test_gitlab_merge_request_plan(checkout: Path, tmp_path: Path, bifrost: Fake
     job = doc["bifrost:plan"]
     assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
     assert job["artifacts"]["paths"] == ["plan.txt"]
-    script = "\n".join(job["script"])
+    script = "\n".join(flat(job["script"]))
     _lines, variables = gitlab_job(doc, "bifrost:plan")
     env = {
         **gitlab_env(checkout, tmp_path),
@@ -653,7 +675,7 @@ def test_gitlab_merge_request_plan(checkout: Path, tmp_path: Path, bifrost: Fake
 JOB_ENV_CONTEXTS = ("github.", "needs.", "vars.", "secrets.", "inputs.", "matrix.", "strategy.")
 
 
-@pytest.mark.parametrize("name", ["github-pull-request.yml", "github-deploy.yml"])
+@pytest.mark.parametrize("name", GITHUB_RECIPES)
 def test_github_job_env_uses_only_contexts_available_there(name: str) -> None:
     for job in yaml.safe_load((CI / name).read_text())["jobs"].values():
         for value in (job.get("env") or {}).values():

@@ -147,9 +147,18 @@ def test_secrets_set_never_rewrites_a_clear_value(make_repo: Any) -> None:
     env = _with_sops_rule(root, "encrypted_regex: ^secrets$\n    mac_only_encrypted: true")
     text = (root / MAPPING).read_text() + "  extra: {c: 2024-01-01, d: 0x10}\n"
     (root / MAPPING).write_text(text)
-    run = _set(root, env, "CANARY-qa-4")
+    run = _set(root, env, "CANARY-qa-4")  # the file's own lines are kept as written: nothing re-typed
+    assert run.code == 0 and (root / MAPPING).read_text().startswith(text), run
+    # a file that must be written anew (one flow mapping: no line of its own to keep) would
+    # re-type them: refused
+    flow = (
+        "{apiVersion: bifrost-gitops/v1, kind: Mapping, integration: HaloPSA, organization: contoso,"
+        " entity_id: '12', config: {extra: {c: 2024-01-01, d: 0x10}}}\n"
+    )
+    (root / MAPPING).write_text(flow)
+    run = _set(root, env, "CANARY-qa-4b")
     assert run.code == 2 and "config.extra.c" in run.stderr and "quote them" in run.stderr, run
-    assert (root / MAPPING).read_text() == text
+    assert (root / MAPPING).read_text() == flow
 
 
 def test_keygen_makes_a_key_sops_uses(tmp_path: Path) -> None:

@@ -192,6 +192,16 @@ def test_warning_codes_agree_with_the_code_table() -> None:
     assert documented == WARNING_CODES
 
 
+def test_every_code_the_checks_emit_has_a_rule_and_a_table_row() -> None:
+    """A new code must reach SARIF's rule list (its short text) and docs/error-codes.md."""
+    emitted: set[str] = set()
+    for src in (ROOT / "src" / "bifrost_gitops").rglob("*.py"):
+        emitted |= set(re.findall(r'\b(?:error|warning)\(\s*"([A-Z]\d{3})"', src.read_text()))
+    doc = (ROOT / "docs" / "error-codes.md").read_text()
+    rows = set(re.findall(r"^\| `([A-Z]\d{3})` \|", doc, re.MULTILINE))
+    assert "C012" in emitted and emitted <= set(CODES) and emitted <= rows
+
+
 def test_gitlab_code_quality_matches_the_documented_shape(cli: Any, make_repo: Any) -> None:
     root = _findings_repo(make_repo)
     run = cli("validate", "--format", "gitlab", cwd=root)

@@ -265,7 +265,7 @@ def test_set_into_clear_file_follows_sops_yaml(repo: Path, indent: int) -> None:
     text = (repo / CONTOSO).read_text()
     pad = " " * indent
     assert text.startswith(header)
-    assert f"\nconfig:\n{pad}page_size: 50\n" in text  # config stays clear
+    assert "\nconfig:\n  page_size: 50\n" in text  # config stays clear, and as the user laid it out
     assert re.search(rf"^secrets:\n{pad}api_key: ENC\[AES256_GCM,[^\]]+,type:str\]$", text, re.M)
     meta = yaml.safe_load(text)["sops"]
     assert [a["recipient"] for a in meta["age"]] == [RECIPIENT]
@@ -277,7 +277,7 @@ def test_set_into_clear_file_follows_sops_yaml(repo: Path, indent: int) -> None:
     assert run("validate", "--decrypt", "--strict", ".", cwd=repo).code == 0
 
     # mac_only_encrypted: clear config may be edited without a key
-    (repo / CONTOSO).write_text(text.replace(f"{pad}page_size: 50", f"{pad}page_size: 60"))
+    (repo / CONTOSO).write_text(text.replace("  page_size: 50", "  page_size: 60"))
     assert run("secrets", "check", cwd=repo).code == 0
 
     # sops edits what we wrote, and we read what it wrote back
@@ -310,7 +310,10 @@ def test_set_keeps_the_layout_sops_wrote(repo: Path, indent: int | None) -> None
     proc = real_sops(repo, "--encrypt", "--in-place", CONTOSO)
     assert proc.returncode == 0, proc.stderr
     by_sops = (repo / CONTOSO).read_text()
-    assert skeleton(ours) == skeleton(by_sops)
+    # the user's own lines stay as written (sops would re-indent them); what is new is laid out as sops does
+    kept = len(original_contoso().splitlines())
+    assert ours.splitlines()[:kept] == original_contoso().splitlines()
+    assert skeleton(ours)[kept:] == skeleton(by_sops)[kept:]
 
     # adding a secret to the file sops wrote changes the new line and the MAC only
     assert set_secret(repo, "HaloPSA", "webhook_secret", "hook", "--org", "contoso").code == 0
@@ -604,7 +607,7 @@ def test_recipients_flags_a_forgotten_updatekeys(
         at = age_line(repo / rel)
         assert (
             f"{rel}:{at}:3: K006 recipients differ from .sops.yaml: missing {second_r}\n"
-            f"  hint: sops --config .sops.yaml updatekeys {rel}\n" in r.stdout
+            "  hint: bifrost-gitops secrets updatekeys (re-keys every drifted file)\n" in r.stdout
         )
     # validate reports the same drift, from the metadata alone (no key needed)
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")
@@ -675,6 +678,7 @@ COMMANDS = [
     ["secrets", "check", "--format", "github"],
     ["secrets", "recipients"],
     ["secrets", "recipients", "--format", "json"],
+    ["secrets", "updatekeys", "--dry-run"],
 ]
 
 

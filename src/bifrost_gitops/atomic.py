@@ -12,10 +12,19 @@ import tempfile
 
 
 def write_atomic(
-    path: str, data: bytes, *, mode: int, prefix: str, suffix: str = "", sync_folder: bool = False
+    path: str,
+    data: bytes,
+    *,
+    mode: int,
+    prefix: str,
+    suffix: str = "",
+    sync_folder: bool = False,
+    durable: bool = True,
 ) -> None:
     """Write DATA to PATH with file MODE: a temporary file (PREFIX...SUFFIX) in PATH's folder,
     flushed to disk, then renamed over PATH. SYNC_FOLDER also makes the rename itself durable.
+    DURABLE False skips the fsync, for a file that may be lost in a crash but must never be
+    seen half-written by a reader (the parse cache: it checks its files and rebuilds).
 
     The temporary file is 0600 until it is complete (mkstemp), so a file meant to be private is
     never readable by others, even half-written; on any error it is removed and PATH is unchanged.
@@ -27,7 +36,8 @@ def write_atomic(
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):

@@ -40,6 +40,7 @@ from .bundleformat import (
     MODES,
     ORGS_DIR,
     ORGS_KEY,
+    OWN_CONNECTION_KEY,
     SourceInfo,
     org_file,
     peek_index,
@@ -159,6 +160,9 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
     head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog, list(resolved))
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
         head["mapped"] = [name for name, r in sorted(resolved.items()) if r.mapped]
+        own: list[Json] = [n for n, r in sorted(resolved.items()) if r.oauth and r.oauth.connection == "own"]
+        if own:  # the runtime's token source (written only when some: older bundles stay as they were)
+            head[OWN_CONNECTION_KEY] = own
     return head
 
 

@@ -39,6 +39,9 @@ DEPLOY_KEY: Final = "deploy"
 #: An org file's (and global.json's) table of client-credentials integrations: what the runtime
 #: needs to mint their tokens as Bifrost's ``get`` does (token URL template, audience).
 CLIENT_CREDENTIALS_KEY: Final = "client_credentials"
+#: An org file's list of the integrations whose token that organization takes from its own
+#: connection (a mapping with ``oauth: own``), never from the integration's.
+OWN_CONNECTION_KEY: Final = "own_connection"
 
 DEPLOY_FORMAT: Final = 1
 DEPLOY_KIND: Final = "bifrost-gitops/deploy"

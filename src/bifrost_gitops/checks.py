@@ -17,6 +17,7 @@ from .model import (
     Integration,
     Mapping,
     OAuthProvider,
+    OAuthSettings,
     Organizations,
     Project,
     ProviderRef,
@@ -239,6 +240,8 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic]) -> N
                 )
             )
     oauth = oauth_of(cat, integ)
+    if m.oauth == "own":
+        _check_own_connection(p, integ, oauth, out)
     if (
         oauth is not None
         and "{entity_id}" in oauth.token_url
@@ -251,6 +254,40 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic]) -> N
                 doc.pos(("entity_id",)),
                 f"the token URL needs {{entity_id}}, but organization {m.organization!r} has none",
                 "set entity_id here, or default_entity_id on the integration",
+            )
+        )
+
+
+def _check_own_connection(
+    p: Parsed[Mapping], integ: Integration, oauth: OAuthSettings | None, out: list[Diagnostic]
+) -> None:
+    """`oauth: own` needs a provider, and one whose Connect flow Bifrost can run per mapping:
+    its per-mapping authorize endpoint needs an authorization URL, and nothing else in its API
+    creates a mapping's token (docs/deploy.md#organization-oauth-connections)."""
+    doc, m = p.doc, p.model
+    if oauth is None:
+        out.append(
+            error(
+                "C012",
+                doc.path,
+                doc.pos(("oauth",)),
+                f"organization {m.organization!r} connects its own OAuth account, but integration "
+                f"{integ.name!r} has no OAuth provider",
+                "declare oauth: on the integration, or remove oauth: own here",
+            )
+        )
+    elif oauth.flow == "client_credentials" or not oauth.authorization_url:
+        out.append(
+            warning(
+                "C013",
+                doc.path,
+                doc.pos(("oauth",)),
+                f"Bifrost cannot connect an account of its own for organization {m.organization!r}: "
+                f"the provider of {integ.name!r} has no authorization step (flow {oauth.flow}), and its "
+                "API creates a per-organization token only through one; the organization keeps the "
+                "integration's token",
+                "for a token per tenant, put {entity_id} in the token URL (Bifrost then fetches one "
+                "per organization on each get), or remove oauth: own",
             )
         )
 

@@ -15,7 +15,7 @@ Bifrost keeps a schema, integration defaults and per-org overrides separately
                        "oauth": {"flow", "client_id", "client_secret", "authorization_url",
                                  "token_url", "scopes": [...], "audience"} | null,
                        "mappings": {org: {"organization_id", "entity_id", "entity_name",
-                                          "config": {key: value}}}}]}
+                                          "config": {key: value}, "oauth"?: "own"}}}]}
 
 A key set to ``null`` in the repository (``defaults.config.x: null``) is carried as ``null``:
 it asks for the live value to be removed (Bifrost deletes a row written as null).
@@ -72,6 +72,8 @@ def manifest(catalog: Catalog, reveal: Reveal | None) -> Manifest:
                 "entity_name": m.entity_name,
                 "config": {k: _norm(config[k]) for k in sorted(config)},
             }
+            if m.oauth == "own":
+                mappings[org]["oauth"] = "own"
         out.append(
             {
                 "name": integ.name,

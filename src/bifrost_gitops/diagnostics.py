@@ -48,17 +48,19 @@ CODES: dict[str, str] = {
     "C009": "token URL needs {entity_id} but organizations without a mapping resolve none",
     "C010": "json key holds text that is not JSON (valid here, refused by Bifrost's API on deploy)",
     "C011": "OAuth URL is plain http on loopback (for a local token server; Bifrost's API wants https)",
+    "C012": "mapping says oauth: own but its integration has no OAuth provider",
+    "C013": "mapping says oauth: own but the provider has no authorization step (client credentials)",
     "K001": "secret in clear text (not SOPS ciphertext): a leak in git",
     "K002": "secrets: present but the file carries no sops metadata",
     "K003": "malformed sops metadata, a file sops cannot read, or a document encrypted whole",
     "K004": "no available key opens the file (an environment problem: exit 2)",
     "K005": "encrypted file fails its integrity check (ciphertext, MAC or clear value altered)",
-    "K006": "file's recipients differ from what .sops.yaml asks for (run sops updatekeys)",
+    "K006": "file's recipients differ from what .sops.yaml asks for (run bifrost-gitops secrets updatekeys)",
     "K007": "secret value of a type Bifrost cannot store (bytes, NaN, infinity): only text, numbers, true/false",
 }
 
 #: The codes that are warnings (they fail only under --strict); every other code is an error.
-WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010", "C011"})
+WARNING_CODES = frozenset({"Y009", "S005", "C007", "C009", "C010", "C011", "C013"})
 
 
 class Diagnostic(NamedTuple):

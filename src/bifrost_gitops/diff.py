@@ -428,6 +428,7 @@ def _oauth(name: str, old: Resolved, new: Resolved, compare: SecretCompare) -> l
         "access_token",
         "refresh_token",
         "expires_at",
+        "connection",
     ):
         va, vb = getattr(a, attr), getattr(b, attr)
         change = _value_change(va, vb, compare)

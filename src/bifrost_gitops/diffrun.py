@@ -13,7 +13,7 @@ from typing import NamedTuple
 from . import gitrev, sops
 from . import security as sec
 from .diff import Diff, diff, secret_comparer
-from .repo import PROJECT_FILE, Result, WorkTree, find_root, load_tree
+from .repo import DEFAULT, PROJECT_FILE, LoadOptions, Result, WorkTree, find_root, load_tree
 
 
 class Sides(NamedTuple):
@@ -49,7 +49,9 @@ def sides(root: str, base: str, head: str | None, merge_base: bool = False) -> S
     return Sides(commit, f"{base} ({commit[:12]})", head)
 
 
-def run(repo: str, base: str, head: str | None, merge_base: bool = False) -> Diff:
+def run(
+    repo: str, base: str, head: str | None, merge_base: bool = False, options: LoadOptions = DEFAULT
+) -> Diff:
     """What changes from revision BASE to HEAD (None: the work tree) of the repository at REPO;
     BASE may be a range and MERGE_BASE ask for the merge base (see `sides`)."""
     root = find_root(repo)
@@ -58,9 +60,9 @@ def run(repo: str, base: str, head: str | None, merge_base: bool = False) -> Dif
     head_tree = gitrev.GitTree(root, head) if head else None
     base_sops = base_tree.nearest(sec.SOPS_FILE)
     head_sops = head_tree.nearest(sec.SOPS_FILE) if head_tree else gitrev.work_nearest(root, sec.SOPS_FILE)
-    base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root))
+    base_result = load_tree(base_tree if base_tree.exists else gitrev.EmptyTree(root), options)
     head_side = head_tree or WorkTree(root)
-    head_result = load_tree(head_side)
+    head_result = load_tree(head_side, options)
     alerts = security(base_tree, head_side, base_result, head_result)
     alerts += sec.sops_rules(
         sec.ConfigFile(*base_sops) if base_sops else None,

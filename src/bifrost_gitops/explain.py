@@ -51,6 +51,10 @@ class OAuthReport(TypedDict):
     scopes: list[str]
     secrets: dict[str, SecretReport]
     source: str | None
+    #: "own": the organization connects its own account (its mapping's oauth: own), never
+    #: getting the integration's token; "shared": the integration's connection
+    connection: str
+    connection_source: str | None
 
 
 class Report(TypedDict):
@@ -160,6 +164,8 @@ def _oauth(r: Resolved) -> OAuthReport | None:
             for name in ("client_secret", "access_token", "refresh_token", "expires_at")
         },
         "source": _fmt(o.sources.get("token_url")),
+        "connection": o.connection,
+        "connection_source": _fmt(o.sources.get("connection")),
     }
 
 
@@ -220,6 +226,13 @@ def render_text(report: Report, colour: bool = False) -> str:
             )
         )
         rows.append((f"    token_url  {o['token_url']}" + (f"  ({filled})" if filled else ""), Style.NONE))
+        if o["connection"] == "own":
+            rows.append(
+                (
+                    f"    connection  own: this organization's own account    {o['connection_source']}",
+                    Style.NONE,
+                )
+            )
         for name, s in o["secrets"].items():
             if s["set"]:
                 rows.append((f"    {name}  {SECRET}    {s['source']}", Style.NONE))

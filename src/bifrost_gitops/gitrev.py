@@ -174,17 +174,30 @@ class _Blobs:
         return self._blobs[rel]
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
+        data = self.content(rel)
+        if data is None:
+            return None, []
+        if isinstance(data, Diagnostic):
+            return None, [data]
+        return loader.load_bytes(data, rel)
+
+    def content(self, rel: str) -> bytes | Diagnostic | None:
+        """A file's bytes to parse; the finding when it is over the size limit; None when the
+        revision has no such file."""
         data = self._blobs.get(rel)
         if data is None:
             entry = self._entries.get(rel)
             sha = self._sha_of.get(rel) or (entry[1] if entry is not None and entry[0] != _LINK else None)
             if sha is None:
-                return None, []
+                return None
             blob = self._read([sha]).get(sha)
             if blob is None:  # over the size limit: reported without reading it
-                return None, [loader.too_large(rel)]
+                return loader.too_large(rel)
             data = self._blobs[rel] = blob
-        return loader.load_bytes(data, rel)
+        return data
+
+    def sops_rules(self) -> bytes | None:
+        return self.blob(".sops.yaml")
 
 
 class GitTree(_Blobs):
@@ -254,6 +267,12 @@ class EmptyTree:
 
     def read(self, rel: str) -> bytes:
         return b""
+
+    def content(self, rel: str) -> None:
+        return None
+
+    def sops_rules(self) -> None:
+        return None
 
 
 def work_nearest(root: str, name: str) -> tuple[str, bytes] | None:

@@ -8,9 +8,9 @@ before anything can blow up. Timestamps stay strings, so no date object reaches 
 
 from __future__ import annotations
 
+import marshal
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import yaml
@@ -54,21 +54,68 @@ _TYPE_NAMES = {_BOOL: "boolean", _INT: "integer", _FLOAT: "number", _TIME: "date
 _SAFE_SCALAR = {_STR, _NULL, _BOOL, _INT, _FLOAT, _TIME}
 
 
-@dataclass(slots=True)
 class Document:
-    """One parsed YAML file with the position of everything in it."""
+    """One parsed YAML file with the position of everything in it.
 
-    path: str  # repository-relative, '/'-separated
-    #: a Node (see .nodes), deliberately left loose: every check reads its own fields straight from it
-    data: Any
-    values: dict[Path, Pos] = field(default_factory=dict)
-    keys: dict[Path, Pos] = field(default_factory=dict)
-    #: plain scalars YAML 1.1 typed as something other than text: path -> (type, source text)
-    implicit: dict[Path, tuple[str, str]] = field(default_factory=dict)
-    #: findings that matter only if the file is one of ours (e.g. non-text keys)
-    notes: list[Diagnostic] = field(default_factory=list)
-    #: the text holds "bifrost-gitops:", maybe a suppression comment (suppress.py reads it again)
-    marked: bool = False
+    The positions may come packed (marshal bytes of ``(values, keys)``, from the cache or a
+    worker process): they are unpacked only when first asked for, which in a clean repository
+    is for a few documents out of thousands."""
+
+    __slots__ = ("_keys", "_packed", "_values", "data", "implicit", "marked", "notes", "path")
+
+    def __init__(
+        self,
+        path: str,
+        data: Any,
+        values: dict[Path, Pos] | None = None,
+        keys: dict[Path, Pos] | None = None,
+        implicit: dict[Path, tuple[str, str]] | None = None,
+        notes: list[Diagnostic] | None = None,
+        marked: bool = False,
+        packed: bytes | None = None,
+    ):
+        self.path = path  # repository-relative, '/'-separated
+        #: a Node (see .nodes), deliberately left loose: every check reads its own fields straight from it
+        self.data = data
+        self._values = values if values is not None else {}
+        self._keys = keys if keys is not None else {}
+        self._packed = packed
+        #: plain scalars YAML 1.1 typed as something other than text: path -> (type, source text)
+        self.implicit = implicit if implicit is not None else {}
+        #: findings that matter only if the file is one of ours (e.g. non-text keys)
+        self.notes = notes if notes is not None else []
+        #: the text holds "bifrost-gitops:", maybe a suppression comment (suppress.py reads it again)
+        self.marked = marked
+
+    def __repr__(self) -> str:
+        return f"Document({self.path!r})"
+
+    @property
+    def values(self) -> dict[Path, Pos]:
+        """Position of every value, by path."""
+        if self._packed is not None:
+            self._unpack()
+        return self._values
+
+    @property
+    def keys(self) -> dict[Path, Pos]:
+        """Position of every mapping key, by the path of its value."""
+        if self._packed is not None:
+            self._unpack()
+        return self._keys
+
+    def pack(self) -> bytes:
+        """The positions as plain bytes (see `perfile.FileResult`)."""
+        return marshal.dumps((self.values, self.keys))
+
+    def _unpack(self) -> None:
+        packed, self._packed = self._packed, None
+        try:
+            values, keys = marshal.loads(packed or b"")
+        except (ValueError, EOFError, TypeError):
+            return  # cannot happen for bytes this tool packed (the cache checks its files)
+        if type(values) is dict and type(keys) is dict:
+            self._values, self._keys = values, keys
 
     def pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest ancestor that exists."""
@@ -146,6 +193,7 @@ class _Builder:
         # libyaml returns None only after the stream's end, which the builder never reads past
         self.next = cast(Callable[[], Event], parser.get_event)
         self.doc = doc
+        self.values, self.keys = doc.values, doc.keys  # the hot loop skips the properties
         self.diags = diags
         self.anchors: dict[str, tuple[Node, int]] = {}
         self.nodes = 0
@@ -163,7 +211,7 @@ class _Builder:
     def build(self, ev: Event, path: Path, depth: int) -> Node:
         t = type(ev)
         pos = _p(ev.start_mark)
-        self.doc.values[path] = pos
+        self.values[path] = pos
         value: Node
         if type(ev) is ScalarEvent:
             self.count(1, pos)
@@ -270,7 +318,7 @@ class _Builder:
                 )
                 key = kev.value
             if key in result and key not in merged:
-                first = self.doc.keys.get(path + (key,), kpos)
+                first = self.keys.get(path + (key,), kpos)
                 self.diags.append(
                     error(
                         "Y002",
@@ -283,7 +331,7 @@ class _Builder:
                 self.build(self.next(), path + (key, "<duplicate>"), depth + 1)
                 continue
             merged.discard(key)
-            self.doc.keys[path + (key,)] = kpos
+            self.keys[path + (key,)] = kpos
             result[key] = self.build(self.next(), path + (key,), depth + 1)
 
     @staticmethod

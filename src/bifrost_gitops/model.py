@@ -30,6 +30,9 @@ API_VERSION = "bifrost-gitops/v1"
 
 ConfigType = Literal["string", "int", "bool", "json", "secret"]
 FlowType = Literal["authorization_code", "client_credentials", "refresh_token"]
+#: whose OAuth account a mapping's organization uses: the integration's shared connection, or
+#: its own (Bifrost's per-mapping connection, linked by an admin's Connect flow)
+ConnectionKind = Literal["shared", "own"]
 
 
 class _PlainText:
@@ -242,6 +245,11 @@ class Mapping(_Document):
     entity_name: Text255 | None = None
     config: ValueMap = Field(default_factory=dict, description="Org overrides of defaults.")
     secrets: ValueMap = Field(default_factory=dict, description="Secret overrides (ciphertext).")
+    oauth: ConnectionKind = Field(
+        "shared",
+        description="'own': this organization connects its own OAuth account (Bifrost's per-mapping "
+        "connection); 'shared' (default): it uses the integration's connection.",
+    )
 
 
 AnyDocument = Project | Organizations | OAuthProvider | Integration | Mapping
@@ -326,6 +334,11 @@ class OrgFile(_Strict):
     mapped: list[str] = Field(description="Integrations with a mapping for this organization.")
     client_credentials: dict[str, ClientCredentials] = Field(
         default_factory=dict, description="Client-credentials integrations, by name (runtime token fetch)."
+    )
+    own_connection: list[str] = Field(
+        default_factory=list,
+        description="Integrations whose token this organization takes from its own connection "
+        "(oauth: own), never from the integration's.",
     )
 
 

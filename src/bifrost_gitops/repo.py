@@ -5,17 +5,18 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from . import gitrev, loader, structure
+from . import cache, gitrev, loader, parallel, perfile
 from .catalog import Catalog, Parsed
 from .checks import check
 from .diagnostics import Diagnostic, error, sort_key
 from .errors import BifrostGitopsError
 from .model import AnyDocument
-from .valuechecks import raw_secret_findings
+from .perfile import PROJECT_FILE as PROJECT_FILE  # where it always was, for the other modules
+from .perfile import FileResult
 
-PROJECT_FILE = "bifrost-gitops.yaml"
+SOPS_RULES = ".sops.yaml"
 
 
 class RepoError(BifrostGitopsError):
@@ -53,6 +54,17 @@ def find_root(start: str) -> str:
         here = parent
 
 
+class LoadOptions(NamedTuple):
+    """How to load: JOBS worker processes for the parsing (None: the usable cores), and whether
+    to use the incremental cache (cache.py; BIFROST_GITOPS_NO_CACHE turns it off too)."""
+
+    jobs: int | None = None
+    cache: bool = True
+
+
+DEFAULT = LoadOptions()
+
+
 class Tree(Protocol):
     """Where a repository's files come from: the work tree, or a git revision (gitrev.py)."""
 
@@ -64,6 +76,15 @@ class Tree(Protocol):
 
     def read(self, rel: str) -> bytes:
         """A listed file's bytes (for the inline suppression comments that parsing drops)."""
+        ...
+
+    def content(self, rel: str) -> bytes | Diagnostic | None:
+        """A file's bytes to parse, or the finding why they cannot be read (Y007, Y004), or
+        None when there is no such file."""
+        ...
+
+    def sops_rules(self) -> bytes | None:
+        """The .sops.yaml beside bifrost-gitops.yaml, if any (part of the cache's settings)."""
         ...
 
 
@@ -88,6 +109,16 @@ class WorkTree:
         with open(os.path.join(self.root, rel), "rb") as f:
             return f.read(loader.MAX_BYTES + 1)
 
+    def content(self, rel: str) -> bytes | Diagnostic:
+        try:
+            return self.read(rel)
+        except OSError as e:
+            return error("Y007", rel, (0, 0), f"cannot read file: {e.strerror}")
+
+    def sops_rules(self) -> bytes | None:
+        found = self.content(SOPS_RULES)
+        return found if isinstance(found, bytes) else None
+
 
 def _exclude(tree: Tree) -> list[str]:
     """The Project's exclude: patterns, read before discovery so excluded files are never parsed."""
@@ -98,21 +129,12 @@ def _exclude(tree: Tree) -> list[str]:
     return [p for p in ex if isinstance(p, str)] if isinstance(ex, list) else []
 
 
-def _declared_names(data: dict[str, object]) -> list[str]:
-    """Names an invalid document still declares, so references to them are not reported twice."""
-    names = [data.get("name")]
-    orgs = data.get("organizations")
-    if isinstance(orgs, list):
-        names += [o.get("name") for o in orgs if isinstance(o, dict)]
-    return [n.lower() for n in names if isinstance(n, str)]
-
-
-def load(start: str = ".") -> Result:
+def load(start: str = ".", options: LoadOptions = DEFAULT) -> Result:
     """Load and check the repository containing ``start``; never raises for bad content."""
-    return load_tree(WorkTree(find_root(start)))
+    return load_tree(WorkTree(find_root(start)), options)
 
 
-def load_git(start: str, rev: str | None) -> Result:
+def load_git(start: str, rev: str | None, options: LoadOptions = DEFAULT) -> Result:
     """Load and check the repository containing ``start`` as git holds it: at revision REV, or
     as staged (REV None: the tree the next commit will contain). Nothing in the work tree is
     read but the folder that locates the repository; GitError (exit 2) outside git."""
@@ -122,62 +144,87 @@ def load_git(start: str, rev: str | None) -> Result:
         if rev is None:
             raise RepoError(f"{root}: {PROJECT_FILE} is not staged (hint: git add it)")
         raise RepoError(f"{root}: no {PROJECT_FILE} in revision {rev!r}")
-    return load_tree(tree)
+    return load_tree(tree, options)
 
 
-def load_tree(tree: Tree) -> Result:
+def load_tree(tree: Tree, options: LoadOptions = DEFAULT) -> Result:
     """Load and check a repository from any file source."""
     # Loading builds hundreds of thousands of small acyclic objects: the cyclic collector
     # would walk them over and over for nothing (a third of the run on 10,000 files).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(tree)
+        return _load(tree, options)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _load(tree: Tree) -> Result:
+def _load(tree: Tree, options: LoadOptions) -> Result:
     files, diags = tree.files(_exclude(tree))
+    store = _cache_for(tree) if options.cache else None
+    analysed: dict[str, tuple[FileResult, Parsed[AnyDocument] | None]] = {}
+    misses: list[tuple[str, bytes]] = []
+    keys: dict[str, bytes] = {}
+    for rel in files:
+        stat = _stat(tree, rel) if store is not None else None
+        hit = store.unchanged(rel, stat) if store is not None and stat is not None else None
+        if hit is not None:
+            analysed[rel] = (hit, perfile.rebuild(hit))
+            continue
+        content = tree.content(rel)
+        if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
+            analysed[rel] = (perfile.unread(rel, content), None)
+            continue
+        if store is not None:
+            keys[rel] = store.key(rel, content)
+            if stat is not None:
+                store.seen(rel, stat, keys[rel])
+            hit = store.get(keys[rel])
+        if hit is None:
+            misses.append((rel, content))
+        else:
+            analysed[rel] = (hit, perfile.rebuild(hit))
+    for rel_content, (result, parsed_doc) in zip(
+        misses,
+        parallel.analyse_all(misses, options.jobs or parallel.default_jobs(), store is not None),
+        strict=True,
+    ):
+        analysed[rel_content[0]] = (result, parsed_doc)
+        if store is not None:
+            store.put(keys[rel_content[0]], result)
+    if store is not None:
+        store.save()
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
-        doc, found = tree.load(rel)
-        diags.extend(found)
-        if doc is not None and isinstance(doc.data, list) and any(structure.is_ours(x) for x in doc.data):
-            diags.append(
-                error(
-                    "Y008",
-                    rel,
-                    doc.pos(()),
-                    "a list of documents: one document per file",
-                    "put each document in a file of its own",
-                )
-            )
-            continue
-        if doc is None or not structure.is_ours(doc.data):
-            continue
-        diags.extend(doc.notes)
-        if rel == PROJECT_FILE and doc.data.get("kind") != "Project":
-            diags.append(
-                error(
-                    "S002",
-                    rel,
-                    doc.pos(("kind",)),
-                    f"{PROJECT_FILE} must be kind: Project",
-                    "it marks the repository root; put other documents in files of their own",
-                )
-            )
-            continue
-        model, found = structure.validate(doc)
-        diags.extend(found)
-        if model is not None:
-            parsed.append(Parsed(doc, model))
-        else:
-            unverified.update(_declared_names(doc.data))
-            diags.extend(raw_secret_findings(doc))  # a broken file may still leak a secret
+        result, doc = analysed[rel]
+        diags.extend(perfile.findings(result))
+        unverified.update(result.declared)
+        if doc is not None:
+            parsed.append(doc)
     catalog, found = check(parsed, unverified)
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+def _stat(tree: Tree, rel: str) -> cache.Stat | None:
+    """A work-tree file's size, times and inode (None for git objects, or a file gone)."""
+    if not isinstance(tree, WorkTree):
+        return None
+    try:
+        st = os.stat(os.path.join(tree.root, rel))
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _cache_for(tree: Tree) -> cache.Cache | None:
+    """The cache for this repository and its settings, or None when turned off."""
+    if cache.disabled():
+        return None
+    project = tree.content(PROJECT_FILE)
+    return cache.open_cache(
+        tree.root, cache.settings_digest(project if isinstance(project, bytes) else None, tree.sops_rules())
+    )

@@ -9,7 +9,8 @@ stage opens the file. Rules (docs/bifrost-api.md#resolution):
   default_entity_id, else the integration-level entity_id;
 - oauth: the provider's fields; `{entity_id}` in the token URL filled when an entity id
   resolves, else left as the raw template; org token material in a mapping replaces the
-  provider's.
+  provider's; a mapping with ``oauth: own`` (the organization's own connection) never gets the
+  provider's token material, only its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal, NamedTuple, TypeAlias
 from .bundleformat import GLOBAL_SCOPE, REDACTED
 from .catalog import Catalog, Parsed, oauth_of
 from .loader import Document, Path
-from .model import TOKEN_KEYS, Integration, Mapping, ProviderRef
+from .model import TOKEN_KEYS, ConnectionKind, Integration, Mapping, ProviderRef
 from .nodes import Json
 
 GLOBAL = GLOBAL_SCOPE  # the defaults-only view's scope name
@@ -74,6 +75,8 @@ class ResolvedOAuth:
     access_token: SecretRef | None
     refresh_token: SecretRef | None
     expires_at: SecretRef | None
+    #: whose token the organization uses: the integration's ("shared") or its own connection
+    connection: ConnectionKind = "shared"
     sources: dict[str, Source] = field(default_factory=dict)
 
 
@@ -188,8 +191,10 @@ def _oauth(
     template = settings.token_url
     token_url = template.replace("{entity_id}", entity_id) if entity_id else template
     secrets = settings.secrets
+    own = mp is not None and mp.model.oauth == "own"
     material: dict[str, SecretRef] = {}
-    for name in ("client_secret", *TOKEN_KEYS):
+    # an organization with its own connection never gets the integration's token, only its own
+    for name in ("client_secret",) if own else ("client_secret", *TOKEN_KEYS):
         if secrets is not None and _present(getattr(secrets, name)):
             material[name] = SecretRef(doc.path, (*at, "secrets", name))
             sources[name] = _src("provider", doc, (*at, "secrets", name))
@@ -199,6 +204,8 @@ def _oauth(
             if name not in schema_keys and _present(mp.model.secrets.get(name)):
                 material[name] = SecretRef(mp.doc.path, ("secrets", name))
                 sources[name] = _src("override", mp.doc, ("secrets", name))
+    if own and mp is not None:
+        sources["connection"] = _src("mapping", mp.doc, ("oauth",))
     return ResolvedOAuth(
         # Bifrost names a REST-created provider after its integration (docs/bifrost-api.md#oauth-connections)
         connection_name=integ.name,
@@ -212,6 +219,7 @@ def _oauth(
         access_token=material.get("access_token"),
         refresh_token=material.get("refresh_token"),
         expires_at=material.get("expires_at"),
+        connection="own" if own else "shared",
         sources=sources,
     )
 

@@ -170,7 +170,7 @@ creation_rules:
   - path_regex: \\.ya?ml$
     encrypted_regex: ^secrets$
     mac_only_encrypted: true
-    # Comma-separated: add every teammate's and CI's age recipient, then `sops updatekeys FILE`.
+    # Comma-separated: add every teammate's and CI's age recipient, then `bifrost-gitops secrets updatekeys`.
     age: {recipient}
 """
 
@@ -246,11 +246,15 @@ pre-commit install    # then every commit is checked: `validate --staged`, what 
 The hook's `args: [--strict]` in `.pre-commit-config.yaml` is where this team decides that
 warnings block a commit; remove it to let them pass.
 
-## Add an organization
+## Add an organization, an integration, a mapping
 
-Add it to `organizations.yaml` (`name` is a lower-case slug), then give it a mapping per
-integration it uses, e.g. `integrations/Example/mappings/<name>.yaml`. Organizations without a
-mapping get the integration's defaults.
+```sh
+bifrost-gitops new org acme --display-name "Acme, Inc."    # appended to organizations.yaml
+bifrost-gitops new integration Autotask                     # integrations/Autotask/
+bifrost-gitops new mapping Example acme --entity-id 1002    # integrations/Example/mappings/acme.yaml
+```
+
+`name` is a lower-case slug. Organizations without a mapping get the integration's defaults.
 
 ## Add a secret
 

@@ -12,50 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from . import loader, sops, sopsrules, storable
+from . import loader, secrettarget, sops, sopsrules, storable
 from .atomic import write_atomic
-from .catalog import Catalog
 from .diagnostics import Diagnostic, error
-from .errors import BifrostGitopsError
 from .loader import Path
 from .repo import Result
-from .structure import suggest
-
-
-class SecretsError(BifrostGitopsError):
-    """A user error of a secrets command (unknown integration, key not secret-typed, ...): exit 2."""
-
+from .secrettarget import SecretsError as SecretsError  # where callers have found it
+from .secrettarget import Target
+from .sops import datakey, splice
 
 # --- secrets set ---------------------------------------------------------------------------
-
-
-def target_file(catalog: Catalog, integration: str, key: str, org: str | None) -> tuple[str, tuple[str, ...]]:
-    """The file and the path of its ``secrets:`` block where KEY of INTEGRATION (for ORG) lives."""
-    ip = catalog.integrations.get(integration)
-    if ip is None:
-        hint = suggest(integration, catalog.integrations)
-        raise SecretsError(f"integration {integration!r} is not declared" + (f" ({hint})" if hint else ""))
-    schema = {item.key: item for item in ip.model.config_schema}
-    item = schema.get(key)
-    if item is None:
-        hint = suggest(key, schema)
-        raise SecretsError(
-            f"{key!r} is not in the config_schema of {integration!r}" + (f" ({hint})" if hint else "")
-        )
-    if item.type != "secret":
-        raise SecretsError(f"{key!r} is a {item.type} key, not a secret: set it under config: in the YAML")
-    if org is None:
-        return ip.doc.path, ("defaults", "secrets")
-    if org.lower() not in catalog.orgs:
-        hint = suggest(org, [o.name for o, _, _ in catalog.orgs.values()])
-        raise SecretsError(f"organization {org!r} is not declared" + (f" ({hint})" if hint else ""))
-    mp = catalog.mappings.get((integration, org.lower()))
-    if mp is None:
-        raise SecretsError(
-            f"organization {org!r} has no mapping of {integration!r}: add a kind: Mapping document "
-            f"for it first (e.g. integrations/{integration}/mappings/{org}.yaml)"
-        )
-    return mp.doc.path, ("secrets",)
 
 
 def set_secret(
@@ -66,20 +32,30 @@ def set_secret(
     org: str | None = None,
     keyring: sops.Keyring | None = None,
 ) -> str:
-    """Write VALUE, encrypted, as KEY's default (or ORG's override); returns the file changed.
+    """Write VALUE, encrypted, as INTEGRATION's KEY (``oauth.<key>`` for its OAuth provider's),
+    the default or ORG's override; returns the file changed (see :func:`write_secret`)."""
+    target = secrettarget.find(result.catalog, integration, key, org)
+    write_secret(result, target, value, keyring)
+    return target.path
+
+
+def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyring | None = None) -> None:
+    """Write VALUE, encrypted, at TARGET (from :mod:`.secrettarget`).
 
     An encrypted file keeps its own recipients and selector (as `sops edit` does) and its data
     key, so every other value's ciphertext stays byte-identical; a clear file is encrypted
-    following the `.sops.yaml` creation rule for its path.
+    following the `.sops.yaml` creation rule for its path. Comments and untouched lines are kept.
     """
-    rel, block = target_file(result.catalog, integration, key, org)
+    rel, block, key = target.path, target.block, target.key
     path = os.path.join(result.root, rel)
     current = sops.load_file(path)
     if "sops" in current:
         clear = sops.decrypt_document(current, identities=keyring, file=rel)
         options = _options_of(current["sops"])
+        data_key = _data_key(current["sops"], keyring)
     else:
         clear, options = current, _options_from_rules(result.root, path)
+        data_key = os.urandom(32)  # a new file's data key: its comments are encrypted with it too
     node = clear
     for part in block:
         child = node.get(part)
@@ -87,8 +63,9 @@ def set_secret(
             child = node[part] = {}
         node = child
     node[key] = value
+    previous = current if "sops" in current else None
     sealed = sops.encrypt_document(
-        clear, previous=current if "sops" in current else None, identities=keyring, **options
+        clear, previous=previous, identities=keyring, data_key=None if previous else data_key, **options
     )
     if any(isinstance(sealed.get(k), str) and sealed[k].startswith("ENC[") for k in ("apiVersion", "kind")):
         raise SecretsError(
@@ -99,10 +76,13 @@ def set_secret(
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
-        text = _header(path) + sops.dump_yaml(sealed, indent)
+        text = _rewrite_yaml(path, sealed, indent)
+        if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
+            from .sops.comments import seal_comments  # with cryptography: not for validate
+
+            text = seal_comments(text, sealed["sops"], data_key)
     _check_clear_values_kept(path, rel, text, block)
-    _write_atomic(path, text)
-    return rel
+    write_file(path, text)
 
 
 def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
@@ -134,6 +114,28 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, list):
         return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
     return [(path, node)]
+
+
+def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | None:
+    """The file's data key when an age key opens it natively (else comments are left as they are)."""
+    try:
+        return datakey.unwrap(meta, keyring or sops.default_keyring())
+    except sops.SopsError:
+        return None
+
+
+def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:
+    """SEALED as the file's new text: spliced into the old text so every comment, blank line and
+    untouched line stays as it was (sops keeps comments too); written anew, keeping only the
+    leading comment lines, when the change cannot be spliced."""
+    with open(path, encoding="utf-8") as f:
+        spliced = splice.rewrite(f.read(), sealed, indent)
+    return spliced if spliced is not None else header_and_dump(path, sealed, indent)
+
+
+def header_and_dump(path: str, tree: dict[str, Any], indent: int) -> str:
+    """TREE written anew, keeping only the file's leading comment lines (when splicing cannot)."""
+    return _header(path) + sops.dump_yaml(tree, indent)
 
 
 def _header(path: str) -> str:
@@ -180,7 +182,8 @@ def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     return sopsrules.encrypt_options(rule)
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_file(path: str, text: str) -> None:
+    """TEXT into PATH atomically, keeping the file's mode."""
     mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644  # keep the file's mode
     write_atomic(path, text.encode("utf-8"), mode=mode, prefix=".bifrost-gitops-")
 
@@ -435,8 +438,7 @@ def recipient_findings(
                     r.path,
                     pos,
                     f"recipients differ from {r.config}: {'; '.join(parts)}",
-                    # sops reads the .sops.yaml of its working folder unless told which one
-                    f"sops --config {r.config} updatekeys {r.path}",
+                    "bifrost-gitops secrets updatekeys (re-keys every drifted file)",
                 )
             )
     return out

@@ -145,7 +145,8 @@ def validate(doc: Document) -> tuple[AnyDocument | None, list[Diagnostic]]:
         return model.model_validate(data), date_traps(doc)
     except ValidationError as e:
         errors = e.errors(include_input=False, include_url=False)
-    diags = [_diag(doc, model, err) for err in errors]
+    # date traps load as text, so no schema error stands for them: report them in the same pass
+    diags = [_diag(doc, model, err) for err in errors] + date_traps(doc)
     return _salvage(doc, model, errors), diags
 
 

@@ -35,7 +35,7 @@ def test_a_templated_token_url_plans_no_refresh_and_settles(denv: Env) -> None:
     assert r.stdout.count(NOTE) == 1, r.stdout
     doc = json.loads(e.cli("plan", str(e.root), "--format", "json").stdout)
     assert doc["summary"]["refresh"] == 0 and "refresh" not in {o["action"] for o in doc["operations"]}
-    assert set(doc) == {"operations", "bookkeeping", "drift", "blocked", "errors", "summary"}
+    assert set(doc) == {"operations", "bookkeeping", "drift", "blocked", "errors", "connections", "summary"}
 
     r = e.cli("apply", str(e.root), "--yes")
     assert r.code == 0, r.output

@@ -7,14 +7,14 @@ Heavy imports (pydantic, the checks) happen inside the commands so that start-up
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..colour import CHOICES
 from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
 from ..escape import term
-from . import deploy
+from . import connect, deploy, new
 from .common import (
     FORMAT,
     JSON_ERRORS,
@@ -26,10 +26,19 @@ from .common import (
     format_option,
     json_error,
     load,
+    load_options,
     open_all,
     report,
     use_colour,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..fix import Outcome as FixOutcome
+    from ..fix import Plan
+    from ..repo import LoadOptions, Result
+    from ..suppress import Outcome
 
 
 class _Group(click.Group):
@@ -93,8 +102,9 @@ def main(color: str) -> None:
     """Bifrost integrations as code: validate, compile and review a GitOps repository."""
 
 
-for _command in deploy.COMMANDS:
+for _command in [*deploy.COMMANDS, *new.COMMANDS]:
     main.add_command(_command)
+main.add_command(connect.connect)
 
 
 @main.command(short_help="Check a repository and report every finding at once.")
@@ -115,8 +125,31 @@ for _command in deploy.COMMANDS:
     "--staged", is_flag=True, help="Check what the next commit will contain (the git index), not the files."
 )
 @click.option("--rev", metavar="REV", help="Check the repository as it is in git revision REV.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Apply the findings' mechanical fixes to the files (YAML 1.1 quoting traps, $schema "
+    "comment paths), then check again and report what is left.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="With --fix: print the changes as a unified diff; write nothing.",
+)
+@load_options
 def validate(
-    repo: str, fmt: str, strict: bool, decrypt: bool, ignore: tuple[str, ...], staged: bool, rev: str | None
+    repo: str,
+    fmt: str,
+    strict: bool,
+    decrypt: bool,
+    ignore: tuple[str, ...],
+    staged: bool,
+    rev: str | None,
+    fix: bool,
+    show_diff: bool,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Check the repository at REPO (default: here) and report every finding at once.
 
@@ -124,32 +157,96 @@ def validate(
     No decryption key is needed unless --decrypt is given. Findings suppressed by --ignore,
     bifrost-gitops.yaml's ignore: or a `# bifrost-gitops: ignore CODE` comment do not count.
     In a git work tree, files git ignores are skipped; --staged and --rev read git objects
-    instead of the files.
+    instead of the files. --fix rewrites files in the work tree only, changing nothing but the
+    fixed values; --fix --diff shows the changes instead (exit 1 if there are any).
     """
     from .. import suppress
-    from ..diagnostics import sort_key
-    from ..secretops import drift
 
     if staged and rev is not None:
         fail("--staged and --rev: give one")
     if decrypt and (staged or rev is not None):
         fail("--decrypt opens the files on disk; it cannot be combined with --staged or --rev")
+    if (fix or show_diff) and (staged or rev is not None):
+        fail("--fix changes the files in the work tree; it cannot be combined with --staged or --rev")
+    if show_diff and not fix:
+        fail("--diff shows what --fix would change: give both")
     codes = suppress.parse_codes(ignore)
+    from ..repo import LoadOptions
+
+    loading = LoadOptions(jobs, not no_cache)
+    result, outcome = _check(repo, staged, rev, decrypt, codes, loading)
+    if fix:
+        from ..fix import plan
+
+        found = plan(result.root, outcome.kept, _documents(result))
+        if show_diff:
+            from ..fixreport import diff
+
+            diff(found, sys.stdout)
+            sys.exit(EXIT_FINDINGS if found.changed else EXIT_OK)
+        result, outcome = _fix(
+            found, fmt, (result, outcome), lambda: _check(repo, staged, rev, decrypt, codes, loading)
+        )
+    diags = outcome.kept
+    report(diags, result.files, fmt, result.root, outcome.suppressed)
+    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+
+
+def _check(
+    repo: str, staged: bool, rev: str | None, decrypt: bool, codes: list[str], loading: LoadOptions
+) -> tuple[Result, Outcome]:
+    """Load and check the repository: (the result, the findings kept and suppressed)."""
+    from .. import suppress
+    from ..diagnostics import sort_key
+    from ..secretops import drift
+
     if staged or rev is not None:
         from ..repo import load_git
         from .process import loaded
 
-        result = load_git(repo, rev)
+        result = load_git(repo, rev, loading)
         loaded()
     else:
-        result = load(repo)
+        result = load(repo, loading.jobs, not loading.cache)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result), key=sort_key)
-    outcome = suppress.apply(result, diags, codes)
-    diags = outcome.kept
-    report(diags, result.files, fmt, result.root, outcome.suppressed)
-    exit_for(diags, diags if strict else [x for x in diags if x.severity == "error"])
+    return result, suppress.apply(result, diags, codes)
+
+
+#: a fix can uncover a finding that a broken document hid (an organization's date trap shows
+#: once the document's other traps are fixed), so --fix goes round again, this many times at most
+_FIX_ROUNDS = 3
+
+
+def _documents(result: Result) -> list[str]:
+    return [p.doc.path for p in result.catalog.documents()]
+
+
+def _fix(
+    found: Plan, fmt: str, checked: tuple[Result, Outcome], check: Callable[[], tuple[Result, Outcome]]
+) -> tuple[Result, Outcome]:
+    """Write the fixes, check again and repeat while fixes uncover more; then say what changed
+    (on stdout before a text report, on stderr when stdout carries a machine-read format).
+    Returns the last check."""
+    from ..fix import plan, write
+    from ..fixreport import report as fix_report
+
+    said: dict[tuple[str, int, int, str], FixOutcome] = {}
+    files: set[str] = set()
+    for round_ in range(1, _FIX_ROUNDS + 1):
+        write(found)
+        for o in found.outcomes:
+            said.setdefault((o.path, o.line, o.col, o.code), o)
+        files.update(f.path for f in found.changed)
+        if not found.changed:
+            break
+        checked = check()
+        if round_ < _FIX_ROUNDS:
+            found = plan(checked[0].root, checked[1].kept, _documents(checked[0]))
+    stream = sys.stdout if fmt == "text" else sys.stderr
+    fix_report(list(said.values()), len(files), stream, use_colour(stream))
+    return checked
 
 
 @main.command(short_help="Print the JSON Schema of a document kind (for editors).")
@@ -223,7 +320,16 @@ def init(directory: str, force: bool, age_recipient: str | None) -> None:
     help="Runtime age recipient for sealing (repeatable; default: bundle.recipients).",
 )
 @FORMAT
-def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...], fmt: str) -> None:
+@load_options
+def compile_cmd(
+    repo: str,
+    out_dir: str,
+    mode: str,
+    recipients: tuple[str, ...],
+    fmt: str,
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
     """Validate REPO, then write one resolved bundle per organization into OUTPUT.
 
     Nothing is written when the repository has errors (exit 1) or a secret cannot be opened
@@ -231,7 +337,7 @@ def compile_cmd(repo: str, out_dir: str, mode: str, recipients: tuple[str, ...],
     """
     from ..build import compile_repo
 
-    result = load(repo)
+    result = load(repo, jobs, no_cache)
     try:
         written = compile_repo(result, out_dir, mode, list(recipients))
     except Findings as e:
@@ -301,6 +407,7 @@ def _is_repo(path: str) -> bool:
     help="markdown: leave whole sections out past this size, and say which (0: no limit).",
 )
 @click.option("--by-org", is_flag=True, help="One section per organization instead of grouped changes.")
+@load_options
 def diff(
     repo: str,
     base: str,
@@ -310,6 +417,8 @@ def diff(
     exit_code: bool,
     max_bytes: int,
     by_org: bool,
+    jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Show what changes between two revisions for each organization's workflows.
 
@@ -321,8 +430,9 @@ def diff(
     head revision: exit 1, or 2 with --exit-code.
     """
     from .. import diffreport, diffrun
+    from ..repo import LoadOptions
 
-    result = diffrun.run(repo, base, head, merge_base)
+    result = diffrun.run(repo, base, head, merge_base, LoadOptions(jobs, not no_cache))
     if fmt == "text":
         sys.stdout.write(diffreport.render_text(result, use_colour(sys.stdout), by_org))
     elif fmt == "markdown":
@@ -364,37 +474,63 @@ def report_cmd(repo: str, output: str, base: str | None, head: str | None) -> No
         sys.exit(EXIT_FINDINGS)
 
 
-@main.group(short_help="SOPS secrets: set, keygen, check, recipients.")
+@main.group(short_help="SOPS secrets: set, keygen, check, recipients, updatekeys.")
 def secrets() -> None:
     """Set, check and audit the SOPS-encrypted secrets of a repository."""
 
 
 @secrets.command("set", short_help="Encrypt a value into a secret key (read from stdin or a prompt).")
-@click.argument("integration")
-@click.argument("key")
+@click.argument("names", nargs=-1, metavar="INTEGRATION KEY")
 @click.option(
     "--org", help="The organization whose mapping gets the value (default: the integration default)."
 )
+@click.option(
+    "--provider",
+    metavar="NAME",
+    help="A shared OAuth provider (oauth/NAME.yaml): set its KEY (default client_secret); no INTEGRATION.",
+)
 @click.option("--repo", "repo", default=".", show_default=True, type=click.Path(), help="The repository.")
-def secrets_set(integration: str, key: str, org: str | None, repo: str) -> None:
+def secrets_set(names: tuple[str, ...], org: str | None, provider: str | None, repo: str) -> None:
     """Encrypt a value into INTEGRATION's secret KEY, read from stdin or a hidden prompt.
 
     The value never goes on the command line: pipe it in (`pass show x | bifrost-gitops secrets
-    set HaloPSA api_key --org contoso`) or type it at the prompt.
+    set HaloPSA api_key --org contoso`) or type it at the prompt. KEY `oauth.client_secret` is
+    the client secret of the integration's OAuth provider (its inline oauth: block, or the shared
+    provider it names); `--provider microsoft` sets a shared provider's by its name.
     """
+    from .. import secrettarget
+
+    if provider is not None:
+        if org is not None or len(names) > 1:
+            raise click.UsageError(
+                "with --provider, give only KEY (default client_secret), no INTEGRATION or --org"
+            )
+        key = names[0] if names else "client_secret"
+    elif len(names) != 2:
+        raise click.UsageError("give INTEGRATION and KEY (or --provider NAME)")
+    result = load(repo)
+    if provider is not None:
+        target = secrettarget.find_provider(result.catalog, provider, key)
+    else:
+        target = secrettarget.find(result.catalog, names[0], names[1], org)
+    value = _read_secret(target.key)
     from .. import secretops
 
-    result = load(repo)
+    secretops.write_secret(result, target, value)
+    click.echo(term(f"{target.path}: {target.done}"), err=True)
+
+
+def _read_secret(name: str) -> str:
+    """The value from a hidden prompt (asked twice) on a terminal, else all of stdin (one final
+    newline dropped); never echoed."""
     if sys.stdin.isatty():
-        value = click.prompt(f"{key}", hide_input=True, confirmation_prompt=True, err=True)
+        value: str = click.prompt(name, hide_input=True, confirmation_prompt=True, err=True)
     else:
         value = sys.stdin.read()
         value = value[:-1] if value.endswith("\n") else value
     if not value:
         fail("empty value; nothing written")
-    written = secretops.set_secret(result, integration, key, value, org)
-    whom = f" for {org}" if org else " (integration default)"
-    click.echo(term(f"{written}: {key} set{whom}"), err=True)
+    return value
 
 
 @secrets.command("keygen", short_help="Make an age key for sops and print its recipient.")
@@ -454,3 +590,40 @@ def secrets_recipients(repo: str, fmt: str) -> None:
             click.echo(term(f"{r.path}: {', '.join(r.recipients) or '(none)'}"))
         d.report_text(findings, d.Summary(len(rows)), sys.stdout, use_colour(sys.stdout))
     sys.exit(EXIT_FINDINGS if findings else EXIT_OK)
+
+
+@secrets.command("updatekeys", short_help="Re-key every file whose recipients drifted from .sops.yaml.")
+@click.argument("repo", default=".", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+def secrets_updatekeys(repo: str, dry_run: bool) -> None:
+    """Re-key every encrypted file whose recipients differ from its .sops.yaml rule (what
+    `secrets recipients` flags), in one run: natively for age keys, through `sops updatekeys`
+    for PGP, KMS or key groups. Prints per file the recipients added (+) and removed (-).
+
+    The data key must be opened, so a key the file is encrypted to must be available
+    (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, or the sops keys file); values never change.
+    Exit 0 when every file matches afterwards, 1 when one is left for a person, 2 when no key opens one.
+    """
+    from .. import updatekeys as uk
+    from ..secrettarget import SecretsError
+
+    result = load(repo)
+    done = uk.update_keys(result, dry_run)
+    for r in done:  # paths and recipients come from the repository's files: escaped
+        changes = [f"+{a}" for a in r.added] + [f"-{x}" for x in r.removed]
+        how = f"would be {r.how.value}" if dry_run and r.how in (uk.How.NATIVE, uk.How.SOPS) else r.how.value
+        why = f" ({r.reason})" if r.reason else ""
+        click.echo(term(f"{r.path}: {' '.join(changes)}: {how}{why}"))
+    locked = [r.path for r in done if r.how is uk.How.NO_KEY]
+    left = [r for r in done if r.how is uk.How.LEFT]
+    if not done:
+        click.echo("every encrypted file matches .sops.yaml; nothing to re-key", err=True)
+    elif not locked and not left:
+        s = "s" if len(done) != 1 else ""
+        click.echo(f"{len(done)} file{s} {'to re-key' if dry_run else 're-keyed'}", err=True)
+    if locked:
+        err = SecretsError(f"{len(locked)} file(s) not re-keyed: no available key opens {', '.join(locked)}")
+        err.hint = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY to a key the file is encrypted to"
+        raise err
+    if left:
+        sys.exit(EXIT_FINDINGS)

@@ -121,14 +121,34 @@ def github_prefix(root: str) -> str:
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
-def load(repo: str) -> Result:
-    """The checked repository at REPO (pydantic and the checks load only now)."""
-    from ..repo import load
+def load(repo: str, jobs: int | None = None, no_cache: bool = False) -> Result:
+    """The checked repository at REPO (pydantic and the checks load only now); JOBS and
+    NO_CACHE as given by `load_options`."""
+    from ..repo import LoadOptions, load
     from .process import loaded
 
-    result = load(repo)
+    result = load(repo, LoadOptions(jobs, not no_cache))
     loaded()
     return result
+
+
+def load_options(f: F) -> F:
+    """``--jobs`` (into ``jobs``) and ``--no-cache`` (into ``no_cache``): how the files are parsed."""
+    f = click.option(
+        "--no-cache",
+        "no_cache",
+        is_flag=True,
+        help="Parse every file again, without reading or writing the cache (also: "
+        "BIFROST_GITOPS_NO_CACHE=1).",
+    )(f)
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Parse files in N processes (default: BIFROST_GITOPS_JOBS, else the usable cores).",
+    )(f)
 
 
 def open_all(result: Result) -> list[Diagnostic]:

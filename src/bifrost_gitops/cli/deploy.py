@@ -37,6 +37,12 @@ def _connection(f: F) -> F:
 
 def _plan_options(f: F) -> F:
     f = click.option(
+        "--disconnect-org-tokens",
+        is_flag=True,
+        help="Delete the OAuth token of its own that a mapping has in Bifrost when the repository "
+        "says it uses the integration's (no oauth: own).",
+    )(f)
+    f = click.option(
         "--rotate-oauth-secrets", is_flag=True, help="Send every declared OAuth client secret again."
     )(f)
     f = click.option(
@@ -172,6 +178,7 @@ def _apply_plan(
     if any(opts.values()):
         fail(
             "a saved plan carries its own options: pass no --prune/--allow-key-removal/--rotate-oauth-secrets"
+            "/--disconnect-org-tokens"
         )
     kept = saved.read(source)
     got = _deploy_plan(kept.source, url, credentials, concurrency, **asdict(kept.options))
@@ -283,16 +290,42 @@ def _publish_list(to: str, fmt: str) -> None:
             click.echo(line)
 
 
-@click.command(short_help="Log in to Bifrost (device flow); tokens go to the official CLI's store.")
+@click.command(short_help="Log in to Bifrost (device flow), or keep an unattended login alive.")
 @click.option("--url", help="Bifrost base URL (default: BIFROST_API_URL).")
-def login(url: str | None) -> None:
+@click.option(
+    "--credentials",
+    type=click.Path(dir_okay=False),
+    help="With --refresh/--export: the JSON credentials file plan and apply would use.",
+)
+@click.option(
+    "--refresh", is_flag=True, help="Refresh the tokens now and store the new pair where they came from."
+)
+@click.option(
+    "--export",
+    "export",
+    type=click.Choice(["refresh-token"]),
+    help="Write the current refresh token to stdout, for a pipe into a CI secret (never to a terminal).",
+)
+def login(url: str | None, credentials: str | None, refresh: bool, export: str | None) -> None:
     """Log in with Bifrost's device flow: open the printed address, enter the code, approve.
 
     The tokens are stored in ~/.bifrost/credentials.json under the URL, as `bifrost login` does, so
     either tool's login serves both; plan, apply and import use them when no BIFROST_ACCESS_TOKEN
-    or --credentials is given, and keep them current. No token is printed.
+    or --credentials is given, and keep them current. The device flow prints no token.
+
+    For unattended jobs (docs/deploy.md, "Staying logged in unattended"), with the credentials
+    plan and apply would use: --refresh trades the refresh token for a new pair now (Bifrost's
+    refresh tokens are single use and last 7 days); --export refresh-token writes the current
+    one, with no newline, to stdout unless that is a terminal, so a job can hand it back to its
+    secret store: `bifrost-gitops login --export refresh-token | gh secret set BIFROST_REFRESH_TOKEN`.
     """
     from ..deploy import DeployError
+
+    if refresh or export:
+        _keepalive(url, credentials, refresh, export is not None)
+        return
+    if credentials:
+        raise DeployError("--credentials goes with --refresh or --export (the device flow stores its own)")
     from ..deploy.devicelogin import login as device_login
 
     api_url = url or os.environ.get("BIFROST_API_URL")
@@ -300,6 +333,36 @@ def login(url: str | None) -> None:
         raise DeployError("no Bifrost URL: pass --url or set BIFROST_API_URL")
     path = device_login(api_url, lambda line: click.echo(line, err=True))
     click.echo(f"logged in; tokens stored in {term(str(path))}", err=True)
+
+
+def _keepalive(url: str | None, credentials: str | None, refresh: bool, export: bool) -> None:
+    """`login --refresh` / `--export`: every check before the refresh, the token last."""
+    from ..deploy import DeployError, keepalive
+    from ..deploy.client import Client
+    from ..deploy.credentials import load_credentials
+
+    if export:
+        keepalive.check_exportable(sys.stdout)
+    creds = load_credentials(url, credentials)
+    if refresh:
+        keepalive.check_kept(creds, export)
+        # unstored but exported: the client's "BIFROST_REFRESH_TOKEN no longer works" is not news
+        quiet = None if creds.store else (lambda _message: None)
+        with Client(creds, warn=quiet) as client:
+            client.refresh()
+        where = f"stored in {term(creds.store)}" if creds.store else "not stored (exported below)"
+        click.echo(f"refreshed the tokens for {creds.shown_url}; {where}", err=True)
+    if not export:
+        return
+    token = keepalive.exported(creds)
+    try:
+        sys.stdout.write(token)
+        sys.stdout.flush()
+    except OSError as e:  # the reader went away (a failed `gh`): say so loudly, never the token
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise DeployError(
+            f"the refresh token was not handed over: cannot write to stdout ({e.strerror or type(e).__name__})"
+        ) from None
 
 
 COMMANDS = (plan, apply, import_cmd, publish, login)

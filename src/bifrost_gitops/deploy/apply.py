@@ -8,6 +8,9 @@ our own) is reported with its reason; the operations that need it are skipped, s
 written out of the safe order, the others still run, and the ledger records what was done: a
 re-run plans only what is left.
 
+A stage's mapping batches (:mod:`.plan.batch`) go before its other operations
+(:mod:`.batchrun`); the creates of a batch Bifrost refuses are sent alone with them.
+
 A create the client had to retry after a timeout, a dropped connection or a 5xx may have
 landed the first time: when the retry meets 409 "already exists", the resource is read back
 (by name, by organization, by integration id) and, when it is there as sent, the create counts
@@ -23,9 +26,11 @@ import urllib.parse
 from dataclasses import dataclass
 
 from .. import storable
+from .batchrun import send_batches
 from .client import ApiError, Client
 from .manifest import LEDGER
 from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
+from .plan.batch import Batch
 from .spec import Action, Json, Ledger, Resource, Status
 
 
@@ -101,10 +106,16 @@ class _Run:
         self.results: list[Result | None] = [None] * len(plan.ops)
         self.notes: dict[int, str] = {}  # op index -> a note for an op that went ok
         self.skips: dict[int, str] = {}  # op index -> why an op that ran sent nothing
+        #: creates a refused batch may have written: sent alone, a 409 reads them back
+        self.uncertain: set[int] = set()
 
     def ok(self, i: int) -> bool:
         r = self.results[i]
         return r is not None and r.status is Status.OK
+
+    def settle(self, i: int, status: Status, message: str = "") -> None:
+        """Record operation I's result (a batch settles its creates all at once)."""
+        self.results[i] = Result(self.plan.ops[i], status, message)
 
     def group(self, members: list[int]) -> None:
         """Run one group's operations in order. Nothing raised by one operation escapes: it
@@ -136,7 +147,7 @@ class _Run:
         try:
             return self.client.request(op.method, path, body)
         except ApiError as e:
-            if e.status != 409 or not e.retried:
+            if e.status != 409 or not (e.retried or i in self.uncertain):
                 raise _soft_deleted(op, body, e) from None
             found = self.read_back(op, body)
             if found is None:
@@ -287,12 +298,20 @@ class _Run:
 
 
 def apply(client: Client, plan: Plan) -> list[Result]:
-    """Run every operation of PLAN; returns one Result per operation, in plan order."""
+    """Run every operation of PLAN; returns one Result per operation, in plan order.
+
+    A stage's mapping batches go first (one integration's after another, integrations
+    concurrently); the creates of a batch Bifrost refused are then sent alone with the rest."""
     run = _Run(client, plan)
     for stage in sorted({op.stage for op in plan.ops}):
+        batches: dict[str, list[Batch]] = {}
+        for b in plan.batches:
+            if plan.ops[b.ops[0]].stage == stage:
+                batches.setdefault(b.integration, []).append(b)
+        client.map(lambda bs: send_batches(run, bs), list(batches.values()))
         groups: dict[str, list[int]] = {}
         for i, op in enumerate(plan.ops):
-            if op.stage == stage:
+            if op.stage == stage and run.results[i] is None:
                 groups.setdefault(op.group, []).append(i)
         client.map(run.group, list(groups.values()))
     return [r if r is not None else Result(plan.ops[i], Status.SKIPPED) for i, r in enumerate(run.results)]

@@ -330,6 +330,13 @@ class Client:
         except ValueError:
             raise ApiError(response.status_code, "the answer is not JSON", method, path) from None
 
+    def refresh(self) -> None:
+        """Trade the refresh token now, as a 401 would (rotated and stored the same way): what
+        keeps an unattended login alive past the refresh token's lifetime."""
+        if self.creds.refresh_token is None:
+            raise ApiError(0, "no refresh token to refresh with", "POST", REFRESH_PATH)
+        self._refresh(self.creds.access_token)
+
     def _refresh(self, failed_token: str) -> None:
         """Trade the refresh token for a new pair, once for all threads that saw the 401."""
         with self._refresh_lock:

@@ -271,6 +271,8 @@ def import_live(client: Client, out_dir: str, age: list[str] | None = None) -> I
                 mdoc["config"] = config
             if secrets:
                 mdoc["secrets"] = secrets
+            if m.oauth_token_id is not None:
+                mdoc["oauth"] = "own"  # the organization's own connection (a per-mapping token)
             why = _label_problem("entity_name", m.entity_name) or _model_problem(model.Mapping, mdoc)
             if why:
                 result.left_out.append(f"mapping {name}/{org}: {why} ({_MAPPING_LEFT_OUT})")

@@ -13,10 +13,20 @@ from ..colour import lines as styled_lines
 from ..escape import term, to_json
 from .apply import Result
 from .plan import Op, Plan, show
-from .spec import Action, Edit, Status
+from .plan.batch import planned_requests
+from .spec import Action, Edit, Status, TokenState
 
 #: An operation's colour by what it does: created green, changed yellow, deleted red.
 _SIGN_STYLE = {"+": Style.GREEN, "~": Style.YELLOW, "-": Style.RED, ">": Style.YELLOW}
+
+
+#: an organization's own token: fine green, one apply refreshes yellow, one an admin must connect red
+_CONNECTION_STYLE = {
+    TokenState.CONNECTED: Style.GREEN,
+    TokenState.EXPIRED: Style.YELLOW,
+    TokenState.FAILED: Style.RED,
+    TokenState.MISSING: Style.RED,
+}
 
 
 def _op_lines(op: Op) -> list[tuple[str, Style]]:
@@ -37,6 +47,10 @@ def summary(plan: Plan) -> str:
     parts = [f"{c['create']} to create", f"{c['update']} to update", f"{c['delete']} to delete"]
     if c["refresh"]:
         parts.append(f"{c['refresh']} token refresh{'es' if c['refresh'] > 1 else ''}")
+    if c.get("disconnect"):
+        parts.append(
+            f"{c['disconnect']} organization token{'s' if c['disconnect'] > 1 else ''} to disconnect"
+        )
     text = "Plan: " + ", ".join(parts)
     if not plan.changes:
         text = "No changes: Bifrost matches the repository"
@@ -44,7 +58,20 @@ def summary(plan: Plan) -> str:
     if plan.drift:
         extra.append(f"{len(plan.drift)} drift")
     extra.append(f"{plan.read_requests} requests")
+    if plan.changes:
+        extra.append(f"apply: {_operations(plan)}")
     return f"{text} ({'; '.join(extra)})."
+
+
+def _operations(plan: Plan) -> str:
+    """How many operations apply sends in how many requests (mapping batches carry up to 500)."""
+    n, sent = len(plan.changes), planned_requests(plan)
+    text = f"{n} operation{'s' if n != 1 else ''} in {sent} request{'s' if sent != 1 else ''}"
+    if plan.batches:
+        k = len(plan.batches)
+        batched = sum(len(b.ops) for b in plan.batches)
+        text += f", {batched} mapping creates in {k} batch{'es' if k != 1 else ''}"
+    return text
 
 
 def _per_get_note(names: list[str]) -> str:
@@ -68,6 +95,9 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         rows.append((_per_get_note(plan.fetched_per_get), Style.DIM))
     if any(o.bookkeeping for o in plan.ops):
         rows.append((f"(apply also records ownership in the integration {plan.ops[-1].address})", Style.DIM))
+    if plan.connections:
+        rows.append(("Organizations with their own OAuth connection (not changes):", Style.NONE))
+        rows += [(f"  {c.text()}", _CONNECTION_STYLE[c.state]) for c in plan.connections]
     rows += [(f"error: {e}", Style.RED) for e in plan.errors]
     rows += [(f"refused: {b}", Style.RED) for b in plan.blocked]
     if plan.drift:
@@ -83,13 +113,26 @@ def _text(lines: list[str]) -> str:
 
 
 def render_json(plan: Plan) -> str:
+    batch_of = {i: n for n, b in enumerate(plan.batches) for i in b.ops}
+    operations = [
+        {**o.as_json(), **({"batch": batch_of[i]} if i in batch_of else {})}
+        for i, o in enumerate(plan.ops)
+        if not o.bookkeeping
+    ]
     doc: dict[str, object] = {
-        "operations": [o.as_json() for o in plan.changes],
+        "operations": operations,
         "bookkeeping": [o.as_json() for o in plan.ops if o.bookkeeping],
         "drift": plan.drift,
         "blocked": plan.blocked,
         "errors": plan.errors,
-        "summary": {**plan.counts(), "changes": len(plan.changes), "read_requests": plan.read_requests},
+        "connections": [c.as_json() for c in plan.connections],
+        "summary": {
+            **plan.counts(),
+            "changes": len(plan.changes),
+            "read_requests": plan.read_requests,
+            "apply_requests": planned_requests(plan),
+            "batches": len(plan.batches),
+        },
     }
     return to_json(doc, sort_keys=True) + "\n"
 

@@ -72,6 +72,11 @@ class Mapping(_Reply):
     entity_id: str
     entity_name: str | None = None
     config: dict[str, Any] | None = None
+    #: the mapping's own OAuth token (Bifrost's per-mapping connection), hydrated from its row
+    oauth_token_id: Id | None = None
+    connection_status: str | None = None
+    connection_message: str | None = None
+    connection_expires_at: str | None = None
 
 
 class OAuthSummary(_Reply):
@@ -104,6 +109,15 @@ ORGS: TypeAdapter[list[Org]] = TypeAdapter(list[Org])
 INTEGRATIONS: TypeAdapter[IntegrationList] = TypeAdapter(IntegrationList)
 DETAIL: TypeAdapter[Detail] = TypeAdapter(Detail)
 CONNECTION: TypeAdapter[Connection] = TypeAdapter(Connection)
+
+
+class AuthorizeUrl(_Reply):
+    """MappingAuthorizeResponse (``POST .../mappings/{id}/oauth/authorize``)."""
+
+    authorization_url: Annotated[str, Field(min_length=1)]
+
+
+AUTHORIZE: TypeAdapter[AuthorizeUrl] = TypeAdapter(AuthorizeUrl)
 
 
 def get(client: Client, path: str, shape: TypeAdapter[T]) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import DeployError
@@ -9,6 +10,7 @@ from . import live as live_state
 from .client import ApiError, Client
 from .credentials import load_credentials
 from .plan import Options, Plan, make_plan
+from .plan.batch import batch_size as env_batch_size
 from .source import load_desired, secret_values
 from .spec import Manifest
 
@@ -31,11 +33,15 @@ def plan_for(client: Client, desired: Manifest, opts: Options) -> Plan:
     return read_and_plan(client, desired, opts)[1]
 
 
-def read_and_plan(client: Client, desired: Manifest, opts: Options) -> tuple[live_state.Live, Plan]:
-    """The live state read and the plan made from it (a saved plan fingerprints both)."""
+def read_and_plan(
+    client: Client, desired: Manifest, opts: Options, batch_size: int | None = None
+) -> tuple[live_state.Live, Plan]:
+    """The live state read and the plan made from it (a saved plan fingerprints both);
+    BATCH_SIZE (default: from the environment) caps the mapping creates per batch request."""
+    size = env_batch_size(os.environ) if batch_size is None else batch_size
     client.add_sensitive(secret_values(desired))  # text and numbers; booleans are skipped
     state = live_state.read(client, desired["integrations"], include_ledger_managed=opts.prune)
-    return state, make_plan(desired, state, opts, client.requests)  # the version check included
+    return state, make_plan(desired, state, opts, client.requests, size)  # the version check included
 
 
 def _live_error(client: Client, e: Exception) -> DeployError:
@@ -59,9 +65,10 @@ def prepare(
     Raises RepositoryErrors (exit 1) when SOURCE has errors, else a one-line DeployError (exit 2).
     """
     desired = load_desired(source)
+    size = env_batch_size(os.environ)  # a malformed value stops here, before any request
     client = connect(url, credentials, concurrency)
     try:
-        state, p = read_and_plan(client, desired, opts)
+        state, p = read_and_plan(client, desired, opts, size)
         return Prepared(client, p, desired, state)
     except (ApiError, DeployError) as e:  # BadReply (a reply of the wrong shape) is a DeployError
         client.close()

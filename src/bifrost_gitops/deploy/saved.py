@@ -96,6 +96,7 @@ def _content(s: Saved) -> dict[str, object]:
             "prune": s.options.prune,
             "allow_key_removal": s.options.allow_key_removal,
             "rotate_oauth_secrets": s.options.rotate_oauth_secrets,
+            "disconnect_org_tokens": s.options.disconnect_org_tokens,
         },
         "salt": s.salt,
         "desired_sha256": s.desired_sha256,
@@ -149,7 +150,12 @@ def read(path: str) -> Saved:
         opts = doc["options"]
         return Saved(
             str(doc["source"]),
-            Options(bool(opts["prune"]), bool(opts["allow_key_removal"]), bool(opts["rotate_oauth_secrets"])),
+            Options(
+                bool(opts["prune"]),
+                bool(opts["allow_key_removal"]),
+                bool(opts["rotate_oauth_secrets"]),
+                bool(opts.get("disconnect_org_tokens", False)),
+            ),
             str(doc["salt"]),
             str(doc["desired_sha256"]),
             str(doc["live_sha256"]),

@@ -62,6 +62,8 @@ class MappingSpec(TypedDict):
     entity_id: str | None
     entity_name: str | None
     config: dict[str, Json]  # secrets revealed; null = remove the live value
+    #: "own": the organization connects its own OAuth account (absent: the integration's)
+    oauth: NotRequired[Literal["own"]]
 
 
 class OAuthSpec(TypedDict):
@@ -122,6 +124,7 @@ class Action(StrEnum):
     UPDATE = "update"
     DELETE = "delete"
     REFRESH = "refresh"  # an OAuth token refresh
+    DISCONNECT = "disconnect"  # an organization's own OAuth token deleted
     RECORD = "record"  # the ledger
 
     @property
@@ -133,8 +136,15 @@ class Action(StrEnum):
         return _ACTION_METHOD[self]
 
 
-_ACTION_SIGN = {"create": "+", "update": "~", "delete": "-", "refresh": ">", "record": "~"}
-_ACTION_METHOD = {"create": "POST", "update": "PUT", "delete": "DELETE", "refresh": "POST", "record": "PUT"}
+_ACTION_SIGN = {"create": "+", "update": "~", "delete": "-", "refresh": ">", "disconnect": "-", "record": "~"}
+_ACTION_METHOD = {
+    "create": "POST",
+    "update": "PUT",
+    "delete": "DELETE",
+    "refresh": "POST",
+    "disconnect": "POST",
+    "record": "PUT",
+}
 
 
 class Resource(StrEnum):
@@ -167,6 +177,15 @@ class Edit(StrEnum):
 
 
 _EDIT_SIGN = {"add": "+", "change": "~", "remove": "-", "set": "+", "rotate": "~", "keep": "=", "clear": "-"}
+
+
+class TokenState(StrEnum):
+    """An organization's own OAuth token (Bifrost's per-mapping connection), as plan sees it."""
+
+    CONNECTED = "connected"
+    EXPIRED = "expired"  # apply refreshes it
+    FAILED = "failed"  # its last refresh failed: an admin connects it again
+    MISSING = "missing"  # none linked yet: an admin connects it
 
 
 class Status(StrEnum):

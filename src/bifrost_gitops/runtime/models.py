@@ -49,7 +49,13 @@ class OAuthCredentials:
     it expires; ``expires_at`` set to match), see :mod:`.tokens`. For an
     ``authorization_code`` provider it is the token the repository declares (sealed), else
     **None**: the tokens a user's consent produced live only in Bifrost, and a bundle cannot
-    hold them. docs/bifrost-api.md#sdk-models"""
+    hold them. docs/bifrost-api.md#sdk-models
+
+    ``token_source`` (not one of Bifrost's fields) says whose token this is: ``"own"`` when the
+    organization connects its own account (its mapping says ``oauth: own``: the tokens are the
+    ones its mapping declares, else None, never the integration's), ``"integration"`` for the
+    integration's shared connection; None when not known (the live source: Bifrost's reply
+    does not say)."""
 
     __slots__ = (
         "access_token",
@@ -60,6 +66,7 @@ class OAuthCredentials:
         "expires_at",
         "refresh_token",
         "scopes",
+        "token_source",
         "token_url",
     )
     connection_name: str
@@ -71,6 +78,7 @@ class OAuthCredentials:
     access_token: str | None
     refresh_token: str | None
     expires_at: str | None
+    token_source: str | None
 
     FIELDS: Final = (
         "connection_name",
@@ -90,6 +98,8 @@ class OAuthCredentials:
             setattr(self, name, fields.get(name))
         if self.scopes is None:
             self.scopes = []
+        source = fields.get("token_source")
+        self.token_source = source if isinstance(source, str) else None
 
     @classmethod
     def from_record(cls, rec: Mapping[str, object]) -> OAuthCredentials:
@@ -108,6 +118,7 @@ class OAuthCredentials:
         new.access_token = self.access_token
         new.refresh_token = self.refresh_token
         new.expires_at = self.expires_at
+        new.token_source = self.token_source
         return new
 
     def model_dump(self) -> dict[str, Any]:

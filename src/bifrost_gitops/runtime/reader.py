@@ -17,6 +17,7 @@ from ..bundleformat import (
     CLIENT_CREDENTIALS_KEY,
     INDEX_FILE,
     ORGS_KEY,
+    OWN_CONNECTION_KEY,
     REDACTED,
     BadIndex,
     BundleIndex,
@@ -67,7 +68,7 @@ class BundleKeyError(BundleReadError):
 class _View:
     """One loaded org file (or global.json)."""
 
-    __slots__ = ("cc", "id", "mapped", "name", "records", "templates")
+    __slots__ = ("cc", "id", "mapped", "name", "own", "records", "templates")
 
     def __init__(
         self,
@@ -76,12 +77,14 @@ class _View:
         records: dict[str, Json],
         mapped: frozenset[str] | None = None,
         cc: Mapping[str, Json] | None = None,
+        own: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.id = org_id
         self.records = records
         self.mapped = mapped  # the file's "mapped" list of integration names, when it has one
         self.cc = cc or {}  # client-credentials integrations: token URL template and audience
+        self.own = own  # integrations whose token this organization takes from its own connection
         self.templates: dict[str, _Template] = {}
 
     def template(self, integration: str) -> _Template | None:
@@ -90,9 +93,10 @@ class _View:
             rec = self.records.get(integration)
             if not isinstance(rec, Mapping):
                 return None
-            t = self.templates[integration] = _Template(
-                IntegrationData.from_record(rec), self._mint(integration)
-            )
+            data = IntegrationData.from_record(rec)
+            if data.oauth is not None:
+                data.oauth.token_source = "own" if integration in self.own else "integration"
+            t = self.templates[integration] = _Template(data, self._mint(integration))
         return t
 
     def _mint(self, integration: str) -> Mint | None:
@@ -281,7 +285,9 @@ class Bundle:
         listed = tree.get("mapped")
         mapped = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else None
         cc = tree.get(CLIENT_CREDENTIALS_KEY)
-        return _View(key, org_id, records, mapped, cc if isinstance(cc, dict) else None)
+        listed = tree.get(OWN_CONNECTION_KEY)
+        own = frozenset(x for x in listed if isinstance(x, str)) if isinstance(listed, list) else frozenset()
+        return _View(key, org_id, records, mapped, cc if isinstance(cc, dict) else None, own)
 
     def _open_sealed(self, data: bytes, path: str) -> dict[str, Json]:
         from .. import sops  # imported only for sealed bundles (it pulls in pyrage/cryptography)
@@ -365,8 +371,11 @@ class Bundle:
             "{entity_id}" in m.token_url_template and bool(data.entity_id)
         )
         # where Bifrost hands out its stored token, a declared one is that token; none declared:
-        # mint it, as Bifrost's scheduler did (a URL left as a template cannot be called)
-        if not bifrost_fetches and (o.access_token is not None or "{entity_id}" in o.token_url):
+        # mint it, as Bifrost's scheduler did (a URL left as a template cannot be called). An
+        # organization with its own connection has only its own stored token: nothing to mint.
+        if not bifrost_fetches and (
+            o.access_token is not None or "{entity_id}" in o.token_url or o.token_source == "own"
+        ):
             return
         if o.client_secret == REDACTED:  # a redacted bundle keeps its markers
             return

@@ -346,6 +346,7 @@ def encrypt_document(
     previous: Mapping[str, object] | None = None,
     identities: Identities = None,
     lastmodified: str | None = None,
+    data_key: bytes | None = None,
 ) -> dict[str, Any]:
     """``data`` encrypted for age ``recipients`` (or ``key_groups`` + Shamir), with a ``sops`` block.
 
@@ -354,7 +355,8 @@ def encrypt_document(
     file's current encrypted content) whose data key ``identities`` can open, its data key, its
     age entries for recipients kept, its non-age master keys, and the IV of every value whose
     path and plaintext are unchanged are reused, so unchanged lines stay byte-identical.
-    Returned loosely typed, like the decrypted trees.
+    ``data_key`` is the key of a new document (default: random; a caller that encrypts more,
+    such as comments, passes its own). Returned loosely typed, like the decrypted trees.
     """
     if "sops" in data:
         raise SopsError("the document already has a top-level sops key (already encrypted?)")
@@ -372,7 +374,7 @@ def encrypt_document(
     if len(groups) > 1 and not 2 <= (shamir_threshold or len(groups)) <= len(groups):
         raise SopsError("shamir_threshold must be between 2 and the number of key groups")
 
-    data_key, reuse, prev_meta = _from_previous(previous, identities)
+    data_key, reuse, prev_meta = _from_previous(previous, identities, data_key)
     aes = _aes(data_key)
     enc = _Encrypter(aes, rule, mac_only_encrypted, reuse)
     tree = enc.mapping(data, "", False)
@@ -419,11 +421,14 @@ def _entries(found: object) -> Iterable[object]:
 
 
 def _from_previous(
-    previous: Mapping[str, object] | None, identities: Identities
+    previous: Mapping[str, object] | None, identities: Identities, new_key: bytes | None = None
 ) -> tuple[bytes, dict[tuple[str, bytes], tuple[bytes, str]], Mapping[str, object] | None]:
-    """(data key, IVs to reuse, previous metadata) from an existing encrypted document."""
+    """(data key, IVs to reuse, previous metadata) from an existing encrypted document; for a
+    new one, NEW_KEY or a random key."""
     if previous is None:
-        return os.urandom(datakey.DATA_KEY_SIZE), {}, None
+        if new_key is not None and len(new_key) != datakey.DATA_KEY_SIZE:
+            raise SopsError("the data key must be 32 bytes")
+        return new_key or os.urandom(datakey.DATA_KEY_SIZE), {}, None
     meta = _metadata(previous, None)
     try:
         key = datakey.unwrap(meta, _ring(identities))

@@ -233,6 +233,24 @@ class Api:
                 s.delete_mapping,
                 "superuser",
             ),
+            (
+                "POST",
+                "/api/integrations/{integration_id}/mappings/{mapping_id}/oauth/authorize",
+                s.authorize_mapping,
+                "superuser",
+            ),
+            (
+                "POST",
+                "/api/integrations/{integration_id}/mappings/{mapping_id}/oauth/refresh",
+                s.refresh_mapping,
+                "superuser",
+            ),
+            (
+                "POST",
+                "/api/integrations/{integration_id}/mappings/{mapping_id}/oauth/disconnect",
+                s.disconnect_mapping,
+                "superuser",
+            ),
             ("GET", "/api/integrations/{integration_id}/oauth", s.integration_oauth, "superuser"),
             ("POST", "/api/oauth/connections", s.create_connection, "superuser"),
             ("GET", "/api/oauth/connections/{connection_name}", s.get_connection, "superuser"),
@@ -372,6 +390,26 @@ class Api:
         self.state.delete_mapping(
             _uuid_param("integration_id", integration_id), _uuid_param("mapping_id", mapping_id)
         )
+        return 204, None
+
+    def _mapping_ids(self, integration_id: str, mapping_id: str) -> tuple[str, str]:
+        return _uuid_param("integration_id", integration_id), _uuid_param("mapping_id", mapping_id)
+
+    def authorize_mapping(
+        self, ctx: _Ctx, body: Any, integration_id: str, mapping_id: str
+    ) -> tuple[int, Any]:
+        redirect_uri = V.mapping_authorize(body)
+        url = self.state.authorize_mapping(*self._mapping_ids(integration_id, mapping_id), redirect_uri)
+        return 200, {"authorization_url": url}
+
+    def refresh_mapping(self, ctx: _Ctx, body: Any, integration_id: str, mapping_id: str) -> tuple[int, Any]:
+        m = self.state.refresh_mapping(*self._mapping_ids(integration_id, mapping_id))
+        return 200, mapping_json(self.state, m, None)
+
+    def disconnect_mapping(
+        self, ctx: _Ctx, body: Any, integration_id: str, mapping_id: str
+    ) -> tuple[int, Any]:
+        self.state.disconnect_mapping(*self._mapping_ids(integration_id, mapping_id))
         return 204, None
 
     def integration_oauth(self, ctx: _Ctx, body: Any, integration_id: str) -> tuple[int, Any]:

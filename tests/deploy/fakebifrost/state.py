@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,6 +281,8 @@ class State:
         # simulated OAuth token endpoint: when set, token fetches fail with this message
         self.token_endpoint_error: str | None = None
         self.token_ttl = dt.timedelta(hours=1)
+        # per-mapping Connect flows begun (signed single-use state -> mapping id)
+        self.mapping_states: dict[str, str] = {}
 
     # ---------------------------------------------------------------- organizations
 
@@ -740,6 +743,77 @@ class State:
             if mapping_id is not None:
                 self.mappings[mapping_id].oauth_token_id = token.id
             return token.id
+
+    # ---------------------------------------------------------------- per-mapping connections
+
+    def authorize_mapping(self, integration_id: str, mapping_id: str, redirect_uri: str) -> str:
+        """POST .../mappings/{id}/oauth/authorize: the authorization URL with a single-use state."""
+        with self.lock:
+            i = self.live_integration(integration_id)
+            p = self.provider_for(integration_id) if i else None
+            if p is None:
+                raise detail(404, "Integration or its OAuth provider not found")
+            if not p.authorization_url:
+                raise detail(
+                    400,
+                    "This integration uses client_credentials flow and does not require user authorization",
+                )
+            self.get_mapping(integration_id, mapping_id)
+            state = secrets.token_urlsafe(24)
+            self.mapping_states[state] = mapping_id
+            params = {
+                "client_id": p.client_id,
+                "response_type": "code",
+                "state": state,
+                "scope": " ".join(p.scopes),
+                "redirect_uri": redirect_uri,
+            }
+            url = resolve_url_template(p.authorization_url, None, p.token_url_defaults)
+            sep = "&" if "?" in url else "?"
+            return url + sep + urllib.parse.urlencode(params)
+
+    def complete_mapping_authorization(self, state: str, refresh_token: str | None = "fake-refresh") -> str:
+        """What the OAuth callback does with a per-mapping state: store a token in the mapping's
+        organization and link it (single use). Returns the token id."""
+        with self.lock:
+            mapping_id = self.mapping_states.pop(state)
+            m = self.mappings[mapping_id]
+            return self.add_oauth_token(
+                m.integration_id, m.organization_id, refresh_token=refresh_token, mapping_id=mapping_id
+            )
+
+    def disconnect_mapping(self, integration_id: str, mapping_id: str) -> None:
+        """POST .../oauth/disconnect: delete the mapping's token (204 even when it has none)."""
+        with self.lock:
+            m = self.get_mapping(integration_id, mapping_id)
+            token_id, m.oauth_token_id = m.oauth_token_id, None
+            if token_id is not None:
+                self.oauth_tokens.pop(token_id, None)
+
+    def refresh_mapping(self, integration_id: str, mapping_id: str) -> Mapping:
+        """POST .../oauth/refresh: 400 without a token (or a refresh token, authorization code),
+        502 when the token endpoint fails (the token is marked failed)."""
+        with self.lock:
+            m = self.get_mapping(integration_id, mapping_id)
+            if not m.oauth_token_id:
+                raise detail(400, "Mapping has no per-row OAuth connection to refresh")
+            token = self.oauth_tokens.get(m.oauth_token_id)
+            if token is None:
+                m.oauth_token_id = None
+                raise detail(404, "OAuth token row not found (mapping link cleared)")
+            p = self.provider_for(integration_id)
+            if p is None:
+                raise detail(400, "Integration has no OAuth provider")
+            if p.oauth_flow_type != "client_credentials" and not token.refresh_token:
+                raise detail(400, "No refresh token available — reconnect this mapping to acquire one")
+            token.last_refresh_at = now()
+            if self.token_endpoint_error is not None:
+                token.status, token.status_message = "failed", self.token_endpoint_error[:200]
+                raise detail(502, token.status_message)
+            token.access_token = f"fake-access-{secrets.token_hex(8)}"
+            token.expires_at = now() + self.token_ttl
+            token.status, token.status_message = "completed", None
+            return m
 
     def _mint(self, url: str) -> str:
         return f"fake-cc-{secrets.token_hex(8)}"

@@ -285,6 +285,20 @@ def mapping_update(body: Any) -> dict[str, Any]:
     return out
 
 
+def mapping_authorize(body: Any) -> str:
+    """MappingAuthorizeRequest: ``{"redirect_uri": str}`` (required)."""
+    data = body_object(body)
+    errs = Errors()
+    value = data.get("redirect_uri", _MISSING)
+    if value is _MISSING:
+        errs.add(("redirect_uri",), "Field required")
+    elif not isinstance(value, str):
+        errs.add(("redirect_uri",), "Input should be a valid string")
+    errs.raise_if_any()
+    assert isinstance(value, str)
+    return value
+
+
 def mapping_batch(body: Any) -> list[dict[str, Any]]:
     data = body_object(body)
     errs = Errors()

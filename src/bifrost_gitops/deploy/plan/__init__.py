@@ -10,7 +10,8 @@ ownership ledger. Why this order: docs/bifrost-api.md#apply-order.
 
 One module per part: :mod:`.ops` (Change / Op / Plan and their renderings), :mod:`.integration`
 (fields, schema, defaults), :mod:`.values` (config value diffs), :mod:`.mappings`,
-:mod:`.oauth`, :mod:`.ledger` (retirement and ownership), :mod:`.build` (the whole plan).
+:mod:`.oauth`, :mod:`.ledger` (retirement and ownership), :mod:`.batch` (override-free mapping
+creates, 500 a request), :mod:`.build` (the whole plan).
 Secrets never enter a Change: they show as set / changed / removed, decided by comparing
 sha256 hashes.
 """

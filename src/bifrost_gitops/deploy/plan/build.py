@@ -6,13 +6,17 @@ from __future__ import annotations
 from ..live import Live, match_integration
 from ..manifest import LEDGER
 from ..spec import IntegrationSpec, Manifest, MappingSpec, OrganizationSpec
+from .batch import MAX_BATCH, make_batches
 from .integration import plan_integration
 from .ledger import record, retire
 from .mappings import org_key
 from .ops import Options, Plan
 
 
-def make_plan(desired: Manifest, live: Live, opts: Options, read_requests: int = 0) -> Plan:
+def make_plan(
+    desired: Manifest, live: Live, opts: Options, read_requests: int = 0, batch_size: int = MAX_BATCH
+) -> Plan:
+    """The plan; BATCH_SIZE: the most override-free mapping creates per batch request (1: none)."""
     plan = Plan([], list(live.notes), [], [], read_requests, ledger=live.ledger, ledger_id=live.ledger_id)
     desired = _lower_org_ids(desired)
     live_orgs = {str(k).lower(): v for k, v in live.orgs.items()}
@@ -25,6 +29,7 @@ def make_plan(desired: Manifest, live: Live, opts: Options, read_requests: int =
     matched = {_integration(plan, want, live, opts, org_names) for want in desired["integrations"]}
     _undeclared(plan, live, opts, matched, org_names)
     record(plan, live)
+    plan.batches = make_batches(plan, live_orgs, batch_size)
     return plan
 
 

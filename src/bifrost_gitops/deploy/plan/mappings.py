@@ -11,6 +11,7 @@ from collections.abc import Mapping as Map
 
 from ..replies import Mapping
 from ..spec import Action, Edit, IntegrationSpec, MappingSpec, Resource
+from .connections import plan_connection
 from .ops import Change, Options, Plan, blank
 from .values import Keys, config_diff
 
@@ -54,6 +55,7 @@ def plan_mappings(
             _create(plan, name, addr, mp, keys, head, exists=exists)
         else:
             _update(plan, name, addr, mp, lm, keys, head)
+        plan_connection(plan, name, org, mp, lm, want["oauth"], head, opts)
     wanted = {mp["organization_id"] for mp in want["mappings"].values()}
     for oid, lm in sorted(live_by_org.items(), key=lambda kv: str(kv[0])):
         if oid in wanted:

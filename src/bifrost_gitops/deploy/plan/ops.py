@@ -8,8 +8,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
-from ..spec import Action, Edit, Ledger, Resource
+from ..spec import Action, Edit, Ledger, Resource, TokenState
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 
 def digest(value: object) -> str:
@@ -100,6 +104,8 @@ class Op:
     def title(self) -> str:
         if self.action is Action.REFRESH:
             what = "refresh oauth token"
+        elif self.action is Action.DISCONNECT:
+            what = "disconnect oauth token of"
         elif self.action is Action.RECORD:
             what = "record ownership in"
         else:
@@ -118,6 +124,22 @@ class Op:
         }
 
 
+@dataclass(frozen=True)
+class OrgConnection:
+    """The state of one organization's own OAuth connection (``oauth: own``) and what an admin
+    does about it; not a change (a refresh apply makes is an Op of its own)."""
+
+    address: str  # "Graph/contoso"
+    state: TokenState
+    advice: str  # "" when nothing is to be done
+
+    def text(self) -> str:
+        return f"{self.address}: {self.state}" + (f": {self.advice}" if self.advice else "")
+
+    def as_json(self) -> dict[str, object]:
+        return {"address": self.address, "state": str(self.state), "advice": self.advice}
+
+
 @dataclass
 class Plan:
     ops: list[Op]
@@ -133,6 +155,10 @@ class Plan:
     #: changed client-credentials providers with a templated token URL: no refresh is planned,
     #: Bifrost fetches their tokens on each SDK get (docs/bifrost-api.md#oauth-tokens)
     fetched_per_get: list[str] = field(default_factory=list)
+    #: the organizations that connect their own OAuth account, and each one's token state
+    connections: list[OrgConnection] = field(default_factory=list)
+    #: override-free mapping creates sent through the batch endpoint (:mod:`.batch`)
+    batches: list[Batch] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Op]:
@@ -193,3 +219,4 @@ class Options:
     prune: bool = False
     allow_key_removal: bool = False
     rotate_oauth_secrets: bool = False
+    disconnect_org_tokens: bool = False

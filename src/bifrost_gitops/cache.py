@@ -1,0 +1,288 @@
+"""The incremental cache: one file's `perfile.FileResult`, found again by the file's content.
+
+Where: ``$BIFROST_GITOPS_CACHE_DIR``, else ``$XDG_CACHE_HOME/bifrost-gitops``, else
+``~/.cache/bifrost-gitops``; one folder per repository (the hash of its real path). It lives
+outside the repository on purpose: a pull request could commit a forged cache, never one here.
+
+What: an entry's key is sha256(settings, path, bytes), where the settings digest covers the
+tool's version and the code of the per-file stage, Python, PyYAML and pydantic, and the
+project's bifrost-gitops.yaml and .sops.yaml. A changed file, a rename, a new release or new
+settings simply miss; nothing is ever looked up by path alone. Entries hold what the loader
+parsed (ciphertext stays ciphertext) and never a decrypted value.
+
+How: 32 shard files (by the key's first byte), each ``MAGIC + sha256(payload) + payload`` with
+a marshal payload of plain types. A shard whose header, checksum or shape is wrong is ignored
+(its files are parsed again and it is rewritten), never trusted. Shards are replaced whole with
+`atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
+cache lose at most a few entries (parsed again next time), and a reader never sees half a file.
+Beside them, ``index.bin`` maps a work-tree path to the size, times and inode it had when last
+read and the key of its bytes then, so an unchanged file is not even read (git's index does the
+same); entries younger than RACY_NS are left out, as a file may change again within one tick.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import marshal
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, cast
+
+from .atomic import write_atomic
+from .perfile import FileResult
+
+MAGIC = b"BGCACHE1"
+INDEX = "index.bin"
+#: a file changed less than this before it was indexed may change again unseen in the same tick
+RACY_NS = 2_000_000_000
+#: (size, mtime_ns, ctime_ns, inode) of a work-tree file
+Stat = tuple[int, int, int, int]
+ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
+ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
+#: a shard keeps the entries this process used and wrote, plus older ones up to this many
+KEEP_OLD = 256
+#: files the entries are spread over: one change rewrites one of them
+SHARDS = 32
+#: settings folders kept per repository (the most recently used)
+KEEP_SETTINGS = 4
+#: the modules whose code decides a FileResult: a change to any of them is a new cache
+_STAGE_MODULES = ("perfile", "loader", "structure", "model", "valuechecks", "diagnostics", "escape", "cache")
+
+
+def disabled() -> bool:
+    """BIFROST_GITOPS_NO_CACHE set to anything but '' or '0' turns the cache off."""
+    return os.environ.get(ENV_OFF, "") not in ("", "0")
+
+
+def base_dir() -> str:
+    given = os.environ.get(ENV_DIR)
+    if given:
+        return given
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "bifrost-gitops")
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """The per-file stage's own source, so an upgrade (or a developer's edit) is a new cache."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in _STAGE_MODULES:
+        try:
+            with open(os.path.join(here, name + ".py"), "rb") as f:
+                h.update(f.read())
+        except OSError:  # a zipped or compiled install: the version alone then
+            h.update(b"?")
+    return h.digest()
+
+
+def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
+    """Everything besides a file's path and bytes that can change its FileResult."""
+    import pydantic
+    import yaml
+
+    import bifrost_gitops
+
+    h = hashlib.sha256()
+    for part in (
+        MAGIC,
+        bifrost_gitops.__version__.encode(),
+        _code_digest(),
+        sys.version.encode(),
+        yaml.__version__.encode(),
+        pydantic.VERSION.encode(),
+        project,
+        sops_rules,
+    ):
+        h.update(b"-" if part is None else b"+%d:" % len(part) + part)
+    return h.digest()
+
+
+def _valid(key: object, row: object) -> bool:
+    """The shape of one entry as read back (marshal may yield any of its types)."""
+    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 8):
+        return False
+    path, state, diags, data, positions, implicit, marked, declared = row
+    return (
+        isinstance(path, str)
+        and type(state) is int
+        and type(diags) is tuple
+        and all(type(d) is tuple and len(d) == 7 for d in diags)
+        and (data is None or type(data) is dict)
+        and type(positions) is bytes
+        and type(implicit) is dict
+        and type(marked) is bool
+        and type(declared) is tuple
+    )
+
+
+class Cache:
+    """The cache of one repository under one set of settings."""
+
+    def __init__(self, root: str, settings: bytes, folder: str | None = None):
+        repo = hashlib.sha256(os.path.realpath(root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        self.top = os.path.join(folder or base_dir(), repo)
+        self.folder = os.path.join(self.top, settings.hex()[:24])
+        self.settings = settings
+        self._shards: dict[int, dict[bytes, FileResult]] = {}
+        self._used: dict[int, dict[bytes, FileResult]] = {}
+        self._dirty: set[int] = set()
+        self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
+        self._index_dirty = False
+
+    def key(self, path: str, content: bytes) -> bytes:
+        h = hashlib.sha256(self.settings)
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(content)
+        return h.digest()
+
+    def _path(self, shard: int) -> str:
+        return os.path.join(self.folder, f"{shard:02x}.bin")
+
+    def _read(self, shard: int) -> dict[bytes, FileResult]:
+        """A shard as on disk; {} when missing, foreign or damaged (never trusted)."""
+        raw = _load(self._path(shard))
+        if raw is None or not all(_valid(k, v) for k, v in raw.items()):
+            return {}
+        rows = cast("dict[bytes, tuple[Any, ...]]", raw)  # checked just above
+        return {k: FileResult(*v) for k, v in rows.items()}
+
+    def known(self, rel: str, stat: Stat) -> bytes | None:
+        """The key of a file last read with exactly this size, times and inode, if any."""
+        if self._index is None:
+            raw = _load(os.path.join(self.folder, INDEX))
+            ok = raw is not None and all(_valid_stat(k, v) for k, v in raw.items())
+            self._index = cast("dict[str, tuple[int, int, int, int, bytes]]", raw) if ok else {}
+        seen = self._index.get(rel)
+        return seen[4] if seen is not None and seen[:4] == stat else None
+
+    def unchanged(self, rel: str, stat: Stat) -> FileResult | None:
+        """The result of a work-tree file not changed since it was last read (see `known`)."""
+        key = self.known(rel, stat)
+        return self.get(key) if key is not None else None
+
+    def seen(self, rel: str, stat: Stat, key: bytes) -> None:
+        """Remember that REL with this size, times and inode has KEY (see `known`)."""
+        if self._index is None:
+            self.known(rel, stat)
+        assert self._index is not None
+        self._index[rel] = (*stat, key)
+        self._index_dirty = True
+
+    def get(self, key: bytes) -> FileResult | None:
+        shard = key[0] % SHARDS
+        entries = self._shards.get(shard)
+        if entries is None:
+            entries = self._shards[shard] = self._read(shard)
+        found = entries.get(key)
+        if found is not None:
+            self._used.setdefault(shard, {})[key] = found
+        return found
+
+    def put(self, key: bytes, result: FileResult) -> None:
+        shard = key[0] % SHARDS
+        self._used.setdefault(shard, {})[key] = result
+        self._shards.setdefault(shard, {})[key] = result
+        self._dirty.add(shard)
+
+    def save(self) -> None:
+        """Write the shards that gained entries (merged with their current state on disk) and
+        the index. A cache that cannot be written is no error: the next run parses again."""
+        if not self._dirty and not self._index_dirty:
+            return
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            self._prune_other_settings()
+            for shard in sorted(self._dirty):
+                self._write(shard)
+            if self._index_dirty and self._index is not None:
+                self._write_index(self._index)
+        except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
+            pass
+        self._dirty.clear()
+        self._index_dirty = False
+
+    def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
+        """The index without racy entries: a file written within RACY_NS of now could change
+        again within its timestamp's tick and look unchanged, so it is read again next time."""
+        import time
+
+        recent = time.time_ns() - RACY_NS
+        _dump(os.path.join(self.folder, INDEX), {k: v for k, v in index.items() if max(v[1], v[2]) < recent})
+
+    def _write(self, shard: int) -> None:
+        used = self._used.get(shard, {})
+        old = [(k, v) for k, v in self._read(shard).items() if k not in used]
+        merged = dict(old[-KEEP_OLD:]) if len(old) > KEEP_OLD else dict(old)
+        merged.update(used)
+        self._shards[shard] = merged
+        _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
+
+    def _prune_other_settings(self) -> None:
+        """Keep the folders of the KEEP_SETTINGS most recently used settings (a diff's base and
+        head may differ; an upgrade leaves the old version's behind) and remove the rest, so the
+        cache does not grow with every upgrade or edit of .sops.yaml."""
+        import shutil
+
+        os.utime(self.folder)
+        others = [os.path.join(self.top, n) for n in _listdir(self.top) if len(n) == 24]
+        others.sort(key=_mtime, reverse=True)
+        for folder in others[KEEP_SETTINGS:]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _dump(path: str, data: dict[object, object]) -> None:
+    """Write a cache file whole: MAGIC, the payload's sha256, the marshal payload."""
+    payload = marshal.dumps(data)
+    write_atomic(
+        path, MAGIC + hashlib.sha256(payload).digest() + payload, mode=0o600, prefix=".cache-", suffix=".tmp"
+    )
+
+
+def _load(path: str) -> dict[object, object] | None:
+    """A cache file's payload when its header and checksum hold and it is a dict, else None."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    head = len(MAGIC) + 32
+    if blob[: len(MAGIC)] != MAGIC or hashlib.sha256(blob[head:]).digest() != blob[len(MAGIC) : head]:
+        return None
+    try:
+        raw = marshal.loads(blob[head:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    return raw if type(raw) is dict else None
+
+
+def _valid_stat(rel: object, seen: object) -> bool:
+    return (
+        isinstance(rel, str)
+        and type(seen) is tuple
+        and len(seen) == 5
+        and all(type(n) is int for n in seen[:4])
+        and isinstance(seen[4], bytes)
+        and len(seen[4]) == 32
+    )
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _listdir(folder: str) -> Iterable[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return ()
+
+
+def open_cache(root: str, settings: bytes) -> Cache:
+    """The cache of a repository under these settings (read lazily, shard by shard)."""
+    return Cache(root, settings)

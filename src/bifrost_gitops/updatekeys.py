@@ -1,0 +1,129 @@
+"""`secrets updatekeys`: re-key every encrypted file whose recipients drifted from .sops.yaml.
+
+Drift is what `secrets recipients` reports (secretops.list_recipients). A file whose master keys
+are all age, in one group, is re-keyed natively: its data key, opened with the available age
+key, is wrapped for each new recipient and dropped for each removed one. Values, comments, the
+MAC and lastmodified stay byte for byte (as `sops updatekeys` leaves them), so the only lines
+that change are the sops block's age entries. Anything else (PGP, KMS, key groups) goes to the
+real `sops updatekeys -y`, or is left for a person when that binary is missing.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import sops, sopsrules
+from .repo import Result
+from .secretops import Recipients, header_and_dump, list_recipients, write_file
+from .sops import binary, datakey, splice
+from .sops.errors import NoKeyError, SopsError
+
+
+class How(enum.Enum):
+    """Who re-keys a file (or would, with --dry-run)."""
+
+    NATIVE = "re-keyed"
+    SOPS = "re-keyed by sops updatekeys"
+    NO_KEY = "not re-keyed: no available key opens it"
+    LEFT = "left for a person"
+
+
+@dataclass(frozen=True)
+class Rekey:
+    """One drifted file: the recipients added and removed (public keys only) and what happened."""
+
+    path: str
+    added: list[str]
+    removed: list[str]
+    how: How
+    reason: str = ""  # why it was left or failed (never a value)
+
+
+def update_keys(result: Result, dry_run: bool = False, keyring: sops.Keyring | None = None) -> list[Rekey]:
+    """Re-key every drifted file (none written with DRY_RUN); one Rekey per drifted file, in path order."""
+    ring = keyring or sops.default_keyring()
+    return [_one(result, row, dry_run, ring) for row in list_recipients(result) if row.missing or row.extra]
+
+
+def _one(result: Result, row: Recipients, dry_run: bool, ring: sops.Keyring) -> Rekey:
+    how, reason = _rekey(result, row, dry_run, ring)
+    return Rekey(row.path, row.missing, row.extra, how, reason)
+
+
+def _rekey(result: Result, row: Recipients, dry_run: bool, ring: sops.Keyring) -> tuple[How, str]:
+    path = os.path.join(result.root, row.path)
+    try:
+        current = sops.load_file(path)
+    except SopsError as e:
+        return How.LEFT, _strip(str(e), path)
+    meta = current["sops"]
+    if not _native(meta, result.root, row):
+        return (How.SOPS, "") if dry_run else _by_sops(result, row)
+    try:
+        key = datakey.unwrap(meta, ring, file=row.path)
+    except NoKeyError:
+        return How.NO_KEY, f"it is encrypted to {', '.join(sops.recipients(meta))}"
+    except SopsError as e:
+        return How.LEFT, _strip(str(e), row.path)
+    if not dry_run:
+        wanted = set(row.wanted or [])
+        kept = [e for e in meta.get("age") or [] if isinstance(e, Mapping) and e.get("recipient") in wanted]
+        entries = kept + [datakey.wrap_age(key, r) for r in row.missing]
+        _write(path, {**current, "sops": {**meta, "age": entries}}, row.config, result.root)
+    return How.NATIVE, ""
+
+
+def _native(meta: Mapping[str, object], root: str, row: Recipients) -> bool:
+    """Only age keys in one group, in the file and in the rule: the native path can do it all."""
+    if len(datakey.groups(meta)) != 1 or any(not r.startswith("age:") for r in sops.recipients(meta)):
+        return False
+    if row.config is None:
+        return False
+    try:
+        rule = sopsrules.rule_for(os.path.join(root, row.config), os.path.join(root, row.path))
+    except sopsrules.RulesError:
+        return False
+    return not rule.other_keys and len(rule.age_groups) == 1
+
+
+def _write(path: str, tree: dict[str, object], config: str | None, root: str) -> None:
+    """TREE (only its sops block changed) into PATH, every other line kept."""
+    if sops.store.format_of(path) == "json":
+        write_file(path, sops.dump_json(tree))
+        return
+    indent = sopsrules.yaml_indent(os.path.join(root, config) if config else None)
+    with open(path, encoding="utf-8") as f:
+        text = splice.rewrite(f.read(), tree, indent)
+    write_file(path, text if text is not None else header_and_dump(path, tree, indent))
+
+
+def _by_sops(result: Result, row: Recipients) -> tuple[How, str]:
+    """`sops --config CONFIG updatekeys -y FILE`; its output is not passed on (only its exit code)."""
+    exe = binary.find_sops()
+    if exe is None:
+        return How.LEFT, "it has non-age keys or key groups, and the sops binary was not found"
+    args = [exe, *(["--config", row.config] if row.config else []), "updatekeys", "-y", row.path]
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=result.root,
+            capture_output=True,
+            timeout=binary.DEFAULT_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return How.LEFT, f"sops updatekeys could not run ({type(e).__name__})"
+    if proc.returncode == 0:
+        return How.SOPS, ""
+    if proc.returncode == 128 or b"Failed to get the data key" in proc.stderr:
+        return How.NO_KEY, "sops updatekeys could not open it"
+    return How.LEFT, f"sops updatekeys failed (exit {proc.returncode})"
+
+
+def _strip(text: str, prefix: str) -> str:
+    return text[len(prefix) + 2 :] if text.startswith(prefix + ": ") else text
