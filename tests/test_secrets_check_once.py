@@ -149,3 +149,30 @@ def test_the_guards_alone_keep_the_results(repo: Path, monkeypatch: pytest.Monke
     assert {d.path.rsplit("/", 1)[-1] for d in once} == {
         f"{org}.yaml" for org in ("value", "mac", "stamp", "unquoted", "removed", "bytes", "yes", "anchored")
     }
+
+
+def test_jobs_give_the_same_findings_in_the_same_order(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    from support import load
+
+    result = load(repo)
+    ring = sops.make_keyring(sops.parse_identities((VECTORS / "keys.txt").read_text()))
+    pids = tmp_path / "pids"
+    real = secretops._check
+
+    def noting(*args: Any) -> Any:
+        with pids.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(secretops, "_check", noting)
+    monkeypatch.setattr(secretops, "PARALLEL_MIN", 1)  # these few files in workers too
+    one = secretops.check_files(result, ring, jobs=1)
+    three = secretops.check_files(result, ring, jobs=3)
+    assert three == one and len(one) == 8
+    assert len(set(pids.read_text().split()) - {str(os.getpid())}) >= 2  # opened by other processes
+    text = [check(repo, "--jobs", str(n)).stdout for n in (1, 2)]
+    assert text[0] == text[1] and "K005" in text[0]

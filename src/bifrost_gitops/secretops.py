@@ -6,9 +6,12 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import posixpath
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -196,15 +199,45 @@ def encrypted_files(result: Result) -> list[str]:
     return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
 
 
-def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
+#: fewer encrypted files than this are opened in this process: workers cost more than they save
+PARALLEL_MIN = 200
+#: what forked workers inherit instead of receiving it: (the loaded repository, the keys)
+_SHARED: tuple[Result, sops.Keyring] | None = None
+
+
+def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int = 1) -> list[Diagnostic]:
     """Open every encrypted file, verify its MAC and that Bifrost can store each value (K007).
 
-    A file no key opens is K004 (exit 2)."""
+    A file no key opens is K004 (exit 2). With JOBS > 1 the files are opened in up to JOBS forked
+    processes (the age unwrap of each file's data key is most of the work); the findings and
+    their order are the same as with one job."""
+    global _SHARED
     ring = keyring or sops.default_keyring()
+    files = encrypted_files(result)
+    if jobs > 1 and len(files) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
+        size = -(-len(files) // (jobs * 4))  # four chunks per worker: the load evens out
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        _SHARED = (result, ring)
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                return [d for found in pool.map(_check_shared, chunks) for d in found]
+        except (BrokenProcessPool, OSError):
+            pass  # no workers (a sandbox, out of processes): opened here
+        finally:
+            _SHARED = None
+    return _check(result, ring, files)
+
+
+def _check_shared(files: list[str]) -> list[Diagnostic]:
+    assert _SHARED is not None, "a worker forked by check_files"
+    return _check(*_SHARED, files)
+
+
+def _check(result: Result, ring: sops.Keyring, files: list[str]) -> list[Diagnostic]:
     docs = {p.doc.path: p.doc for p in result.catalog.documents()}
     flagged = {d.path for d in result.diagnostics}
     out: list[Diagnostic] = []
-    for rel in encrypted_files(result):
+    for rel in files:
         try:
             clear = _open(docs[rel], result.root, ring, rel not in flagged)
             out += storable.findings(docs[rel], clear)

@@ -210,7 +210,7 @@ def _check(
         result = load(repo, loading.jobs, not loading.cache)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
-        diags = sorted(diags + open_all(result), key=sort_key)
+        diags = sorted(diags + open_all(result, loading.jobs), key=sort_key)
     return result, suppress.apply(result, diags, codes)
 
 
@@ -557,15 +557,16 @@ def secrets_keygen(path: str | None) -> None:
 @secrets.command("check", short_help="Open every encrypted file and verify its MAC.")
 @click.argument("repo", default=".", type=click.Path())
 @SCAN_FORMAT
-def secrets_check(repo: str, fmt: str) -> None:
-    """Open every encrypted file with the available keys and verify its MAC.
+@load_options
+def secrets_check(repo: str, fmt: str, jobs: int | None, no_cache: bool) -> None:
+    """Open every encrypted file with the available keys and verify its MAC (in --jobs processes).
 
     Exit 0 when all open and verify, 1 when one was altered, 2 when a key is missing.
     """
     from .. import secretops
 
-    result = load(repo)
-    diags = open_all(result)
+    result = load(repo, jobs, no_cache)
+    diags = open_all(result, jobs)
     report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
     exit_for(diags, diags)
 

@@ -151,11 +151,13 @@ def load_options(f: F) -> F:
     )(f)
 
 
-def open_all(result: Result) -> list[Diagnostic]:
-    """Decrypt every encrypted file (MAC verified); files no key opens come back as K004."""
+def open_all(result: Result, jobs: int | None = None) -> list[Diagnostic]:
+    """Decrypt every encrypted file (MAC verified), in JOBS processes (default: as --jobs);
+    files no key opens come back as K004."""
     from .. import secretops
+    from ..parallel import default_jobs
 
-    return secretops.check_files(result)
+    return secretops.check_files(result, jobs=jobs or default_jobs())
 
 
 def exit_for(diags: list[Diagnostic], failing: list[Diagnostic]) -> NoReturn:
