@@ -41,6 +41,7 @@ from generate import generate  # noqa: E402
 
 BATCH = 2000  # files per check-jsonschema call, so argv stays well under ARG_MAX
 TARGET_FLOOR_RATIO = 2.0
+TARGET_PROCESS_RATIO = 1.3  # the command itself: start-up, load, report and exit
 TARGET_SPEEDUP = 5.0
 TARGET_EXAMPLES_S = 0.5
 
@@ -186,13 +187,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
-    # (b') ours as a command, once: like for like with (c)
-    t_cli, proc = wall([sys.executable, "-m", "bifrost_gitops", "validate", root])
+    # (b') ours as a command, best of 3: what a hook or CI job waits for; like for like with (c)
+    t_cli, proc = min(
+        (wall([sys.executable, "-m", "bifrost_gitops", "validate", root]) for _ in range(3)),
+        key=lambda r: r[0],
+    )
     rows.append(
         (
             "(b') python -m bifrost_gitops validate",
             f"{t_cli:8.3f} s",
-            f"subprocess, once, exit {proc.returncode}",
+            f"{t_cli / t_floor:.2f}x the floor, subprocess, best of 3, exit {proc.returncode}",
+        )
+    )
+    targets.append(
+        (
+            t_cli / t_floor <= TARGET_PROCESS_RATIO,
+            f"validate as a process / floor = {t_cli / t_floor:.2f}x (target <= {TARGET_PROCESS_RATIO:g}x)",
         )
     )
 

@@ -363,6 +363,63 @@ def test_one_org_change_rewrites_exactly_that_org(repo: Path, tmp_path: Path, mo
     assert sorted(after) == sorted(before)
 
 
+def files_at(out: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file under OUT: (inode, modification time, mode)."""
+    found = {}
+    for p in sorted(out.rglob("*")):
+        st = p.lstat()
+        if not stat.S_ISDIR(st.st_mode):
+            found[p.relative_to(out).as_posix()] = (st.st_ino, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+    return found
+
+
+def age(out: Path) -> None:
+    """Date every bundle file back, so a rewrite shows in its modification time."""
+    for p in out.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+
+
+@pytest.mark.parametrize("mode", ["seal", "plain", "redact"])
+def test_unchanged_files_keep_their_inode_and_mtime(repo: Path, tmp_path: Path, mode: str) -> None:
+    out = tmp_path / "bundle"
+    args = ("--secrets", mode, "--recipient", RUNTIME_RECIPIENT)
+    assert compile_(repo, out, *args).code == 0
+    age(out)
+    before, old = files_at(out), snapshot(out)
+    (repo / HALO_FABRIKAM).write_text((repo / HALO_FABRIKAM).read_text().replace("region: us", "region: eu"))
+    assert compile_(repo, out, *args).code == 0
+    after = files_at(out)
+    assert sorted(after) == sorted(before)
+    rewritten = sorted(rel for rel in after if after[rel][:2] != before[rel][:2])
+    assert rewritten == ["deploy.json", "index.json", "orgs/fabrikam.json"]
+    assert all(after[rel][1] > 1_000_000_000 for rel in rewritten)
+    assert {m for _, _, m in after.values()} == {0o600 if mode == "plain" else 0o644}
+    new = snapshot(out)
+    assert {rel for rel in new if new[rel] != old[rel]} == set(rewritten)
+    assert siblings(out) == []
+
+
+def test_a_file_with_other_mode_or_a_symlink_is_rewritten_not_kept(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    assert compile_(repo, out, "--secrets", "redact").code == 0
+    outside = tmp_path / "contoso-copy.json"
+    outside.write_bytes((out / "orgs" / "contoso.json").read_bytes())
+    (out / "orgs" / "contoso.json").unlink()
+    (out / "orgs" / "contoso.json").symlink_to(outside)  # same bytes, through a link
+    (out / "global.json").chmod(0o666)  # same bytes, another mode
+    age(out)
+    before = files_at(out)
+    (repo / HALO_FABRIKAM).write_text((repo / HALO_FABRIKAM).read_text().replace("region: us", "region: eu"))
+    run = compile_(repo, out, "--secrets", "redact")
+    assert run.code == 0
+    after = files_at(out)
+    assert after["global.json"][2] == 0o644 and after["global.json"][0] != before["global.json"][0]
+    assert not (out / "orgs" / "contoso.json").is_symlink()
+    assert (out / "orgs" / "contoso.json").read_bytes() == outside.read_bytes()
+    assert after["orgs/northwind.json"][:2] == before["orgs/northwind.json"][:2]
+
+
 def test_new_recipients_reseal_everything(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "sealed"
     assert compile_(repo, out, "--recipient", RUNTIME_RECIPIENT).code == 0
@@ -508,7 +565,7 @@ def test_a_failure_midway_leaves_the_previous_bundle_whole(
 
     def failing_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] > 3:  # three files are in the temporary folder by now
+        if calls["n"] > 2:  # two changed files written, the unchanged ones linked, by now
             os.close(fd)
             raise OSError(28, "No space left on device")
         return real_fdopen(fd, *args, **kwargs)
@@ -516,7 +573,7 @@ def test_a_failure_midway_leaves_the_previous_bundle_whole(
     monkeypatch.setattr(os, "fdopen", failing_fdopen)
     with pytest.raises(bundle.BundleError, match="No space left"):
         bundle.write(result.catalog, result.root, str(out), mode, keyring=sops.default_keyring())
-    assert calls["n"] > 3
+    assert calls["n"] > 2
     assert snapshot(out) == before
     assert siblings(out) == []
     monkeypatch.setattr(os, "fdopen", real_fdopen)
@@ -630,7 +687,7 @@ def test_the_temporary_folder_is_private_while_it_is_written(
     assert stat.S_IMODE(out.stat().st_mode) == (0o700 if mode == "plain" else 0o755)
 
 
-#: Runs the CLI and SIGKILLs itself after three bundle files are in the temporary folder:
+#: Runs the CLI and SIGKILLs itself after two changed bundle files are written (the unchanged ones linked):
 #: a real kill -9 mid-write, at a point that does not depend on timing.
 KILLED_MIDWAY = """
 import os, signal, sys
@@ -639,17 +696,17 @@ from bifrost_gitops.cli import main
 
 real_swap = bundle._swap_in
 
-def swap(out_dir, files, private):
+def swap(out_dir, files, private, **kw):
     real_fdopen, written = os.fdopen, []
 
     def fdopen(fd, *args, **kwargs):
         written.append(fd)
-        if len(written) > 3:
+        if len(written) > 2:
             os.kill(os.getpid(), signal.SIGKILL)
         return real_fdopen(fd, *args, **kwargs)
 
     os.fdopen = fdopen
-    real_swap(out_dir, files, private)
+    real_swap(out_dir, files, private, **kw)
 
 bundle._swap_in = swap
 main(["compile", *sys.argv[1:]])

@@ -74,3 +74,21 @@ def test_every_cited_api_doc_section_exists() -> None:
 def test_anchor_matches_github() -> None:
     assert _anchor(" OAuth fields not settable") == "oauth-fields-not-settable"
     assert _anchor("Values (and why), v1.2") == "values-and-why-v12"
+
+
+def _markdown_anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+    return {_anchor(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+
+
+def test_every_markdown_link_to_a_section_lands_on_one() -> None:
+    """A renamed heading must not leave a README or docs link pointing nowhere."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "benchmarks" / "README.md"]
+    anchors = {page: _markdown_anchors(page) for page in pages}
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)\s#]*)#([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            linked = (page.parent / target).resolve() if target else page
+            if linked in anchors and anchor not in anchors[linked]:
+                broken.append(f"{page.relative_to(ROOT)}: {target}#{anchor}")
+    assert broken == []

@@ -20,11 +20,12 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias, cast
 
 from . import sops, storable
 from .bundleformat import (
@@ -77,12 +78,12 @@ class SecretOpener:
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
         self.docs = {p.doc.path: p.doc for p in catalog.documents()}
-        self.clear: dict[str, Json] = {}
+        self.opened: dict[str, dict[str, Any]] = {}  # file -> its tree, encrypted leaves as Secrets
 
     def __call__(self, ref: SecretRef) -> Json:
         """The clear value at REF; raises SopsError (UnstorableSecret: K007 findings for every
         value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
-        tree = self.clear.get(ref.file)
+        tree = self.opened.get(ref.file)
         if tree is None:
             doc = self.docs[ref.file]
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
@@ -98,12 +99,11 @@ class SecretOpener:
             bad = storable.findings(doc, wrapped)
             if bad:
                 raise storable.UnstorableSecret(bad)
-            tree = sops.reveal(wrapped)
-            self.clear[ref.file] = tree
-        node = tree
+            tree = self.opened[ref.file] = wrapped  # kept wrapped: only the values asked for are revealed
+        node: Any = tree
         for part in ref.path:  # the path resolve found in this file: it leads to a value
-            node = node[part]  # type: ignore[index]
-        return node
+            node = node[part]
+        return cast("Json", sops.reveal(node))
 
 
 # --- records -------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def write(
     changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
     if changed:
         try:
-            _swap_in(out_dir, files, private=mode == "plain")
+            _swap_in(out_dir, files, private=mode == "plain", same=set(files) - set(changed))
         except OSError as e:
             where = e.filename or shown
             raise BundleError(
@@ -409,21 +409,26 @@ def clean_leftovers(out_dir: str) -> list[str]:
     return removed
 
 
-def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
+def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str] = frozenset()) -> None:
     """Write FILES into a private temporary folder beside OUT_DIR, then swap it in.
 
     The temporary folder is mode 0700 from creation (mkdtemp) and stays so while it is written
-    (plain bundles hold clear secrets); it gets the bundle's mode just before the swap."""
+    (plain bundles hold clear secrets); it gets the bundle's mode just before the swap. Files in
+    SAME (their bytes did not change) are hard links to the current bundle's files, so only what
+    changed is rewritten: an unchanged file keeps its inode and modification time."""
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.new-", dir=parent)
     lock = _hold(tmp)
+    mode = _effective_mode(0o600 if private else 0o644)
     try:
         for rel, data in files.items():
             path = os.path.join(tmp, rel)
             os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o755, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+            if rel in same and _reuse(os.path.join(out_dir, rel), path, data, mode):
+                continue
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         if hasattr(os, "sync"):  # durable before the swap: one flush, not one fsync per file
@@ -448,6 +453,37 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
             os.close(lock)
+
+
+def _effective_mode(mode: int) -> int:
+    """MODE as a new file gets it under the process's umask."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def _reuse(current: str, new: str, data: bytes, mode: int) -> bool:
+    """Hard-link CURRENT (the bundle's file now) at NEW when it is a regular file of ours with
+    MODE that holds exactly DATA; False (nothing left at NEW) when it cannot be reused.
+
+    The bytes are compared after linking, so what the link holds is what was checked."""
+    try:
+        st = os.lstat(current)
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode or st.st_uid != os.geteuid():
+            return False
+        if st.st_size != len(data):
+            return False
+        os.link(current, new, follow_symlinks=False)
+    except OSError:  # no hard links on this file system, or the file went away: write it
+        return False
+    try:
+        with open(new, "rb") as f:
+            if f.read() == data:
+                return True
+    except OSError:
+        pass
+    os.unlink(new)
+    return False
 
 
 def _exchange(a: str, b: str) -> bool:

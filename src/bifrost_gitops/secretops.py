@@ -6,8 +6,12 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import posixpath
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,7 +23,6 @@ from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
 from .sops import datakey, splice
-from .sops.comments import seal_comments
 
 # --- secrets set ---------------------------------------------------------------------------
 
@@ -78,6 +81,8 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
         text = _rewrite_yaml(path, sealed, indent)
         if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
+            from .sops.comments import seal_comments  # with cryptography: not for validate
+
             text = seal_comments(text, sealed["sops"], data_key)
     _check_clear_values_kept(path, rel, text, block)
     write_file(path, text)
@@ -194,16 +199,47 @@ def encrypted_files(result: Result) -> list[str]:
     return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
 
 
-def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Diagnostic]:
+#: fewer encrypted files than this are opened in this process: workers cost more than they save
+PARALLEL_MIN = 200
+#: what forked workers inherit instead of receiving it: (the loaded repository, the keys)
+_SHARED: tuple[Result, sops.Keyring] | None = None
+
+
+def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int = 1) -> list[Diagnostic]:
     """Open every encrypted file, verify its MAC and that Bifrost can store each value (K007).
 
-    A file no key opens is K004 (exit 2)."""
+    A file no key opens is K004 (exit 2). With JOBS > 1 the files are opened in up to JOBS forked
+    processes (the age unwrap of each file's data key is most of the work); the findings and
+    their order are the same as with one job."""
+    global _SHARED
     ring = keyring or sops.default_keyring()
-    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-    out: list[Diagnostic] = []
-    for rel in encrypted_files(result):
+    files = encrypted_files(result)
+    if jobs > 1 and len(files) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
+        size = -(-len(files) // (jobs * 4))  # four chunks per worker: the load evens out
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        _SHARED = (result, ring)
         try:
-            clear = sops.decrypt_file(os.path.join(result.root, rel), identities=ring, file=rel, wrap=True)
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                return [d for found in pool.map(_check_shared, chunks) for d in found]
+        except (BrokenProcessPool, OSError):
+            pass  # no workers (a sandbox, out of processes): opened here
+        finally:
+            _SHARED = None
+    return _check(result, ring, files)
+
+
+def _check_shared(files: list[str]) -> list[Diagnostic]:
+    assert _SHARED is not None, "a worker forked by check_files"
+    return _check(*_SHARED, files)
+
+
+def _check(result: Result, ring: sops.Keyring, files: list[str]) -> list[Diagnostic]:
+    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+    flagged = {d.path for d in result.diagnostics}
+    out: list[Diagnostic] = []
+    for rel in files:
+        try:
+            clear = _open(docs[rel], result.root, ring, rel not in flagged)
             out += storable.findings(docs[rel], clear)
         except sops.IntegrityError as e:
             out.append(
@@ -220,6 +256,46 @@ def check_files(result: Result, keyring: sops.Keyring | None = None) -> list[Dia
         except sops.SopsError as e:
             out.append(error("K003", rel, (0, 0), _reason(e, rel)))
     return out
+
+
+def _open(doc: loader.Document, root: str, ring: sops.Keyring, clean: bool) -> dict[str, Any]:
+    """DOC decrypted (``wrap``: encrypted leaves are Secrets), MAC verified.
+
+    A file whose MAC covers only the encrypted values is decrypted from the parse the load
+    already made: its clear values, the one place where our YAML 1.1 typing and sops's go-yaml
+    typing differ, are not hashed, and the encrypted ones are ENC[...] text either way. Anything
+    this cannot settle goes to the sops store's own parse of the file, which then decides the
+    result or the error, exactly as before: a file the load flagged (CLEAN false), a sops block
+    with a value YAML 1.1 typed that go-yaml may read otherwise, a merge key, a failure."""
+    if clean and _same_either_way(doc):
+        try:
+            return sops.decrypt_document(
+                doc.data, identities=ring, file=doc.path, wrap=True, use_binary=False
+            )
+        except sops.SopsError:
+            pass  # the error as sops reads the file: from its own parse
+    return sops.decrypt_file(os.path.join(root, doc.path), identities=ring, file=doc.path, wrap=True)
+
+
+#: sops-block scalars YAML 1.1 and go-yaml type alike (the rest of the block must be text)
+_SAME_TYPED = {("boolean", "true"), ("boolean", "false")}
+
+
+def _same_either_way(doc: loader.Document) -> bool:
+    """Whether sops reading DOC's file would decrypt the same values under the same MAC."""
+    meta = doc.data.get("sops")
+    if not isinstance(meta, dict) or meta.get("mac_only_encrypted") is not True or doc.notes:
+        return False
+    if not doc.path.endswith((".yaml", ".yml")):
+        return False
+    for path, (kind, text) in doc.implicit.items():
+        if (
+            path[:1] == ("sops",)
+            and (kind, text) not in _SAME_TYPED
+            and not (kind == "integer" and text.isdigit())
+        ):
+            return False
+    return not any("<<" in path for path in doc.values)
 
 
 def integrity_pos(doc: loader.Document, e: sops.IntegrityError) -> loader.Pos:
@@ -332,34 +408,47 @@ class _Rules:
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
     only, so no key is needed (cheap enough for every `validate`)."""
-    docs = {p.doc.path: p.doc.data for p in result.catalog.documents()}
+    return [Recipients(rel, sops.recipients(meta), *against) for rel, meta, against in _against_rules(result)]
+
+
+def _against_rules(
+    result: Result,
+) -> Iterator[tuple[str, Any, tuple[list[str] | None, list[str], list[str], str | None]]]:
+    """(path, sops metadata, (wanted, missing, extra, config)) of every encrypted file, by path."""
     tree = result.tree
     rules = _Rules(result.root, tree if isinstance(tree, _Blobs) else None)
-    out = []
-    for rel in encrypted_files(result):
+    docs = sorted(
+        ((p.doc.path, p.doc.data) for p in result.catalog.documents() if "sops" in p.doc.data),
+        key=lambda d: d[0],
+    )
+    for rel, data in docs:
         full = os.path.join(result.root, rel)
-        meta = docs[rel]["sops"]
-        have = sops.recipients(meta)
+        meta = data["sops"]
         age_have = {r for group in sops.age_recipients(meta) for r in group}
         config = rules.config(full)
         wanted = rules.wanted(config, full) if config is not None else None
         missing = sorted(set(wanted) - age_have) if wanted is not None else []
         extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        where = rules.shown(config, result.root) if config else None
-        out.append(Recipients(rel, have, wanted, missing, extra, where))
-    return out
+        yield rel, meta, (wanted, missing, extra, rules.shown(config, result.root) if config else None)
 
 
 def drift(result: Result) -> list[Diagnostic]:
     """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
-    ``age:`` list of their sops block (no key needed)."""
+    ``age:`` list of their sops block (no key needed). Only those files are described."""
     import gc
 
     was_enabled = gc.isenabled()
     gc.disable()  # acyclic objects for thousands of files: as in repo.load_tree
     try:
+        rows = [
+            Recipients(rel, [], wanted, missing, extra, config)
+            for rel, _meta, (wanted, missing, extra, config) in _against_rules(result)
+            if missing or extra
+        ]
+        if not rows:
+            return []
         docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-        return recipient_findings(list_recipients(result), docs)
+        return recipient_findings(rows, docs)
     finally:
         if was_enabled:
             gc.enable()

@@ -139,3 +139,23 @@ def test_values_needing_encryption_must_be_encrypted(tmp_path: os.PathLike[str])
     doc["b"] = 2  # a clear value where an encrypted one belongs
     with pytest.raises(sops.IntegrityError, match="should be encrypted"):
         sops.decrypt_document(doc, identities=[ident], use_binary=False)
+
+
+def test_every_value_gets_its_own_iv_across_batches() -> None:
+    """IVs are drawn from the OS in batches: more values than one batch still get distinct IVs."""
+    import pyrage
+
+    from bifrost_gitops.sops import values
+
+    ident = pyrage.x25519.Identity.generate()
+    doc = {f"k{i}": f"v{i % 3}" for i in range(values.IVs.BATCH * 2 + 7)}
+    enc = sops.encrypt_document(doc, recipients=[str(ident.to_public())])
+    ivs = [values.parse(enc[k]).iv for k in doc]
+    assert len(set(ivs)) == len(ivs) and {len(iv) for iv in ivs} == {values.IV_SIZE}
+    assert sops.decrypt_document(enc, identities=[ident], use_binary=False) == doc
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_json_refuses_what_it_cannot_hold(bad: float) -> None:
+    with pytest.raises(sops.SopsError, match="JSON cannot hold Inf or NaN"):
+        sops.dump_json({"a": {"b": [1, bad]}})

@@ -47,6 +47,13 @@ class _Group(click.Group):
     exception text either, since it could carry a value read from a secret file. When the
     command line asked for ``--format json``, every such error is also a JSON object on stdout."""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The console command (the `bifrost-gitops` script, `python -m bifrost_gitops`); CliRunner
+        and library callers use ``main.main`` and keep an ordinary exit (see process.py)."""
+        from . import process
+
+        process.console(lambda: self.main(*args, **kwargs))
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[JSON_ERRORS] = asks_json(args)
         return super().parse_args(ctx, args)
@@ -195,13 +202,15 @@ def _check(
 
     if staged or rev is not None:
         from ..repo import load_git
+        from .process import loaded
 
         result = load_git(repo, rev, loading)
+        loaded()
     else:
         result = load(repo, loading.jobs, not loading.cache)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
-        diags = sorted(diags + open_all(result), key=sort_key)
+        diags = sorted(diags + open_all(result, loading.jobs), key=sort_key)
     return result, suppress.apply(result, diags, codes)
 
 
@@ -548,15 +557,16 @@ def secrets_keygen(path: str | None) -> None:
 @secrets.command("check", short_help="Open every encrypted file and verify its MAC.")
 @click.argument("repo", default=".", type=click.Path())
 @SCAN_FORMAT
-def secrets_check(repo: str, fmt: str) -> None:
-    """Open every encrypted file with the available keys and verify its MAC.
+@load_options
+def secrets_check(repo: str, fmt: str, jobs: int | None, no_cache: bool) -> None:
+    """Open every encrypted file with the available keys and verify its MAC (in --jobs processes).
 
     Exit 0 when all open and verify, 1 when one was altered, 2 when a key is missing.
     """
     from .. import secretops
 
-    result = load(repo)
-    diags = open_all(result)
+    result = load(repo, jobs, no_cache)
+    diags = open_all(result, jobs)
     report(diags, len(secretops.encrypted_files(result)), fmt, result.root)
     exit_for(diags, diags)
 

@@ -125,8 +125,11 @@ def load(repo: str, jobs: int | None = None, no_cache: bool = False) -> Result:
     """The checked repository at REPO (pydantic and the checks load only now); JOBS and
     NO_CACHE as given by `load_options`."""
     from ..repo import LoadOptions, load
+    from .process import loaded
 
-    return load(repo, LoadOptions(jobs, not no_cache))
+    result = load(repo, LoadOptions(jobs, not no_cache))
+    loaded()
+    return result
 
 
 def load_options(f: F) -> F:
@@ -148,11 +151,13 @@ def load_options(f: F) -> F:
     )(f)
 
 
-def open_all(result: Result) -> list[Diagnostic]:
-    """Decrypt every encrypted file (MAC verified); files no key opens come back as K004."""
+def open_all(result: Result, jobs: int | None = None) -> list[Diagnostic]:
+    """Decrypt every encrypted file (MAC verified), in JOBS processes (default: as --jobs);
+    files no key opens come back as K004."""
     from .. import secretops
+    from ..parallel import default_jobs
 
-    return secretops.check_files(result)
+    return secretops.check_files(result, jobs=jobs or default_jobs())
 
 
 def exit_for(diags: list[Diagnostic], failing: list[Diagnostic]) -> NoReturn:

@@ -12,8 +12,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ..nodes import Node
 from . import binary, datakey, mac, values
 from .errors import IntegrityError, NoKeyError, SopsError
@@ -24,6 +22,7 @@ from .store import format_of, load_file
 from .tree import Rule, make_rule, rule_of
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from typing_extensions import Unpack
 
 VERSION = "3.11.0"
@@ -37,6 +36,14 @@ def _ring(identities: Identities) -> Keyring:
     if isinstance(identities, Keyring):
         return identities
     return make_keyring(list(identities))
+
+
+def _aes(key: bytes) -> AESGCM:
+    """AES-GCM with KEY. cryptography is imported here, on first use: a command that only reads
+    the sops metadata (validate) never loads it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
 
 
 def _where(prefix: str) -> str:
@@ -148,7 +155,7 @@ def _decrypt_native(
     meta = _metadata(data, file)
     rule = rule_of(meta, file)
     key = datakey.unwrap(meta, ring, file)
-    dec = _Decrypter(AESGCM(key), rule, meta.get("mac_only_encrypted") is True, wrap, file)
+    dec = _Decrypter(_aes(key), rule, meta.get("mac_only_encrypted") is True, wrap, file)
     return _finish(dec, data, meta, key, verify)
 
 
@@ -257,33 +264,45 @@ class _Encrypter:
     ) -> None:
         self.aes, self.rule, self.mac_only, self.reuse = aes, rule, mac_only, reuse
         self.hash = mac.new_hash(mac_only)
+        self.ivs = values.IVs()
+        self.matches: dict[str, bool] = {}
+        # whether a leaf is encrypted, by whether a key on its path matched (comment rules:
+        # unencrypted_comment_regex encrypts everything, encrypted_comment_regex nothing)
+        by_comment = rule.field == "unencrypted_comment_regex"
+        decided = {m: rule.encrypted(m) for m in (True, False)}
+        self.when = {m: by_comment if e is None else e for m, e in decided.items()}
+
+    def match(self, key: str) -> bool:
+        m = self.matches.get(key)
+        if m is None:
+            m = self.matches[key] = self.rule.matches(key)
+        return m
 
     def mapping(self, node: Mapping[str, object], prefix: str, matched: bool) -> dict[str, object]:
         out: dict[str, object] = {}
         for k, v in node.items():
             if not isinstance(k, str):
                 raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
-            out[k] = self.node(v, prefix + k + ":", matched or self.rule.matches(k))
+            out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
         return out
 
     def node(self, v: object, prefix: str, matched: bool) -> object:
-        if isinstance(v, Mapping):
-            return self.mapping(v, prefix, matched)
-        if isinstance(v, list | tuple):
-            return [self.node(x, prefix, matched) for x in v]
-        secret = isinstance(v, Secret)
-        if isinstance(v, Secret):
-            v = v.reveal()
-        if v is None:
-            return None
-        enc = self.rule.encrypted(matched)
-        if enc is None:
-            enc = self.rule.field == "unencrypted_comment_regex"
+        secret = False
+        if type(v) is not str:  # text, most leaves, is neither a container nor a Secret
+            if isinstance(v, Mapping):
+                return self.mapping(v, prefix, matched)
+            if isinstance(v, list | tuple):
+                return [self.node(x, prefix, matched) for x in v]
+            if isinstance(v, Secret):
+                secret, v = True, v.reveal()
+            if v is None:
+                return None
+        enc = self.when[matched]
         try:
             plain, typ = values.to_plaintext(v)
         except (TypeError, ValueError) as e:
             raise SopsError(f"value at {_where(prefix)} cannot be stored: {e}") from None
-        if isinstance(v, dt.date | dt.datetime):
+        if typ == "time" and isinstance(v, dt.date):  # a datetime is a date too
             v = Timestamp(plain.decode())
         if not enc:
             if secret:
@@ -296,10 +315,11 @@ class _Encrypter:
         if v == "":
             return ""
         self.hash.update(plain)
-        iv = None
-        old = self.reuse.get((prefix, plain))
+        old = self.reuse.get((prefix, plain)) if self.reuse else None
         if old is not None and (old[1] == typ or {old[1], typ} == {"int", "float"}):
             iv, typ = old
+        else:
+            iv = self.ivs.next()
         return values.encrypt_bytes(self.aes, plain, typ, prefix, iv)
 
 
@@ -355,7 +375,7 @@ def encrypt_document(
         raise SopsError("shamir_threshold must be between 2 and the number of key groups")
 
     data_key, reuse, prev_meta = _from_previous(previous, identities, data_key)
-    aes = AESGCM(data_key)
+    aes = _aes(data_key)
     enc = _Encrypter(aes, rule, mac_only_encrypted, reuse)
     tree = enc.mapping(data, "", False)
 
@@ -412,7 +432,7 @@ def _from_previous(
     meta = _metadata(previous, None)
     try:
         key = datakey.unwrap(meta, _ring(identities))
-        dec = _Decrypter(AESGCM(key), rule_of(meta), meta.get("mac_only_encrypted") is True, False, None)
+        dec = _Decrypter(_aes(key), rule_of(meta), meta.get("mac_only_encrypted") is True, False, None)
         dec.seen = {}
         _finish(dec, previous, meta, key, True)
     except (NoKeyError, IntegrityError):

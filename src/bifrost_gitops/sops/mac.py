@@ -7,9 +7,10 @@ the MAC or the timestamp fails authentication (spec section 6).
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import values
 from .errors import IntegrityError, SopsError

@@ -31,17 +31,21 @@ class Rule:
                 object.__setattr__(self, "_rx", re.compile(self.value))
             except re.error:
                 raise SopsError(f"{self.field} is not a valid regular expression") from None
+        # asked for every key and leaf of a document: decided once per rule
+        object.__setattr__(self, "_comment", self.field.endswith("comment_regex"))
+        object.__setattr__(self, "_suffix", self.field.endswith("suffix"))
+        object.__setattr__(self, "_positive", self.field.startswith("encrypted"))
 
     @property
     def by_comment(self) -> bool:
         """Comment rules need the YAML comments, which are not part of the data we see."""
-        return self.field.endswith("comment_regex")
+        return self._comment  # type: ignore[attr-defined,no-any-return]
 
     def matches(self, key: str) -> bool:
         """Whether one key of the path matches the rule's suffix or regex."""
-        if self.field.endswith("suffix"):
+        if self._suffix:  # type: ignore[attr-defined]
             return key.endswith(self.value)
-        if self.by_comment:
+        if self._comment:  # type: ignore[attr-defined]
             return False
         return bool(self._rx.search(key))  # type: ignore[attr-defined]
 
@@ -52,9 +56,9 @@ class Rule:
         (on decryption: ENC[...] strings are encrypted; on encryption: ``unencrypted_comment_regex``
         encrypts everything, ``encrypted_comment_regex`` nothing).
         """
-        if self.by_comment:
+        if self._comment:  # type: ignore[attr-defined]
             return None
-        return matched if self.field.startswith("encrypted") else not matched
+        return matched if self._positive else not matched  # type: ignore[attr-defined]
 
 
 def rule_of(meta: Mapping[str, object], file: str | None = None) -> Rule:

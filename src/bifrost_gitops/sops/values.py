@@ -13,10 +13,7 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import TypeAlias
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, TypeAlias
 
 from .gotypes import (
     INT64_MAX,
@@ -28,6 +25,9 @@ from .gotypes import (
     parse_float,
     parse_int,
 )
+
+if TYPE_CHECKING:  # cryptography loads only when a value is opened or sealed (validate never does)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 IV_SIZE = 32
 # sops's own regex: prefix match, greedy groups
@@ -81,8 +81,12 @@ def decrypt_bytes(aes: AESGCM, enc: EncValue, aad: str) -> bytes:
     """The plaintext bytes of one value; raises ValueAuthError."""
     try:
         return aes.decrypt(enc.iv, enc.data + enc.tag, aad.encode())
-    except InvalidTag:
-        raise ValueAuthError("could not decrypt value: message authentication failed") from None
+    except Exception as e:
+        from cryptography.exceptions import InvalidTag
+
+        if isinstance(e, InvalidTag):
+            raise ValueAuthError("could not decrypt value: message authentication failed") from None
+        raise
 
 
 def from_plaintext(plain: bytes, typ: str) -> Plain:
@@ -105,6 +109,8 @@ def from_plaintext(plain: bytes, typ: str) -> Plain:
 
 def to_plaintext(value: object) -> tuple[bytes, str]:
     """(bytes, type tag) sops would encrypt for ``value``; also the bytes the MAC hashes."""
+    if type(value) is str:  # the common case first
+        return value.encode("utf-8"), "str"
     if isinstance(value, bool):
         return (b"True" if value else b"False"), "bool"
     if isinstance(value, int):
@@ -143,8 +149,24 @@ def encrypt_bytes(aes: AESGCM, plain: bytes, typ: str, aad: str, iv: bytes | Non
     if iv is None:
         iv = os.urandom(IV_SIZE)
     ct = aes.encrypt(iv, plain, aad.encode())
-    b64 = base64.b64encode
-    return (
-        f"ENC[AES256_GCM,data:{b64(ct[:-16]).decode()},iv:{b64(iv).decode()},"
-        f"tag:{b64(ct[-16:]).decode()},type:{typ}]"
-    )
+    b64 = binascii.b2a_base64  # standard base64 with padding, as base64.b64encode (its wrapper skipped)
+    data, iv64, tag = b64(ct[:-16], newline=False), b64(iv, newline=False), b64(ct[-16:], newline=False)
+    return f"ENC[AES256_GCM,data:{data.decode()},iv:{iv64.decode()},tag:{tag.decode()},type:{typ}]"
+
+
+class IVs:
+    """Fresh random IVs for one document, drawn from the OS in batches (one system call for many
+    values instead of one each; the bytes are the same kind os.urandom gives one at a time)."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.at = 0
+
+    def next(self) -> bytes:
+        if self.at >= len(self.pool):
+            self.pool, self.at = os.urandom(IV_SIZE * self.BATCH), 0
+        iv = self.pool[self.at : self.at + IV_SIZE]
+        self.at += IV_SIZE
+        return iv
