@@ -131,3 +131,13 @@ def test_a_damaged_checks_file_is_ignored_and_rebuilt(
     assert len(mappings) > 1 and sorted(set(checked)) == mappings, "a damaged checks file was trusted"
     checked.clear()
     assert validate(root) == expected and checked == [], "the damaged checks file was not rewritten"
+
+
+def test_a_broken_sops_block_is_reported_warm_as_cold(make_repo: Callable[..., Path]) -> None:
+    """K003 (a document's own sops metadata) is kept with the file's parse, not re-derived."""
+    broken = FILES["integrations/HaloPSA/mappings/fabrikam.yaml"] + "sops:\n  lastmodified: '2024-01-01'\n"
+    root = make_repo({**FILES, "integrations/HaloPSA/mappings/fabrikam.yaml": broken})
+    expected = validate(root, "--no-cache")
+    assert "fabrikam.yaml:7:1: K003 " in expected[0][1], expected[0][1]
+    assert validate(root) == expected  # fills the cache
+    assert validate(root) == expected  # from it
