@@ -4,6 +4,7 @@ it; two processes sharing it; one job and two giving the same bytes."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import marshal
 import os
@@ -309,13 +310,17 @@ def test_a_failing_worker_pool_falls_back_to_this_process(
     root = make_repo(BROKEN)
     expected = cold(root)
 
+    tried: list[object] = []
+
     class NoPool:
         def __init__(self, *a: object, **k: object) -> None:
+            tried.append(a)
             raise OSError("no processes")
 
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(parallel, "ProcessPoolExecutor", NoPool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)  # parallel imports it when used
     assert validate(root, "--no-cache", "--jobs", "2") == expected
+    assert tried, "no worker pool was asked for"
 
 
 def test_jobs_default_is_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,9 @@ cache lose at most a few entries (parsed again next time), and a reader never se
 Beside them, ``index.bin`` maps a work-tree path to the size, times and inode it had when last
 read and the key of its bytes then, so an unchanged file is not even read (git's index does the
 same); entries younger than RACY_NS are left out, as a file may change again within one tick.
+And ``checks.bin`` keeps the findings of checks that read a few documents (a mapping's values
+against its integration and provider: checks.Memo) under those documents' keys together, so a
+warm run checks again only what a change can affect; merged and written like a shard.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from .atomic import write_atomic
-from .perfile import FileResult
+from .perfile import DiagRow, FileResult
 
 MAGIC = b"BGCACHE1"
 INDEX = "index.bin"
+CHECKS = "checks.bin"
 #: a file changed less than this before it was indexed may change again unseen in the same tick
 RACY_NS = 2_000_000_000
 #: (size, mtime_ns, ctime_ns, inode) of a work-tree file
@@ -48,7 +52,9 @@ SHARDS = 32
 #: settings folders kept per repository (the most recently used)
 KEEP_SETTINGS = 4
 #: the modules whose code decides a FileResult: a change to any of them is a new cache
-_STAGE_MODULES = ("perfile", "loader", "structure", "model", "valuechecks", "diagnostics", "escape", "cache")
+_STAGE_MODULES = (
+    "perfile", "loader", "structure", "model", "valuechecks", "checks", "catalog", "diagnostics", "escape", "cache"
+)  # fmt: skip
 
 
 def disabled() -> bool:
@@ -108,8 +114,7 @@ def _valid(key: object, row: object) -> bool:
     return (
         isinstance(path, str)
         and type(state) is int
-        and type(diags) is tuple
-        and all(type(d) is tuple and len(d) == 7 for d in diags)
+        and _valid_rows(diags)
         and (data is None or type(data) is dict)
         and type(positions) is bytes
         and type(implicit) is dict
@@ -131,6 +136,9 @@ class Cache:
         self._dirty: set[int] = set()
         self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
         self._index_dirty = False
+        self._dirty_checks = False
+        self._checks: dict[bytes, tuple[DiagRow, ...]] | None = None
+        self._checks_used: dict[bytes, tuple[DiagRow, ...]] = {}
 
     def key(self, path: str, content: bytes) -> bytes:
         h = hashlib.sha256(self.settings)
@@ -187,10 +195,25 @@ class Cache:
         self._shards.setdefault(shard, {})[key] = result
         self._dirty.add(shard)
 
+    def checked(self, key: bytes) -> tuple[DiagRow, ...] | None:
+        """The findings kept under KEY by `check_done` (see checks.Memo), if any."""
+        if self._checks is None:
+            self._checks = _read_checks(os.path.join(self.folder, CHECKS))
+        found = self._checks.get(key)
+        if found is not None:
+            self._checks_used[key] = found
+        return found
+
+    def check_done(self, key: bytes, rows: tuple[DiagRow, ...]) -> None:
+        if self._checks is None:
+            self._checks = {}
+        self._checks[key] = self._checks_used[key] = rows
+        self._dirty_checks = True
+
     def save(self) -> None:
         """Write the shards that gained entries (merged with their current state on disk) and
         the index. A cache that cannot be written is no error: the next run parses again."""
-        if not self._dirty and not self._index_dirty:
+        if not self._dirty and not self._index_dirty and not self._dirty_checks:
             return
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -199,10 +222,22 @@ class Cache:
                 self._write(shard)
             if self._index_dirty and self._index is not None:
                 self._write_index(self._index)
+            if self._dirty_checks:
+                self._write_checks()
         except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
             pass
         self._dirty.clear()
-        self._index_dirty = False
+        self._index_dirty = self._dirty_checks = False
+
+    def _write_checks(self) -> None:
+        """The findings used or made by this run, plus as many older ones (a diff's base and
+        head, or a branch switched back and forth, keep theirs), merged with the disk's."""
+        path = os.path.join(self.folder, CHECKS)
+        old = [(k, v) for k, v in _read_checks(path).items() if k not in self._checks_used]
+        keep = max(len(self._checks_used), KEEP_OLD)
+        merged = dict(old[-keep:]) if len(old) > keep else dict(old)
+        merged.update(self._checks_used)
+        _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
         """The index without racy entries: a file written within RACY_NS of now could change
@@ -256,6 +291,20 @@ def _load(path: str) -> dict[object, object] | None:
     except (ValueError, EOFError, TypeError):
         return None
     return raw if type(raw) is dict else None
+
+
+def _valid_rows(rows: object) -> bool:
+    return type(rows) is tuple and all(type(d) is tuple and len(d) == 7 for d in rows)
+
+
+def _read_checks(path: str) -> dict[bytes, tuple[DiagRow, ...]]:
+    """checks.bin as on disk; {} when missing, foreign or damaged (never trusted)."""
+    raw = _load(path)
+    if raw is None or not all(
+        isinstance(k, bytes) and len(k) >= 32 and len(k) % 32 == 0 and _valid_rows(v) for k, v in raw.items()
+    ):
+        return {}
+    return cast("dict[bytes, tuple[DiagRow, ...]]", raw)
 
 
 def _valid_stat(rel: object, seen: object) -> bool:

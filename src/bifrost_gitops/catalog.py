@@ -7,7 +7,7 @@ read it. `Parsed[M]` keeps the document model's type (Parsed[Integration], Parse
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeGuard, TypeVar
 
@@ -28,21 +28,56 @@ M = TypeVar("M", bound=AnyDocument, covariant=True)
 K = TypeVar("K", bound=AnyDocument)
 
 
-@dataclass(frozen=True)
 class Parsed(Generic[M]):
-    """A structurally valid document with its source."""
+    """A structurally valid document with its source. The model may be made on first use
+    (MAKE, with its class KIND known beforehand): a warm run whose checks come from the cache
+    never needs the models of the documents that did not change (see perfile.rebuild)."""
 
-    doc: Document
-    model: M
+    __slots__ = ("_make", "_model", "doc", "kind")
+
+    def __init__(
+        self,
+        doc: Document,
+        model: M | None = None,
+        make: Callable[[], M] | None = None,
+        kind: type | None = None,
+    ):
+        if model is None and (make is None or kind is None):
+            raise TypeError("Parsed needs a model, or a way to make it and its kind")
+        self.doc = doc
+        self._model = model
+        self._make = make
+        self.kind: type = type(model) if model is not None else kind  # type: ignore[assignment]
+
+    @property
+    def model(self) -> M:
+        if self._model is None:
+            assert self._make is not None
+            self._model = self._make()
+            self._make = None
+        return self._model
+
+    @property
+    def made(self) -> bool:
+        """Whether the model exists yet (a lazy one not asked for has not been made)."""
+        return self._model is not None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Parsed) and (self.doc, self.model) == (other.doc, other.model)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Parsed({self.doc.path!r}, {self.kind.__name__})"
 
 
 def of_kind(parsed: Iterable[Parsed[AnyDocument]], kind: type[K]) -> list[Parsed[K]]:
-    """The documents of one kind, in their order, typed as that kind."""
+    """The documents of one kind, in their order, typed as that kind (no lazy model is made)."""
     return [p for p in parsed if _is(p, kind)]
 
 
 def _is(p: Parsed[AnyDocument], kind: type[K]) -> TypeGuard[Parsed[K]]:
-    return isinstance(p.model, kind)
+    return issubclass(p.kind, kind)
 
 
 @dataclass

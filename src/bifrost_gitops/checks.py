@@ -1,5 +1,6 @@
 """Rules across documents: names declared once, references that resolve, every organization
-given a value for each required key; each document's own values are checked by valuechecks.py.
+given a value for each required key; each document's own values are checked by valuechecks.py
+(those that need no other document, such as its sops metadata, once per content: perfile.py).
 
 Messages name keys, types and organizations, never a value that could be a secret.
 """
@@ -7,7 +8,7 @@ Messages name keys, types and organizations, never a value that could be a secre
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .catalog import Catalog, Parsed, oauth_of, of_kind
 from .diagnostics import Diagnostic, error, warning
@@ -23,23 +24,34 @@ from .model import (
     ProviderRef,
 )
 from .structure import suggest
-from .valuechecks import check_oauth, check_sops_metadata, check_values
+from .valuechecks import check_oauth, check_values
 
 Named = TypeVar("Named", Integration, OAuthProvider)
 
 
+class Memo(Protocol):
+    """Findings of checks that read only a few documents, kept from an earlier run under a key
+    made from exactly those documents' contents (repo.py gives the cache's; see cache.Cache)."""
+
+    def key(self, paths: tuple[str | None, ...]) -> bytes | None:
+        """The key of these files' contents as read in this run (None: not cached)."""
+        ...
+
+    def get(self, key: bytes) -> list[Diagnostic] | None: ...
+
+    def put(self, key: bytes, found: list[Diagnostic]) -> None: ...
+
+
 def check(
-    parsed: Iterable[Parsed[AnyDocument]], unverified: set[str] | None = None
+    parsed: Iterable[Parsed[AnyDocument]], unverified: set[str] | None = None, memo: Memo | None = None
 ) -> tuple[Catalog, list[Diagnostic]]:
     """Index the structurally valid documents and check the rules across them (UNVERIFIED:
     names declared by documents that failed their schema, so references to them are not
-    reported again)."""
+    reported again; MEMO: where a mapping's own checks are found again when none of the
+    documents they read changed)."""
     cat = Catalog(unverified=unverified or set())
     out: list[Diagnostic] = []
     docs = list(parsed)
-    for p in docs:
-        if "sops" in p.doc.data:
-            check_sops_metadata(p.doc, out)
     for project in of_kind(docs, Project):
         if cat.project is None:
             cat.project = project
@@ -62,7 +74,7 @@ def check(
     for integration in cat.integrations.values():
         _check_integration(cat, integration, out)
     for mapping in of_kind(docs, Mapping):
-        _check_mapping(cat, mapping, out)
+        _check_mapping(cat, mapping, out, memo)
     for integration in cat.integrations.values():
         _check_unmapped(cat, integration, out)
     return cat, out
@@ -175,36 +187,43 @@ def _has(values: dict[str, object], key: str) -> bool:
     return values.get(key) not in (None, "")
 
 
-def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic]) -> None:
-    m = p.model
+def _text(p: Parsed[Mapping], field: str) -> str:
+    """A mapping's name field without making its model (a valid document holds it as text;
+    anything else, e.g. a mended quoting trap, is read from the model)."""
+    value = p.doc.data.get(field)
+    return value if type(value) is str else str(getattr(p.model, field))
+
+
+def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic], memo: Memo | None = None) -> None:
     doc = p.doc
-    ok = m.organization.lower() in cat.orgs
-    if not ok and m.organization.lower() not in cat.unverified:
+    organization, integration = _text(p, "organization"), _text(p, "integration")
+    ok = organization.lower() in cat.orgs
+    if not ok and organization.lower() not in cat.unverified:
         out.append(
             error(
                 "R002",
                 doc.path,
                 doc.pos(("organization",)),
-                f"organization {m.organization!r} is not declared",
-                suggest(m.organization, [o[0].name for o in cat.orgs.values()])
+                f"organization {organization!r} is not declared",
+                suggest(organization, [o[0].name for o in cat.orgs.values()])
                 or "add it to organizations.yaml",
             )
         )
-    ip = cat.integrations.get(m.integration)
+    ip = cat.integrations.get(integration)
     if ip is None:
-        if m.integration.lower() in cat.unverified:
+        if integration.lower() in cat.unverified:
             return
         out.append(
             error(
                 "R003",
                 doc.path,
                 doc.pos(("integration",)),
-                f"integration {m.integration!r} is not declared",
-                suggest(m.integration, cat.integrations),
+                f"integration {integration!r} is not declared",
+                suggest(integration, cat.integrations),
             )
         )
         return
-    pair = (m.integration, m.organization.lower())
+    pair = (integration, organization.lower())
     first = cat.mappings.get(pair)
     if first is not None:
         out.append(
@@ -212,13 +231,31 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic]) -> N
                 "R004",
                 doc.path,
                 doc.pos(("organization",)),
-                f"a second mapping of {m.integration!r} for {m.organization!r} "
-                f"(the first is {first.doc.path})",
+                f"a second mapping of {integration!r} for {organization!r} (the first is {first.doc.path})",
             )
         )
         return
     if ok:
         cat.mappings[pair] = p
+    # the rest reads this mapping, its integration and that one's provider, nothing else
+    link = ip.model.oauth
+    provider = cat.providers.get(link.provider) if isinstance(link, ProviderRef) else None
+    key = memo.key((doc.path, ip.doc.path, provider.doc.path if provider else None)) if memo else None
+    found = memo.get(key) if memo is not None and key is not None else None
+    if found is None:
+        found = []
+        _check_mapping_values(cat, p, ip, found)
+        if memo is not None and key is not None:
+            memo.put(key, found)
+    out.extend(found)
+
+
+def _check_mapping_values(
+    cat: Catalog, p: Parsed[Mapping], ip: Parsed[Integration], out: list[Diagnostic]
+) -> None:
+    """A declared mapping's values against its integration (and its provider's settings)."""
+    m = p.model
+    doc = p.doc
     integ = ip.model
     token_ok = oauth_of(cat, integ) is not None  # a mapping may carry org tokens
     check_values(doc, (), integ, m.config, m.secrets, token_ok, out)

@@ -9,11 +9,9 @@ batches (and any failure to start or run workers) are parsed in this process.
 from __future__ import annotations
 
 import marshal
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 from . import perfile
 from .catalog import Parsed
@@ -25,6 +23,9 @@ PARALLEL_MIN = 400
 #: chunks per worker: small enough to balance the load, big enough to keep the pipes cheap
 CHUNKS_PER_JOB = 4
 ENV_JOBS = "BIFROST_GITOPS_JOBS"
+
+if TYPE_CHECKING:
+    import multiprocessing.context
 
 Analysed = tuple[FileResult, "Parsed[AnyDocument] | None"]
 
@@ -51,6 +52,8 @@ def _work(batch: list[tuple[str, bytes]]) -> bytes:
 
 
 def _context() -> multiprocessing.context.BaseContext | None:
+    import multiprocessing
+
     # fork starts a worker without importing anything again; elsewhere the platform default
     return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 
@@ -60,6 +63,10 @@ def analyse_all(batch: list[tuple[str, bytes]], jobs: int, pack: bool = True) ->
     (PACK: see `perfile.analyse`; results from workers always carry their positions)."""
     done = 0
     if jobs > 1 and len(batch) >= PARALLEL_MIN:
+        # imported here: a warm run parses a few files in this process and needs no pool
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         size = max(1, -(-len(batch) // (jobs * CHUNKS_PER_JOB)))
         chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
         try:

@@ -8,6 +8,7 @@ The cross-file rules (checks.py) run afterwards on the documents rebuilt from th
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ from .catalog import Parsed
 from .diagnostics import Diagnostic, error
 from .model import KINDS, AnyDocument
 from .nodes import Node
-from .valuechecks import raw_secret_findings
+from .valuechecks import check_sops_metadata, raw_secret_findings
 
 PROJECT_FILE = "bifrost-gitops.yaml"
 
@@ -106,6 +107,8 @@ def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Pa
     if model is None:
         diags.extend(raw_secret_findings(doc))  # a broken file may still leak a secret
         return _result(rel, diags, State.UNVERIFIED, doc), None
+    if "sops" in doc.data:
+        check_sops_metadata(doc, diags)
     return _result(rel, diags, State.VALID, doc, pack), Parsed(doc, model)
 
 
@@ -124,18 +127,31 @@ def findings(result: FileResult) -> list[Diagnostic]:
 
 
 def rebuild(result: FileResult) -> Parsed[AnyDocument] | None:
-    """The valid document a result stands for, model included (validated again from the data:
-    the model is never stored, so nothing but plain data is ever read back from a cache)."""
+    """The valid document a result stands for. Its model is validated again from the data (the
+    model is never stored, so nothing but plain data is ever read back from a cache), on first
+    use only: checks answered from the cache (checks.Memo) need no model of an unchanged file."""
     if result.state != State.VALID or not isinstance(result.data, dict):
         return None
     doc = loader.Document(
         result.path, result.data, implicit=result.implicit, marked=result.marked, packed=result.positions
     )
     kind = KINDS.get(result.data.get("kind"))  # type: ignore[arg-type]
-    if kind is not None:
-        try:  # the usual case, without structure.validate's findings (already in the result)
-            return Parsed(doc, kind.model_validate(result.data))
-        except ValidationError:
-            pass  # a document valid once its quoting traps are mended: see structure._salvage
+    if kind is None:
+        return _validated(doc)
+    return Parsed(doc, make=functools.partial(_model, doc, kind), kind=kind)
+
+
+def _model(doc: loader.Document, kind: type[AnyDocument]) -> AnyDocument:
+    try:  # the usual case, without structure.validate's findings (already in the result)
+        return kind.model_validate(doc.data)
+    except ValidationError:
+        pass  # a document valid once its quoting traps are mended: see structure._salvage
+    found = _validated(doc)
+    if found is None:  # it validated when its result was made: same data, same code
+        raise AssertionError(f"{doc.path}: a valid document no longer validates")
+    return found.model
+
+
+def _validated(doc: loader.Document) -> Parsed[AnyDocument] | None:
     model, _ = structure.validate(doc)
     return Parsed(doc, model) if model is not None else None

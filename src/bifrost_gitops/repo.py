@@ -168,8 +168,10 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     keys: dict[str, bytes] = {}
     for rel in files:
         stat = _stat(tree, rel) if store is not None else None
-        hit = store.unchanged(rel, stat) if store is not None and stat is not None else None
-        if hit is not None:
+        known = store.known(rel, stat) if store is not None and stat is not None else None
+        hit = store.get(known) if store is not None and known is not None else None
+        if hit is not None and known is not None:
+            keys[rel] = known
             analysed[rel] = (hit, perfile.rebuild(hit))
             continue
         content = tree.content(rel)
@@ -193,8 +195,6 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
         analysed[rel_content[0]] = (result, parsed_doc)
         if store is not None:
             store.put(keys[rel_content[0]], result)
-    if store is not None:
-        store.save()
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
@@ -203,10 +203,39 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
         unverified.update(result.declared)
         if doc is not None:
             parsed.append(doc)
-    catalog, found = check(parsed, unverified)
+    catalog, found = check(parsed, unverified, _Memo(store, keys) if store is not None else None)
+    if store is not None:
+        store.save()
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+class _Memo:
+    """checks.Memo from the cache: a check's key is the keys (path, bytes, settings) of the files
+    it reads, whole, so any change to one of them, a rename included, runs it again."""
+
+    def __init__(self, store: cache.Cache, keys: dict[str, bytes]):
+        self.store = store
+        self.keys = keys
+
+    def key(self, paths: tuple[str | None, ...]) -> bytes | None:
+        parts = []
+        for path in paths:
+            if path is None:
+                parts.append(bytes(32))
+            elif path in self.keys:
+                parts.append(self.keys[path])
+            else:
+                return None
+        return b"".join(parts)
+
+    def get(self, key: bytes) -> list[Diagnostic] | None:
+        rows = self.store.checked(key)
+        return None if rows is None else [Diagnostic(*row) for row in rows]  # type: ignore[arg-type]
+
+    def put(self, key: bytes, found: list[Diagnostic]) -> None:
+        self.store.check_done(key, tuple(tuple(d) for d in found))  # type: ignore[misc]
 
 
 def _stat(tree: Tree, rel: str) -> cache.Stat | None:
