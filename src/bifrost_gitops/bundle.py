@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import fcntl
 import functools
+import gc
 import hashlib
 import hmac
 import json
@@ -244,6 +245,26 @@ def write(
     keyring: sops.Keyring | None = None,
 ) -> Written:
     """Compile every organization into OUT_DIR, atomically (temp folder beside it, then a swap)."""
+    # Rendering builds many small acyclic objects beside the loaded repository's millions: the
+    # cyclic collector would walk them all, over and over, for nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _write(catalog, root, out_dir, mode, recipients=recipients, keyring=keyring)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _write(
+    catalog: Catalog,
+    root: str,
+    out_dir: str,
+    mode: str,
+    *,
+    recipients: list[str] | None,
+    keyring: sops.Keyring | None,
+) -> Written:
     if mode not in MODES:
         raise BundleError(f"unknown secrets mode {mode!r}")
     if mode == "seal" and not recipients:

@@ -76,8 +76,10 @@ class OrgInputs:
                 _parts(common, [name.encode(), _node(kind[name].doc.data)])
         self.common = common.digest()
         self.mappings: dict[str, list[tuple[str, bytes]]] = {}
-        for (integration, org), mp in sorted(catalog.mappings.items()):
+        for (integration, org), mp in catalog.mappings.items():
             self.mappings.setdefault(org, []).append((integration, _node(mp.doc.data)))
+        for own in self.mappings.values():
+            own.sort()  # the same mappings in another file order: the same digest
 
     def digest(self, org: str) -> bytes:
         """ORG's (a declared organization name) inputs digest."""
