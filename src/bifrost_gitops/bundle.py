@@ -51,6 +51,7 @@ from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secret
 from .catalog import Catalog, oauth_of
 from .deploymanifest import manifest
 from .errors import BifrostGitopsError
+from .jsontext import indented
 from .nodes import Json
 from .orginputs import OrgInputs
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
@@ -174,7 +175,11 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
 
 def canonical(record: object) -> bytes:
     """Same record, same bytes: sorted keys, two-space indent, UTF-8, trailing newline."""
-    return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    try:
+        text = indented(record)
+    except TypeError:  # not a plain JSON tree: the standard encoder says how (or why not)
+        text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode()
 
 
 # --- writing -------------------------------------------------------------------------------
