@@ -323,7 +323,7 @@ def _write(
             kept.add(rel)
         else:
             if mode == "seal":
-                data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, sealed_to)
+                data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, recipients or [])
                 if fp:
                     entry["fingerprint"] = fp
             else:
