@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import bifrost_gitops
-from bifrost_gitops import bundle, orginputs
+from bifrost_gitops import bundle, codedigest
 from test_compile import ORGS, RUNTIME_RECIPIENT, compile_, snapshot
 from test_resolve import HALO, HALO_FABRIKAM, KEY_FILE, MICROSOFT, build_repo
 
@@ -121,13 +121,13 @@ def test_a_new_tool_version_renders_every_org(
     out = tmp_path / "bundle"
     recompiled(repo, out, rendered, "--secrets", "redact")
     monkeypatch.setattr(bifrost_gitops, "__version__", bifrost_gitops.__version__ + ".post1")
-    orginputs._code_digest.cache_clear()
+    codedigest.of.cache_clear()
     try:
         assert recompiled(repo, out, rendered, "--secrets", "redact") == sorted(ORGS)
         assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
     finally:  # the next compile sees this version again
         monkeypatch.undo()
-        orginputs._code_digest.cache_clear()
+        codedigest.of.cache_clear()
 
 
 def test_new_recipients_reseal_every_org(repo: Path, tmp_path: Path, rendered: list[str]) -> None:

@@ -15,36 +15,28 @@ cannot be forged to keep a file compile did not write for those inputs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import marshal
-import os
 from collections.abc import Iterable
 
+from . import codedigest
 from .catalog import Catalog
 from .nodes import Json
 
 #: bump when what an org file is made from changes in a way the code digest does not show
 MAGIC = b"bifrost-gitops org inputs 1"
 #: the modules whose code shapes an org file's content (their source is part of every digest)
-_RENDER_MODULES = ("bundle", "bundleformat", "catalog", "model", "orginputs", "resolve", "storable")
-
-
-@functools.cache
-def _code_digest() -> bytes:
-    """The rendering code's own source, so an upgrade (or a developer's edit) rebuilds every file."""
-    import bifrost_gitops
-
-    h = hashlib.sha256(bifrost_gitops.__version__.encode())
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in _RENDER_MODULES:
-        try:
-            with open(os.path.join(here, name + ".py"), "rb") as f:
-                h.update(f.read())
-        except OSError:  # a zipped or compiled install: the version alone then
-            h.update(b"?")
-    return h.digest()
+_RENDER_MODULES = (
+    "bundle",
+    "bundleformat",
+    "catalog",
+    "jsontext",
+    "model",
+    "orginputs",
+    "resolve",
+    "storable",
+)
 
 
 def _node(node: Json) -> bytes:
@@ -68,7 +60,10 @@ class OrgInputs:
         self.catalog = catalog
         common = hashlib.sha256()
         project = catalog.project.doc.data if catalog.project else None
-        _parts(common, [MAGIC, _code_digest(), mode.encode(), "\n".join(sorted(recipients)).encode()])
+        _parts(
+            common,
+            [MAGIC, codedigest.of(_RENDER_MODULES), mode.encode(), "\n".join(sorted(recipients)).encode()],
+        )
         _parts(common, [_node(project)])
         for kind in (catalog.integrations, catalog.providers):
             _parts(common, [b"%d" % len(kind)])
