@@ -184,3 +184,32 @@ def test_a_tampered_previous_file_is_rebuilt(
     assert recompiled(repo, out, rendered, "--secrets", "redact") == ["contoso"]
     assert target.read_bytes() == good
     assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
+
+
+def test_resolving_without_lines_gives_the_same_values_and_source_files(repo: Path) -> None:
+    """What compile resolves (no lines: no positions unpacked) is what explain resolves."""
+    from dataclasses import replace
+
+    from bifrost_gitops.resolve import Resolved, resolve_org
+    from support import load
+
+    catalog = load(repo).catalog
+
+    def where(r: Resolved) -> dict[str, tuple[str, str | None]]:
+        found: dict[str, tuple[str, str | None]] = {k: (s.kind, s.file) for k, s in r.sources.items()}
+        found.update(
+            {f"oauth.{k}": (s.kind, s.file) for k, s in (r.oauth.sources if r.oauth else {}).items()}
+        )
+        return found
+
+    def bare(r: Resolved) -> Resolved:
+        return replace(r, sources={}, oauth=replace(r.oauth, sources={}) if r.oauth else None)
+
+    for org in [None, *ORGS]:
+        full, quick = resolve_org(catalog, org), resolve_org(catalog, org, lines=False)
+        assert list(full) == list(quick)
+        for name, r in full.items():
+            assert bare(quick[name]) == bare(r)
+            assert where(quick[name]) == where(r)
+            assert all(s.line == 0 for s in quick[name].sources.values())
+        assert any(s.line > 0 for r in full.values() for s in r.sources.values())

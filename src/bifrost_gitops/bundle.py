@@ -162,7 +162,7 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
     else:
         o = catalog.orgs[org.lower()][0]
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
-    resolved = resolve_org(catalog, org)
+    resolved = resolve_org(catalog, org, lines=False)  # the file shows no sources
     head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
     head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog, list(resolved))
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
