@@ -10,7 +10,10 @@ Timed, in process, best of N, gc.collect() before each:
           unwrap of its data key and AES-GCM of each ENC value (the least any compiler must do)
   seal    repo.load + bundle.write(mode="seal") into a fresh folder (every org file sealed)
   reseal  the same into the folder it already wrote (nothing changed: files kept)
+  seal1   the same after one mapping changed (each run a new change): an unchanged organization's
+          file is kept unrendered, but deploy.json lists every mapping, so every secret is opened
   redact  repo.load + bundle.write(mode="redact") into a fresh folder (no keys)
+  redact1 the same after one mapping changed (loads are cold here: bench_scale.py has the cache on)
 Target: seal <= 2x the floor.
 
   .venv/bin/python benchmarks/bench_compile.py [--orgs 500 --integrations 20 --quick --profile]
@@ -150,6 +153,28 @@ def best_of(fn: Callable[[], Any], runs: int, before: Callable[[], Any] | None =
     return best, result
 
 
+class OneChange:
+    """Before each run, one mapping gets a new entity_name, so each run compiles one change."""
+
+    def __init__(self, root: str) -> None:
+        integ = os.path.join(root, "integrations")
+        first = sorted(os.listdir(integ))[0]
+        mappings = os.path.join(integ, first, "mappings")
+        self.path = os.path.join(mappings, sorted(os.listdir(mappings))[0])
+        with open(self.path, encoding="utf-8") as f:
+            self.text = f.read()
+        self.runs = 0
+
+    def __call__(self) -> None:
+        self.runs += 1
+        with open(self.path, "w", encoding="utf-8") as f:  # entity_name is clear (outside the MAC)
+            f.write(self.text.replace("\nentity_name: ", f"\nentity_name: Renamed{self.runs} ", 1))
+
+    def restore(self) -> None:
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(self.text)
+
+
 def compile_into(root: str, out: str, mode: str, recipients: list[str], ring: Any) -> Any:
     result = repo.load(root)
     if result.errors:
@@ -193,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         t_seal, w = best_of(lambda: compile_into(root, out, "seal", [runtime], ring), a.runs, fresh(out))
         t_reseal, w2 = best_of(lambda: compile_into(root, out, "seal", [runtime], ring), a.runs)
         assert not w2.changed, w2.changed
+        flip = OneChange(root)
+        t_seal1, w3 = best_of(lambda: compile_into(root, out, "seal", [runtime], ring), a.runs, flip)
         plain, redact = out + "-plain", out + "-redact"
         t_plain, _ = best_of(lambda: compile_into(root, plain, "plain", [], ring), a.runs, fresh(plain))
         t_redact, _ = best_of(lambda: compile_into(root, redact, "redact", [], ring), a.runs, fresh(redact))
+        t_redact1, w4 = best_of(lambda: compile_into(root, redact, "redact", [], ring), a.runs, flip)
+        flip.restore()
         t_load, _ = best_of(lambda: repo.load(root), a.runs)
         print(f"{a.orgs} orgs x {a.integrations} integrations: {files} files, {opened} encrypted values; "
               f"bundle: {w.files} files")  # fmt: skip
@@ -204,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             ("repo.load alone (validate)", t_load),
             ("compile seal, fresh folder", t_seal),
             ("compile seal, unchanged (files kept)", t_reseal),
+            (f"compile seal, one mapping changed ({len(w3.changed)} files)", t_seal1),
             ("compile plain, fresh folder", t_plain),
             ("compile redact, fresh folder", t_redact),
+            (f"compile redact, one mapping changed ({len(w4.changed)} files)", t_redact1),
         ]
         for label, t in rows:
             print(f"  {label:<44} {t:7.3f} s  {t / t_floor:5.2f}x floor")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import fcntl
+import functools
+import gc
 import hashlib
 import hmac
 import json
@@ -49,12 +51,17 @@ from .bundleformat import REDACTED as REDACTED  # bundle.REDACTED: what --secret
 from .catalog import Catalog, oauth_of
 from .deploymanifest import manifest
 from .errors import BifrostGitopsError
+from .jsontext import indented
 from .nodes import Json
+from .orginputs import OrgInputs
 from .resolve import Resolved, ResolvedOAuth, Reveal, SecretRef, organizations, resolve_org
 from .resolve import revealed as _value
 
 #: a bundle file's clear content (an org file, global.json), or one of its records
 Record: TypeAlias = dict[str, Json]
+#: one bundle file to write: index key, file, how to make its clear record, extra index
+#: fields, and (org files) the digest of its inputs
+Target: TypeAlias = tuple[str, str, Callable[[], Mapping[str, object]], dict[str, str | None], bytes | None]
 
 
 class BundleError(BifrostGitopsError):
@@ -155,7 +162,7 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
     else:
         o = catalog.orgs[org.lower()][0]
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
-    resolved = resolve_org(catalog, org)
+    resolved = resolve_org(catalog, org, lines=False)  # the file shows no sources
     head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
     head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog, list(resolved))
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
@@ -168,7 +175,11 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
 
 def canonical(record: object) -> bytes:
     """Same record, same bytes: sorted keys, two-space indent, UTF-8, trailing newline."""
-    return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    try:
+        text = indented(record)
+    except TypeError:  # not a plain JSON tree: the standard encoder says how (or why not)
+        text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode()
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -239,6 +250,26 @@ def write(
     keyring: sops.Keyring | None = None,
 ) -> Written:
     """Compile every organization into OUT_DIR, atomically (temp folder beside it, then a swap)."""
+    # Rendering builds many small acyclic objects beside the loaded repository's millions: the
+    # cyclic collector would walk them all, over and over, for nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _write(catalog, root, out_dir, mode, recipients=recipients, keyring=keyring)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _write(
+    catalog: Catalog,
+    root: str,
+    out_dir: str,
+    mode: str,
+    *,
+    recipients: list[str] | None,
+    keyring: sops.Keyring | None,
+) -> Written:
     if mode not in MODES:
         raise BundleError(f"unknown secrets mode {mode!r}")
     if mode == "seal" and not recipients:
@@ -266,27 +297,40 @@ def write(
     if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
         old_entries = {}  # new recipients: everything must be re-sealed
 
-    # (index key, file, clear record, extra index fields): every org, the global view, and the
-    # deploy manifest (integrations as Bifrost stores them, for plan/apply), all sealed alike
-    targets: list[tuple[str, str, Mapping[str, object], dict[str, str | None]]] = [
-        (GLOBAL_SCOPE, GLOBAL_FILE, org_record(catalog, None, reveal), {}),
+    sealed_to = sorted(recipients or []) if mode == "seal" else []
+    inputs = OrgInputs(catalog, mode, sealed_to, fkey)
+    # (index key, file, how to make its clear record, extra index fields, inputs digest): every
+    # org, the global view, and the deploy manifest (integrations as Bifrost stores them, for
+    # plan/apply), all sealed alike; an org file whose inputs did not change is kept as it is
+    targets: list[Target] = [
+        (GLOBAL_SCOPE, GLOBAL_FILE, functools.partial(org_record, catalog, None, reveal), {}, None),
         *(
-            (name, org_file(name), org_record(catalog, name, reveal), {"id": org_id})
+            (name, org_file(name), functools.partial(org_record, catalog, name, reveal), {"id": org_id},
+             inputs.digest(name))
             for name, org_id, _display in organizations(catalog)
         ),
-        (DEPLOY_KEY, DEPLOY_FILE, manifest(catalog, reveal), {}),
-    ]
+        (DEPLOY_KEY, DEPLOY_FILE, functools.partial(manifest, catalog, reveal), {}, None),
+    ]  # fmt: skip
     files: dict[str, bytes] = {}
     entries: dict[str, dict[str, str | None]] = {}
-    for key, rel, record, extra in targets:
+    kept: set[str] = set()
+    for key, rel, make, extra, digest in targets:
         entry: dict[str, str | None] = {"file": rel, **extra}
-        if mode == "seal":
-            data, fp = _seal(record, rel, out_dir, old_entries.get(key), fkey, recipients or [])
-            if fp:
-                entry["fingerprint"] = fp
+        found = _kept(out_dir, rel, old_entries.get(key), inputs, digest) if digest else None
+        if found is not None:
+            data, old = found
+            entry.update(old)
+            kept.add(rel)
         else:
-            data = canonical(record)
-        entry["sha256"] = hashlib.sha256(data).hexdigest()
+            if mode == "seal":
+                data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, recipients or [])
+                if fp:
+                    entry["fingerprint"] = fp
+            else:
+                data = canonical(make())
+            sha = entry["sha256"] = hashlib.sha256(data).hexdigest()
+            if digest:
+                entry["inputs"] = inputs.entry(digest, sha)
         files[rel] = data
         entries[key] = entry
     index = {
@@ -295,12 +339,12 @@ def write(
         "kind": KIND,
         "secrets": mode,
         "source": source(root),
-        "recipients": sorted(recipients or []) if mode == "seal" else [],
+        "recipients": sealed_to,
         GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
         ORGS_KEY: entries,
     }
     files[INDEX_FILE] = canonical(index)
-    changed = [rel for rel, data in files.items() if _current(out_dir, rel) != data]
+    changed = [rel for rel, data in files.items() if rel not in kept and _current(out_dir, rel) != data]
     changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
     if changed:
         try:
@@ -311,6 +355,25 @@ def write(
                 f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
             ) from e
     return Written(shown, len(files), changed)
+
+
+def _kept(
+    out_dir: str, rel: str, old: Json, inputs: OrgInputs, digest: bytes
+) -> tuple[bytes, dict[str, str]] | None:
+    """The previous bundle's REL and its index fields, when it was written from the same inputs
+    (DIGEST) and still holds the bytes it was written with; None: make it anew."""
+    if not isinstance(old, dict) or old.get("file") != rel or not isinstance(old.get("inputs"), str):
+        return None
+    current = _current(out_dir, rel)
+    if current is None:
+        return None
+    sha = hashlib.sha256(current).hexdigest()
+    if old.get("sha256") != sha or not hmac.compare_digest(str(old["inputs"]), inputs.entry(digest, sha)):
+        return None
+    fields = {"sha256": sha, "inputs": str(old["inputs"])}
+    if isinstance(old.get("fingerprint"), str):
+        fields["fingerprint"] = str(old["fingerprint"])
+    return current, fields
 
 
 def _seal(

@@ -4,7 +4,9 @@ Everything that writes or reads a bundle (compile, the runtime SDK, plan/apply, 
 these names and rules from here, so the format has one definition. Layout (format 1)::
 
   DIR/index.json        kind, format, secrets mode, source commit, one entry per file
-                        ({"file": <path inside DIR>, "sha256": ...}): "global", "orgs", "deploy"
+                        ({"file": <path inside DIR>, "sha256": ...}): "global", "orgs", "deploy";
+                        an org's entry also has "id" and "inputs" (orginputs.py: compile keeps
+                        the file while its inputs and bytes are unchanged; readers ignore it)
   DIR/global.json       the defaults-only view (scope "global")
   DIR/orgs/<org>.json   what that organization's workflows get
   DIR/deploy.json       the deploy manifest (integrations as Bifrost stores them)
@@ -75,6 +77,7 @@ class IndexEntry(TypedDict):
     sha256: str
     fingerprint: NotRequired[str]  # sealed files: an HMAC of the clear content
     id: NotRequired[str | None]  # organizations' entries: the Bifrost UUID
+    inputs: NotRequired[str]  # organizations' entries: what the file was made from (orginputs.py)
 
 
 class SourceInfo(TypedDict):

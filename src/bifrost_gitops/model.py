@@ -362,6 +362,11 @@ class IndexEntry(_Strict):
 
 class IndexOrgEntry(IndexEntry):
     id: Uuid | None = Field(description="The Bifrost organization UUID, when declared.")
+    inputs: Sha256 | None = Field(
+        None,
+        description="Keyed hash of what the file is made from and of its sha256: an unchanged "
+        "organization's file is kept by the next compile without being rendered again.",
+    )
 
 
 class BundleSource(_Strict):

@@ -100,12 +100,23 @@ def _src(kind: SourceKind, doc: Document, path: Path) -> Source:
     return Source(kind, doc.path, doc.pos(path)[0])
 
 
+def _src_file(kind: SourceKind, doc: Document, path: Path) -> Source:
+    """The source without its line: reading a line unpacks the file's positions (the bundle,
+    which shows no sources, resolves every file of a repository)."""
+    return Source(kind, doc.path)
+
+
+_Src = Callable[[SourceKind, Document, Path], Source]
+
+
 def _present(value: object) -> bool:
     return value not in (None, "")
 
 
-def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
-    """Resolve INTEGRATION for ORG (a declared org name; None = the global scope)."""
+def resolve(catalog: Catalog, org: str | None, integration: str, *, lines: bool = True) -> Resolved:
+    """Resolve INTEGRATION for ORG (a declared org name; None = the global scope); LINES False:
+    the sources name their files only (cheaper, for a caller that shows no sources)."""
+    src = _src if lines else _src_file
     ip = catalog.integrations[integration]
     integ = ip.model
     mp = catalog.mappings.get((integration, org.lower())) if org is not None else None
@@ -126,11 +137,11 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
         for key, value in plain.items():
             if _present(value):
                 config[key] = value
-                sources[f"config.{key}"] = _src(kind, p.doc, (*at, "config", key))
+                sources[f"config.{key}"] = src(kind, p.doc, (*at, "config", key))
         for key, value in secret.items():
             if _present(value):
                 config[key] = SecretRef(p.doc.path, (*at, "secrets", key))
-                sources[f"config.{key}"] = _src(kind, p.doc, (*at, "secrets", key))
+                sources[f"config.{key}"] = src(kind, p.doc, (*at, "secrets", key))
     for item in integ.config_schema:
         sources.setdefault(f"config.{item.key}", Source("missing"))
     # keep the schema's key order: a stable, meaningful order for explain and the bundle
@@ -141,20 +152,20 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
         m = mp.model
         if m.entity_id:
             entity_id: str | None = m.entity_id
-            sources["entity_id"] = _src("mapping", mp.doc, ("entity_id",))
+            sources["entity_id"] = src("mapping", mp.doc, ("entity_id",))
         else:
             entity_id = integ.default_entity_id or None
             sources["entity_id"] = (
-                _src("integration", ip.doc, ("default_entity_id",)) if entity_id else Source("missing")
+                src("integration", ip.doc, ("default_entity_id",)) if entity_id else Source("missing")
             )
         entity_name = m.entity_name
     else:
         entity_id, entity_name = integ.default_entity_id or None, None
         if entity_id:
-            sources["entity_id"] = _src("integration", ip.doc, ("default_entity_id",))
+            sources["entity_id"] = src("integration", ip.doc, ("default_entity_id",))
         elif integ.entity_id:
             entity_id = integ.entity_id
-            sources["entity_id"] = _src("integration", ip.doc, ("entity_id",))
+            sources["entity_id"] = src("integration", ip.doc, ("entity_id",))
         else:
             sources["entity_id"] = Source("missing")
 
@@ -167,13 +178,13 @@ def resolve(catalog: Catalog, org: str | None, integration: str) -> Resolved:
         entity_name=entity_name,
         config=config,
         config_secret_keys=secret_keys,
-        oauth=_oauth(catalog, ip, mp, entity_id),
+        oauth=_oauth(catalog, ip, mp, entity_id, src),
         sources=sources,
     )
 
 
 def _oauth(
-    catalog: Catalog, ip: Parsed[Integration], mp: Parsed[Mapping] | None, entity_id: str | None
+    catalog: Catalog, ip: Parsed[Integration], mp: Parsed[Mapping] | None, entity_id: str | None, src: _Src
 ) -> ResolvedOAuth | None:
     integ = ip.model
     settings = oauth_of(catalog, integ)
@@ -185,8 +196,8 @@ def _oauth(
     else:
         doc, at, provider = ip.doc, ("oauth",), None
     sources = {
-        "token_url": _src("provider", doc, (*at, "token_url")),
-        "client_id": _src("provider", doc, (*at, "client_id")),
+        "token_url": src("provider", doc, (*at, "token_url")),
+        "client_id": src("provider", doc, (*at, "client_id")),
     }
     template = settings.token_url
     token_url = template.replace("{entity_id}", entity_id) if entity_id else template
@@ -197,15 +208,15 @@ def _oauth(
     for name in ("client_secret",) if own else ("client_secret", *TOKEN_KEYS):
         if secrets is not None and _present(getattr(secrets, name)):
             material[name] = SecretRef(doc.path, (*at, "secrets", name))
-            sources[name] = _src("provider", doc, (*at, "secrets", name))
+            sources[name] = src("provider", doc, (*at, "secrets", name))
     if mp is not None:
         schema_keys = {item.key for item in integ.config_schema}
         for name in TOKEN_KEYS:
             if name not in schema_keys and _present(mp.model.secrets.get(name)):
                 material[name] = SecretRef(mp.doc.path, ("secrets", name))
-                sources[name] = _src("override", mp.doc, ("secrets", name))
+                sources[name] = src("override", mp.doc, ("secrets", name))
     if own and mp is not None:
-        sources["connection"] = _src("mapping", mp.doc, ("oauth",))
+        sources["connection"] = src("mapping", mp.doc, ("oauth",))
     return ResolvedOAuth(
         # Bifrost names a REST-created provider after its integration (docs/bifrost-api.md#oauth-connections)
         connection_name=integ.name,
@@ -224,9 +235,9 @@ def _oauth(
     )
 
 
-def resolve_org(catalog: Catalog, org: str | None) -> dict[str, Resolved]:
+def resolve_org(catalog: Catalog, org: str | None, *, lines: bool = True) -> dict[str, Resolved]:
     """Every integration as ORG sees it, by integration name (sorted)."""
-    return {name: resolve(catalog, org, name) for name in sorted(catalog.integrations)}
+    return {name: resolve(catalog, org, name, lines=lines) for name in sorted(catalog.integrations)}
 
 
 def organizations(catalog: Catalog) -> list[tuple[str, str | None, str | None]]:
