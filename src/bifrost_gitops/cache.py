@@ -25,7 +25,6 @@ warm run checks again only what a change can affect; merged and written like a s
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import marshal
 import os
@@ -33,6 +32,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
+from . import codedigest
 from .atomic import write_atomic
 from .perfile import DiagRow, FileResult
 
@@ -70,18 +70,9 @@ def base_dir() -> str:
     return os.path.join(xdg, "bifrost-gitops")
 
 
-@functools.cache
 def _code_digest() -> bytes:
     """The per-file stage's own source, so an upgrade (or a developer's edit) is a new cache."""
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in _STAGE_MODULES:
-        try:
-            with open(os.path.join(here, name + ".py"), "rb") as f:
-                h.update(f.read())
-        except OSError:  # a zipped or compiled install: the version alone then
-            h.update(b"?")
-    return h.digest()
+    return codedigest.of(_STAGE_MODULES)
 
 
 def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
