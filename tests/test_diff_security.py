@@ -452,3 +452,12 @@ def test_fuzz_every_diff_format_is_safe(d: df.Diff) -> None:
     doc = assert_safe_json(diffreport.render_json(d, by_org=True))
     assert [a["subject"] for a in doc["security"]] == [a.subject for a in d.security]
     assert list(doc["changes"]) == list(d.changes)  # escaped for JSON, never altered
+
+
+def test_an_empty_name_beside_a_hostile_one_opens_no_html() -> None:
+    """Found by the fuzz above: an empty code span (``) paired with the next name's backticks,
+    which left that name's '<' outside any span, as raw HTML in the pull-request comment."""
+    hostile = "<img src=x onerror=alert(1)>`"
+    org = df.Change(None, "organization", None, None, None, None)
+    d = df.Diff("", "", 5, {"": [org, df.Change(None, "organization", None, None, None, hostile)]})
+    assert_safe_markdown(diffreport.render_markdown(d))

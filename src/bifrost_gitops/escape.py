@@ -75,6 +75,8 @@ def md_text(text: str) -> str:
 def md_code(text: str) -> str:
     """An inline code span in markdown that stays one span and one table cell."""
     text = term(text).replace("|", "\\|")
+    if not text:  # a bare `` would pair with the next backticks on the line and open a span there
+        return "` `"
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
