@@ -428,7 +428,9 @@ ENCODERS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
-@pytest.mark.parametrize("secret", [SECRET, f'it\'s "{TOKEN}"', f"tab\there/{TOKEN}\\x"])
+@pytest.mark.parametrize(
+    "secret", [SECRET, f'it\'s "{TOKEN}"', f"tab\there/{TOKEN}\\x"], ids=["quotes", "apostrophe", "tab"]
+)
 def test_scrubber_cuts_every_encoding(name: str, secret: str) -> None:
     s = Scrubber()
     s.add([secret, 12345678, True])
