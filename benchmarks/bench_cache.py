@@ -34,6 +34,7 @@ sys.path.insert(0, HERE)
 
 from bench_validate import floor, wall, yaml_files  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 
 def best_of(fn: Callable[[], Any], runs: int) -> float:
@@ -60,6 +61,7 @@ def touch_one(root: str, n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--orgs", type=int, default=500)
     ap.add_argument("--integrations", type=int, default=20)

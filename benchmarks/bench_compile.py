@@ -50,6 +50,7 @@ from bench_validate import yaml_files  # noqa: E402
 from bifrost_gitops import bundle, repo, sops  # noqa: E402
 from bifrost_gitops.sops import values  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 TARGET = 2.0
 SETUP_MARKER = ".bench-compile.json"
@@ -190,6 +191,7 @@ def compile_into(root: str, out: str, mode: str, recipients: list[str], ring: An
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--orgs", type=int, default=500)
     ap.add_argument("--integrations", type=int, default=20)

@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 from bifrost_gitops import bundle, gitrev, repo  # noqa: E402
 from bifrost_gitops import diff as df  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 TARGET = 2.5
 GIT_ENV = {
@@ -141,6 +142,7 @@ def run_compile(root: str, out: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser()
     ap.add_argument("--orgs", type=int, default=500)
     ap.add_argument("--integrations", type=int, default=20)

@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 from bench_diff import best_of, build, run_compile  # noqa: E402
 from bifrost_gitops import htmlreport  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 
 def page_load(orgs: int, integrations: int) -> None:
@@ -69,6 +70,7 @@ def page_load(orgs: int, integrations: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)

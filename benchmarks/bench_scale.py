@@ -44,6 +44,7 @@ sys.path.insert(0, HERE)
 from bench_diff import git  # noqa: E402
 from bench_validate import floor  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 DEFAULT_SIZES = "500x20,2000x30"
 
@@ -227,6 +228,7 @@ def measure(orgs: int, integrations: int, env: dict[str, str], cache: bool) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"ORGSxINTEGRATIONS,... (default {DEFAULT_SIZES})")
     ap.add_argument(

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from bifrost_gitops import sops
 from bifrost_gitops.sops import values
 from bifrost_gitops.sops.binary import find_sops
+from installed import keep_bytecode
 
 
 def make_files(root: Path, n: int, recipient: str) -> list[Path]:
@@ -138,6 +139,7 @@ def repo_check(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    keep_bytecode()
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--sample", type=int, default=50)

@@ -27,6 +27,7 @@ sys.path.insert(0, HERE)
 from bench_diff import git  # noqa: E402
 from bench_validate import best_of, wall  # noqa: E402
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 TARGET_RATIO = 1.2
 ROUNDS = 5
@@ -43,6 +44,7 @@ def committed(source: str, root: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser(description="Benchmark validate --staged against plain validate.")
     ap.add_argument("--orgs", type=int, default=500)
     ap.add_argument("--integrations", type=int, default=20)

@@ -38,6 +38,7 @@ WORK = os.path.join(HERE, ".work")
 sys.path.insert(0, HERE)
 
 from generate import generate  # noqa: E402
+from installed import keep_bytecode  # noqa: E402
 
 BATCH = 2000  # files per check-jsonschema call, so argv stays well under ARG_MAX
 TARGET_FLOOR_RATIO = 2.0
@@ -129,6 +130,7 @@ def profile(root: str, out_path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_bytecode()
     ap = argparse.ArgumentParser(description="Benchmark bifrost-gitops validate.")
     ap.add_argument("--orgs", type=int, default=500)
     ap.add_argument("--integrations", type=int, default=20)
