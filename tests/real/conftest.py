@@ -30,6 +30,7 @@ class RealBifrost(NamedTuple):
     credentials: Path  # {api_url, access_token, refresh_token}; the CLI writes rotations back
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects by it (dev.py runs this tier on its own)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
