@@ -381,3 +381,21 @@ def test_a_cache_that_cannot_be_written_is_no_error(
     monkeypatch.setenv(cache.ENV_DIR, str(blocker / "cache"))
     assert validate(root) == expected
     assert validate(root) == expected
+
+
+def test_filling_the_cache_never_waits_on_the_disk(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cache files are not fsynced (a torn one fails its checksum and is rebuilt): filling the
+    cache of thousands of files must not cost one disk flush per shard."""
+    root = make_repo(BROKEN)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    validate(root)
+    assert cache_files() and synced == []

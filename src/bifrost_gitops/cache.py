@@ -30,7 +30,7 @@ import marshal
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from . import codedigest
 from .atomic import write_atomic
@@ -47,6 +47,7 @@ ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
 #: a shard keeps the entries this process used and wrote, plus older ones up to this many
 KEEP_OLD = 256
+_V = TypeVar("_V")
 #: files the entries are spread over: one change rewrites one of them
 SHARDS = 32
 #: settings folders kept per repository (the most recently used)
@@ -117,9 +118,9 @@ def _valid(key: object, row: object) -> bool:
 class Cache:
     """The cache of one repository under one set of settings."""
 
-    def __init__(self, root: str, settings: bytes, folder: str | None = None):
+    def __init__(self, root: str, settings: bytes):
         repo = hashlib.sha256(os.path.realpath(root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        self.top = os.path.join(folder or base_dir(), repo)
+        self.top = os.path.join(base_dir(), repo)
         self.folder = os.path.join(self.top, settings.hex()[:24])
         self.settings = settings
         self._shards: dict[int, dict[bytes, FileResult]] = {}
@@ -156,11 +157,6 @@ class Cache:
             self._index = cast("dict[str, tuple[int, int, int, int, bytes]]", raw) if ok else {}
         seen = self._index.get(rel)
         return seen[4] if seen is not None and seen[:4] == stat else None
-
-    def unchanged(self, rel: str, stat: Stat) -> FileResult | None:
-        """The result of a work-tree file not changed since it was last read (see `known`)."""
-        key = self.known(rel, stat)
-        return self.get(key) if key is not None else None
 
     def seen(self, rel: str, stat: Stat, key: bytes) -> None:
         """Remember that REL with this size, times and inode has KEY (see `known`)."""
@@ -224,10 +220,8 @@ class Cache:
         """The findings used or made by this run, plus as many older ones (a diff's base and
         head, or a branch switched back and forth, keep theirs), merged with the disk's."""
         path = os.path.join(self.folder, CHECKS)
-        old = [(k, v) for k, v in _read_checks(path).items() if k not in self._checks_used]
-        keep = max(len(self._checks_used), KEEP_OLD)
-        merged = dict(old[-keep:]) if len(old) > keep else dict(old)
-        merged.update(self._checks_used)
+        used = self._checks_used
+        merged = _merge(_read_checks(path), used, max(len(used), KEEP_OLD))
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
@@ -239,10 +233,7 @@ class Cache:
         _dump(os.path.join(self.folder, INDEX), {k: v for k, v in index.items() if max(v[1], v[2]) < recent})
 
     def _write(self, shard: int) -> None:
-        used = self._used.get(shard, {})
-        old = [(k, v) for k, v in self._read(shard).items() if k not in used]
-        merged = dict(old[-KEEP_OLD:]) if len(old) > KEEP_OLD else dict(old)
-        merged.update(used)
+        merged = _merge(self._read(shard), self._used.get(shard, {}), KEEP_OLD)
         self._shards[shard] = merged
         _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
 
@@ -259,11 +250,24 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _merge(on_disk: dict[bytes, _V], used: dict[bytes, _V], keep: int) -> dict[bytes, _V]:
+    """What this run used, plus the KEEP most recent other entries on disk (another process's,
+    a diff's other side, a branch switched back to)."""
+    old = [(k, v) for k, v in on_disk.items() if k not in used]
+    return dict(old[-keep:]) | used
+
+
 def _dump(path: str, data: dict[object, object]) -> None:
-    """Write a cache file whole: MAGIC, the payload's sha256, the marshal payload."""
+    """Write a cache file whole: MAGIC, the payload's sha256, the marshal payload. Not synced to
+    disk: a file lost or torn in a crash fails its checksum and is rebuilt."""
     payload = marshal.dumps(data)
     write_atomic(
-        path, MAGIC + hashlib.sha256(payload).digest() + payload, mode=0o600, prefix=".cache-", suffix=".tmp"
+        path,
+        MAGIC + hashlib.sha256(payload).digest() + payload,
+        mode=0o600,
+        prefix=".cache-",
+        suffix=".tmp",
+        durable=False,
     )
 
 
@@ -321,8 +325,3 @@ def _listdir(folder: str) -> Iterable[str]:
         return os.listdir(folder)
     except OSError:
         return ()
-
-
-def open_cache(root: str, settings: bytes) -> Cache:
-    """The cache of a repository under these settings (read lazily, shard by shard)."""
-    return Cache(root, settings)

@@ -254,6 +254,6 @@ def _cache_for(tree: Tree) -> cache.Cache | None:
     if cache.disabled():
         return None
     project = tree.content(PROJECT_FILE)
-    return cache.open_cache(
+    return cache.Cache(
         tree.root, cache.settings_digest(project if isinstance(project, bytes) else None, tree.sops_rules())
     )
