@@ -6,12 +6,9 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import posixpath
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -211,11 +208,25 @@ def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int =
     A file no key opens is K004 (exit 2). With JOBS > 1 the files are opened in up to JOBS forked
     processes (the age unwrap of each file's data key is most of the work); the findings and
     their order are the same as with one job."""
-    global _SHARED
     ring = keyring or sops.default_keyring()
     files = encrypted_files(result)
-    if jobs > 1 and len(files) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
-        size = -(-len(files) // (jobs * 4))  # four chunks per worker: the load evens out
+    if jobs > 1 and len(files) >= PARALLEL_MIN:
+        return _check_forked(result, ring, files, jobs)
+    return _check(result, ring, files)
+
+
+def _check_forked(result: Result, ring: sops.Keyring, files: list[str], jobs: int) -> list[Diagnostic]:
+    """check_files over forked workers (imported here: `validate` loads this module for K006
+    and should not pay for a process pool it does not use)."""
+    global _SHARED
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .parallel import CHUNKS_PER_JOB
+
+    if "fork" in multiprocessing.get_all_start_methods():
+        size = -(-len(files) // (jobs * CHUNKS_PER_JOB))  # several chunks per worker: the load evens out
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
         _SHARED = (result, ring)
         try:
