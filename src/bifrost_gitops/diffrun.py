@@ -7,7 +7,6 @@ work tree changes. Raises RepoError or GitError (exit 2) when either side cannot
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from . import gitrev, sops
@@ -54,6 +53,13 @@ def run(
 ) -> Diff:
     """What changes from revision BASE to HEAD (None: the work tree) of the repository at REPO;
     BASE may be a range and MERGE_BASE ask for the merge base (see `sides`)."""
+    return compare(repo, base, head, merge_base, options)[0]
+
+
+def compare(
+    repo: str, base: str, head: str | None, merge_base: bool = False, options: LoadOptions = DEFAULT
+) -> tuple[Diff, Result]:
+    """`run`, and the loaded head revision (for a caller that shows it too: one load, not two)."""
     root = find_root(repo)
     base, base_label, head = sides(root, base, head, merge_base)
     base_tree = gitrev.GitTree(root, base)
@@ -68,26 +74,18 @@ def run(
         sec.ConfigFile(*base_sops) if base_sops else None,
         sec.ConfigFile(*head_sops) if head_sops else None,
     )
-
-    def work_raw(rel: str) -> bytes:
-        with open(os.path.join(root, rel), "rb") as f:
-            return f.read()
-
-    compare = secret_comparer(
-        base_result,
-        head_result,
-        base_tree.read,
-        head_tree.read if head_tree else work_raw,
-        sops.default_keyring(),
+    secrets = secret_comparer(
+        base_result, head_result, base_tree.read, head_side.read, sops.default_keyring()
     )
-    return diff(
+    d = diff(
         base_result,
         head_result,
         base_label,
         f"{head} ({head_tree.commit[:12]})" if head_tree else "work tree",
-        compare,
+        secrets,
         alerts,
     )
+    return d, head_result
 
 
 def security(

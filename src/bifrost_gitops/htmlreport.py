@@ -71,12 +71,14 @@ def _cell(r: Resolved) -> Cell:
 def matrix(result: Result, revision: str) -> Matrix:
     """The matrix of a loaded revision: defaults-only cells resolved once per integration."""
     catalog = result.catalog
-    defaults = {name: _cell(r) for name, r in resolve_org(catalog, None).items()}
+    defaults = {name: _cell(r) for name, r in resolve_org(catalog, None, lines=False).items()}
     names = list(defaults)
     orgs = [name for name, _, _ in organizations(catalog)]
     cells: list[list[Cell | None]] = [
         [
-            _cell(resolve(catalog, org, name)) if (name, org.lower()) in catalog.mappings else defaults[name]
+            _cell(resolve(catalog, org, name, lines=False))
+            if (name, org.lower()) in catalog.mappings
+            else defaults[name]
             for name in names
         ]
         for org in orgs
@@ -105,14 +107,16 @@ def _line(c: Change) -> CellChange:
 def build(path: str, base: str | None, head: str | None) -> Matrix:
     """The matrix of HEAD (None: the work tree) of the repository at PATH, with the changes
     since BASE when given (diffrun.run: both sides read from git)."""
-    result = repo.load(path) if head is None else repo.load_git(path, head)
-    m = matrix(result, head or "work tree")
-    m.errors = len(result.errors)
     if base is None:
-        return m
-    d = diffrun.run(path, base, head)
-    m.revision = d.head
-    return with_changes(m, d)
+        result = repo.load(path) if head is None else repo.load_git(path, head)
+        return _counted(matrix(result, head or "work tree"), result)
+    d, result = diffrun.compare(path, base, head)
+    return with_changes(_counted(matrix(result, d.head), result), d)
+
+
+def _counted(m: Matrix, result: Result) -> Matrix:
+    m.errors = len(result.errors)
+    return m
 
 
 def to_doc(m: Matrix) -> dict[str, object]:
