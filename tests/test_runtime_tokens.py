@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -206,3 +207,19 @@ def test_authorization_code_provider_gives_none_and_calls_nothing(
     assert graph is not None and graph.oauth is not None
     assert graph.oauth.access_token is None  # only Bifrost holds a consented user's token
     assert server.requests == []
+
+
+@pytest.mark.parametrize("lifetime", [float("inf"), float("nan"), 1e300, -5, "soon"])
+def test_a_lifetime_no_clock_can_hold_is_taken_as_unstated(
+    compiled: Path, server: TokenServer, lifetime: object
+) -> None:
+    """A token server's expires_in is untrusted: infinity or 1e300 must not crash the workflow
+    with an OverflowError, it counts as no lifetime given."""
+    server.reply = {"access_token": "x", "expires_in": lifetime}
+    data = Integrations(Bundle(compiled, tokens=TokenCache(clock=lambda: 1_000_000.0))).get_sync(
+        "Microsoft_Graph", "contoso"
+    )
+    assert data is not None and data.oauth is not None and data.oauth.access_token == "tok-1"
+    assert (
+        data.oauth.expires_at == datetime.fromtimestamp(1_000_000 + tokens.DEFAULT_LIFETIME, UTC).isoformat()
+    )

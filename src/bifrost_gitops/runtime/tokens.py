@@ -38,6 +38,8 @@ TIMEOUT: Final = 15.0
 MAX_REPLY: Final = 256 * 1024
 #: the lifetime Bifrost assumes when the reply has no expires_in
 DEFAULT_LIFETIME: Final = 3600.0
+#: a stated lifetime beyond this (ten years) is taken as unstated
+MAX_LIFETIME: Final = 10 * 365 * 86400.0
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -145,10 +147,11 @@ def fetch(req: TokenRequest, clock: Callable[[], float] = time.time) -> Token:
     if not isinstance(token, str) or not token:
         raise _fail(req, "the reply holds no access_token")
     assert isinstance(data, dict)
-    lifetime = data.get("expires_in")
     try:
-        seconds = float(lifetime) if lifetime else DEFAULT_LIFETIME
+        seconds = float(data.get("expires_in") or DEFAULT_LIFETIME)
     except (TypeError, ValueError):
+        seconds = DEFAULT_LIFETIME
+    if not 0 < seconds < MAX_LIFETIME:  # NaN, infinity, 1e400: a server's number, not a date
         seconds = DEFAULT_LIFETIME
     return Token(token, clock() + seconds)
 
