@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -402,7 +403,7 @@ def new_integration(result: Result, name: str, provider: str | None) -> Written:
         _integration_text(name, provider, provider is not None and "{entity_id}" in token_url),
         (f"{folder}/mappings/.gitkeep",),  # git keeps no empty folder
     )
-    return Written(written, [], f"bifrost-gitops new mapping {_shell(name)} ORG")
+    return Written(written, [], f"bifrost-gitops new mapping {shlex.quote(name)} ORG")
 
 
 def _integrations_dir(cat: Catalog) -> str:
@@ -430,11 +431,6 @@ def _integration_text(name: str, provider: str | None, needs_entity: bool) -> st
         "# defaults:\n"
         "#   config: {}   # values every organization gets unless its mapping overrides them\n"
     )
-
-
-def _shell(word: str) -> str:
-    """WORD as one shell word in a printed next step (the caller escapes the line for the terminal)."""
-    return word if re.fullmatch(r"[A-Za-z0-9_.,:@+-]+", word) else "'" + word.replace("'", "'\\''") + "'"
 
 
 # --- new mapping ----------------------------------------------------------------------------
@@ -479,7 +475,7 @@ def new_mapping(
     secrets = _preflight(cat, ip.model, rel, body)
     nxt = "bifrost-gitops validate"
     if secrets:
-        nxt = f"bifrost-gitops secrets set {_shell(integration)} {secrets[0]} --org {org}   (required, no default)"
+        nxt = f"bifrost-gitops secrets set {shlex.quote(integration)} {secrets[0]} --org {org}   (required, no default)"
     return Written(_write_new(result, "Mapping", rel, body), [], nxt)
 
 
@@ -498,7 +494,7 @@ def _config_lines(integ: Integration, values: Sequence[str]) -> list[str]:
         if item.type == "secret":
             raise NewError(
                 f"--set {key}: secret-typed; a secret never goes on the command line",
-                f"after this: bifrost-gitops secrets set {_shell(integ.name)} {key} --org ORG",
+                f"after this: bifrost-gitops secrets set {shlex.quote(integ.name)} {key} --org ORG",
             )
         _shown_as_is(raw, f"--set {key}")
         lines[key] = f"  {key}: {_typed(key, item.type, raw)}"

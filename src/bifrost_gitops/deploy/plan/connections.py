@@ -52,7 +52,7 @@ def _when(text: str | None) -> dt.datetime | None:
 
 
 def _advice(state: TokenState, name: str, org: str, oauth: OAuthSpec | None, new: bool) -> str:
-    command = f"bifrost-gitops connect {shlex.quote(name)} {org}"
+    command = f"bifrost-gitops connect {shlex.quote(name)} {shlex.quote(org)}"
     connect = f"an admin connects it in Bifrost's UI, or opens the URL `{command}` prints"
     if state is TokenState.CONNECTED:
         return ""
