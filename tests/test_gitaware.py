@@ -178,6 +178,12 @@ def test_init_pins_the_hook_to_the_commit_it_was_installed_from(
         ({"url": "https://h/x", "vcs_info": {"vcs": "hg", "commit_id": "a" * 40}}, None),
         ({"url": "file:///src", "dir_info": {"editable": True}}, None),
         ({"url": "https://h/\nx", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}, None),
+        (
+            {"url": "ssh://git@h/x.git", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}},
+            ("ssh://git@h/x.git", "a" * 40),
+        ),
+        ({"url": "file:///home/me/x", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}, None),
+        ({"url": "https://u:tok@h/x.git", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}, None),
         ("not json", None),
         (None, None),
     ],

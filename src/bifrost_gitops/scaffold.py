@@ -314,7 +314,19 @@ def installed_from() -> tuple[str, str] | None:
     commit = vcs.get("commit_id")
     if vcs.get("vcs") != "git" or not isinstance(url, str) or not isinstance(commit, str):
         return None
-    return (url, commit) if _COMMIT_RE.match(commit) and url.isprintable() else None
+    return (url, commit) if _COMMIT_RE.match(commit) and _shareable(url) else None
+
+
+def _shareable(url: str) -> bool:
+    """A URL every teammate's pre-commit can clone, fit for a committed file: https or ssh, no
+    password in it (pip strips one, other installers may not), no local path (git+file://)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return url.isprintable() and parts.scheme in ("https", "ssh") and parts.password is None
+    except ValueError:
+        return False
 
 
 def pre_commit_config() -> str:
