@@ -11,6 +11,14 @@ import os
 import tempfile
 
 
+def new_file_mode(mode: int) -> int:
+    """MODE as a newly created file gets it under this process's umask (mkstemp makes 0600;
+    files meant to be shared, such as scaffolds, are written with what open() would give)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mode & ~mask
+
+
 def write_atomic(
     path: str,
     data: bytes,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from . import sops, storable
+from .atomic import new_file_mode
 from .bundleformat import (
     CLIENT_CREDENTIALS_KEY,
     DEPLOY_FILE,
@@ -484,7 +485,7 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.new-", dir=parent)
     lock = _hold(tmp)
-    mode = _effective_mode(0o600 if private else 0o644)
+    mode = new_file_mode(0o600 if private else 0o644)
     try:
         for rel, data in files.items():
             path = os.path.join(tmp, rel)
@@ -516,13 +517,6 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
             shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
             os.close(lock)
-
-
-def _effective_mode(mode: int) -> int:
-    """MODE as a new file gets it under the process's umask."""
-    umask = os.umask(0o077)
-    os.umask(umask)
-    return mode & ~umask
 
 
 def _reuse(current: str, new: str, data: bytes, mode: int) -> bool:

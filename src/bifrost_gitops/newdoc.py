@@ -23,7 +23,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from . import structure
-from .atomic import write_atomic
+from .atomic import new_file_mode, write_atomic
 from .catalog import Catalog
 from .diagnostics import Diagnostic
 from .errors import BifrostGitopsError
@@ -201,13 +201,7 @@ def _create(path: str, text: str) -> None:
     if os.path.lexists(path):
         raise NewError(f"{path}: already exists")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, text.encode("utf-8"), mode=0o666 & ~_umask(), prefix=".new-", suffix=".tmp")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    write_atomic(path, text.encode("utf-8"), mode=new_file_mode(0o666), prefix=".new-", suffix=".tmp")
 
 
 # --- new org --------------------------------------------------------------------------------

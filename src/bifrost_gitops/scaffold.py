@@ -14,7 +14,7 @@ import json
 import os
 import re
 
-from .atomic import write_atomic
+from .atomic import new_file_mode, write_atomic
 from .errors import BifrostGitopsError
 from .model import KINDS
 from .schemas import dump, filename
@@ -359,14 +359,7 @@ def _write(path: str, text: str) -> None:
     """Write via a temp file and rename, so an interrupted init leaves no half-written file."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    # mkstemp makes 0600; these files are meant to be shared
-    write_atomic(path, text.encode("utf-8"), mode=0o666 & ~_umask(), prefix=".init-", suffix=".tmp")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    write_atomic(path, text.encode("utf-8"), mode=new_file_mode(0o666), prefix=".init-", suffix=".tmp")
 
 
 def scaffold(directory: str, force: bool = False, age_recipient: str | None = None) -> list[str]:
