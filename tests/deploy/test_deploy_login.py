@@ -103,6 +103,19 @@ def test_device_login_stores_the_official_shape_and_keeps_other_urls() -> None:
     assert "dev-secret" not in text and "new-" not in text
 
 
+def test_a_broken_store_is_refused_not_overwritten() -> None:
+    """Saving over a store that is not JSON would lose every other URL's login: refused."""
+    path = _official({"https://other.example": OTHER})
+    broken = path.read_text()[:-1]  # a truncated file, as an editor crash leaves it
+    path.write_text(broken)
+    transport, _ = _device_server(
+        [{"access_token": "new-at", "refresh_token": "new-rt", "token_type": "bearer", "expires_in": 1800}]
+    )
+    with pytest.raises(DeployError, match="not a JSON credentials file"):
+        login("https://bf.example/", lambda _: None, sleep=lambda _: None, transport=transport)
+    assert path.read_text() == broken
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [({"error": "access_denied"}, "denied"), ({"error": "expired_token"}, "expired"), (500, "500")],

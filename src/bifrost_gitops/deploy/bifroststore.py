@@ -48,6 +48,11 @@ def key(api_url: str) -> str:
 def read_store(path: Path) -> dict[str, Entry]:
     """The store's complete entries by URL; a missing file is empty, an unreadable one an error.
     The legacy single-record shape counts as that one URL's entry (the official CLI migrates it)."""
+    return {k: got for k, v in _read_raw(path).items() if (got := _entry(v)) is not None}
+
+
+def _read_raw(path: Path) -> dict[str, object]:
+    """The store as the file has it, by URL (entries of other shapes kept as they are)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -58,9 +63,9 @@ def read_store(path: Path) -> dict[str, Entry]:
         raise DeployError(f"{path}: not a JSON credentials file") from None
     if not isinstance(data, dict):
         raise DeployError(f"{path}: not a Bifrost credentials store")
-    if "api_url" in data:  # legacy: one record at the top level
-        data = {key(str(data["api_url"])): data}
-    return {k: got for k, v in data.items() if (got := _entry(v)) is not None}
+    if "api_url" in data:  # legacy: one record at the top level (the official CLI migrates it)
+        return {key(str(data["api_url"])): data}
+    return data
 
 
 def _entry(value: object) -> Entry | None:
@@ -78,14 +83,9 @@ def _entry(value: object) -> Entry | None:
 
 
 def save_entry(path: Path, api_url: str, access_token: str, refresh_token: str, expires_at: str) -> None:
-    """Replace API_URL's entry, keeping every other one as the file has it now."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        raw = {}
-    doc: dict[str, object] = dict(raw) if isinstance(raw, dict) and "api_url" not in raw else {}
-    if isinstance(raw, dict) and "api_url" in raw:  # migrate the legacy record, as Bifrost does
-        doc[key(str(raw["api_url"]))] = raw
+    """Replace API_URL's entry, keeping every other one as the file has it now; a store that is
+    not one (broken JSON) is an error, never overwritten with the other URLs' logins lost."""
+    doc = _read_raw(path)
     doc[key(api_url)] = Entry(
         api_url=key(api_url), access_token=access_token, refresh_token=refresh_token, expires_at=expires_at
     )
