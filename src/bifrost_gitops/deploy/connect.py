@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from . import DeployError
 from .client import ApiError, Client
-from .replies import AUTHORIZE, DETAIL, INTEGRATIONS, ORGS, Detail, Mapping, Org, get, parse
+from .live import read_detail
+from .replies import AUTHORIZE, INTEGRATIONS, ORGS, Detail, Mapping, Org, get, parse
 
 #: variables a CI runner sets: connect refuses to print a URL into its log
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILD_ID", "TF_BUILD")
@@ -55,7 +56,7 @@ def _integration(client: Client, name: str) -> Detail:
     )
     if found is None:
         raise DeployError(f"integration {name!r} is not in Bifrost: apply the repository first")
-    return get(client, f"/api/integrations/{found.id}", DETAIL)
+    return read_detail(client, found.id)
 
 
 def _mapping(detail: Detail, org: Org) -> Mapping:

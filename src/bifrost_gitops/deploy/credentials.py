@@ -109,7 +109,7 @@ def origin_of(refresh_token: str) -> str:
 
 
 def _same_url(stored: object, api_url: str) -> bool:
-    return isinstance(stored, str) and stored.rstrip("/") == api_url.rstrip("/")
+    return isinstance(stored, str) and bifroststore.key(stored) == bifroststore.key(api_url)
 
 
 def _read_file(path: str) -> dict[str, object]:
