@@ -112,6 +112,21 @@ def test_an_edited_or_foreign_file_is_refused(denv: Env, tmp_path: Path) -> None
     assert "Traceback" not in r.output
 
 
+def test_operations_forged_with_a_valid_checksum_are_refused(denv: Env, tmp_path: Path) -> None:
+    """The checksum only catches careless edits: the operations themselves must still be the
+    ones a fresh plan from the same inputs makes, or nothing is sent."""
+    from bifrost_gitops.deploy import saved
+
+    e = denv
+    out = tmp_path / "plan.json"
+    doc = _save(e, out)
+    doc["ops"] = doc["ops"][:1]
+    doc["sha256"] = saved._checksum({k: v for k, v in doc.items() if k != "sha256"})
+    out.write_text(json.dumps(doc), encoding="utf-8")
+    _refused(e, out, "the operations differ from the saved plan: plan again and review")
+    assert e.bf.state.integration_by_name("HaloPSA") is None
+
+
 def test_a_saved_plan_takes_no_plan_options(denv: Env, tmp_path: Path) -> None:
     e = denv
     out = tmp_path / "plan.json"

@@ -12,6 +12,7 @@ file still cannot make apply send anything the fresh plan would not.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -92,12 +93,7 @@ def _content(s: Saved) -> dict[str, object]:
         "kind": KIND,
         "tool_version": __version__,
         "source": s.source,
-        "options": {
-            "prune": s.options.prune,
-            "allow_key_removal": s.options.allow_key_removal,
-            "rotate_oauth_secrets": s.options.rotate_oauth_secrets,
-            "disconnect_org_tokens": s.options.disconnect_org_tokens,
-        },
+        "options": dataclasses.asdict(s.options),
         "salt": s.salt,
         "desired_sha256": s.desired_sha256,
         "live_sha256": s.live_sha256,
@@ -150,18 +146,13 @@ def read(path: str) -> Saved:
         opts = doc["options"]
         return Saved(
             str(doc["source"]),
-            Options(
-                bool(opts["prune"]),
-                bool(opts["allow_key_removal"]),
-                bool(opts["rotate_oauth_secrets"]),
-                bool(opts.get("disconnect_org_tokens", False)),
-            ),
+            Options(**{f.name: bool(opts.get(f.name, False)) for f in dataclasses.fields(Options)}),
             str(doc["salt"]),
             str(doc["desired_sha256"]),
             str(doc["live_sha256"]),
             list(doc["ops"]),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise StalePlan(f"{where}: not a saved plan (fields missing)") from None
 
 
