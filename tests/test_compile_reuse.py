@@ -13,7 +13,18 @@ import pytest
 import bifrost_gitops
 from bifrost_gitops import bundle, codedigest
 from test_compile import ORGS, RUNTIME_RECIPIENT, compile_, snapshot
-from test_resolve import HALO, HALO_FABRIKAM, KEY_FILE, MICROSOFT, build_repo
+from test_resolve import (
+    FILES,
+    HALO,
+    HALO_CONTOSO,
+    HALO_FABRIKAM,
+    KEY_FILE,
+    MICROSOFT,
+    SECRETS,
+    build_repo,
+    canary,
+    seal_yaml,
+)
 
 KEY = {"SOPS_AGE_KEY_FILE": str(KEY_FILE)}
 
@@ -213,3 +224,19 @@ def test_resolving_without_lines_gives_the_same_values_and_source_files(repo: Pa
             assert where(quick[name]) == where(r)
             assert all(s.line == 0 for s in quick[name].sources.values())
         assert any(s.line > 0 for r in full.values() for s in r.sources.values())
+
+
+def test_a_rotated_secret_reaches_its_organizations_file(
+    repo: Path, tmp_path: Path, rendered: list[str]
+) -> None:
+    """Only the ciphertext changes in the repository; the organization's file must still be
+    rendered again with the new value (plain), and equal a cold compile."""
+    out = tmp_path / "bundle"
+    recompiled(repo, out, rendered, "--secrets", "plain")
+    old, new = SECRETS["halo-contoso-api-key"], canary("ROTATED")
+    assert old in FILES[HALO_CONTOSO]
+    (repo / HALO_CONTOSO).write_text(seal_yaml(FILES[HALO_CONTOSO].replace(old, new)))
+    assert recompiled(repo, out, rendered, "--secrets", "plain") == ["contoso"]
+    text = (out / "orgs" / "contoso.json").read_text()
+    assert new in text and old not in text
+    assert_as_cold(repo, out, tmp_path, "--secrets", "plain")
