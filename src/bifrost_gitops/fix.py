@@ -27,6 +27,8 @@ from . import loader
 from .diagnostics import Diagnostic
 from .fixspans import Span, Spans, scan
 from .nodes import Node
+from .structure import in_secrets
+from .valuechecks import BOOL_WORDS
 
 #: the finding codes --fix may act on (each only where its finding names one mechanical change)
 FIXABLE = frozenset({"Y005", "Y009", "C002"})
@@ -34,10 +36,6 @@ FIXABLE = frozenset({"Y005", "Y009", "C002"})
 SCHEMA_CODE = "$schema"
 
 _SCHEMA_COMMENT = re.compile(r"[ \t]*#[ \t]*yaml-language-server:[ \t]*\$schema=(\S+)")
-_BOOL_WORDS = {
-    **dict.fromkeys(("y", "yes", "on", "true"), "true"),
-    **dict.fromkeys(("n", "no", "off", "false"), "false"),
-}
 _WHOLE_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _BOM = "\ufeff"
 
@@ -185,7 +183,7 @@ def _secret_lines(spans: Spans, findings: list[Diagnostic]) -> frozenset[int]:
     return frozenset(
         n
         for s in spans.at.values()
-        if not s.key and ("secrets" in s.path or s.path in misplaced)
+        if not s.key and (in_secrets(s.path) or s.path in misplaced)
         for n in range(s.lines[0], s.lines[1] + 1)
     )
 
@@ -197,7 +195,7 @@ def _still(doc: loader.Document, d: Diagnostic, span: Span) -> bool:
         return any(n.code == d.code and (n.line, n.col) == (d.line, d.col) for n in doc.notes)
     implicit = doc.implicit.get(span.path)
     if d.code in ("Y005", "Y009"):  # their messages quote the text, except under secrets:
-        quoted = "secrets" in span.path or repr(span.value) in d.message
+        quoted = in_secrets(span.path) or repr(span.value) in d.message
         return quoted and implicit is not None and implicit[1] == span.value
     if not span.path or repr(span.path[-1]) not in d.message:  # C002 names the key
         return False
@@ -221,7 +219,7 @@ def _fix_for(d: Diagnostic, span: Span, body: str) -> tuple[Edit, Node, str] | N
     quoted = quoted and source[-1] == source[0] and source[1:-1] == span.value
     if d.code == "Y005" and single_plain and not d.message.endswith(("an integer", "true or false")):
         return Edit(span.start, span.end, _quote(span.value)), span.value, "quoted it"
-    word = _BOOL_WORDS.get(span.value.lower())
+    word = BOOL_WORDS.get(span.value.lower())
     if d.code == "Y009" and single_plain and word is not None and not span.key:
         return Edit(span.start, span.end, word), word == "true", f"wrote {word}"
     if d.code != "C002" or not quoted or span.key:
@@ -244,7 +242,7 @@ def _mac_neutral(meta: dict[str, object], span: Span, source: str, edit: Edit) -
     """Whether sops's MAC stays valid after EDIT: the value is clear (not under secrets:, not
     sops metadata, not a key) and sops hashes the same bytes for it before and after, or the
     MAC covers only encrypted values (mac_only_encrypted)."""
-    if span.key or not span.path or span.path[0] == "sops" or "secrets" in span.path:
+    if span.key or not span.path or span.path[0] == "sops" or in_secrets(span.path):
         return False
     if meta.get("mac_only_encrypted") is True:
         return True

@@ -32,6 +32,7 @@ from .loader import Document, load_bytes, load_file, wanted
 from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
 from .schemas import dump, filename
+from .valuechecks import BOOL_WORDS
 
 _SCHEMA_RE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 _SCHEMA_DIR = ".schemas"  # where `init` puts them
@@ -103,7 +104,7 @@ def _path_safe(value: str, what: str) -> str:
 
 #: text that every YAML reader (1.1 like PyYAML, 1.2 like sops' Go library) reads as text
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_ .,()&+'-]*")
-_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+_WORDS = {*BOOL_WORDS, "null"}  # booleans in YAML 1.1, or null
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")  # its dashes keep it text
 
 

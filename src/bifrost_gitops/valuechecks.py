@@ -288,8 +288,8 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
             out += _bool_word(doc, path, item)
         else:
             hint = "write true or false, unquoted" if isinstance(value, str) else None
-            if isinstance(value, str) and value.lower() in _BOOL_WORDS:
-                hint = f"write {item.key}: {_BOOL_WORDS[value.lower()]}"
+            if isinstance(value, str) and value.lower() in BOOL_WORDS:
+                hint = f"write {item.key}: {BOOL_WORDS[value.lower()]}"
             out.append(
                 error(
                     "C002",
@@ -322,7 +322,7 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
 
 
 #: YAML 1.1's boolean words (any case): YAML 1.2 reads all but true/false as text.
-_BOOL_WORDS = {
+BOOL_WORDS = {
     **dict.fromkeys(("y", "yes", "on", "true"), "true"),
     **dict.fromkeys(("n", "no", "off", "false"), "false"),
 }
@@ -334,7 +334,7 @@ def _bool_word(doc: Document, path: Path, item: SchemaItem) -> list[Diagnostic]:
     raw = doc.implicit.get(path, ("", "true"))[1]
     if raw.lower() in ("true", "false"):
         return []
-    fix = _BOOL_WORDS.get(raw.lower(), "true or false")
+    fix = BOOL_WORDS.get(raw.lower(), "true or false")
     return [
         warning(
             "Y009",
