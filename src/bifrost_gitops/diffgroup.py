@@ -10,6 +10,7 @@ reviewer must see that once ("page_size 45 -> 60: 1,504 organizations, all but c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -106,18 +107,24 @@ def overriding(n: int) -> str:
     return ", which overrides it" if n == 1 else ", which override it"
 
 
-def who(orgs: list[str], universe: list[str], names: int = 3, shielded: bool = False) -> str:
+def who(
+    orgs: list[str],
+    universe: list[str],
+    names: int = 3,
+    shielded: bool = False,
+    show: Callable[[str], str] = str,
+) -> str:
     """``"2 organizations: a, b"``, ``"2,999 of 3,000 organizations: all but contoso"``,
     ``"all 3,000 organizations"``; at most NAMES names, the rest counted (the caller lists
-    them in full where it has room; SHIELDED: those left out override the key). Raw text: the
-    caller escapes."""
+    them in full where it has room; SHIELDED: those left out override the key). Each name goes
+    through SHOW, the escape of the output it lands in."""
     n, total = len(orgs), len(universe)
-    noun = "organization" if n == 1 else "organizations"
     if n > 1 and n == total and set(orgs) == set(universe):
         return f"all {total:,} organizations"
     rest = all_but(orgs, universe, names)
     if rest is not None:
         why = overriding(len(rest)) if shielded else ""
-        return f"{n:,} of {total:,} {noun}: all but {', '.join(rest)}{why}"
+        return f"{n:,} of {total:,} organizations: all but {', '.join(map(show, rest))}{why}"
     more = f" and {n - names:,} more" if n > names else ""
-    return f"{n:,} {noun}: {', '.join(orgs[:names])}{more}"
+    noun = "organization" if n == 1 else "organizations"
+    return f"{n:,} {noun}: {', '.join(map(show, orgs[:names]))}{more}"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 from .colour import Style, lines
 from .diff import IDENTITY_ROW, ORG_ROW, Change, Diff, location
-from .diffgroup import Group, all_but, groups, overriding, who
+from .diffgroup import Group, all_but, groups, who
 from .escape import html_text, md_code, md_text, to_json
 from .schemadiff import Creation, SchemaChange
 from .security import Alert
@@ -355,19 +355,6 @@ def _left_out(blocks: list[Block], chosen: list[bool], max_bytes: int) -> str:
     )
 
 
-def _who_md(orgs: list[str], universe: list[str], shielded: bool = False) -> str:
-    """Who makes a change, at most a few names (a longer list follows in its own block)."""
-    n = len(orgs)
-    rest = all_but(orgs, universe)
-    if n > 1 and n == len(universe):
-        return f"all {n:,} organizations"
-    if rest is not None:
-        why = overriding(len(rest)) if shielded else ""
-        return f"{n:,} of {len(universe):,} organizations: all but {', '.join(md_code(o) for o in rest)}{why}"
-    more = f" and {n - 3:,} more" if n > 3 else ""
-    return f"{n:,} organization{'s' if n != 1 else ''}: {', '.join(md_code(o) for o in orgs[:3])}{more}"
-
-
 def _group_blocks(d: Diff) -> list[Block]:
     """One line per distinct change that says it and who makes it; when that is more than a
     few organizations (and not "all" or "all but"), the full list in a collapsed block."""
@@ -379,7 +366,7 @@ def _group_blocks(d: Diff) -> list[Block]:
         src = f" · {_md(g.sources[0])}" if g.sources else ""
         src += f" and {len(g.sources) - 1:,} more" if len(g.sources) > 1 else ""
         name = f"**{md_text(g.integration)}** " if g.integration else ""
-        line = f"- {name}{md_text(_label(c))}: {change} — {_who_md(g.orgs, d.orgs, d.shielded(c, all_but(g.orgs, d.orgs) or []))}{src}\n"
+        line = f"- {name}{md_text(_label(c))}: {change} — {who(g.orgs, d.orgs, shielded=d.shielded(c, all_but(g.orgs, d.orgs) or []), show=md_code)}{src}\n"
         out.append(Block(line, "change"))
         n = len(g.orgs)
         if n > 3 and n != len(d.orgs) and all_but(g.orgs, d.orgs) is None:
