@@ -166,12 +166,8 @@ class _Blobs:
         entry = self._entries.get(rel)
         if entry is None or entry[0] == _LINK:
             return None
-        if rel not in self._blobs:
-            found = self._read([entry[1]]).get(entry[1])
-            if found is None:
-                return None
-            self._blobs[rel] = found
-        return self._blobs[rel]
+        found = self.content(rel)
+        return found if isinstance(found, bytes) else None
 
     def load(self, rel: str) -> tuple[loader.Document | None, list[Diagnostic]]:
         data = self.content(rel)
