@@ -120,9 +120,9 @@ class WorkTree:
         return found if isinstance(found, bytes) else None
 
 
-def _exclude(tree: Tree) -> list[str]:
+def _exclude(project: bytes | None) -> list[str]:
     """The Project's exclude: patterns, read before discovery so excluded files are never parsed."""
-    doc, _ = tree.load(PROJECT_FILE)
+    doc = loader.load_bytes(project, PROJECT_FILE)[0] if project is not None else None
     if doc is None or not isinstance(doc.data, dict):
         return []
     ex = doc.data.get("exclude")
@@ -161,8 +161,10 @@ def load_tree(tree: Tree, options: LoadOptions = DEFAULT) -> Result:
 
 
 def _load(tree: Tree, options: LoadOptions) -> Result:
-    files, diags = tree.files(_exclude(tree))
-    store = _cache_for(tree) if options.cache else None
+    settings = tree.content(PROJECT_FILE)
+    project = settings if isinstance(settings, bytes) else None  # read once: exclude: and the cache key
+    files, diags = tree.files(_exclude(project))
+    store = _cache_for(tree, project) if options.cache else None
     analysed: dict[str, tuple[FileResult, Parsed[AnyDocument] | None]] = {}
     misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
@@ -249,11 +251,8 @@ def _stat(tree: Tree, rel: str) -> cache.Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _cache_for(tree: Tree) -> cache.Cache | None:
+def _cache_for(tree: Tree, project: bytes | None) -> cache.Cache | None:
     """The cache for this repository and its settings, or None when turned off."""
     if cache.disabled():
         return None
-    project = tree.content(PROJECT_FILE)
-    return cache.Cache(
-        tree.root, cache.settings_digest(project if isinstance(project, bytes) else None, tree.sops_rules())
-    )
+    return cache.Cache(tree.root, cache.settings_digest(project, tree.sops_rules()))
