@@ -20,6 +20,7 @@ from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
 from .sops import datakey, splice
+from .sops.errors import without_file
 
 # --- secrets set ---------------------------------------------------------------------------
 
@@ -258,14 +259,14 @@ def _check(result: Result, ring: sops.Keyring, files: list[str]) -> list[Diagnos
                     "K005",
                     rel,
                     integrity_pos(docs[rel], e),
-                    f"integrity check failed: {_reason(e, rel)}",
+                    f"integrity check failed: {without_file(e, rel)}",
                     "the file was altered outside sops; restore it from git or re-encrypt it",
                 )
             )
         except sops.NoKeyError as e:
-            out.append(error("K004", rel, (0, 0), _reason(e, rel), "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"))
+            out.append(error("K004", rel, (0, 0), without_file(e, rel), e.hint))
         except sops.SopsError as e:
-            out.append(error("K003", rel, (0, 0), _reason(e, rel)))
+            out.append(error("K003", rel, (0, 0), without_file(e, rel)))
     return out
 
 
@@ -332,11 +333,6 @@ def _keys_of(data: Any, prefix: str) -> Path:
         path.append(key)
         data, prefix = data[key], prefix[len(key) + 1 :]
     return tuple(path)
-
-
-def _reason(e: Exception, rel: str) -> str:
-    text = str(e)
-    return text[len(rel) + 2 :] if text.startswith(rel + ": ") else text
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from . import sops, sopsrules
 from .repo import Result
 from .secretops import Recipients, header_and_dump, list_recipients, write_file
 from .sops import binary, datakey, splice
-from .sops.errors import NoKeyError, SopsError
+from .sops.errors import NoKeyError, SopsError, without_file
 
 
 class How(enum.Enum):
@@ -59,7 +59,7 @@ def _rekey(result: Result, row: Recipients, dry_run: bool, ring: sops.Keyring) -
     try:
         current = sops.load_file(path)
     except SopsError as e:
-        return How.LEFT, _strip(str(e), path)
+        return How.LEFT, without_file(e, path)
     meta = current["sops"]
     if not _native(meta, result.root, row):
         return (How.SOPS, "") if dry_run else _by_sops(result, row)
@@ -68,7 +68,7 @@ def _rekey(result: Result, row: Recipients, dry_run: bool, ring: sops.Keyring) -
     except NoKeyError:
         return How.NO_KEY, f"it is encrypted to {', '.join(sops.recipients(meta))}"
     except SopsError as e:
-        return How.LEFT, _strip(str(e), row.path)
+        return How.LEFT, without_file(e, row.path)
     if not dry_run:
         wanted = set(row.wanted or [])
         kept = [e for e in meta.get("age") or [] if isinstance(e, Mapping) and e.get("recipient") in wanted]
@@ -123,7 +123,3 @@ def _by_sops(result: Result, row: Recipients) -> tuple[How, str]:
     if proc.returncode == 128 or b"Failed to get the data key" in proc.stderr:
         return How.NO_KEY, "sops updatekeys could not open it"
     return How.LEFT, f"sops updatekeys failed (exit {proc.returncode})"
-
-
-def _strip(text: str, prefix: str) -> str:
-    return text[len(prefix) + 2 :] if text.startswith(prefix + ": ") else text

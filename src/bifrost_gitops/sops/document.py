@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..nodes import Node
 from . import binary, datakey, mac, values
-from .errors import IntegrityError, NoKeyError, SopsError
+from .errors import IntegrityError, NoKeyError, SopsError, without_file
 from .gotypes import Timestamp
 from .keys import Keyring, default_keyring, make_keyring
 from .secret import Secret
@@ -215,16 +215,11 @@ def decrypt_document(
             )
         except NoKeyError as bin_err:
             raise NoKeyError(
-                f"{_strip_file(native, file)}; sops binary: {_strip_file(bin_err, file)}", file=file
+                f"{without_file(native, file)}; sops binary: {without_file(bin_err, file)}", file=file
             ) from None
         if not wrap:
             return clear
         return cast("dict[str, object]", _wrap_like(data, clear, rule_of(_metadata(data, file), file)))
-
-
-def _strip_file(e: SopsError, file: str | None) -> str:
-    text = str(e)
-    return text[len(file) + 2 :] if file and text.startswith(f"{file}: ") else text
 
 
 def _wrap_like(enc: object, clear: Node, rule: Rule, prefix: str = "", matched: bool = False) -> object:

@@ -17,6 +17,12 @@ class SopsError(BifrostGitopsError):
         super().__init__(f"{file}: {message}" if file else message)
 
 
+def without_file(e: Exception, file: str | None) -> str:
+    """E's message without the ``FILE: `` it starts with (for a caller that names the file itself)."""
+    text = str(e)
+    return text[len(file) + 2 :] if file and text.startswith(f"{file}: ") else text
+
+
 class NoKeyError(SopsError):
     """No available key opens the data key (exit 2, with a hint on where keys are looked for)."""
 
