@@ -223,3 +223,34 @@ def test_a_lifetime_no_clock_can_hold_is_taken_as_unstated(
     assert (
         data.oauth.expires_at == datetime.fromtimestamp(1_000_000 + tokens.DEFAULT_LIFETIME, UTC).isoformat()
     )
+
+
+def test_a_slow_token_endpoint_holds_up_only_its_own_callers() -> None:
+    """One provider that takes its time must not stall a workflow's other integrations, whose
+    tokens are minted or cached meanwhile; the same key is still fetched only once."""
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+    fetched: list[str] = []
+
+    def fetcher(req: tokens.TokenRequest, clock: Any) -> tokens.Token:
+        fetched.append(req.provider)
+        if req.provider == "slow":
+            started.set()
+            assert release.wait(10)
+        return tokens.Token(f"tok-{req.provider}", clock() + 3600)
+
+    cache = TokenCache(fetcher=fetcher)
+
+    def request(provider: str) -> tokens.TokenRequest:
+        return tokens.TokenRequest(provider, "https://t.example/token", "id", "secret", "", None)
+
+    slow = [threading.Thread(target=cache.get, args=(("o", "slow", ""), request("slow"))) for _ in range(2)]
+    for t in slow:
+        t.start()
+    assert started.wait(10)
+    assert cache.get(("o", "fast", ""), request("fast")).access_token == "tok-fast"  # not held up
+    release.set()
+    for t in slow:
+        t.join(10)
+    assert sorted(fetched) == ["fast", "slow"]  # the two slow callers shared one fetch

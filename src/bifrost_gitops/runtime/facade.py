@@ -67,7 +67,7 @@ class Integrations:
 
         None for an integration the bundle does not have. For a client-credentials provider
         ``oauth.access_token`` is minted as Bifrost's ``get`` mints it (``oauth_scope`` overrides
-        the provider's scopes and forces a fresh token, as in Bifrost); the request runs in a
+        the provider's scopes; its token is cached apart, per scope); the request runs in a
         worker thread, so the event loop is not blocked. A failing token endpoint raises
         :class:`TokenError` naming the provider.
         """

@@ -162,18 +162,28 @@ class TokenCache:
     def __init__(self, clock: Callable[[], float] = time.time, fetcher: Fetcher | None = None) -> None:
         self.clock = clock
         self.fetcher = fetcher
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts, never held over a fetch
         self._tokens: dict[tuple[str, str, str], Token] = {}
+        self._fetching: dict[tuple[str, str, str], threading.Lock] = {}
 
     def __repr__(self) -> str:
         return f"TokenCache({len(self._tokens)} tokens)"
 
     def get(self, key: tuple[str, str, str], req: TokenRequest) -> Token:
-        """The cached token for KEY while it is fresh, else a new one (one fetch at a time)."""
+        """The cached token for KEY while it is fresh, else a new one: one fetch at a time per
+        KEY, so a slow token endpoint holds up only the callers that wait for its token."""
         with self._lock:
             t = self._tokens.get(key)
+            if t is not None and self.clock() < t.expires_at - MARGIN:
+                return t
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        with fetching:
+            with self._lock:  # another caller may have fetched it while this one waited
+                t = self._tokens.get(key)
             if t is None or self.clock() >= t.expires_at - MARGIN:
-                t = self._tokens[key] = (self.fetcher or fetch)(req, self.clock)
+                t = (self.fetcher or fetch)(req, self.clock)
+                with self._lock:
+                    self._tokens[key] = t
             return t
 
     def clear(self) -> None:
