@@ -350,3 +350,20 @@ def test_updatekeys_leaves_what_it_cannot_do_for_a_person(
     assert r.code == 1, r
     assert r.stdout.count("left for a person (it has non-age keys or key groups, and the sops binary") == 4
     assert tree(repo) == before
+
+
+def test_set_refuses_to_orphan_comments_it_cannot_reencrypt(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When only the sops binary opens a file (an age plugin key, say), its data key is not ours:
+    a new one would leave the #ENC[...] comments under a key that is thrown away. Refused."""
+    from bifrost_gitops import secretops
+
+    add_secret_key(repo, "webhook_secret")
+    (repo / FABRIKAM).write_text(COMMENTED)
+    assert real_sops(repo, "--encrypt", "--in-place", FABRIKAM).returncode == 0
+    before = (repo / FABRIKAM).read_text()
+    monkeypatch.setattr(secretops, "_data_key", lambda meta, keyring: None)  # no native age key
+    r = set_secret(repo, "HaloPSA", "api_key", canary("ORPHAN"), "--org", "fabrikam")
+    assert r.code == 2 and "its comments are encrypted" in r.output, r
+    assert (repo / FABRIKAM).read_text() == before

@@ -54,6 +54,12 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         clear = sops.decrypt_document(current, identities=keyring, file=rel)
         options = _options_of(current["sops"])
         data_key = _data_key(current["sops"], keyring)
+        if data_key is None and _has_encrypted_comments(path):
+            raise SecretsError(
+                f"{rel}: its comments are encrypted with the file's data key, which only the sops "
+                f"binary could open here: a value set now would leave them unreadable; use "
+                f"`sops set {rel} ...`, or an age key that opens the file"
+            )
     else:
         clear, options = current, _options_from_rules(result.root, path)
         data_key = os.urandom(32)  # a new file's data key: its comments are encrypted with it too
@@ -115,6 +121,11 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, list):
         return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
     return [(path, node)]
+
+
+def _has_encrypted_comments(path: str) -> bool:
+    with open(path, encoding="utf-8") as f:
+        return "#ENC[" in f.read()
 
 
 def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | None:
