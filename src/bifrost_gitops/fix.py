@@ -27,6 +27,7 @@ from . import loader
 from .diagnostics import Diagnostic
 from .fixspans import Span, Spans, scan
 from .nodes import Node
+from .schemas import COMMENT_RE
 from .structure import in_secrets
 from .valuechecks import BOOL_WORDS
 
@@ -35,7 +36,6 @@ FIXABLE = frozenset({"Y005", "Y009", "C002"})
 #: what the fix report shows in the code column for a repaired $schema comment
 SCHEMA_CODE = "$schema"
 
-_SCHEMA_COMMENT = re.compile(r"[ \t]*#[ \t]*yaml-language-server:[ \t]*\$schema=(\S+)")
 _WHOLE_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _BOM = "\ufeff"
 
@@ -302,7 +302,7 @@ def _schema_fix(root: str, rel: str, body: str, data: dict[str, object]) -> tupl
         content = line.strip()
         if content and not content.startswith("#"):
             return None  # only the comments above the document
-        m = _SCHEMA_COMMENT.match(line)
+        m = COMMENT_RE.match(line)
         if m is not None:
             current = m.group(1)
             if "://" in current or posixpath.normpath(posixpath.join(folder, current)) == target:

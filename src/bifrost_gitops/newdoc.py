@@ -31,10 +31,9 @@ from .escape import describe, first_unsafe, term
 from .loader import Document, load_bytes, load_file, wanted
 from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
-from .schemas import dump, filename
+from .schemas import COMMENT_RE, comment, dump, filename
 from .valuechecks import BOOL_WORDS
 
-_SCHEMA_RE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 _SCHEMA_DIR = ".schemas"  # where `init` puts them
 _SAMPLE = 200  # documents read for their `$schema` comment (a repository uses one style)
 
@@ -139,7 +138,7 @@ def _schema_dir(result: Result, kind: str) -> str:
     """The folder (repository-relative, or a URL) of the schema files the documents already
     point at, when KIND's schema is there; `.schemas` (init's) otherwise."""
     for p in result.catalog.documents()[:_SAMPLE]:
-        found = _SCHEMA_RE.search(_head(os.path.join(result.root, p.doc.path)))
+        found = COMMENT_RE.search(_head(os.path.join(result.root, p.doc.path)))
         if found is None:
             continue
         target = found.group(1)
@@ -164,13 +163,13 @@ def _header(result: Result, kind: str, rel: str) -> tuple[str, str | None]:
     when it does not exist yet (always inside the repository, under `.schemas/`)."""
     folder = _schema_dir(result, kind)
     if "://" in folder:
-        return f"# yaml-language-server: $schema={folder}/{filename(kind)}\n", None
+        return comment(f"{folder}/{filename(kind)}"), None
     schema_rel = f"{folder}/{filename(kind)}" if folder != "." else filename(kind)
     missing = None
     if not os.path.isfile(os.path.join(result.root, schema_rel)):
         missing = _inside(result.root, schema_rel)
     link = os.path.relpath(schema_rel, os.path.dirname(rel) or ".").replace(os.sep, "/")
-    return f"# yaml-language-server: $schema={link}\n", missing
+    return comment(link), missing
 
 
 def _write_new(result: Result, kind: str, rel: str, body: str, extra: tuple[str, ...] = ()) -> list[str]:

@@ -17,7 +17,7 @@ import re
 from .atomic import new_file_mode, write_atomic
 from .errors import BifrostGitopsError
 from .model import KINDS
-from .schemas import dump, filename
+from .schemas import comment, dump, filename
 
 PLACEHOLDER = "age1REPLACE-WITH-YOUR-AGE-PUBLIC-KEY"
 _RECIPIENT_RE = re.compile(r"^age1[0-9a-z]{20,}$")
@@ -89,7 +89,6 @@ def _read(path: str) -> str:
 
 # --- templates ------------------------------------------------------------------------------
 
-_HEADER = "# yaml-language-server: $schema={schema}\n"
 
 PROJECT = """\
 # Marks the repository root: documents are found anywhere below this folder.
@@ -286,7 +285,7 @@ def _files(recipient: str | None) -> list[tuple[str, str]]:
     files: list[tuple[str, str]] = []
     for rel, kind, text in _DOCUMENTS:
         schema = os.path.relpath(f".schemas/{filename(kind)}", os.path.dirname(rel) or ".")
-        files.append((rel, _HEADER.format(schema=schema.replace(os.sep, "/")) + text))
+        files.append((rel, comment(schema.replace(os.sep, "/")) + text))
     sops = SOPS_CONFIG.format(todo="" if recipient else NO_KEY_TODO, recipient=recipient or PLACEHOLDER)
     files += [
         (".sops.yaml", sops),

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from .model import BUNDLE_KINDS, KINDS, json_schema
 
 #: Every schema file under schemas/: the five document kinds, then the bundle.
 ALL_KINDS: tuple[str, ...] = (*KINDS, *BUNDLE_KINDS)
+
+
+#: The editor's schema comment (YAML language server) that init, new and --fix write and read.
+COMMENT_RE = re.compile(r"^[ \t]*#[ \t]*yaml-language-server:[ \t]*\$schema=(\S+)", re.MULTILINE)
+
+
+def comment(link: str) -> str:
+    """The schema comment line that points an editor at LINK (a path or URL)."""
+    return f"# yaml-language-server: $schema={link}\n"
 
 
 def filename(kind: str) -> str:
