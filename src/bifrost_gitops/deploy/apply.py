@@ -31,7 +31,7 @@ from .client import ApiError, Client
 from .manifest import LEDGER
 from .plan import LEDGER_SCHEMA, Op, Plan, secret_digest, show
 from .plan.batch import Batch
-from .spec import Action, Json, Ledger, Resource, Status
+from .spec import DEPENDENCY_FAILED, NO_INTEGRATION, Action, Json, Ledger, Resource, Status
 
 
 @dataclass
@@ -123,7 +123,7 @@ class _Run:
         for i in members:
             op = self.plan.ops[i]
             if not all(self.ok(d) for d in op.deps):
-                self.results[i] = Result(op, Status.SKIPPED, "an earlier step of it failed")
+                self.results[i] = Result(op, Status.SKIPPED, DEPENDENCY_FAILED)
                 continue
             try:
                 message = self.execute(i, op)
@@ -183,7 +183,7 @@ class _Run:
             return self.ledger(i, op)
         iid = self.ids.get(op.integration, "")
         if "{iid}" in op.path and not iid:
-            return "the integration does not exist (its creation failed)"
+            return NO_INTEGRATION
         path = op.path.replace("{iid}", iid)
         creates_oauth = op.resource is Resource.OAUTH and op.action is Action.CREATE
         body = _fill(op.body, iid) if creates_oauth else op.body

@@ -17,7 +17,7 @@ from .client import ApiError
 from .live import read_detail
 from .plan.batch import BATCH_PATH, Batch, item
 from .replies import BadReply
-from .spec import Json, Status
+from .spec import DEPENDENCY_FAILED, NO_INTEGRATION, Json, Status
 
 if TYPE_CHECKING:
     from .apply import _Run
@@ -63,12 +63,12 @@ def _send(run: _Run, batch: Batch) -> list[int]:
     ops = [run.plan.ops[i] for i in batch.ops]
     if not all(run.ok(d) for op in ops for d in op.deps):
         for i in batch.ops:
-            run.settle(i, Status.SKIPPED, "an earlier step of it failed")
+            run.settle(i, Status.SKIPPED, DEPENDENCY_FAILED)
         return []
     iid = run.ids.get(batch.integration, "")
     if not iid:
         for i in batch.ops:
-            run.settle(i, Status.FAILED, "the integration does not exist (its creation failed)")
+            run.settle(i, Status.FAILED, NO_INTEGRATION)
         return []
     body = {"mappings": [item(op.body) for op in ops]}
     try:

@@ -32,10 +32,9 @@ class Authorization(NamedTuple):
     current: str | None
 
 
-def in_ci(environ: dict[str, str] | None = None) -> str | None:
-    """The CI variable set in ENVIRON (default: this process's), if any."""
-    env = os.environ if environ is None else environ
-    return next((v for v in CI_VARIABLES if env.get(v, "").lower() not in ("", "0", "false")), None)
+def in_ci() -> str | None:
+    """The CI variable set in this process's environment, if any."""
+    return next((v for v in CI_VARIABLES if os.environ.get(v, "").lower() not in ("", "0", "false")), None)
 
 
 def _org(orgs: list[Org], wanted: str) -> Org:

@@ -188,6 +188,11 @@ class TokenState(StrEnum):
     MISSING = "missing"  # none linked yet: an admin connects it
 
 
+#: why an operation was not sent (apply and its batches say it alike)
+DEPENDENCY_FAILED = "an earlier step of it failed"
+NO_INTEGRATION = "the integration does not exist (its creation failed)"
+
+
 class Status(StrEnum):
     """How an operation ended; its mark in the text report goes with it."""
 
