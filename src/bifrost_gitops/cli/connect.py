@@ -6,7 +6,7 @@ import click
 
 from ..escape import term
 from .common import fail
-from .deploy import _connection
+from .deploy import connection_options
 
 
 @click.command(short_help="Print the URL that connects an organization's own OAuth account.")
@@ -16,7 +16,7 @@ from .deploy import _connection
     "--redirect-uri",
     help="Bifrost UI's OAuth callback page (default: <Bifrost origin>/oauth/callback/<integration>).",
 )
-@_connection
+@connection_options
 def connect(
     integration: str,
     organization: str,

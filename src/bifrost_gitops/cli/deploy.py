@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..deploy.run import Prepared
 
 
-def _connection(f: F) -> F:
+def connection_options(f: F) -> F:
     f = click.option(
         "--concurrency",
         default=8,
@@ -71,7 +71,7 @@ def _deploy_plan(
 
 @click.command(short_help="Show what apply would change in a live Bifrost.")
 @click.argument("source", default=".", type=click.Path())
-@_connection
+@connection_options
 @_plan_options
 @format_option("json")
 @click.option(
@@ -124,7 +124,7 @@ def plan(
 
 @click.command(short_help="Make a live Bifrost match a bundle or repository, or apply a saved plan.")
 @click.argument("source", default=".", type=click.Path())
-@_connection
+@connection_options
 @_plan_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @format_option("json")
@@ -201,7 +201,7 @@ def _apply_plan(
     metavar="RECIPIENT",
     help="Age recipient for a new .sops.yaml (repeatable; needed when OUTPUT has none).",
 )
-@_connection
+@connection_options
 def import_cmd(
     out_dir: str, age: tuple[str, ...], url: str | None, credentials: str | None, concurrency: int
 ) -> None:
