@@ -200,14 +200,7 @@ def _check(
     from ..diagnostics import sort_key
     from ..secretops import drift
 
-    if staged or rev is not None:
-        from ..repo import load_git
-        from .process import loaded
-
-        result = load_git(repo, rev, loading)
-        loaded()
-    else:
-        result = load(repo, loading.jobs, not loading.cache)
+    result = load(repo, loading.jobs, not loading.cache, staged=staged, rev=rev)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
     if decrypt:
         diags = sorted(diags + open_all(result, loading.jobs), key=sort_key)

@@ -121,13 +121,24 @@ def github_prefix(root: str) -> str:
     return "" if rel == "." else rel.replace(os.sep, "/") + "/"
 
 
-def load(repo: str, jobs: int | None = None, no_cache: bool = False) -> Result:
-    """The checked repository at REPO (pydantic and the checks load only now); JOBS and
-    NO_CACHE as given by `load_options`."""
-    from ..repo import LoadOptions, load
+def load(
+    repo: str,
+    jobs: int | None = None,
+    no_cache: bool = False,
+    *,
+    staged: bool = False,
+    rev: str | None = None,
+) -> Result:
+    """The checked repository at REPO (pydantic and the checks load only now): its work tree,
+    or as staged, or at revision REV; JOBS and NO_CACHE as given by `load_options`."""
+    from .. import repo as repository
     from .process import loaded
 
-    result = load(repo, LoadOptions(jobs, not no_cache))
+    options = repository.LoadOptions(jobs, not no_cache)
+    if staged or rev is not None:
+        result = repository.load_git(repo, rev, options)
+    else:
+        result = repository.load(repo, options)
     loaded()
     return result
 
