@@ -15,7 +15,6 @@ import ctypes
 import ctypes.util
 import fcntl
 import functools
-import gc
 import hashlib
 import hmac
 import json
@@ -29,7 +28,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
-from . import sops, storable
+from . import gcpause, sops, storable
 from .atomic import new_file_mode
 from .bundleformat import (
     CLIENT_CREDENTIALS_KEY,
@@ -251,15 +250,8 @@ def write(
     keyring: sops.Keyring | None = None,
 ) -> Written:
     """Compile every organization into OUT_DIR, atomically (temp folder beside it, then a swap)."""
-    # Rendering builds many small acyclic objects beside the loaded repository's millions: the
-    # cyclic collector would walk them all, over and over, for nothing.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gcpause.paused():  # rendering: many small acyclic objects beside the loaded repository's
         return _write(catalog, root, out_dir, mode, recipients=recipients, keyring=keyring)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _write(

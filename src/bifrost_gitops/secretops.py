@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from . import loader, secrettarget, sops, sopsrules, storable
+from . import gcpause, loader, secrettarget, sops, sopsrules, storable
 from .atomic import write_atomic
 from .diagnostics import Diagnostic, error
 from .loader import Path
@@ -453,11 +453,7 @@ def _against_rules(
 def drift(result: Result) -> list[Diagnostic]:
     """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
     ``age:`` list of their sops block (no key needed). Only those files are described."""
-    import gc
-
-    was_enabled = gc.isenabled()
-    gc.disable()  # acyclic objects for thousands of files: as in repo.load_tree
-    try:
+    with gcpause.paused():  # acyclic objects for thousands of files: as in repo.load_tree
         rows = [
             Recipients(rel, [], wanted, missing, extra, config)
             for rel, _meta, (wanted, missing, extra, config) in _against_rules(result)
@@ -467,9 +463,6 @@ def drift(result: Result) -> list[Diagnostic]:
             return []
         docs = {p.doc.path: p.doc for p in result.catalog.documents()}
         return recipient_findings(rows, docs)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def recipient_findings(
