@@ -38,7 +38,7 @@ def test_identical_changes_are_one_group_and_different_values_another() -> None:
         "integrations/HaloPSA/integration.yaml:9",
         "integrations/HaloPSA/mappings/org11.yaml:5",
     ]
-    assert other.orgs == [ORGS[10]] and other.new_value == 61
+    assert other.orgs == [ORGS[10]] and other.change.new_value == 61
     assert who(wide.orgs, ORGS) == "11 of 12 organizations: all but org10"
     text = diffreport.render_text(d)
     assert text.count("config.page_size: 45 -> 60") == 1

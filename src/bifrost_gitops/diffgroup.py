@@ -43,14 +43,6 @@ class Group:
     def integration(self) -> str | None:
         return self.change.integration
 
-    @property
-    def old_value(self) -> Json:
-        return self.change.old_value
-
-    @property
-    def new_value(self) -> Json:
-        return self.change.new_value
-
 
 def _key(c: Change) -> _Key:
     def typed(v: Json) -> str:
