@@ -142,14 +142,13 @@ def _oauth(o: ResolvedOAuth, reveal: Reveal | None) -> Record:
     }
 
 
-def client_credentials(catalog: Catalog, names: list[str]) -> Record:
+def client_credentials(catalog: Catalog) -> Record:
     """What the runtime needs to mint a client-credentials token as Bifrost's ``get`` does:
     the token URL template (``{entity_id}`` unfilled) and the audience, by integration name.
     Only client-credentials integrations appear; the secret stays in the integration's record."""
     out: Record = {}
-    for name in sorted(names):
-        parsed = catalog.integrations.get(name)
-        settings = oauth_of(catalog, parsed.model) if parsed else None
+    for name, parsed in sorted(catalog.integrations.items()):
+        settings = oauth_of(catalog, parsed.model)
         if settings is not None and settings.flow == "client_credentials":
             out[name] = {"token_url": settings.token_url, "audience": settings.audience}
     return out
@@ -164,7 +163,7 @@ def org_record(catalog: Catalog, org: str | None, reveal: Reveal | None) -> Reco
         head = {"organization": {"name": o.name, "id": o.id, "display_name": o.display_name}}
     resolved = resolve_org(catalog, org, lines=False)  # the file shows no sources
     head["integrations"] = {name: integration_data(r, reveal) for name, r in resolved.items()}
-    head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog, list(resolved))
+    head[CLIENT_CREDENTIALS_KEY] = client_credentials(catalog)
     if org is not None:  # which integrations have a mapping for this org (list_mappings needs it)
         head["mapped"] = [name for name, r in sorted(resolved.items()) if r.mapped]
         own: list[Json] = [n for n, r in sorted(resolved.items()) if r.oauth and r.oauth.connection == "own"]
