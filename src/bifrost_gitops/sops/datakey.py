@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import pyrage  # type: ignore[import-untyped]
 
-from . import shamir
+from . import agex25519, shamir
 from .errors import NoKeyError, SopsError
 from .keys import Keyring
 
@@ -75,6 +75,11 @@ def _open_group(group: Mapping[str, object], ring: Keyring) -> bytes | None:
     # entries addressed to one of our X25519 keys first: a failed X25519 try costs as much as a hit
     mine = [e for e in usable if e.get("recipient") in ring.recipients]
     rest = [e for e in usable if e.get("recipient") not in ring.recipients]
+    for e in mine:  # the X25519 exchange in process; pyrage below decides anything else
+        key = ring.x25519(e["recipient"])
+        opened = agex25519.open_armored(e["enc"], key) if key is not None else None
+        if opened is not None:
+            return opened
     idents = list(ring.identities)
     for e in mine + rest:
         try:

@@ -13,10 +13,13 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import pyrage  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from .agex25519 import X25519Key
 
 CMD_TIMEOUT = 30.0
 
@@ -35,9 +38,24 @@ class Keyring:
     recipients: frozenset[str]  # public age1... of the x25519 identities
     tried: tuple[str, ...]  # "SOPS_AGE_KEY_FILE=/path: 1 key", never key material
 
+    #: recipient -> its identity as a ready X25519 key, made on first use (see :meth:`x25519`)
+    _ready: dict[str, X25519Key] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def describe(self) -> str:
         """One line for error messages."""
         return "; ".join(self.tried) if self.tried else "no key sources"
+
+    def x25519(self, recipient: str) -> X25519Key | None:
+        """RECIPIENT's identity as a ready key for :mod:`.agex25519` (the keyring's X25519 keys
+        are read back once, not once per file), or None when we hold no such key."""
+        if not self._ready and self.recipients:
+            from .agex25519 import key_of
+
+            for ident in self.identities:
+                key = key_of(ident) if isinstance(ident, pyrage.x25519.Identity) else None
+                if key is not None:
+                    self._ready.setdefault(key.recipient, key)
+        return self._ready.get(recipient)
 
 
 @dataclass
