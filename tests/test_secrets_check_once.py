@@ -176,3 +176,29 @@ def test_jobs_give_the_same_findings_in_the_same_order(
     assert len(set(pids.read_text().split()) - {str(os.getpid())}) >= 2  # opened by other processes
     text = [check(repo, "--jobs", str(n)).stdout for n in (1, 2)]
     assert text[0] == text[1] and "K005" in text[0]
+
+
+def test_packed_positions_keep_the_guards_without_being_unpacked(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents parsed by workers (or read from the cache) carry their positions packed: the
+    merge-key guard reads them as they are, and the findings are the same as unpacked ones'."""
+    from bifrost_gitops import loader, parallel
+    from bifrost_gitops import repo as repository
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)  # these few files parsed by workers
+    ring = sops.make_keyring(sops.parse_identities((VECTORS / "keys.txt").read_text()))
+    packed = repository.load(str(repo), repository.LoadOptions(jobs=2, cache=False))
+    plain = repository.load(str(repo), repository.LoadOptions(jobs=1, cache=False))
+    docs = {p.doc.path.rsplit("/", 1)[-1]: p.doc for p in packed.catalog.documents()}
+    unpacked: list[str] = []
+    monkeypatch.setattr(loader.Document, "_unpack", lambda doc: unpacked.append(doc.path))
+    assert docs["merged.yaml"].on_a_path("<<") and docs["anchored.yaml"].on_a_path("<<")
+    assert not docs["contoso.yaml"].on_a_path("<<") and not docs["edited.yaml"].on_a_path("<<")
+    assert secretops._same_either_way(docs["contoso.yaml"]) and not secretops._same_either_way(
+        docs["merged.yaml"]
+    )
+    assert unpacked == []
+    assert docs["contoso.yaml"]._packed, "parsed by a worker: positions packed"
+    monkeypatch.undo()
+    assert secretops.check_files(packed, ring) == secretops.check_files(plain, ring)

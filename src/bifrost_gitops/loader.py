@@ -117,6 +117,15 @@ class Document:
         if type(values) is dict and type(keys) is dict:
             self._values, self._keys = values, keys
 
+    def on_a_path(self, key: str) -> bool:
+        """Whether some value's path holds KEY (as ``<<`` for a merge key), without unpacking
+        packed positions: marshal writes a short ASCII text as its length byte and its
+        characters, so the packed bytes are searched for those (a false yes is possible, a
+        false no is not)."""
+        if self._packed is not None and key.isascii() and len(key) < 256:
+            return bytes([len(key)]) + key.encode() in self._packed
+        return any(key in path for path in self.values)
+
     def pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest ancestor that exists."""
         while path:

@@ -210,8 +210,17 @@ def encrypted_files(result: Result) -> list[str]:
 
 #: fewer encrypted files than this are opened in this process: workers cost more than they save
 PARALLEL_MIN = 200
-#: what forked workers inherit instead of receiving it: (the loaded repository, the keys)
-_SHARED: tuple[Result, sops.Keyring] | None = None
+#: what forked workers inherit instead of receiving it: (root, the keys, the files to open)
+_SHARED: tuple[str, sops.Keyring, list[_ToOpen]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ToOpen:
+    """One encrypted file for check_files: its document, and whether the load found nothing in
+    it (only then may it be opened from the load's parse, see _open)."""
+
+    doc: loader.Document
+    clean: bool
 
 
 def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int = 1) -> list[Diagnostic]:
@@ -221,15 +230,24 @@ def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int =
     processes (the age unwrap of each file's data key is most of the work); the findings and
     their order are the same as with one job."""
     ring = keyring or sops.default_keyring()
-    files = encrypted_files(result)
-    if jobs > 1 and len(files) >= PARALLEL_MIN:
-        return _check_forked(result, ring, files, jobs)
-    return _check(result, ring, files)
+    flagged = {d.path for d in result.diagnostics}
+    todo = sorted(
+        (
+            _ToOpen(p.doc, p.doc.path not in flagged)
+            for p in result.catalog.documents()
+            if "sops" in p.doc.data
+        ),
+        key=lambda t: t.doc.path,
+    )
+    if jobs > 1 and len(todo) >= PARALLEL_MIN:
+        return _check_forked(result.root, ring, todo, jobs)
+    return _check(result.root, ring, todo)
 
 
-def _check_forked(result: Result, ring: sops.Keyring, files: list[str], jobs: int) -> list[Diagnostic]:
-    """check_files over forked workers (imported here: `validate` loads this module for K006
-    and should not pay for a process pool it does not use)."""
+def _check_forked(root: str, ring: sops.Keyring, todo: list[_ToOpen], jobs: int) -> list[Diagnostic]:
+    """check_files over forked workers, which inherit the files to open and are sent only where
+    their share starts and ends (imported here: `validate` loads this module for K006 and should
+    not pay for a process pool it does not use)."""
     global _SHARED
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -238,38 +256,38 @@ def _check_forked(result: Result, ring: sops.Keyring, files: list[str], jobs: in
     from .parallel import CHUNKS_PER_JOB
 
     if "fork" in multiprocessing.get_all_start_methods():
-        size = -(-len(files) // (jobs * CHUNKS_PER_JOB))  # several chunks per worker: the load evens out
-        chunks = [files[i : i + size] for i in range(0, len(files), size)]
-        _SHARED = (result, ring)
+        size = -(-len(todo) // (jobs * CHUNKS_PER_JOB))  # several chunks per worker: the load evens out
+        shares = [(i, i + size) for i in range(0, len(todo), size)]
+        _SHARED = (root, ring, todo)
         try:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                return [d for found in pool.map(_check_shared, chunks) for d in found]
+                return [d for found in pool.map(_check_share, shares) for d in found]
         except (BrokenProcessPool, OSError):
             pass  # no workers (a sandbox, out of processes): opened here
         finally:
             _SHARED = None
-    return _check(result, ring, files)
+    return _check(root, ring, todo)
 
 
-def _check_shared(files: list[str]) -> list[Diagnostic]:
+def _check_share(share: tuple[int, int]) -> list[Diagnostic]:
     assert _SHARED is not None, "a worker forked by check_files"
-    return _check(*_SHARED, files)
+    root, ring, todo = _SHARED
+    return _check(root, ring, todo[share[0] : share[1]])
 
 
-def _check(result: Result, ring: sops.Keyring, files: list[str]) -> list[Diagnostic]:
-    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-    flagged = {d.path for d in result.diagnostics}
+def _check(root: str, ring: sops.Keyring, todo: list[_ToOpen]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    for rel in files:
+    for one in todo:
+        doc = one.doc
+        rel = doc.path
         try:
-            clear = _open(docs[rel], result.root, ring, rel not in flagged)
-            out += storable.findings(docs[rel], clear)
+            out += storable.findings(doc, _open(doc, root, ring, one.clean))
         except sops.IntegrityError as e:
             out.append(
                 error(
                     "K005",
                     rel,
-                    integrity_pos(docs[rel], e),
+                    integrity_pos(doc, e),
                     f"integrity check failed: {without_file(e, rel)}",
                     "the file was altered outside sops; restore it from git or re-encrypt it",
                 )
@@ -318,7 +336,9 @@ def _same_either_way(doc: loader.Document) -> bool:
             and not (kind == "integer" and text.isdigit())
         ):
             return False
-    return not any("<<" in path for path in doc.values)
+    # a merge key: YAML 1.1 merges, sops reads a key "<<" (asked of the packed positions a
+    # worker or the cache left: unpacking them cost more than opening the file's data key)
+    return not doc.on_a_path("<<")
 
 
 def integrity_pos(doc: loader.Document, e: sops.IntegrityError) -> loader.Pos:
