@@ -55,45 +55,48 @@ def _is_comment_item(v: object) -> bool:
 
 
 class _Decrypter:
-    """One document's decryption walk; feeds the MAC as it goes."""
+    """One document's decryption walk; feeds the MAC as it goes.
+
+    It visits every key and leaf of every file a `secrets check` opens, so the common cases
+    (text, a dict, a key seen in an earlier file) are decided first and cheaply."""
 
     def __init__(self, aes: AESGCM, rule: Rule, mac_only: bool, wrap: bool, file: str | None) -> None:
         self.aes, self.rule, self.mac_only, self.wrap, self.file = aes, rule, mac_only, wrap, file
         self.hash = mac.new_hash(mac_only)
-        self.matches: dict[str, bool] = {}
+        self.matches = rule.memo  # shared by every document with this rule
+        self.when = {m: rule.encrypted(m) for m in (True, False)}
         self.seen: dict[tuple[str, bytes], tuple[bytes, str]] | None = None  # (aad, plain) -> (iv, type)
-
-    def match(self, key: str) -> bool:
-        m = self.matches.get(key)
-        if m is None:
-            m = self.matches[key] = self.rule.matches(key)
-        return m
 
     def mapping(
         self, node: Mapping[str, object], prefix: str, matched: bool, top: bool = False
     ) -> dict[str, object]:
         out: dict[str, object] = {}
+        matches = self.matches
         for k, v in node.items():
             if top and k == "sops":
                 continue
-            if not isinstance(k, str):
+            if type(k) is not str and not isinstance(k, str):
                 raise SopsError("mapping keys must be strings", file=self.file)
-            out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
+            m = matched or matches.get(k)
+            if m is None:
+                m = self.rule.matches(k)
+            out[k] = self.node(v, prefix + k + ":", m)
         return out
 
     def node(self, v: object, prefix: str, matched: bool) -> object:
-        if isinstance(v, Mapping):
-            return self.mapping(v, prefix, matched)
-        if isinstance(v, list):
-            enc = self.rule.encrypted(matched)
-            return [
-                self.node(x, prefix, matched)
-                for x in v
-                if not (enc is not False and _is_comment_item(x))  # sops 3.11: comment as list item
-            ]
-        if v is None:
-            return None
-        enc = self.rule.encrypted(matched)
+        if type(v) is not str:
+            if type(v) is dict or isinstance(v, Mapping):
+                return self.mapping(cast("Mapping[str, object]", v), prefix, matched)
+            if isinstance(v, list):
+                enc = self.when[matched]
+                return [
+                    self.node(x, prefix, matched)
+                    for x in v
+                    if not (enc is not False and _is_comment_item(x))  # sops 3.11: comment as list item
+                ]
+            if v is None:
+                return None
+        enc = self.when[matched]
         if enc is None:
             enc = values.is_encrypted(v)
         if not enc:
@@ -106,6 +109,10 @@ class _Decrypter:
             raise IntegrityError(
                 f"value at {_where(prefix)} should be encrypted but is not", file=self.file, value_at=prefix
             )
+        return self.open(v, prefix)
+
+    def open(self, v: str, prefix: str) -> object:
+        """One encrypted leaf, decrypted (a Secret when wrapping); its plaintext fed to the MAC."""
         try:
             ev = values.parse(v)
             plain = values.decrypt_bytes(self.aes, ev, prefix)

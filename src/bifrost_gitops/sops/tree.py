@@ -35,6 +35,12 @@ class Rule:
         object.__setattr__(self, "_comment", self.field.endswith("comment_regex"))
         object.__setattr__(self, "_suffix", self.field.endswith("suffix"))
         object.__setattr__(self, "_positive", self.field.startswith("encrypted"))
+        object.__setattr__(self, "_memo", {})
+
+    @property
+    def memo(self) -> dict[str, bool]:
+        """What :meth:`matches` answered, by key (walks read it first: keys repeat across files)."""
+        return self._memo  # type: ignore[attr-defined,no-any-return]
 
     @property
     def by_comment(self) -> bool:
@@ -43,11 +49,17 @@ class Rule:
 
     def matches(self, key: str) -> bool:
         """Whether one key of the path matches the rule's suffix or regex."""
-        if self._suffix:  # type: ignore[attr-defined]
-            return key.endswith(self.value)
-        if self._comment:  # type: ignore[attr-defined]
-            return False
-        return bool(self._rx.search(key))  # type: ignore[attr-defined]
+        found = self.memo.get(key)
+        if found is None:
+            if self._suffix:  # type: ignore[attr-defined]
+                found = key.endswith(self.value)
+            elif self._comment:  # type: ignore[attr-defined]
+                found = False
+            else:
+                found = bool(self._rx.search(key))  # type: ignore[attr-defined]
+            if len(self.memo) < _MEMO_MAX:
+                self.memo[key] = found
+        return found
 
     def encrypted(self, matched: bool) -> bool | None:
         """Whether a leaf is encrypted, given whether any key on its path matched.
@@ -62,16 +74,26 @@ class Rule:
 
 
 def rule_of(meta: Mapping[str, object], file: str | None = None) -> Rule:
-    """The rule recorded in sops metadata (default ``unencrypted_suffix: _unencrypted``)."""
+    """The rule recorded in sops metadata (default ``unencrypted_suffix: _unencrypted``); one
+    object per rule, so its memo serves every file that has it."""
     found = [(f, meta[f]) for f in RULE_FIELDS if meta.get(f) not in (None, "")]
     if len(found) > 1:
         raise SopsError("sops metadata sets more than one of " + ", ".join(f for f, _ in found), file=file)
-    if not found:
-        return Rule("unencrypted_suffix", DEFAULT_SUFFIX)
-    f, v = found[0]
+    f, v = found[0] if found else ("unencrypted_suffix", DEFAULT_SUFFIX)
     if not isinstance(v, str):
         raise SopsError(f"sops metadata field {f} is not a string", file=file)
-    return Rule(f, v)
+    rule = _RULES.get((f, v))
+    if rule is None:
+        rule = Rule(f, v)
+        if len(_RULES) < _MEMO_MAX:
+            _RULES[f, v] = rule
+    return rule
+
+
+#: the rules seen (a repository has one or a few) and how many keys each remembers: bounded,
+#: since every file can bring its own
+_RULES: dict[tuple[str, str], Rule] = {}
+_MEMO_MAX = 4096
 
 
 def make_rule(**options: str | None) -> Rule:

@@ -1,0 +1,49 @@
+"""The decryption walk remembers, per selector rule, which keys match (keys repeat across the
+thousands of files a `secrets check` opens): files with different rules still decrypt exactly
+as their own rule says, and the memory stays bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyrage  # type: ignore[import-untyped]
+import pytest
+
+from bifrost_gitops import sops
+from bifrost_gitops.sops import tree
+
+DOC = {"secrets": {"api_key": "k1", "note_unencrypted": "n1"}, "config": {"secrets": "s2", "plain": "p"}}
+
+
+@pytest.fixture
+def ring() -> Any:
+    return sops.make_keyring([pyrage.x25519.Identity.generate()])
+
+
+def test_files_with_different_rules_open_as_their_own_rule_says(ring: Any) -> None:
+    recipient = next(iter(ring.recipients))
+    by_regex = sops.encrypt_document(DOC, recipients=[recipient], encrypted_regex="^secrets$")
+    by_suffix = sops.encrypt_document(DOC, recipients=[recipient])  # unencrypted_suffix
+    assert by_regex["config"]["plain"] == "p" and by_regex["secrets"]["note_unencrypted"].startswith("ENC[")
+    assert (
+        by_suffix["config"]["plain"].startswith("ENC[") and by_suffix["secrets"]["note_unencrypted"] == "n1"
+    )
+    for _ in range(2):  # the second round answered from the rules' memos
+        for enc in (by_regex, by_suffix, by_regex):
+            clear = sops.decrypt_document(enc, identities=ring, wrap=True, use_binary=False)
+            assert sops.reveal(clear) == DOC
+            secrets = clear["secrets"]
+            assert isinstance(secrets["api_key"], sops.Secret)
+            assert isinstance(secrets["note_unencrypted"], sops.Secret) == (enc is by_regex)
+            assert isinstance(clear["config"]["plain"], sops.Secret) == (enc is by_suffix)
+
+
+def test_one_rule_object_per_rule_and_a_bounded_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = {"encrypted_regex": "^(secrets|token)$"}
+    rule = tree.rule_of(meta)
+    assert tree.rule_of(dict(meta)) is rule and tree.rule_of({}) is tree.rule_of({})
+    monkeypatch.setattr(tree, "_MEMO_MAX", len(rule.memo) + 3)
+    keys = [f"k{i}" for i in range(10)] + ["secrets", "token", "secretsx"]
+    assert [rule.matches(k) for k in keys] == [False] * 10 + [True, True, False]
+    assert [rule.matches(k) for k in keys] == [False] * 10 + [True, True, False]  # past the bound too
+    assert len(rule.memo) <= tree._MEMO_MAX
