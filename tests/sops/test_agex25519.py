@@ -121,3 +121,16 @@ def test_the_data_key_opens_in_process_and_pyrage_still_decides_the_rest(
     with pytest.raises(sops.NoKeyError, match="no available key opens the data key"):
         sops.decrypt_document(doc, identities=ring, use_binary=False)
     assert calls == [1]  # the altered file went to pyrage, which refused it as before
+
+
+def test_a_file_without_master_keys_is_not_a_missing_key(ident: Any) -> None:
+    doc = sops.encrypt_document({"secrets": {"a": "b"}}, recipients=[str(ident.to_public())])
+    ring = sops.make_keyring([pyrage.x25519.Identity.generate()])
+    with pytest.raises(sops.NoKeyError):
+        sops.decrypt_document(doc, identities=ring, use_binary=False)
+    empty: list[object] | None
+    for empty in ([], None):
+        doc["sops"]["age"] = empty
+        with pytest.raises(sops.SopsError, match="no keys found in file") as caught:
+            sops.decrypt_document(doc, identities=ring, use_binary=False)
+        assert not isinstance(caught.value, sops.NoKeyError)
