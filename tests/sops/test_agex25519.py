@@ -134,3 +134,65 @@ def test_a_file_without_master_keys_is_not_a_missing_key(ident: Any) -> None:
         with pytest.raises(sops.SopsError, match="no keys found in file") as caught:
             sops.decrypt_document(doc, identities=ring, use_binary=False)
         assert not isinstance(caught.value, sops.NoKeyError)
+
+
+def forge(ident: Any, plain: bytes, before: bytes = b"", after: bytes = b"") -> str:
+    """An age file to IDENT with extra stanza text BEFORE and AFTER its X25519 stanza, its header
+    MAC valid: what someone holding only the public recipient can write."""
+    import hmac
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+        return hmac.digest(hmac.digest(salt, ikm, "sha256"), info + b"\x01", "sha256")
+
+    def b64(raw: bytes) -> bytes:
+        return base64.b64encode(raw).rstrip(b"=")
+
+    key = agex25519.key_of(ident)
+    assert key is not None
+    eph = X25519PrivateKey.generate()
+    share = eph.public_key().public_bytes_raw()
+    file_key = os.urandom(16)
+    wrap = hkdf(eph.exchange(key.private.public_key()), share + key.public, b"age-encryption.org/v1/X25519")
+    body = ChaCha20Poly1305(wrap).encrypt(bytes(12), file_key, None)
+    head = (
+        b"age-encryption.org/v1\n"
+        + before
+        + b"-> X25519 "
+        + b64(share)
+        + b"\n"
+        + b64(body)
+        + b"\n"
+        + after
+        + b"---"
+    )
+    mac = hmac.digest(hkdf(file_key, b"", b"header"), head, "sha256")
+    nonce = os.urandom(16)
+    payload = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload")).encrypt(bytes(11) + b"\x01", plain, None)
+    return rearmor(head + b" " + b64(mac) + b"\n" + nonce + payload)
+
+
+def test_only_what_age_itself_accepts_opens_in_process(ident: Any) -> None:
+    key = agex25519.key_of(ident)
+    assert key is not None
+    plain = os.urandom(32)
+    grease = b"-> x-grease a b\n" + b64line(os.urandom(48)) + b"\n" + b64line(b"") + b"\n"
+    for fine in (forge(ident, plain), forge(ident, plain, before=grease), forge(ident, plain, after=grease)):
+        assert agex25519.open_armored(fine, key) == plain == bytes(pyrage.decrypt(fine.encode(), [ident]))
+    for bad in (
+        forge(ident, plain, before=b"-> X25519 short\n" + b64line(os.urandom(32)) + b"\n"),  # malformed share
+        forge(ident, plain, before=b"-> X25519\n\n"),  # no share at all
+        forge(
+            ident, plain, before=b"-> scrypt c2FsdA 10\n" + b64line(os.urandom(32)) + b"\n"
+        ),  # scrypt: alone
+        forge(ident, plain, before=b"-> \n\n"),  # an empty stanza type
+    ):
+        assert agex25519.open_armored(bad, key) is None
+        with pytest.raises(pyrage.DecryptError):
+            pyrage.decrypt(bad.encode(), [ident])
+
+
+def b64line(raw: bytes) -> bytes:
+    return base64.b64encode(raw).rstrip(b"=")

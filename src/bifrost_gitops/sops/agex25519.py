@@ -181,10 +181,14 @@ def open_armored(text: str, key: X25519Key) -> bytes | None:
     header = _header(data) if data is not None else None
     if header is None:
         return None
+    if any(args[0] == b"scrypt" for args, _ in header.stanzas):
+        return None  # age allows no other stanza beside an scrypt one
     for args, body in header.stanzas:
-        share = _b64_raw(args[1]) if len(args) == 2 and args[0] == b"X25519" else None
+        if args[0] != b"X25519":
+            continue  # another kind of recipient (or grease)
+        share = _b64_raw(args[1]) if len(args) == 2 else None
         if share is None or len(share) != 32 or len(body) != _FILE_KEY + _TAG:
-            continue
+            return None  # a malformed X25519 stanza makes the whole file invalid in age
         try:
             shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
         except ValueError:  # a low-order share: the all-zero secret
