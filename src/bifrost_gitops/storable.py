@@ -60,6 +60,10 @@ def _dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
+#: what findings' walk looks into: a Secret, or what may hold one
+_INSIDE = (Secret, dict, list)
+
+
 def findings(doc: Document, clear: object) -> list[Diagnostic]:
     """K007 for every encrypted value of DOC that decrypts to something Bifrost cannot store.
 
@@ -74,12 +78,11 @@ def findings(doc: Document, clear: object) -> list[Diagnostic]:
                 out.append(
                     error(CODE, doc.path, doc.pos(path), f"{_dotted(path)} decrypts to {why}: {WHAT}", HINT)
                 )
-        elif isinstance(node, dict):
-            for k, v in node.items():
+            return
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if isinstance(v, _INSIDE):  # clear leaves, most of a file, are passed by here
                 walk(v, (*path, k))
-        elif isinstance(node, list):
-            for n, v in enumerate(node):
-                walk(v, (*path, n))
 
     walk(clear, ())
     return out

@@ -47,3 +47,21 @@ def test_one_rule_object_per_rule_and_a_bounded_memo(monkeypatch: pytest.MonkeyP
     assert [rule.matches(k) for k in keys] == [False] * 10 + [True, True, False]
     assert [rule.matches(k) for k in keys] == [False] * 10 + [True, True, False]  # past the bound too
     assert len(rule.memo) <= tree._MEMO_MAX
+
+
+def test_unstorable_secrets_are_found_in_mappings_and_lists_clear_values_left_alone() -> None:
+    from bifrost_gitops import loader, storable
+
+    text = "secrets:\n  a: x\n  deep:\n    - y\n    - {b: z}\nconfig:\n  raw: w\n"
+    doc, _ = loader.load_bytes(text.encode(), "m.yaml")
+    assert doc is not None
+    clear = {
+        "secrets": {"a": sops.Secret(b"\x00"), "deep": [sops.Secret("ok"), {"b": sops.Secret(float("nan"))}]},
+        "config": {"raw": b"clear bytes are validate's business"},
+    }
+    found = storable.findings(doc, clear)
+    assert [(d.line, d.message.split(" decrypts")[0]) for d in found] == [
+        (2, "secrets.a"),
+        (5, "secrets.deep.1.b"),
+    ]
+    assert storable.findings(doc, sops.Secret(b"top")) and not storable.findings(doc, "text")
