@@ -4,6 +4,7 @@ as their own rule says, and the memory stays bounded."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyrage  # type: ignore[import-untyped]
@@ -65,3 +66,46 @@ def test_unstorable_secrets_are_found_in_mappings_and_lists_clear_values_left_al
         (5, "secrets.deep.1.b"),
     ]
     assert storable.findings(doc, sops.Secret(b"top")) and not storable.findings(doc, "text")
+
+
+def _parsed(text: str) -> object:
+    """values.parse's result, or the name of the error it raises."""
+    from bifrost_gitops.sops import values
+
+    try:
+        return values.parse(text)
+    except ValueError as e:
+        return type(e).__name__
+
+
+def _by_sops_regex(text: str) -> object:
+    """What parse gives when only sops's own (greedy, prefix) regex splits the value."""
+    from bifrost_gitops.sops import values
+
+    real = values._WRITTEN
+    values._WRITTEN = re.compile(r"(?!)")  # never matches
+    try:
+        return _parsed(text)
+    finally:
+        values._WRITTEN = real
+
+
+GOOD = "ENC[AES256_GCM,data:QUJD,iv:" + "A" * 44 + ",tag:" + "B" * 22 + "==,type:str]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        GOOD + "trailing]",  # a prefix match: the greedy type group then reads "str]trailing"
+        GOOD.replace("type:str", "type:bytes"),
+        GOOD.replace("data:QUJD", "data:QU,iv:JD"),  # two ",iv:": greedy takes the last
+        GOOD.replace("data:QUJD", "data:"),
+        GOOD.replace("type:str", "type:Str"),
+        GOOD.replace("QUJD", "QUJ"),  # not base64
+        GOOD.replace("type:str]", "type:str"),
+        "ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]",  # a short tag
+    ],
+)
+def test_values_are_split_as_sops_splits_them(text: str) -> None:
+    assert _parsed(text) == _by_sops_regex(text)

@@ -31,6 +31,11 @@ if TYPE_CHECKING:  # cryptography loads only when a value is opened or sealed (v
 IV_SIZE = 32
 # sops's own regex: prefix match, greedy groups
 _ENC = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+# the shape sops writes, which the greedy groups above can only split one way: read without
+# their backtracking (a value that is not exactly this goes to _ENC)
+_WRITTEN = re.compile(
+    r"ENC\[AES256_GCM,data:([A-Za-z0-9+/=]+),iv:([A-Za-z0-9+/=]+),tag:([A-Za-z0-9+/=]+),type:([a-z]+)\]"
+)
 #: what one decrypted value can be (a Timestamp is a str)
 Plain: TypeAlias = str | int | float | bool | bytes
 TYPES = frozenset(("str", "int", "float", "bool", "time", "comment", "bytes"))
@@ -61,7 +66,7 @@ def is_encrypted(value: object) -> bool:
 
 def parse(text: str) -> EncValue:
     """Split an ENC[...] string; raises ValueFormatError."""
-    m = _ENC.match(text)
+    m = _WRITTEN.fullmatch(text) or _ENC.match(text)
     if m is None:
         raise ValueFormatError("value does not match sops' data format")
     try:
