@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 _BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
 _END = "-----END AGE ENCRYPTED FILE-----"
@@ -30,6 +34,9 @@ _CHUNK = 64 * 1024
 _TAG = 16
 _FILE_KEY = 16
 _ARG = re.compile(rb"[\x21-\x7e]+")  # a stanza argument: visible ASCII, not empty
+#: a stanza: "-> " and its arguments, then its body: lines of 64 columns, the last one shorter
+_STANZA = re.compile(rb"-> ([^\n]*)\n((?:[A-Za-z0-9+/]{64}\n)*)([A-Za-z0-9+/]{0,63})\n")
+_MAC_LINE = re.compile(rb"--- ([A-Za-z0-9+/]{43})\n")
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
@@ -107,10 +114,10 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 def _b64_raw(data: bytes) -> bytes | None:
     """Canonical unpadded base64 (as age writes its header), else None."""
     try:
-        raw = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+        raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if base64.b64encode(raw).rstrip(b"=") == data else None
+    return raw if binascii.b2a_base64(raw, newline=False).rstrip(b"=") == data else None
 
 
 def _dearmor(text: str) -> bytes | None:
@@ -142,41 +149,24 @@ def _header(data: bytes) -> _Header | None:
     if not data.startswith(_INTRO):
         return None
     pos, stanzas = len(_INTRO), []
-    while data.startswith(b"-> ", pos):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            return None
-        args = data[pos + 3 : end].split(b" ")
-        if not all(_ARG.fullmatch(a) for a in args):
-            return None
-        pos, body = end + 1, b""
-        while True:  # body lines: full ones of 64 columns, the last one shorter (maybe empty)
-            end = data.find(b"\n", pos)
-            if end < 0 or end - pos > _COLUMNS:
-                return None
-            body, full, pos = body + data[pos:end], end - pos == _COLUMNS, end + 1
-            if not full:
-                break
-        raw = _b64_raw(body)
-        if raw is None:
+    while (m := _STANZA.match(data, pos)) is not None:
+        args = m[1].split(b" ")
+        raw = _b64_raw(m[2].replace(b"\n", b"") + m[3])
+        if raw is None or not all(_ARG.fullmatch(a) for a in args):
             return None
         stanzas.append((args, raw))
-    if not stanzas or not data.startswith(b"--- ", pos):
+        pos = m.end()
+    m = _MAC_LINE.match(data, pos)
+    mac = _b64_raw(m[1]) if m is not None and stanzas else None
+    if m is None or mac is None or len(mac) != 32:
         return None
-    end = data.find(b"\n", pos)
-    mac = _b64_raw(data[pos + 4 : end]) if end > 0 else None
-    if mac is None or len(mac) != 32:
-        return None
-    return _Header(stanzas, data[: pos + 3], mac, data[end + 1 :])
+    return _Header(stanzas, data[: pos + 3], mac, data[m.end() :])
 
 
 def open_armored(text: str, key: X25519Key) -> bytes | None:
     """The plaintext of the armored age file TEXT when KEY opens one of its X25519 stanzas and
     the header MAC and payload verify; None otherwise (the caller then asks pyrage)."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
+    public, chacha, invalid_tag = _crypto()
     data = _dearmor(text)
     header = _header(data) if data is not None else None
     if header is None:
@@ -190,13 +180,13 @@ def open_armored(text: str, key: X25519Key) -> bytes | None:
         if share is None or len(share) != 32 or len(body) != _FILE_KEY + _TAG:
             return None  # a malformed X25519 stanza makes the whole file invalid in age
         try:
-            shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
+            shared = key.private.exchange(public(share))
         except ValueError:  # a low-order share: the all-zero secret
             return None
         wrap = _hkdf(shared, share + key.public, _X25519_INFO)
         try:
-            file_key = ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
-        except InvalidTag:
+            file_key = chacha(wrap).decrypt(bytes(12), body, None)
+        except invalid_tag:
             continue  # wrapped to another key
         return _payload(header, file_key)
     return None
@@ -204,9 +194,7 @@ def open_armored(text: str, key: X25519Key) -> bytes | None:
 
 def _payload(header: _Header, file_key: bytes) -> bytes | None:
     """The payload of a one-chunk file, header MAC and chunk tag verified."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
+    _, chacha, invalid_tag = _crypto()
     mac = hmac.digest(_hkdf(file_key, b"", b"header"), header.signed, "sha256")
     if not hmac.compare_digest(mac, header.mac):
         return None
@@ -214,6 +202,23 @@ def _payload(header: _Header, file_key: bytes) -> bytes | None:
     if len(nonce) != 16 or not _TAG < len(chunk) <= _CHUNK + _TAG:
         return None  # empty, or more than one chunk: pyrage's
     try:
-        return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload")).decrypt(bytes(11) + b"\x01", chunk, None)
-    except InvalidTag:
+        return chacha(_hkdf(file_key, nonce, b"payload")).decrypt(bytes(11) + b"\x01", chunk, None)
+    except invalid_tag:
         return None
+
+
+class _Crypto(NamedTuple):
+    public: Callable[[bytes], X25519PublicKey]  # X25519PublicKey.from_public_bytes
+    chacha: type[ChaCha20Poly1305]
+    invalid_tag: type[InvalidTag]
+
+
+@functools.cache
+def _crypto() -> _Crypto:
+    """cryptography's pieces, imported on first use (validate never opens a file) and then kept
+    at hand: an import statement on every file opened costs more than the lookup."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    return _Crypto(X25519PublicKey.from_public_bytes, ChaCha20Poly1305, InvalidTag)
