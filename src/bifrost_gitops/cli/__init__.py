@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..fix import Outcome as FixOutcome
     from ..fix import Plan
+    from ..nodes import Node
     from ..repo import LoadOptions, Result
     from ..suppress import Outcome
 
@@ -212,8 +213,9 @@ def _check(
 _FIX_ROUNDS = 3
 
 
-def _documents(result: Result) -> list[str]:
-    return [p.doc.path for p in result.catalog.documents()]
+def _documents(result: Result) -> dict[str, Node]:
+    """Each of our documents' data by path, as just checked (--fix reads their $schema comments)."""
+    return {p.doc.path: p.doc.data for p in result.catalog.documents()}
 
 
 def _fix(
