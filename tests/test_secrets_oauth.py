@@ -7,6 +7,7 @@ result with the real sops binary (helpers and fixtures shared with test_secrets_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyrage  # type: ignore[import-untyped]
 import pytest
@@ -274,6 +275,33 @@ def test_updatekeys_adds_a_recipient_to_every_file(
     assert run("secrets", "check", cwd=repo).code == 0
     for out in (dry.output, r.output, again.output):
         assert value not in out and TOKEN not in out and "AGE-SECRET-KEY" not in out
+
+
+def test_updatekeys_reads_each_sops_yaml_once_however_many_files_it_rekeys(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules and the YAML indent of .sops.yaml come from one read for the whole run (it
+    was read twice more for every drifted file), and every file is still re-keyed."""
+    import builtins
+
+    from bifrost_gitops import repo as repository
+    from bifrost_gitops.updatekeys import How, update_keys
+
+    set_sops_yaml(repo, age=f"{RECIPIENT},{pyrage.x25519.Identity.generate().to_public()}")
+    result = repository.load(str(repo))
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file).endswith(".sops.yaml"):
+            reads.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    done = update_keys(result)
+
+    assert [r.how for r in done] == [How.NATIVE] * len(ENCRYPTED) and len(ENCRYPTED) == 4
+    assert len(reads) <= 2, reads  # once to find the drift, once to re-key: not per file
 
 
 def test_updatekeys_removes_a_recipient(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

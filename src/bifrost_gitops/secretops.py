@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from . import gcpause, loader, secrettarget, sops, sopsrules, storable
-from .atomic import write_atomic
+from . import gcpause, loader, secrettarget, sops, sopsfile, sopsrules, storable
 from .diagnostics import Diagnostic, error
 from .loader import Path
 from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
-from .sops import datakey, splice
+from .sops import datakey
 from .sops.errors import without_file
 
 # --- secrets set ---------------------------------------------------------------------------
@@ -83,13 +82,13 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
-        text = _rewrite_yaml(path, sealed, indent)
+        text = sopsfile.new_text(sopsfile.read(path), sealed, indent)
         if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
             from .sops.comments import seal_comments  # with cryptography: not for validate
 
             text = seal_comments(text, sealed["sops"], data_key)
     _check_clear_values_kept(path, rel, text, block)
-    write_file(path, text)
+    sopsfile.write(path, text)
 
 
 def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
@@ -136,31 +135,6 @@ def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | Non
         return None
 
 
-def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:
-    """SEALED as the file's new text: spliced into the old text so every comment, blank line and
-    untouched line stays as it was (sops keeps comments too); written anew, keeping only the
-    leading comment lines, when the change cannot be spliced."""
-    with open(path, encoding="utf-8") as f:
-        spliced = splice.rewrite(f.read(), sealed, indent)
-    return spliced if spliced is not None else header_and_dump(path, sealed, indent)
-
-
-def header_and_dump(path: str, tree: dict[str, Any], indent: int) -> str:
-    """TREE written anew, keeping only the file's leading comment lines (when splicing cannot)."""
-    return _header(path) + sops.dump_yaml(tree, indent)
-
-
-def _header(path: str) -> str:
-    """The file's leading comment lines (schema pointer, description): kept across a rewrite."""
-    lines = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.startswith("#"):
-                break
-            lines.append(line)
-    return "".join(lines)
-
-
 def _options_of(meta: dict[str, Any]) -> sopsrules.EncryptOptions:
     """Recipients and selector an encrypted file already has."""
     opts: sopsrules.EncryptOptions = {"mac_only_encrypted": bool(meta.get("mac_only_encrypted"))}
@@ -192,12 +166,6 @@ def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     if not rule.recipients:
         raise SecretsError(f"{os.path.relpath(config, root)}: the rule for this file names no age recipient")
     return sopsrules.encrypt_options(rule)
-
-
-def write_file(path: str, text: str) -> None:
-    """TEXT into PATH atomically, keeping the file's mode."""
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644  # keep the file's mode
-    write_atomic(path, text.encode("utf-8"), mode=mode, prefix=".bifrost-gitops-")
 
 
 # --- secrets check / recipients ------------------------------------------------------------
