@@ -226,6 +226,33 @@ def test_oauth_errors_say_what_was_meant(repo: Path, args: list[str], message: s
     assert tree(repo) == before
 
 
+def test_set_reads_the_file_it_changes_once(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One read serves the parse, the encrypted-comment check, the splice and the check that
+    clear values read the same (it was read three or four times); sops opens the result."""
+    import builtins
+
+    from bifrost_gitops import repo as repository
+    from bifrost_gitops import secretops
+
+    value = canary("ONCE")
+    result = repository.load(str(repo))
+    target = str(repo / FABRIKAM)
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == target:
+            reads.append(str(args[:1] or kwargs.get("mode", "r")))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert secretops.set_secret(result, "HaloPSA", "api_key", value, "fabrikam") == FABRIKAM
+    monkeypatch.setattr(builtins, "open", real_open)
+
+    assert reads == ["('rb',)"]
+    assert sops_decrypt(repo, FABRIKAM)["secrets"]["api_key"] == value
+
+
 # --- secrets updatekeys --------------------------------------------------------------------
 
 

@@ -48,12 +48,13 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
     """
     rel, block, key = target.path, target.block, target.key
     path = os.path.join(result.root, rel)
-    current = sops.load_file(path)
+    source = sopsfile.read(path)  # the one read: parsed, searched, spliced into and compared with
+    current = source.tree()
     if "sops" in current:
         clear = sops.decrypt_document(current, identities=keyring, file=rel)
         options = _options_of(current["sops"])
         data_key = _data_key(current["sops"], keyring)
-        if data_key is None and _has_encrypted_comments(path):
+        if data_key is None and "#ENC[" in source.text:
             raise SecretsError(
                 f"{rel}: its comments are encrypted with the file's data key, which only the sops "
                 f"binary could open here: a value set now would leave them unreadable; use "
@@ -82,22 +83,23 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
-        text = sopsfile.new_text(sopsfile.read(path), sealed, indent)
+        text = sopsfile.new_text(source, sealed, indent)
         if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
             from .sops.comments import seal_comments  # with cryptography: not for validate
 
             text = seal_comments(text, sealed["sops"], data_key)
-    _check_clear_values_kept(path, rel, text, block)
+    _check_clear_values_kept(source, rel, text, block)
     sopsfile.write(path, text)
 
 
-def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
+def _check_clear_values_kept(
+    source: sopsfile.Source, rel: str, new_text: str, block: tuple[str, ...]
+) -> None:
     """Refuse a rewrite that would change how a clear value reads.
 
     sops types YAML the Go way, so an unquoted date or hex number comes back in another form
     (2024-01-01T00:00:00Z, 16); users must not find their config silently changed."""
-    with open(path, "rb") as f:
-        before, _ = loader.parse(f.read(), rel)
+    before, _ = loader.parse(source.raw, rel)
     after, _ = loader.parse(new_text, rel)
     if before is None or after is None:
         return
@@ -120,11 +122,6 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     if isinstance(node, list):
         return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
     return [(path, node)]
-
-
-def _has_encrypted_comments(path: str) -> bool:
-    with open(path, encoding="utf-8") as f:
-        return "#ENC[" in f.read()
 
 
 def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | None:
