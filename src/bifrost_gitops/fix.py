@@ -139,13 +139,14 @@ def _read(root: str, rel: str) -> tuple[str, bytes] | None:
 def _plan_file(
     root: str, rel: str, fixable: list[_Fixable], data: Node, misplaced: list[Diagnostic]
 ) -> FilePlan | None:
-    """What --fix does to REL: the findings that name a fix, its $schema comment (DATA: the document as
-    checked, None if it is not one of ours), C004 findings MISPLACED (their lines are masked)."""
+    """What --fix does to REL: the findings that name a fix, its $schema comment (DATA: the
+    document as checked, None if not one of ours), C004 findings MISPLACED (lines masked)."""
     got = _read(root, rel)
     if got is None:
         return None
     real, before = got
-    if not fixable and (not isinstance(data, dict) or b"$schema=" not in before):
+    ours = data if isinstance(data, dict) else None
+    if not fixable and (ours is None or b"$schema=" not in before):
         return None
     try:
         text = before.decode("utf-8")
@@ -153,7 +154,7 @@ def _plan_file(
         return None
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom) :]
-    if not fixable and _schema_fix(root, rel, body, data) is None:  # type: ignore[arg-type]
+    if not fixable and ours is not None and _schema_fix(root, rel, body, ours) is None:
         return None  # the usual file: its comment points home, nothing to parse
     spans = scan(body)
     doc, _ = loader.parse(before, rel)
@@ -302,7 +303,7 @@ def _unverified(o: Outcome) -> Outcome:  # pragma: no cover - see _plan_file
     return o._replace(fixed=False, note="left for a person: the fixed file did not read back the same")
 
 
-def _schema_fix(root: str, rel: str, body: str, data: dict[str, object]) -> tuple[Edit, Outcome] | None:
+def _schema_fix(root: str, rel: str, body: str, data: Mapping[str, object]) -> tuple[Edit, Outcome] | None:
     """Repoint a wrong `# yaml-language-server: $schema=` path in the file's leading comments to
     the repository's .schemas/ file for its kind (only when that file exists; URLs are kept)."""
     from .model import KINDS
