@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from . import gcpause, loader, secrettarget, sops, sopsrules, storable
 from .atomic import write_atomic
+from .catalog import Parsed
 from .diagnostics import Diagnostic, error
 from .loader import Path
+from .model import AnyDocument
 from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
@@ -426,43 +428,43 @@ class _Rules:
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
     only, so no key is needed (cheap enough for every `validate`)."""
-    return [Recipients(rel, sops.recipients(meta), *against) for rel, meta, against in _against_rules(result)]
+    return [replace(row, recipients=sops.recipients(p.doc.data["sops"])) for p, row in _against_rules(result)]
 
 
-def _against_rules(
-    result: Result,
-) -> Iterator[tuple[str, Any, tuple[list[str] | None, list[str], list[str], str | None]]]:
-    """(path, sops metadata, (wanted, missing, extra, config)) of every encrypted file, by path."""
+def _against_rules(result: Result) -> Iterator[tuple[Parsed[AnyDocument], Recipients]]:
+    """Every encrypted document, by path, with its age recipients against its .sops.yaml rule
+    (`Recipients.recipients` left empty). From the documents' facts: no document is loaded."""
     tree = result.tree
     rules = _Rules(result.root, tree if isinstance(tree, _Blobs) else None)
-    docs = sorted(
-        ((p.doc.path, p.doc.data) for p in result.catalog.documents() if "sops" in p.doc.data),
-        key=lambda d: d[0],
-    )
-    for rel, data in docs:
-        full = os.path.join(result.root, rel)
-        meta = data["sops"]
-        age_have = {r for group in sops.age_recipients(meta) for r in group}
+    docs = sorted((p for p in result.catalog.documents() if p.facts.age is not None), key=lambda p: p.path)
+    compared: dict[tuple[object, ...], tuple[list[str], list[str]]] = {}  # most files share both
+    for p in docs:
+        full = os.path.join(result.root, p.path)
         config = rules.config(full)
         wanted = rules.wanted(config, full) if config is not None else None
-        missing = sorted(set(wanted) - age_have) if wanted is not None else []
-        extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        yield rel, meta, (wanted, missing, extra, rules.shown(config, result.root) if config else None)
+        key = (p.facts.age, None if wanted is None else tuple(wanted))
+        if key not in compared:
+            compared[key] = _compare(p.facts.age or (), wanted)
+        missing, extra = compared[key]
+        shown = rules.shown(config, result.root) if config else None
+        yield p, Recipients(p.path, [], wanted, list(missing), list(extra), shown)
+
+
+def _compare(have: tuple[tuple[str, ...], ...], wanted: list[str] | None) -> tuple[list[str], list[str]]:
+    """(missing, extra): the age recipients a rule asks for that a file lacks, and the reverse."""
+    if wanted is None:
+        return [], []
+    age_have = {r for group in have for r in group}
+    return sorted(set(wanted) - age_have), sorted(age_have - set(wanted))
 
 
 def drift(result: Result) -> list[Diagnostic]:
     """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
-    ``age:`` list of their sops block (no key needed). Only those files are described."""
+    ``age:`` list of their sops block (no key needed). Only those files are described (and
+    only their documents loaded)."""
     with gcpause.paused():  # acyclic objects for thousands of files: as in repo.load_tree
-        rows = [
-            Recipients(rel, [], wanted, missing, extra, config)
-            for rel, _meta, (wanted, missing, extra, config) in _against_rules(result)
-            if missing or extra
-        ]
-        if not rows:
-            return []
-        docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-        return recipient_findings(rows, docs)
+        drifted = [(p, row) for p, row in _against_rules(result) if row.missing or row.extra]
+        return recipient_findings([row for _, row in drifted], {p.path: p.doc for p, _ in drifted})
 
 
 def recipient_findings(
