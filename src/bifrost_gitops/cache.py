@@ -104,9 +104,13 @@ def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
     return h.digest()
 
 
-def _valid_summary(key: object, row: object) -> bool:
+def _is_key(key: object) -> bool:
+    return type(key) is bytes and len(key) == 32
+
+
+def _valid_summary(row: object) -> bool:
     """The shape of one summary as read back (marshal may yield any of its types)."""
-    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 5):
+    if not (type(row) is tuple and len(row) == 5):
         return False
     path, state, diags, declared, facts = row
     return (
@@ -120,11 +124,11 @@ def _valid_summary(key: object, row: object) -> bool:
 
 
 def _valid_facts(facts: object) -> bool:
-    return type(facts) is tuple and len(facts) == 4 and isinstance(facts[0], str) and facts[0] in KINDS
+    return type(facts) is tuple and len(facts) == 5 and isinstance(facts[0], str) and facts[0] in KINDS
 
 
-def _valid_body(key: object, row: object) -> bool:
-    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 4):
+def _valid_body(row: object) -> bool:
+    if not (type(row) is tuple and len(row) == 4):
         return False
     data, positions, implicit, marked = row
     return type(data) is dict and type(positions) is bytes and type(implicit) is dict and type(marked) is bool
@@ -138,12 +142,13 @@ class Cache:
         self.top = os.path.join(base_dir(), repo)
         self.folder = os.path.join(self.top, settings.hex()[:24])
         self.settings = settings
-        self._shards: dict[int, dict[bytes, Body]] = {}
-        self._new: dict[int, dict[bytes, Body]] = {}  # bodies put by this run, by shard
+        self._shards: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows as read
+        self._new: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows put by this run
         self._summaries: dict[bytes, tuple[Any, ...]] | None = None  # Summary rows
         self._live: dict[bytes, tuple[Any, ...]] = {}  # the summaries this run read or put
         self._dirty_summaries = False
-        self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
+        self._index: dict[str, object] | None = None  # as read, each entry checked when used
+        self._index_kept: dict[str, tuple[int, int, int, int, bytes]] = {}  # checked or new
         self._index_dirty = False
         self._dirty_checks = False
         self._checks: dict[bytes, tuple[DiagRow, ...]] | None = None
@@ -159,29 +164,24 @@ class Cache:
     def _path(self, shard: int) -> str:
         return os.path.join(self.folder, f"{shard:02x}.bin")
 
-    def _read(self, shard: int) -> dict[bytes, Body]:
-        """A shard as on disk; {} when missing, foreign or damaged (never trusted)."""
-        raw = _load(self._path(shard))
-        if raw is None or not all(_valid_body(k, v) for k, v in raw.items()):
-            return {}
-        rows = cast("dict[bytes, tuple[Any, ...]]", raw)  # checked just above
-        return {k: Body(*v) for k, v in rows.items()}
+    def _read(self, shard: int) -> dict[bytes, tuple[Any, ...]]:
+        """A shard as on disk ({} when missing or damaged); each entry is checked when used."""
+        return cast("dict[bytes, tuple[Any, ...]]", _load(self._path(shard), self._stamps) or {})
 
     def known(self, rel: str, stat: Stat) -> bytes | None:
         """The key of a file last read with exactly this size, times and inode, if any."""
         if self._index is None:
-            raw = _load(os.path.join(self.folder, INDEX))
-            ok = raw is not None and all(_valid_stat(k, v) for k, v in raw.items())
-            self._index = cast("dict[str, tuple[int, int, int, int, bytes]]", raw) if ok else {}
+            self._index = cast("dict[str, object]", _load(os.path.join(self.folder, INDEX)) or {})
         seen = self._index.get(rel)
-        return seen[4] if seen is not None and seen[:4] == stat else None
+        # checked as used (a run uses each entry once): equal to a real stat, its numbers are ints
+        if type(seen) is tuple and len(seen) == 5 and seen[:4] == stat and _is_key(seen[4]):
+            self._index_kept[rel] = seen
+            return cast(bytes, seen[4])
+        return None
 
     def seen(self, rel: str, stat: Stat, key: bytes) -> None:
         """Remember that REL with this size, times and inode has KEY (see `known`)."""
-        if self._index is None:
-            self.known(rel, stat)
-        assert self._index is not None
-        self._index[rel] = (*stat, key)
+        self._index_kept[rel] = (*stat, key)
         self._index_dirty = True
 
     def summary(self, key: bytes) -> Summary | None:
@@ -189,23 +189,26 @@ class Cache:
         if self._summaries is None:
             self._summaries = self._read_summaries()
         found = self._summaries.get(key)
-        if found is None:
+        if found is None or not _valid_summary(found):  # checked as used: never trusted
             return None
         self._live[key] = found
         return Summary(*found)
 
     def _read_summaries(self) -> dict[bytes, tuple[Any, ...]]:
-        raw = _load(os.path.join(self.folder, SUMMARIES), self._stamps)
-        ok = raw is not None and all(_valid_summary(k, v) for k, v in raw.items())
-        return cast("dict[bytes, tuple[Any, ...]]", raw) if ok else {}
+        return cast(
+            "dict[bytes, tuple[Any, ...]]", _load(os.path.join(self.folder, SUMMARIES), self._stamps) or {}
+        )
 
     def body(self, key: bytes, kind: str) -> Body | None:
         """The parsed document of a VALID file's KEY, if kept (a shard is read on first use)."""
         shard = _shard(key, kind)
-        entries = self._shards.get(shard)
-        if entries is None:
-            entries = self._shards[shard] = self._read(shard)
-        return entries.get(key)
+        row = self._new.get(shard, {}).get(key)
+        if row is None:
+            entries = self._shards.get(shard)
+            if entries is None:
+                entries = self._shards[shard] = self._read(shard)
+            row = entries.get(key)
+        return Body(*row) if row is not None and _valid_body(row) else None  # never trusted
 
     def put(self, key: bytes, result: FileResult) -> None:
         if self._summaries is None:
@@ -215,16 +218,16 @@ class Cache:
         body = result.body()
         if body is not None and result.facts is not None:
             shard = _shard(key, result.facts[0])
-            self._new.setdefault(shard, {})[key] = body
-            self._shards.setdefault(shard, {})[key] = body
+            self._new.setdefault(shard, {})[key] = tuple(body)
 
     def checked(self, key: bytes) -> tuple[DiagRow, ...] | None:
         """The findings kept under KEY by `check_done` (see checks.Memo), if any."""
         if self._checks is None:
             self._checks = _read_checks(os.path.join(self.folder, CHECKS), self._stamps)
         found = self._checks.get(key)
-        if found is not None:
-            self._checks_used[key] = found
+        if found is None or not _valid_rows(found):  # checked as used: never trusted
+            return None
+        self._checks_used[key] = found
         return found
 
     def check_done(self, key: bytes, rows: tuple[DiagRow, ...]) -> None:
@@ -245,8 +248,8 @@ class Cache:
                 self._write(shard)
             if self._dirty_summaries:
                 self._write_summaries()
-            if self._index_dirty and self._index is not None:
-                self._write_index(self._index)
+            if self._index_dirty:
+                self._write_index(self._index_kept)
             if self._dirty_checks:
                 self._write_checks()
         except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
@@ -268,8 +271,9 @@ class Cache:
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
-        """The index without racy entries: a file written within RACY_NS of now could change
-        again within its timestamp's tick and look unchanged, so it is read again next time."""
+        """The files this run listed, without racy entries: a file written within RACY_NS of
+        now could change again within its timestamp's tick and look unchanged, so it is read
+        again next time."""
         import time
 
         recent = time.time_ns() - RACY_NS
@@ -278,11 +282,13 @@ class Cache:
     def _write(self, shard: int) -> None:
         """The shard as on disk with this run's new bodies: the bodies of every file this run
         read are kept, and as many others as KEEP_OLD."""
-        on_disk = self._read(shard)
+        read = self._shards.get(shard)
+        unchanged = read is not None and _unchanged(self._path(shard), self._stamps)
+        on_disk = read if unchanged and read is not None else self._read(shard)
         live = {k: v for k, v in on_disk.items() if k in self._live}
         merged = _merge(on_disk, live | self._new[shard], KEEP_OLD)
         self._shards[shard] = merged
-        _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
+        _dump(self._path(shard), cast("dict[object, object]", merged))
 
     def _write_summaries(self) -> None:
         """The summaries this run read or put, plus as many older ones as all shards keep."""
@@ -370,24 +376,8 @@ def _valid_rows(rows: object) -> bool:
 
 
 def _read_checks(path: str, stamps: dict[str, Stat] | None = None) -> dict[bytes, tuple[DiagRow, ...]]:
-    """checks.bin as on disk; {} when missing, foreign or damaged (never trusted)."""
-    raw = _load(path, stamps)
-    if raw is None or not all(
-        isinstance(k, bytes) and len(k) >= 32 and len(k) % 32 == 0 and _valid_rows(v) for k, v in raw.items()
-    ):
-        return {}
-    return cast("dict[bytes, tuple[DiagRow, ...]]", raw)
-
-
-def _valid_stat(rel: object, seen: object) -> bool:
-    return (
-        isinstance(rel, str)
-        and type(seen) is tuple
-        and len(seen) == 5
-        and all(type(n) is int for n in seen[:4])
-        and isinstance(seen[4], bytes)
-        and len(seen[4]) == 32
-    )
+    """checks.bin as on disk ({} when missing or damaged); each entry is checked when used."""
+    return cast("dict[bytes, tuple[DiagRow, ...]]", _load(path, stamps) or {})
 
 
 def _mtime(path: str) -> float:

@@ -38,21 +38,24 @@ class Facts(NamedTuple):
     integration: str | None
     #: the sops age recipients per key group (None: not encrypted)
     age: tuple[tuple[str, ...], ...] | None
+    #: whether its text holds a suppression comment's marker (suppress.py reads only those)
+    marked: bool
 
 
-def facts_of(data: dict[str, object], model: AnyDocument) -> Facts:
+def facts_of(doc: Document, model: AnyDocument) -> Facts:
     """A valid document's Facts (the names as its text says them; a mended quoting trap's from
     the model)."""
+    data = doc.data
     org = integration = None
     if isinstance(model, Mapping):
         org, integration = _text(data, model, "organization"), _text(data, model, "integration")
     meta = data.get("sops")
     if not isinstance(meta, dict):
-        return Facts(type(model).__name__, org, integration, None)
+        return Facts(type(model).__name__, org, integration, None, doc.marked)
     from .sops.datakey import age_recipients
 
     age = tuple(tuple(group) for group in age_recipients(meta))
-    return Facts(type(model).__name__, org, integration, age)
+    return Facts(type(model).__name__, org, integration, age, doc.marked)
 
 
 def _text(data: dict[str, object], model: Mapping, field: str) -> str:
@@ -110,7 +113,7 @@ class Parsed(Generic[M]):
     @property
     def facts(self) -> Facts:
         if self._facts is None:
-            self._facts = facts_of(self.doc.data, self.model)
+            self._facts = facts_of(self.doc, self.model)
         return self._facts
 
     @property

@@ -25,8 +25,8 @@ PROJECT_FILE = "bifrost-gitops.yaml"
 
 #: a Diagnostic as a plain tuple (code, severity, path, line, col, message, hint)
 DiagRow = tuple[str, str, str, int, int, str, "str | None"]
-#: catalog.Facts as a plain tuple (kind, organization, integration, age recipients)
-FactsRow = tuple[str, "str | None", "str | None", "tuple[tuple[str, ...], ...] | None"]
+#: catalog.Facts as a plain tuple (kind, organization, integration, age recipients, marked)
+FactsRow = tuple[str, "str | None", "str | None", "tuple[tuple[str, ...], ...] | None", bool]
 
 
 class State(IntEnum):
@@ -142,7 +142,7 @@ def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Pa
         return _result(rel, diags, State.UNVERIFIED, doc), None
     if "sops" in doc.data:
         check_sops_metadata(doc, diags)
-    facts = facts_of(doc.data, model)
+    facts = facts_of(doc, model)
     return _result(rel, diags, State.VALID, doc, pack, facts), Parsed(doc, model, facts=facts)
 
 
