@@ -151,12 +151,19 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(blob[: len(blob) // 2])
     elif how == "foreign":
         path.write_bytes(b"\x00not a cache at all\n" * 10)
+    elif how == "wrong shape under real keys":  # every entry is checked as it is used
+        head = len(cache.MAGIC) + 32
+        entries = marshal.loads(blob[head:])
+        payload = marshal.dumps({k: ("x", 1) if i % 2 else [] for i, k in enumerate(entries)})
+        path.write_bytes(blob[: len(cache.MAGIC)] + hashlib.sha256(payload).digest() + payload)
     else:  # a well-formed file of the wrong shape: checksum right, content not ours
         payload = marshal.dumps({b"k" * 32: ("x",) * 8, "key": [1, 2]})
         path.write_bytes(blob[: len(cache.MAGIC)] + hashlib.sha256(payload).digest() + payload)
 
 
-@pytest.mark.parametrize("how", ["flipped", "truncated", "foreign", "wrong shape"])
+@pytest.mark.parametrize(
+    "how", ["flipped", "truncated", "foreign", "wrong shape", "wrong shape under real keys"]
+)
 def test_a_damaged_cache_file_is_ignored_and_rebuilt(
     make_repo: Callable[..., Path], parsed: list[str], how: str
 ) -> None:

@@ -108,13 +108,44 @@ def test_one_changed_mapping_is_the_only_one_checked_and_modelled_again(
     checked.clear()
     warm = repo.load(str(root), repo.LoadOptions(1))
     assert checked == ["integrations/HaloPSA/mappings/contoso.yaml"]
-    made = {p.doc.path for p in warm.catalog.mappings.values() if p.made}
+    made = {p.path for p in warm.catalog.mappings.values() if p.made}
     assert made == {"integrations/HaloPSA/mappings/contoso.yaml"}
+    # nor is an unchanged mapping's document read from the cache
+    loaded = {p.path for p in warm.catalog.mappings.values() if p.loaded}
+    assert loaded == {"integrations/HaloPSA/mappings/contoso.yaml"}
     assert warm.diagnostics != cold and any(d.code == "C002" for d in warm.diagnostics)
     assert warm.diagnostics == repo.load(str(root), repo.LoadOptions(1, cache=False)).diagnostics
-    # a model not made yet is made when asked for, and is the one a cold run has
+    # a document and model not made yet are made when asked for, and are the ones a cold run has
     fabrikam = warm.catalog.mappings[("HaloPSA", "fabrikam")]
-    assert not fabrikam.made and fabrikam.model.oauth == "own" and fabrikam.made
+    assert not fabrikam.loaded and not fabrikam.made
+    assert fabrikam.model.oauth == "own" and fabrikam.made and fabrikam.loaded
+    cold_doc = repo.load(str(root), repo.LoadOptions(1, cache=False)).catalog.mappings[
+        ("HaloPSA", "fabrikam")
+    ]
+    assert (fabrikam.model, fabrikam.doc.data) == (cold_doc.model, cold_doc.doc.data)
+    assert fabrikam.doc.pos(("oauth",)) == cold_doc.doc.pos(("oauth",)) != (0, 0)
+
+
+def test_a_document_whose_cached_body_is_lost_is_parsed_again(
+    make_repo: Callable[..., Path], checked: list[str]
+) -> None:
+    """Another process may rewrite a shard without an entry this run's summary points to: the
+    document is then read from the file again, the same as a cold run's; and when the file's
+    bytes changed meanwhile, the command says so (exit 2) rather than use a different document."""
+    root = make_repo(FILES)
+    repo.load(str(root), repo.LoadOptions(1))
+    for shard in Path(cache.base_dir()).rglob("[0-9a-f][0-9a-f].bin"):
+        shard.unlink()
+    warm = repo.load(str(root), repo.LoadOptions(1))
+    cold = repo.load(str(root), repo.LoadOptions(1, cache=False))
+    assert warm.diagnostics == cold.diagnostics
+    mapping, cold_doc = (r.catalog.mappings[("HaloPSA", "fabrikam")] for r in (warm, cold))
+    assert not mapping.loaded
+    assert (mapping.model, mapping.doc.data) == (cold_doc.model, cold_doc.doc.data)
+    contoso = warm.catalog.mappings[("HaloPSA", "contoso")]
+    (root / contoso.path).write_text((root / contoso.path).read_text() + "# edited meanwhile\n")
+    with pytest.raises(repo.RepoError, match="changed while it was being checked"):
+        contoso.doc  # noqa: B018 - the lazy load is what is tested
 
 
 def test_a_damaged_checks_file_is_ignored_and_rebuilt(

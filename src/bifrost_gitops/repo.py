@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -13,7 +14,7 @@ from .diagnostics import Diagnostic, error, sort_key
 from .errors import BifrostGitopsError
 from .model import AnyDocument
 from .perfile import PROJECT_FILE as PROJECT_FILE  # where it always was, for the other modules
-from .perfile import FileResult
+from .perfile import Summary
 
 SOPS_RULES = ".sops.yaml"
 
@@ -157,44 +158,44 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     project = settings if isinstance(settings, bytes) else None  # read once: exclude: and the cache key
     files, diags = tree.files(_exclude(project))
     store = _cache_for(tree, project) if options.cache else None
-    analysed: dict[str, tuple[FileResult, Parsed[AnyDocument] | None]] = {}
+    analysed: dict[str, tuple[Summary, Parsed[AnyDocument] | None]] = {}
     misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
     for rel in files:
         stat = _stat(tree, rel) if store is not None else None
         known = store.known(rel, stat) if store is not None and stat is not None else None
-        hit = store.get(known) if store is not None and known is not None else None
-        if hit is not None and known is not None:
+        hit = store.summary(known) if store is not None and known is not None else None
+        if hit is not None and store is not None and known is not None:
             keys[rel] = known
-            analysed[rel] = (hit, perfile.rebuild(hit))
+            analysed[rel] = (hit, _lazy(tree, store, hit, known))
             continue
         content = tree.content(rel)
         if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
-            analysed[rel] = (perfile.unread(rel, content), None)
+            analysed[rel] = (perfile.unread(rel, content).summary(), None)
             continue
         if store is not None:
             keys[rel] = store.key(rel, content)
             if stat is not None:
                 store.seen(rel, stat, keys[rel])
-            hit = store.get(keys[rel])
-        if hit is None:
+            hit = store.summary(keys[rel])
+        if hit is None or store is None:
             misses.append((rel, content))
         else:
-            analysed[rel] = (hit, perfile.rebuild(hit))
+            analysed[rel] = (hit, _lazy(tree, store, hit, keys[rel]))
     for rel_content, (result, parsed_doc) in zip(
         misses,
         parallel.analyse_all(misses, options.jobs or parallel.default_jobs(), store is not None),
         strict=True,
     ):
-        analysed[rel_content[0]] = (result, parsed_doc)
+        analysed[rel_content[0]] = (result.summary(), parsed_doc)
         if store is not None:
             store.put(keys[rel_content[0]], result)
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
-        result, doc = analysed[rel]
-        diags.extend(perfile.findings(result))
-        unverified.update(result.declared)
+        summary, doc = analysed[rel]
+        diags.extend(perfile.findings(summary))
+        unverified.update(summary.declared)
         if doc is not None:
             parsed.append(doc)
     catalog, found = check(parsed, unverified, _Memo(store, keys) if store is not None else None)
@@ -203,6 +204,27 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parsed[AnyDocument] | None:
+    """The document of a cached summary, its body read from the cache when first asked for."""
+    if summary.facts is None:
+        return None
+    return perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts[0], key))
+
+
+def _body(tree: Tree, store: cache.Cache, rel: str, kind: str, key: bytes) -> perfile.Body:
+    """A cached document's body; parsed again from the file when the cache lost it (another
+    process rewrote its shard, or it was damaged), if the file still has the bytes checked."""
+    found = store.body(key, kind)
+    if found is not None:
+        return found
+    content = tree.content(rel)
+    if isinstance(content, bytes) and store.key(rel, content) == key:
+        body = perfile.analyse(rel, content)[0].body()
+        if body is not None:
+            return body
+    raise RepoError(f"{rel}: changed while it was being checked (run the command again)")
 
 
 class _Memo:

@@ -1,6 +1,6 @@
 """`secrets updatekeys`: re-key every encrypted file whose recipients drifted from .sops.yaml.
 
-Drift is what `secrets recipients` reports (secretops.list_recipients). A file whose master keys
+Drift is what `secrets recipients` reports (recipients.list_recipients). A file whose master keys
 are all age, in one group, is re-keyed natively: its data key, opened with the available age
 key, is wrapped for each new recipient and dropped for each removed one. Values, comments, the
 MAC and lastmodified stay byte for byte (as `sops updatekeys` leaves them), so the only lines
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import sops, sopsfile, sopsrules
+from .recipients import Recipients, list_recipients
 from .repo import Result
-from .secretops import Recipients, list_recipients
 from .sops import binary, datakey
 from .sops.errors import NoKeyError, SopsError, without_file
 
