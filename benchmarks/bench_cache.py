@@ -139,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     t_import = min(
         wall([sys.executable, "-c", "import bifrost_gitops.cli, bifrost_gitops.repo"])[0] for _ in range(3)
     )
+    # what any process that checks even one document must import: the CLI's click, libyaml and
+    # the pydantic models (about 100 of pydantic's own modules): the floor of a warm run
+    t_models = min(
+        wall([sys.executable, "-c", "import click, yaml, bifrost_gitops.model"])[0] for _ in range(3)
+    )
     rows.append(("python -c pass (interpreter start)", t_py))
+    rows.append(("python -c 'import click, yaml, bifrost_gitops.model'", t_models))
     rows.append(("python -c 'import bifrost_gitops.cli, .repo'", t_import))
     user, system = os.times()[2:4]
     print(f"(CPU time of the child processes: {user + system:.1f} s; a busy machine shows as wall >> CPU)")
