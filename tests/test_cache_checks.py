@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_gitops import cache, checks, repo
+from bifrost_gitops import cache, checks, diffrun, repo
 from bifrost_gitops.catalog import Catalog, Parsed
 from bifrost_gitops.model import Mapping
-from support import API, BASE_FILES, run_cli
+from support import API, BASE_FILES, git, run_cli
 
 INTEG = "integrations/HaloPSA/integration.yaml"
 PROVIDER = "providers/halo.yaml"
@@ -172,3 +172,31 @@ def test_a_broken_sops_block_is_reported_warm_as_cold(make_repo: Callable[..., P
     assert "fabrikam.yaml:7:1: K003 " in expected[0][1], expected[0][1]
     assert validate(root) == expected  # fills the cache
     assert validate(root) == expected  # from it
+
+
+def test_a_diff_reads_only_the_mappings_a_change_can_affect(make_repo: Callable[..., Path]) -> None:
+    """Both sides of a diff share the cache: a mapping whose file is the same on both (its key)
+    is neither loaded nor resolved, and the diff is the one a cold run gives. (The mappings of
+    the integration whose config changed are read: who overrides the key.)"""
+    other = "integrations/Other/integration.yaml"
+    root = make_repo(
+        {
+            **FILES,
+            other: API + "kind: Integration\nname: Other\nconfig_schema:\n  - {key: site, type: string}\n",
+            "integrations/Other/mappings/contoso.yaml": API
+            + "kind: Mapping\nintegration: Other\norganization: contoso\nentity_id: '9'\nconfig: {site: a}\n",
+        }
+    )
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    _swap("integrations/HaloPSA/mappings/contoso.yaml", "page_size: 50", "page_size: 75")(root)
+    cold, _ = diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1, cache=False))
+    diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1))  # fills the cache
+    warm, head = diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1))
+    assert warm == cold and [c.key for c in warm.changes["contoso"]] == ["page_size"]
+    loaded = {p.path for p in head.catalog.mappings.values() if p.loaded}
+    assert loaded == {
+        "integrations/HaloPSA/mappings/contoso.yaml",
+        "integrations/HaloPSA/mappings/fabrikam.yaml",
+    }

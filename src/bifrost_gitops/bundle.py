@@ -84,7 +84,7 @@ class SecretOpener:
         self.root = root
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
-        self.docs = {p.doc.path: p.doc for p in catalog.documents()}
+        self.docs = {p.path: p for p in catalog.documents()}  # a document loads when first opened
         self.opened: dict[str, dict[str, Any]] = {}  # file -> its tree, encrypted leaves as Secrets
 
     def __call__(self, ref: SecretRef) -> Json:
@@ -92,7 +92,7 @@ class SecretOpener:
         value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
         tree = self.opened.get(ref.file)
         if tree is None:
-            doc = self.docs[ref.file]
+            doc = self.docs[ref.file].doc
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
                 # clear values are outside the MAC, so our own parse of the file will do
                 wrapped = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file, wrap=True)

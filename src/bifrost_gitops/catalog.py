@@ -69,7 +69,7 @@ class Parsed(Generic[M]):
     beforehand), so checks answered from the cache never load or validate the documents that
     did not change (see repo.py and perfile.rebuild)."""
 
-    __slots__ = ("_doc", "_facts", "_load", "_make", "_model", "kind", "path")
+    __slots__ = ("_doc", "_facts", "_load", "_make", "_model", "key", "kind", "path")
 
     def __init__(
         self,
@@ -93,6 +93,9 @@ class Parsed(Generic[M]):
         self._model = model
         self._make = make
         self.kind: type = type(model) if model is not None else kind  # type: ignore[assignment]
+        #: its file's cache key (settings, path and bytes: the same key, the same document), when
+        #: the cache is on; what a later stage may digest instead of the document (orginputs.py)
+        self.key: bytes | None = None
 
     @property
     def doc(self) -> Document:
