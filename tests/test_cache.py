@@ -406,3 +406,39 @@ def test_filling_the_cache_never_waits_on_the_disk(
     monkeypatch.setattr(os, "fsync", fsync)
     validate(root)
     assert cache_files() and synced == []
+
+
+def test_staged_and_rev_read_only_the_blobs_the_cache_has_not_seen(
+    make_repo: Callable[..., Path], parsed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-commit hook checks the index (`validate --staged`): git names each file's bytes
+    (its blob), so an unchanged file is neither read from git nor parsed again."""
+    from bifrost_gitops import gitrev
+
+    root = make_repo()  # no findings: a file with one is read for its suppression comments
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    expected = run_cli("validate", str(root), "--staged", "--no-cache")
+    assert run_cli("validate", str(root), "--staged") == expected
+    read: list[str] = []
+    real = gitrev._Blobs._read
+
+    def spy(self: gitrev._Blobs, shas: list[str]) -> dict[str, bytes]:
+        read.extend(shas)
+        return real(self, shas)
+
+    monkeypatch.setattr(gitrev._Blobs, "_read", spy)
+    parsed.clear()
+    assert run_cli("validate", str(root), "--staged") == expected
+    yaml_blobs = {line.split()[1] for line in git(root, "ls-files", "-s", "integrations").splitlines()}
+    assert parsed == [] and not yaml_blobs & set(read), "unchanged blobs were read again"
+    contoso = root / "integrations" / "HaloPSA" / "mappings" / "contoso.yaml"
+    contoso.write_text(contoso.read_text().replace("page_size: 50", "page_size: many"))
+    git(root, "add", "-A")
+    read.clear()
+    staged = run_cli("validate", str(root), "--staged")
+    yaml_blobs = {line.split()[1] for line in git(root, "ls-files", "-s", "integrations").splitlines()}
+    changed = git(root, "ls-files", "-s", str(contoso)).split()[1]
+    assert parsed == ["integrations/HaloPSA/mappings/contoso.yaml"]
+    assert yaml_blobs & set(read) == {changed}
+    assert staged == run_cli("validate", str(root), "--staged", "--no-cache") != expected

@@ -45,6 +45,7 @@ MAGIC = b"BGCACHE2"
 INDEX = "index.bin"
 CHECKS = "checks.bin"
 SUMMARIES = "summaries.bin"
+BLOBS = "blobs.bin"
 #: a file changed less than this before it was indexed may change again unseen in the same tick
 RACY_NS = 2_000_000_000
 #: (size, mtime_ns, ctime_ns, inode) of a work-tree file (or of a cache file, see `_unchanged`)
@@ -53,6 +54,7 @@ ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
 #: a shard keeps the entries of the files this process read, plus older ones up to this many
 KEEP_OLD = 256
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 #: files the entries are spread over: one change rewrites one of them
 SHARDS = 32
@@ -150,6 +152,9 @@ class Cache:
         self._index: dict[str, object] | None = None  # as read, each entry checked when used
         self._index_kept: dict[str, tuple[int, int, int, int, bytes]] = {}  # checked or new
         self._index_dirty = False
+        self._blobs: dict[str, object] | None = None  # path + git blob -> key, checked when used
+        self._blobs_used: dict[str, bytes] = {}  # checked or new
+        self._blobs_dirty = False
         self._dirty_checks = False
         self._checks: dict[bytes, tuple[DiagRow, ...]] | None = None
         self._checks_used: dict[bytes, tuple[DiagRow, ...]] = {}
@@ -178,6 +183,24 @@ class Cache:
             self._index_kept[rel] = seen
             return cast(bytes, seen[4])
         return None
+
+    def known_blob(self, rel: str, blob: str) -> bytes | None:
+        """The key of a file whose bytes are git blob BLOB (``--staged``, ``--rev``, a diff's
+        base): found without reading the blob. Blobs are named by the hash of their bytes."""
+        if self._blobs is None:
+            self._blobs = cast(
+                "dict[str, object]", _load(os.path.join(self.folder, BLOBS), self._stamps) or {}
+            )
+        name = f"{rel}\0{blob}"
+        found = self._blobs.get(name)
+        if not _is_key(found):
+            return None
+        self._blobs_used[name] = cast(bytes, found)
+        return cast(bytes, found)
+
+    def seen_blob(self, rel: str, blob: str, key: bytes) -> None:
+        self._blobs_used[f"{rel}\0{blob}"] = key
+        self._blobs_dirty = True
 
     def seen(self, rel: str, stat: Stat, key: bytes) -> None:
         """Remember that REL with this size, times and inode has KEY (see `known`)."""
@@ -239,7 +262,8 @@ class Cache:
     def save(self) -> None:
         """Write the shards that gained entries (merged with their current state on disk) and
         the index. A cache that cannot be written is no error: the next run parses again."""
-        if not self._new and not self._index_dirty and not self._dirty_checks and not self._dirty_summaries:
+        dirty = self._index_dirty or self._dirty_checks or self._dirty_summaries or self._blobs_dirty
+        if not self._new and not dirty:
             return
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -252,10 +276,12 @@ class Cache:
                 self._write_index(self._index_kept)
             if self._dirty_checks:
                 self._write_checks()
+            if self._blobs_dirty:
+                self._write_blobs()
         except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
             pass
         self._new.clear()
-        self._index_dirty = self._dirty_checks = self._dirty_summaries = False
+        self._index_dirty = self._dirty_checks = self._dirty_summaries = self._blobs_dirty = False
 
     def _write_checks(self) -> None:
         """The findings used or made by this run, plus as many older ones (a diff's base and
@@ -268,6 +294,16 @@ class Cache:
             else _read_checks(path)
         )
         merged = _merge(on_disk, used, max(len(used), KEEP_OLD))
+        _dump(path, cast("dict[object, object]", merged))
+
+    def _write_blobs(self) -> None:
+        """The blobs this run used, plus as many others as all shards keep (a diff's base and a
+        branch switched back to), merged with the disk's."""
+        path = os.path.join(self.folder, BLOBS)
+        unchanged = self._blobs is not None and _unchanged(path, self._stamps)
+        on_disk = self._blobs if unchanged and self._blobs is not None else _load(path) or {}
+        used = cast("dict[str, object]", self._blobs_used)
+        merged = _merge(cast("dict[str, object]", on_disk), used, KEEP_OLD * SHARDS)
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
@@ -317,7 +353,7 @@ def _shard(key: bytes, kind: str) -> int:
     return key[0] % SHARDS if kind == "Mapping" else SHARDS
 
 
-def _merge(on_disk: dict[bytes, _V], used: dict[bytes, _V], keep: int) -> dict[bytes, _V]:
+def _merge(on_disk: dict[_K, _V], used: dict[_K, _V], keep: int) -> dict[_K, _V]:
     """What this run used, plus the KEEP most recent other entries on disk (another process's,
     a diff's other side, a branch switched back to)."""
     old = [(k, v) for k, v in on_disk.items() if k not in used]

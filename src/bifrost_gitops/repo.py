@@ -87,6 +87,15 @@ class Tree(Protocol):
         """The .sops.yaml beside bifrost-gitops.yaml, if any (part of the cache's settings)."""
         ...
 
+    def blob_ids(self) -> dict[str, str]:
+        """Each listed file's git blob (git trees; {} for the work tree, whose files the cache
+        knows by their size, times and inode instead)."""
+        ...
+
+    def prefetch(self, rels: list[str]) -> None:
+        """Get ready to give these files' content (one git process for all of them)."""
+        ...
+
 
 class WorkTree:
     """The files on disk; in a git work tree, without what git ignores (a decrypted copy, a
@@ -118,6 +127,12 @@ class WorkTree:
     def sops_rules(self) -> bytes | None:
         found = self.content(SOPS_RULES)
         return found if isinstance(found, bytes) else None
+
+    def blob_ids(self) -> dict[str, str]:
+        return {}
+
+    def prefetch(self, rels: list[str]) -> None:
+        pass
 
 
 def _exclude(project: bytes | None) -> list[str]:
@@ -161,22 +176,23 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     analysed: dict[str, tuple[Summary, Parsed[AnyDocument] | None]] = {}
     misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
+    known = _Known(tree, store, files) if store is not None else None
+    if store is None:
+        tree.prefetch(files)
     for rel in files:
-        stat = _stat(tree, rel) if store is not None else None
-        known = store.known(rel, stat) if store is not None and stat is not None else None
-        hit = store.summary(known) if store is not None and known is not None else None
-        if hit is not None and store is not None and known is not None:
-            keys[rel] = known
-            analysed[rel] = (hit, _lazy(tree, store, hit, known))
+        key = known.key(rel) if known is not None else None
+        hit = store.summary(key) if store is not None and key is not None else None
+        if hit is not None and store is not None and key is not None:
+            keys[rel] = key
+            analysed[rel] = (hit, _lazy(tree, store, hit, key))
             continue
         content = tree.content(rel)
         if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
             analysed[rel] = (perfile.unread(rel, content).summary(), None)
             continue
-        if store is not None:
+        if store is not None and known is not None:
             keys[rel] = store.key(rel, content)
-            if stat is not None:
-                store.seen(rel, stat, keys[rel])
+            known.seen(rel, keys[rel])
             hit = store.summary(keys[rel])
         if hit is None or store is None:
             misses.append((rel, content))
@@ -206,6 +222,40 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+class _Known:
+    """Which cached bytes a file has, found without reading it: a work-tree file by its size,
+    times and inode as last read, a git tree's file by its blob (the hash of its bytes)."""
+
+    def __init__(self, tree: Tree, store: cache.Cache, files: list[str]):
+        self.tree, self.store = tree, store
+        self.blobs = tree.blob_ids()
+        self.stats: dict[str, cache.Stat] = {}
+        # a git tree: read, in one go, the blobs the cache cannot answer for
+        tree.prefetch([rel for rel in files if self.blobs and not self._answered(rel)])
+
+    def _answered(self, rel: str) -> bool:
+        key = self.key(rel)
+        return key is not None and self.store.summary(key) is not None
+
+    def key(self, rel: str) -> bytes | None:
+        blob = self.blobs.get(rel)
+        if blob is not None:
+            return self.store.known_blob(rel, blob)
+        stat = _stat(self.tree, rel)  # before reading: an edit made while it is read is seen next time
+        if stat is None:
+            return None
+        self.stats[rel] = stat
+        return self.store.known(rel, stat)
+
+    def seen(self, rel: str, key: bytes) -> None:
+        """REL, as just read, has KEY."""
+        blob, stat = self.blobs.get(rel), self.stats.get(rel)
+        if blob is not None:
+            self.store.seen_blob(rel, blob, key)
+        elif stat is not None:
+            self.store.seen(rel, stat, key)
 
 
 def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parsed[AnyDocument] | None:
