@@ -1,7 +1,7 @@
 """What the incremental cache and --jobs buy: cold, warm and one-change runs against the floor.
 
     .venv/bin/python benchmarks/bench_cache.py [--orgs 500 --integrations 20] [--quick] [--runs 3]
-        [--commands validate,compile,diff]
+        [--commands validate,staged,compile,diff]
 
 The generated repository (benchmarks/generate.py) is copied into a git repository under
 benchmarks/.work/ (one commit), with its own cache folder, so nothing else is touched. Rows:
@@ -9,7 +9,8 @@ benchmarks/.work/ (one commit), with its own cache folder, so nothing else is to
 - floor: walk + read + yaml.load(CSafeLoader), one core, in process, best of RUNS
 - repo.load in process: --no-cache with 1 and 2 jobs, then cache cold (filling it), warm
   (nothing changed) and after one changed mapping
-- validate, compile --secrets redact and diff --base HEAD as processes (what a hook or CI runs):
+- validate, validate --staged (the pre-commit hook), compile --secrets redact and diff --base HEAD
+  as processes (what a hook or CI runs):
   --no-cache with 1 and 2 jobs, then warm and after one changed mapping
 
 Every time is also shown as a ratio to the floor measured in the same run.
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--integrations", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="50 orgs x 5 integrations")
     ap.add_argument("--runs", type=int, default=3, help="in-process rows: best of RUNS")
-    ap.add_argument("--commands", default="validate,compile,diff", help="the commands timed as processes")
+    ap.add_argument(
+        "--commands", default="validate,staged,compile,diff", help="the commands timed as processes"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.orgs, args.integrations = 50, 5
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "bifrost_gitops"]
     commands = {
         "validate": [*cli, "validate", root],
+        # what the pre-commit hook runs: the index, read through git (the change staged first)
+        "staged": [*cli, "validate", root, "--staged"],
         "compile": [*cli, "compile", root, "-o", out_dir, "--secrets", "redact"],
         "diff": [*cli, "diff", root, "--base", "HEAD", "--format", "json"],
     }
@@ -132,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         changed = []
         for _ in range(args.runs):
             touch_one(root, next(edits))
+            if name == "staged":
+                git(root, "add", "-A")
             changed.append(wall(cmd)[0])
         rows.append((f"{name} after one changed mapping (process)", min(changed)))
 
