@@ -116,7 +116,15 @@ def test_the_index_records_each_orgs_inputs(repo: Path, tmp_path: Path) -> None:
     index = json.loads((out / "index.json").read_text())
     inputs = [index["orgs"][org]["inputs"] for org in ORGS]
     assert all(len(i) == 64 for i in inputs) and len(set(inputs)) == len(ORGS)
-    assert "inputs" not in index["global"] and "inputs" not in index["deploy"]
+    assert len(index["global"]["inputs"]) == 64
+    # a clear deploy.json: where each integration's entry sits, and what it was made from
+    parts = index["deploy"]["integrations"]
+    assert sorted(parts) == ["Docs", "Graph", "HaloPSA", "Ninja"] and "inputs" not in index["deploy"]
+    data = (out / "deploy.json").read_bytes()
+    manifest = json.loads(data)
+    for entry in manifest["integrations"]:
+        part = parts[entry["name"]]
+        assert json.loads(data[part["start"] : part["end"]]) == entry
 
 
 def test_a_new_secrets_mode_renders_every_org(repo: Path, tmp_path: Path, rendered: list[str]) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
-from . import gcpause, sops, storable
+from . import deploymanifest, gcpause, sops, storable
 from .atomic import new_file_mode
 from .bundleformat import (
     CLIENT_CREDENTIALS_KEY,
@@ -61,7 +61,7 @@ from .resolve import revealed as _value
 Record: TypeAlias = dict[str, Json]
 #: one bundle file to write: index key, file, how to make its clear record, extra index
 #: fields, and (org files) the digest of its inputs
-Target: TypeAlias = tuple[str, str, Callable[[], Mapping[str, object]], dict[str, str | None], bytes | None]
+Target: TypeAlias = tuple[str, str, Callable[[], Mapping[str, object]], dict[str, Json], bytes | None]
 
 
 class BundleError(BifrostGitopsError):
@@ -277,37 +277,30 @@ def _write(
     clean_leftovers(out_dir)
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
-    old_index = peek_index(out_dir)
-    old_entries: dict[str, Json] = {}
-    old_orgs = old_index.get(ORGS_KEY)
-    if old_index.get("secrets") == mode and isinstance(old_orgs, dict):
-        old_entries = {
-            **old_orgs,
-            GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE),
-            DEPLOY_KEY: old_index.get(DEPLOY_KEY),
-        }
-    if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
-        old_entries = {}  # new recipients: everything must be re-sealed
-
+    old_entries = _old_entries(out_dir, mode, recipients)
     sealed_to = sorted(recipients or []) if mode == "seal" else []
     inputs = OrgInputs(catalog, mode, sealed_to, fkey)
+    parts = {name: inputs.integration(name) for name in sorted(catalog.integrations)}
     # (index key, file, how to make its clear record, extra index fields, inputs digest): every
     # org, the global view, and the deploy manifest (integrations as Bifrost stores them, for
-    # plan/apply), all sealed alike; an org file whose inputs did not change is kept as it is
+    # plan/apply), all sealed alike; a file whose inputs did not change is kept as it is. A clear
+    # deploy.json is put together from its integrations' entries instead (_deploy_text)
     targets: list[Target] = [
-        (GLOBAL_SCOPE, GLOBAL_FILE, functools.partial(org_record, catalog, None, reveal), {}, None),
+        (GLOBAL_SCOPE, GLOBAL_FILE, functools.partial(org_record, catalog, None, reveal), {},
+         inputs.global_digest()),
         *(
-            (name, org_file(name), functools.partial(org_record, catalog, name, reveal), {"id": org_id},
-             inputs.digest(name))
+            (name, org_file(name), functools.partial(org_record, catalog, name, reveal),
+             {"id": cast(Json, org_id)}, inputs.digest(name))
             for name, org_id, _display in organizations(catalog)
         ),
-        (DEPLOY_KEY, DEPLOY_FILE, functools.partial(manifest, catalog, reveal), {}, None),
+        (DEPLOY_KEY, DEPLOY_FILE, functools.partial(manifest, catalog, reveal), {},
+         inputs.deploy_digest(parts) if mode == "seal" else None),
     ]  # fmt: skip
     files: dict[str, bytes] = {}
-    entries: dict[str, dict[str, str | None]] = {}
+    entries: dict[str, dict[str, Json]] = {}
     kept: set[str] = set()
     for key, rel, make, extra, digest in targets:
-        entry: dict[str, str | None] = {"file": rel, **extra}
+        entry: dict[str, Json] = {"file": rel, **extra}
         found = _kept(out_dir, rel, old_entries.get(key), inputs, digest) if digest else None
         if found is not None:
             data, old = found
@@ -318,6 +311,10 @@ def _write(
                 data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, recipients or [])
                 if fp:
                     entry["fingerprint"] = fp
+            elif key == DEPLOY_KEY:
+                data, entry["integrations"] = _deploy_text(
+                    catalog, reveal, out_dir, old_entries.get(key), inputs, parts
+                )
             else:
                 data = canonical(make())
             sha = entry["sha256"] = hashlib.sha256(data).hexdigest()
@@ -349,6 +346,18 @@ def _write(
     return Written(shown, len(files), changed)
 
 
+def _old_entries(out_dir: str, mode: str, recipients: list[str] | None) -> dict[str, Json]:
+    """The previous bundle's index entries by key (org names, global, deploy), when it was
+    written in MODE (and, sealed, to the same RECIPIENTS): what this compile may keep."""
+    old_index = peek_index(out_dir)
+    old_orgs = old_index.get(ORGS_KEY)
+    if old_index.get("secrets") != mode or not isinstance(old_orgs, dict):
+        return {}
+    if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
+        return {}  # new recipients: everything must be re-sealed
+    return {**old_orgs, GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE), DEPLOY_KEY: old_index.get(DEPLOY_KEY)}
+
+
 def _kept(
     out_dir: str, rel: str, old: Json, inputs: OrgInputs, digest: bytes
 ) -> tuple[bytes, dict[str, str]] | None:
@@ -366,6 +375,64 @@ def _kept(
     if isinstance(old.get("fingerprint"), str):
         fields["fingerprint"] = str(old["fingerprint"])
     return current, fields
+
+
+def _deploy_text(
+    catalog: Catalog,
+    reveal: Reveal | None,
+    out_dir: str,
+    old: Json,
+    inputs: OrgInputs,
+    digests: dict[str, bytes],
+) -> tuple[bytes, dict[str, Json]]:
+    """A clear deploy.json, and where each integration's entry sits in it with the inputs it was
+    made from (its index entry's ``integrations``: name -> {start, end, inputs}).
+
+    An entry of the previous deploy.json is taken over as it is, unbuilt (its secrets unopened),
+    when its integration's inputs (DIGESTS) are the ones recorded and its bytes the ones they
+    were bound to; the rest are built. The text is byte for byte a cold compile's."""
+    previous = _current(out_dir, DEPLOY_FILE) if isinstance(old, dict) else None
+    recorded = old.get("integrations") if isinstance(old, dict) else None
+    spans = recorded if previous is not None and isinstance(recorded, dict) else {}
+
+    made: list[str] = []  # the entries in the order of the text
+
+    def entry(name: str, render: Callable[[], str]) -> str:
+        made.append(_taken(previous, spans.get(name), inputs, digests[name]) or render())
+        return made[-1]
+
+    try:
+        text = deploymanifest.text(catalog, reveal, entry)
+    except TypeError:  # not plain JSON: canonical() says how, or why not
+        return canonical(manifest(catalog, reveal)), {}
+    data = (text + "\n").encode()
+    where: dict[str, Json] = {}
+    pad = deploymanifest.ENTRY_PAD.encode()
+    at = data.find(b'\n  "integrations": [\n') + len(b'\n  "integrations": [\n' + pad)
+    for name, chunk in zip(sorted(catalog.integrations), (m.encode() for m in made), strict=True):
+        if data[at : at + len(chunk)] != chunk:  # cannot happen: the text is made of these entries
+            return data, {}
+        bound = inputs.entry(digests[name], hashlib.sha256(chunk).hexdigest())
+        where[name] = {"start": at, "end": at + len(chunk), "inputs": bound}
+        at += len(chunk) + len(b",\n" + pad)
+    return data, where
+
+
+def _taken(previous: bytes | None, span: Json, inputs: OrgInputs, digest: bytes) -> str | None:
+    """The previous deploy.json's entry at SPAN when it was bound to DIGEST (else None)."""
+    if previous is None or not isinstance(span, dict):
+        return None
+    start, end, bound = span.get("start"), span.get("end"), span.get("inputs")
+    if type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(previous):
+        return None
+    chunk = previous[start:end]
+    want = inputs.entry(digest, hashlib.sha256(chunk).hexdigest())
+    if not isinstance(bound, str) or not hmac.compare_digest(bound, want):
+        return None
+    try:
+        return chunk.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _seal(
