@@ -193,19 +193,60 @@ class Written:
 
 def source(root: str) -> SourceInfo:
     """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty)."""
+    with GitSource(root) as git:
+        return git.result()
 
-    def git(*args: str) -> str | None:
-        try:
-            run = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return run.stdout if run.returncode == 0 else None
 
-    commit = (git("rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
-    if commit is None:
-        return {"commit": None, "dirty": False}
-    status = git("status", "--porcelain", "--untracked-files=normal", "--", ".")
-    return {"commit": commit, "dirty": bool(status and status.strip())}
+class GitSource:
+    """source(ROOT) with its two git commands started at once and left running while compile
+    renders (``git status`` walks the whole work tree); ``result()`` waits for them. Used as a
+    context manager, so a compile that fails meanwhile leaves no git process behind."""
+
+    COMMANDS = (
+        ["rev-parse", "--verify", "-q", "HEAD"],
+        ["status", "--porcelain", "--untracked-files=normal", "--", "."],
+    )
+
+    def __init__(self, root: str) -> None:
+        self.running: list[subprocess.Popen[str] | None] = []
+        for args in self.COMMANDS:
+            try:
+                proc = subprocess.Popen(
+                    ["git", "-C", root, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                )
+            except OSError:
+                proc = None
+            self.running.append(proc)
+
+    def result(self) -> SourceInfo:
+        head, status = (_output(proc) for proc in self.running)
+        commit = (head or "").strip() or None
+        if commit is None:
+            return {"commit": None, "dirty": False}
+        return {"commit": commit, "dirty": bool(status and status.strip())}
+
+    def __enter__(self) -> GitSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.running:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.communicate()
+
+
+def _output(proc: subprocess.Popen[str] | None) -> str | None:
+    """A git command's output, or None when it failed or took longer than 30 s (then stopped)."""
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
@@ -275,11 +316,45 @@ def _write(
             raise BundleError(f"{r!r} is not an age X25519 recipient (age1 followed by 58 characters)")
     shown, out_dir = out_dir, _target(out_dir)
     clean_leftovers(out_dir)
+    with GitSource(root) as git:  # git walks the work tree while the files are made
+        files, entries, kept = _files(catalog, root, out_dir, mode, recipients, keyring)
+        index = {
+            DEPLOY_KEY: entries.pop(DEPLOY_KEY),
+            "format": FORMAT,
+            "kind": KIND,
+            "secrets": mode,
+            "source": git.result(),
+            "recipients": sorted(recipients or []) if mode == "seal" else [],
+            GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
+            ORGS_KEY: entries,
+        }
+    files[INDEX_FILE] = canonical(index)
+    changed = [rel for rel, data in files.items() if rel not in kept and _current(out_dir, rel) != data]
+    changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
+    if changed:
+        try:
+            _swap_in(out_dir, files, private=mode == "plain", same=set(files) - set(changed))
+        except OSError as e:
+            where = e.filename or shown
+            raise BundleError(
+                f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
+            ) from e
+    return Written(shown, len(files), changed)
+
+
+def _files(
+    catalog: Catalog,
+    root: str,
+    out_dir: str,
+    mode: str,
+    recipients: list[str] | None,
+    keyring: sops.Keyring | None,
+) -> tuple[dict[str, bytes], dict[str, dict[str, Json]], set[str]]:
+    """Every bundle file's bytes and index entry (by key), and the files kept as they were."""
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
     old_entries = _old_entries(out_dir, mode, recipients)
-    sealed_to = sorted(recipients or []) if mode == "seal" else []
-    inputs = OrgInputs(catalog, mode, sealed_to, fkey)
+    inputs = OrgInputs(catalog, mode, sorted(recipients or []) if mode == "seal" else [], fkey)
     parts = {name: inputs.integration(name) for name in sorted(catalog.integrations)}
     # (index key, file, how to make its clear record, extra index fields, inputs digest): every
     # org, the global view, and the deploy manifest (integrations as Bifrost stores them, for
@@ -322,28 +397,7 @@ def _write(
                 entry["inputs"] = inputs.entry(digest, sha)
         files[rel] = data
         entries[key] = entry
-    index = {
-        DEPLOY_KEY: entries.pop(DEPLOY_KEY),
-        "format": FORMAT,
-        "kind": KIND,
-        "secrets": mode,
-        "source": source(root),
-        "recipients": sealed_to,
-        GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
-        ORGS_KEY: entries,
-    }
-    files[INDEX_FILE] = canonical(index)
-    changed = [rel for rel, data in files.items() if rel not in kept and _current(out_dir, rel) != data]
-    changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
-    if changed:
-        try:
-            _swap_in(out_dir, files, private=mode == "plain", same=set(files) - set(changed))
-        except OSError as e:
-            where = e.filename or shown
-            raise BundleError(
-                f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
-            ) from e
-    return Written(shown, len(files), changed)
+    return files, entries, kept
 
 
 def _old_entries(out_dir: str, mode: str, recipients: list[str] | None) -> dict[str, Json]:
@@ -545,6 +599,7 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
     lock = _hold(tmp)
     mode = new_file_mode(0o600 if private else 0o644)
     try:
+        written: list[str] = []
         for rel, data in files.items():
             path = os.path.join(tmp, rel)
             os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o755, exist_ok=True)
@@ -553,8 +608,8 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        if hasattr(os, "sync"):  # durable before the swap: one flush, not one fsync per file
-            os.sync()
+            written.append(path)
+        _durable(written, {os.path.dirname(os.path.join(tmp, rel)) for rel in files} | {tmp})
         os.chmod(tmp, 0o700 if private else 0o755)
         if os.path.isdir(out_dir):
             if not _exchange(tmp, out_dir):
@@ -575,6 +630,26 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
             shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
             os.close(lock)
+
+
+#: up to this many new files are flushed one by one; more, with one sync() of everything
+FSYNC_EACH = 16
+
+
+def _durable(written: list[str], folders: Set[str]) -> None:
+    """The new bundle is on disk before the swap: its WRITTEN files and its FOLDERS (their
+    entries, hard links included). A compile after a small change writes a few files (the rest
+    are links to files already on disk): those are flushed one by one; a big one flushes
+    everything at once (sync), not a file at a time."""
+    if len(written) > FSYNC_EACH and hasattr(os, "sync"):
+        os.sync()
+        return
+    for path in [*written, *sorted(folders)]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _reuse(current: str, new: str, data: bytes, mode: int) -> bool:
