@@ -22,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import marshal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from . import codedigest
 from .catalog import Catalog
-from .model import Organization
 from .nodes import Json
 
 #: bump when what an org file is made from changes in a way the code digest does not show
@@ -59,12 +58,6 @@ def _provider(data: Json) -> str | None:
     oauth = data.get("oauth") if isinstance(data, dict) else None
     name = oauth.get("provider") if isinstance(oauth, dict) else None
     return name if isinstance(name, str) else None
-
-
-def _org_id(orgs: Mapping[str, tuple[Organization, object, int]], org: str) -> bytes:
-    """The Bifrost id of organization ORG (lower-cased) as the manifest writes it."""
-    found = orgs.get(org)
-    return str(found[0].id if found else None).encode()
 
 
 def _parts(h: hashlib._Hash, parts: Iterable[bytes]) -> None:
@@ -100,22 +93,27 @@ class OrgInputs:
                 _parts(common, [name.encode(), node])
         #: what every organization's file (and global.json) depends on
         self.common = common.digest()
-        self.mappings: dict[str, list[tuple[str, bytes]]] = {}
-        self.mapped: dict[str, list[tuple[str, bytes]]] = {}
+        # each mapping's part of its organization's and of its integration's digest, as bytes:
+        # names hold no NUL (model.Name, Slug) and a node digest is 32 bytes, so they read one way
+        ids = {lower: str(o.id).encode() for lower, (o, _, _) in catalog.orgs.items()}
+        self.mappings: dict[str, list[bytes]] = {}
+        self.mapped: dict[str, list[bytes]] = {}
         for (integration, org), mp in catalog.mappings.items():
             node = _node(mp.doc.data)
-            self.mappings.setdefault(org, []).append((integration, node))
-            self.mapped.setdefault(integration, []).append((org, node))
+            self.mappings.setdefault(org, []).append(integration.encode() + b"\0" + node)
+            self.mapped.setdefault(integration, []).append(
+                b"%s\0%s\0%s" % (org.encode(), ids.get(org, b"-"), node)
+            )
         for own in (*self.mappings.values(), *self.mapped.values()):
             own.sort()  # the same mappings in another file order: the same digest
 
     def digest(self, org: str) -> bytes:
         """ORG's (a declared organization name) inputs digest."""
         o = self.catalog.orgs[org.lower()][0]
-        h = hashlib.sha256(self.common)
         own = self.mappings.get(org.lower(), [])
-        _parts(h, [_node(o.model_dump(mode="json")), *(p for i, m in own for p in (i.encode(), m))])
-        return h.digest()
+        return hashlib.sha256(
+            b"".join([self.common, _node(o.model_dump(mode="json")), b"%d" % len(own), *own])
+        ).digest()
 
     def global_digest(self) -> bytes:
         """global.json's inputs digest (the defaults-only view: no organization, no mapping)."""
@@ -129,8 +127,8 @@ class OrgInputs:
         provider = _provider(self.catalog.integrations[name].doc.data)
         if provider is not None:  # the provider it names (model.OAuthLink: a "provider" key)
             _parts(h, [provider.encode(), self.providers.get(provider, b"none")])
-        orgs = self.catalog.orgs
-        _parts(h, [p for org, m in self.mapped.get(name, []) for p in (org.encode(), _org_id(orgs, org), m)])
+        mapped = self.mapped.get(name, [])
+        h.update(b"".join([b"%d" % len(mapped), *mapped]))
         return h.digest()
 
     def deploy_digest(self, entries: dict[str, bytes]) -> bytes:
