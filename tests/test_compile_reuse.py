@@ -179,14 +179,16 @@ def test_a_new_secrets_mode_renders_every_org(repo: Path, tmp_path: Path, render
 
 
 def test_a_new_tool_version_renders_every_org(
-    repo: Path, tmp_path: Path, rendered: list[str], monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, rendered: list[str], built: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "bundle"
     recompiled(repo, out, rendered, "--secrets", "redact")
     monkeypatch.setattr(bifrost_gitops, "__version__", bifrost_gitops.__version__ + ".post1")
     codedigest.of.cache_clear()
     try:
+        built.clear()
         assert recompiled(repo, out, rendered, "--secrets", "redact") == sorted(ORGS)
+        assert sorted(built) == ALL  # and every deploy.json entry
         assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
     finally:  # the next compile sees this version again
         monkeypatch.undo()

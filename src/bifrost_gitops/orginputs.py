@@ -42,6 +42,12 @@ _RENDER_MODULES = (
     "orginputs",
     "resolve",
     "storable",
+    # how a decrypted value reads (its type) in a plain file or entry
+    "sops/document",
+    "sops/gotypes",
+    "sops/secret",
+    "sops/tree",
+    "sops/values",
 )
 
 
