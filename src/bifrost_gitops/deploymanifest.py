@@ -104,12 +104,13 @@ def text(catalog: Catalog, reveal: Reveal | None, entry: Callable[[str, Callable
     integration's inputs did not change, so only what changed is built (and its secrets opened)."""
     orgs = organizations(catalog)
     org_ids = {o["name"].lower(): o["id"] for o in orgs}
-    by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}
-    for (integ_name, org), p in catalog.mappings.items():
-        by_integration.setdefault(integ_name, []).append((org, p))
+    by_integration: dict[str, list[tuple[str, Parsed[Mapping]]]] = {}  # grouped once, if needed
 
     def render(name: str) -> Callable[[], str]:
         def build() -> str:
+            if not by_integration:
+                for (integ_name, org), p in catalog.mappings.items():
+                    by_integration.setdefault(integ_name, []).append((org, p))
             mapped = [(_org_named(p, org), p) for org, p in by_integration.get(name, [])]
             return entry_text(integration(catalog, name, reveal, org_ids, mapped))
 
