@@ -212,3 +212,33 @@ def test_a_new_repository_key_and_sops_rules_seal_everything_anew(
     assert {rel: v for rel, v in after.items() if rel != "index.json"} == {
         rel: v for rel, v in before.items() if rel != "index.json"
     }
+
+
+def test_a_small_change_flushes_only_what_it_wrote(
+    repo: Path, tmp_path: Path, rendered: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The few files a change writes are fsync'ed (with their folders); a system-wide sync,
+    which also waits for every other program's writes, is kept for big writes."""
+    import os
+
+    out = tmp_path / "bundle"
+    recompiled(repo, out, rendered, "--secrets", "redact")
+    synced: list[str] = []
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
+
+    def fsync(fd: int) -> None:
+        flushed.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    edit(repo / HALO_FABRIKAM, "region: us", "region: eu")
+    assert recompiled(repo, out, rendered, "--secrets", "redact") == ["fabrikam"]
+    assert synced == [] and len(flushed) == 3 + 2  # its org file, deploy.json, index.json; 2 folders
+    monkeypatch.setattr(bundle, "FSYNC_EACH", 2)  # more new files than that: one sync
+    flushed.clear()
+    edit(repo / HALO_FABRIKAM, "region: eu", "region: us")
+    assert recompiled(repo, out, rendered, "--secrets", "redact") == ["fabrikam"]
+    assert synced == ["sync"] and flushed == []
+    assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
