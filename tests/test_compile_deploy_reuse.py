@@ -242,3 +242,19 @@ def test_a_small_change_flushes_only_what_it_wrote(
     assert recompiled(repo, out, rendered, "--secrets", "redact") == ["fabrikam"]
     assert synced == ["sync"] and flushed == []
     assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
+
+
+def test_entries_after_non_ascii_text_are_found_by_their_bytes(
+    tmp_path: Path, rendered: list[str], built: list[str]
+) -> None:
+    """Offsets are bytes: an entry after multi-byte text (Docs sorts first) is still taken over."""
+    docs = FILES[DOCS_TAILSPIN].replace("entity_name: Tailspin docs", "entity_name: Tailspin döcs ☃")
+    root = build_repo(tmp_path / "repo", {DOCS_TAILSPIN: docs})
+    out = tmp_path / "bundle"
+    recompiled(root, out, rendered, "--secrets", "redact")
+    edit(root / HALO_FABRIKAM, "region: us", "region: eu")
+    built.clear()
+    assert recompiled(root, out, rendered, "--secrets", "redact") == ["fabrikam"]
+    assert built == ["HaloPSA"]
+    assert "döcs ☃" in (out / "deploy.json").read_text(encoding="utf-8")
+    assert_as_cold(root, out, tmp_path, "--secrets", "redact")
