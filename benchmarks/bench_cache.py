@@ -10,8 +10,9 @@ benchmarks/.work/ (one commit), with its own cache folder, so nothing else is to
 - repo.load in process: --no-cache with 1 and 2 jobs, then cache cold (filling it), warm
   (nothing changed) and after one changed mapping
 - validate, validate --staged (the pre-commit hook), compile --secrets redact and diff --base HEAD
-  as processes (what a hook or CI runs):
-  --no-cache with 1 and 2 jobs, then warm and after one changed mapping
+  as processes (what a hook or CI runs): --no-cache with 1 and 2 jobs, then warm and after one
+  changed mapping (a comment appended); compile also after one changed value (an entity_name:
+  its org file and deploy.json change)
 
 Every time is also shown as a ratio to the floor measured in the same run.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +61,16 @@ def touch_one(root: str, n: int) -> None:
     path = sorted(f for f in yaml_files(root) if os.sep + "mappings" + os.sep in f)[7]
     with open(path, "a", encoding="utf-8") as f:
         f.write(f"# edit {n}\n")
+
+
+def change_value(root: str, n: int) -> None:
+    """Change one mapping's value (its entity_name), differently each time: unlike a comment,
+    this changes what its organization's bundle file and deploy.json hold."""
+    path = sorted(f for f in yaml_files(root) if os.sep + "mappings" + os.sep in f)[7]
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"^entity_name: (?:v\d+ )?", f"entity_name: v{n} ", f.read(), count=1, flags=re.M)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +153,15 @@ def main(argv: list[str] | None = None) -> int:
                 git(root, "add", "-A")
             changed.append(wall(cmd)[0])
         rows.append((f"{name} after one changed mapping (process)", min(changed)))
+        if name == "compile":  # a changed value: one org file, deploy.json and index.json rewritten
+            valued, said = [], ""
+            for _ in range(args.runs):
+                change_value(root, next(edits))
+                t, proc = wall(cmd)
+                valued.append(t)
+                said = proc.stderr.decode().strip().rpartition("; ")[2]
+            rows.append(("compile after one changed value (process)", min(valued)))
+            print(f"  ({said})")
 
     t_py = min(wall([sys.executable, "-c", "pass"])[0] for _ in range(3))
     t_import = min(
