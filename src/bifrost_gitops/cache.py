@@ -112,16 +112,16 @@ def _is_key(key: object) -> bool:
 
 def _valid_summary(row: object) -> bool:
     """The shape of one summary as read back (marshal may yield any of its types)."""
-    if not (type(row) is tuple and len(row) == 5):
+    if not (type(row) is tuple and len(row) == 6):
         return False
-    path, state, diags, declared, facts = row
+    path, state, diags, declared, facts, digest = row
     return (
         isinstance(path, str)
         and type(state) is int
         and _valid_rows(diags)
         and type(declared) is tuple
-        # a valid document has its facts, and only a valid one
-        and ((facts is None) if state != State.VALID else _valid_facts(facts))
+        # a valid document has its facts and digest, and only a valid one
+        and ((facts is None) if state != State.VALID else _valid_facts(facts) and _is_key(digest))
     )
 
 

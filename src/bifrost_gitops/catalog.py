@@ -69,7 +69,7 @@ class Parsed(Generic[M]):
     beforehand), so checks answered from the cache never load or validate the documents that
     did not change (see repo.py and perfile.rebuild)."""
 
-    __slots__ = ("_doc", "_facts", "_load", "_make", "_model", "key", "kind", "path")
+    __slots__ = ("_doc", "_facts", "_load", "_make", "_model", "digest", "kind", "path")
 
     def __init__(
         self,
@@ -81,6 +81,7 @@ class Parsed(Generic[M]):
         load: Callable[[], Document] | None = None,
         path: str | None = None,
         facts: Facts | None = None,
+        digest: bytes | None = None,
     ):
         if model is None and (make is None or kind is None):
             raise TypeError("Parsed needs a model, or a way to make it and its kind")
@@ -93,9 +94,9 @@ class Parsed(Generic[M]):
         self._model = model
         self._make = make
         self.kind: type = type(model) if model is not None else kind  # type: ignore[assignment]
-        #: its file's cache key (settings, path and bytes: the same key, the same document), when
-        #: the cache is on; what a later stage may digest instead of the document (orginputs.py)
-        self.key: bytes | None = None
+        #: sha256 of its file's path and bytes, when it was loaded from a file (repo.py): the
+        #: same digest, the same document, so a later stage compares or hashes it unloaded
+        self.digest = digest
 
     @property
     def doc(self) -> Document:

@@ -312,9 +312,9 @@ def _same_mapping(base: Result, head: Result, org: str, name: str) -> bool:
 
 
 def _same(a: Parsed[AnyDocument], b: Parsed[AnyDocument]) -> bool:
-    """The same document on both sides: by their cache keys when both have one (the same path,
-    bytes and settings: neither is loaded), else by their data."""
-    if a.key is not None and a.key == b.key:
+    """The same document on both sides: by their files' digests when both have one (the same
+    path and bytes: neither is loaded), else by their data."""
+    if a.digest is not None and a.digest == b.digest:
         return True
     return bool(a.doc.data == b.doc.data)
 

@@ -105,7 +105,8 @@ class OrgInputs:
         self.mappings: dict[str, list[bytes]] = {}
         self.mapped: dict[str, list[bytes]] = {}
         for (integration, org), mp in catalog.mappings.items():
-            node = _node(mp.doc.data)
+            # its file's digest when it has one (path and bytes): an unchanged mapping unloaded
+            node = mp.digest if mp.digest is not None else _node(mp.doc.data)
             self.mappings.setdefault(org, []).append(integration.encode() + b"\0" + node)
             self.mapped.setdefault(integration, []).append(
                 b"%s\0%s\0%s" % (org.encode(), ids.get(org, b"-"), node)

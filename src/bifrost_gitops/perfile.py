@@ -8,6 +8,7 @@ The cross-file rules (checks.py) run afterwards on the documents rebuilt from th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
@@ -50,9 +51,10 @@ class FileResult(NamedTuple):
     marked: bool
     declared: tuple[str, ...]  # lower-cased names an UNVERIFIED document still declares
     facts: FactsRow | None  # what checks read of a VALID document besides its path (else None)
+    digest: bytes  # `source_digest` of the file (b"" when it could not be read)
 
     def summary(self) -> Summary:
-        return Summary(self.path, self.state, self.diags, self.declared, self.facts)
+        return Summary(self.path, self.state, self.diags, self.declared, self.facts, self.digest)
 
     def body(self) -> Body | None:
         """The parsed document (None unless VALID)."""
@@ -69,6 +71,7 @@ class Summary(NamedTuple):
     diags: tuple[DiagRow, ...]
     declared: tuple[str, ...]
     facts: FactsRow | None
+    digest: bytes
 
 
 class Body(NamedTuple):
@@ -96,14 +99,24 @@ def _result(
     doc: loader.Document | None = None,
     pack: bool = True,
     facts: Facts | None = None,
+    digest: bytes = b"",
 ) -> FileResult:
     rows = tuple(tuple(d) for d in diags)
     if doc is None or state is not State.VALID:
         declared = _declared_names(doc.data) if doc is not None and state is State.UNVERIFIED else ()
-        return FileResult(rel, int(state), rows, None, b"", {}, False, declared, None)  # type: ignore[arg-type]
+        return FileResult(rel, int(state), rows, None, b"", {}, False, declared, None, b"")  # type: ignore[arg-type]
     positions = doc.pack() if pack else b""
     row = tuple(facts) if facts is not None else None
-    return FileResult(rel, int(state), rows, doc.data, positions, doc.implicit, doc.marked, (), row)  # type: ignore[arg-type]
+    return FileResult(rel, int(state), rows, doc.data, positions, doc.implicit, doc.marked, (), row, digest)  # type: ignore[arg-type]
+
+
+def source_digest(rel: str, content: bytes) -> bytes:
+    """sha256 of a file's path and bytes: the same digest, the same parsed document (whatever
+    the cache, the machine or the run), so compile and diff compare documents without loading
+    them (catalog.Parsed.digest)."""
+    h = hashlib.sha256(rel.encode("utf-8", "surrogateescape") + b"\0")
+    h.update(content)
+    return h.digest()
 
 
 def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Parsed[AnyDocument] | None]:
@@ -143,7 +156,10 @@ def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Pa
     if "sops" in doc.data:
         check_sops_metadata(doc, diags)
     facts = facts_of(doc, model)
-    return _result(rel, diags, State.VALID, doc, pack, facts), Parsed(doc, model, facts=facts)
+    digest = source_digest(rel, content)
+    return _result(rel, diags, State.VALID, doc, pack, facts, digest), Parsed(
+        doc, model, facts=facts, digest=digest
+    )
 
 
 def unread(rel: str, why: Diagnostic | None) -> FileResult:
@@ -180,7 +196,8 @@ def lazy(summary: Summary, body: Callable[[], Body]) -> Parsed[AnyDocument] | No
         return loader.Document(path, data, implicit=implicit, marked=marked, packed=positions)
 
     facts = Facts(*summary.facts)
-    return Parsed(None, make=_model, kind=KINDS[facts.kind], load=load, path=path, facts=facts)
+    kind = KINDS[facts.kind]
+    return Parsed(None, make=_model, kind=kind, load=load, path=path, facts=facts, digest=summary.digest)
 
 
 def _model(doc: loader.Document) -> AnyDocument:

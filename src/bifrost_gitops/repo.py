@@ -206,8 +206,7 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
         analysed[rel_content[0]] = (result.summary(), parsed_doc)
         if store is not None:
             store.put(keys[rel_content[0]], result)
-            if parsed_doc is not None:
-                parsed_doc.key = keys[rel_content[0]]
+
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
@@ -262,10 +261,7 @@ def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parse
     """The document of a cached summary, its body read from the cache when first asked for."""
     if summary.facts is None:
         return None
-    parsed = perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts[0], key))
-    if parsed is not None:
-        parsed.key = key
-    return parsed
+    return perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts[0], key))
 
 
 def _body(tree: Tree, store: cache.Cache, rel: str, kind: str, key: bytes) -> perfile.Body:
