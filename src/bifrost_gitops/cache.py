@@ -13,9 +13,10 @@ parsed (ciphertext stays ciphertext) and never a decrypted value.
 How: a result is kept in two parts. Its `perfile.Summary` (state, findings, declared names and
 `catalog.Facts`), which every run reads, is in ``summaries.bin``; its `perfile.Body` (the parsed
 document), which a run reads only for the documents a check or a later stage asks for, is in one
-of 32 shard files (a mapping's, by the key's first byte) or in a 33rd (every other kind's). Each file is ``MAGIC + sha256(payload) + payload``
-with a marshal payload of plain types. A file whose header, checksum or shape is wrong is ignored
-(its files are parsed again and it is rewritten), never trusted; a summary whose body is gone is
+of 32 shard files (a mapping's by its integration, see `_shard`) or in a 33rd (every other
+kind's). Each file is ``MAGIC + sha256(payload) + payload`` with a marshal payload of plain
+types. A file whose header, checksum or shape is wrong is ignored (its files are parsed again
+and it is rewritten), never trusted; a summary whose body is gone is
 parsed again when the body is asked for (repo.py). Files are replaced whole with
 `atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
 cache lose at most a few entries (parsed again next time), and a reader never sees half a file.
@@ -33,13 +34,14 @@ import hashlib
 import marshal
 import os
 import sys
+import zlib
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
 from . import codedigest
 from .atomic import write_atomic
 from .model import KINDS
-from .perfile import Body, DiagRow, FileResult, State, Summary
+from .perfile import Body, DiagRow, FactsRow, FileResult, State, Summary
 
 MAGIC = b"BGCACHE2"
 INDEX = "index.bin"
@@ -222,9 +224,10 @@ class Cache:
             "dict[bytes, tuple[Any, ...]]", _load(os.path.join(self.folder, SUMMARIES), self._stamps) or {}
         )
 
-    def body(self, key: bytes, kind: str) -> Body | None:
-        """The parsed document of a VALID file's KEY, if kept (a shard is read on first use)."""
-        shard = _shard(key, kind)
+    def body(self, key: bytes, facts: FactsRow) -> Body | None:
+        """The parsed document of a VALID file's KEY (FACTS: its summary's), if kept (a shard is
+        read on first use)."""
+        shard = _shard(facts)
         row = self._new.get(shard, {}).get(key)
         if row is None:
             entries = self._shards.get(shard)
@@ -240,7 +243,7 @@ class Cache:
         self._dirty_summaries = True
         body = result.body()
         if body is not None and result.facts is not None:
-            shard = _shard(key, result.facts[0])
+            shard = _shard(result.facts)
             self._new.setdefault(shard, {})[key] = tuple(body)
 
     def checked(self, key: bytes) -> tuple[DiagRow, ...] | None:
@@ -347,10 +350,15 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _shard(key: bytes, kind: str) -> int:
-    """Mappings are spread over SHARDS files; the few documents every check reads (the project,
-    organizations, providers, integrations) share one more, so a warm run reads just that one."""
-    return key[0] % SHARDS if kind == "Mapping" else SHARDS
+def _shard(facts: FactsRow) -> int:
+    """A mapping's shard is its integration's (of SHARDS): a change to one integration's mappings
+    reads the bodies of that integration's only (compile rebuilds its deploy.json entry). The few
+    documents every check reads (the project, organizations, providers, integrations) share one
+    more, so a warm validate reads just that one."""
+    kind, _, integration = facts[:3]
+    if kind != "Mapping" or integration is None:
+        return SHARDS
+    return zlib.crc32(integration.encode("utf-8", "surrogateescape")) % SHARDS
 
 
 def _merge(on_disk: dict[_K, _V], used: dict[_K, _V], keep: int) -> dict[_K, _V]:

@@ -261,13 +261,13 @@ def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parse
     """The document of a cached summary, its body read from the cache when first asked for."""
     if summary.facts is None:
         return None
-    return perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts[0], key))
+    return perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts, key))
 
 
-def _body(tree: Tree, store: cache.Cache, rel: str, kind: str, key: bytes) -> perfile.Body:
+def _body(tree: Tree, store: cache.Cache, rel: str, facts: perfile.FactsRow, key: bytes) -> perfile.Body:
     """A cached document's body; parsed again from the file when the cache lost it (another
     process rewrote its shard, or it was damaged), if the file still has the bytes checked."""
-    found = store.body(key, kind)
+    found = store.body(key, facts)
     if found is not None:
         return found
     content = tree.content(rel)
