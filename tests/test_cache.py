@@ -4,7 +4,6 @@ it; two processes sharing it; one job and two giving the same bytes."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import marshal
 import os
@@ -266,10 +265,12 @@ def test_two_processes_sharing_the_cache(make_repo: Callable[..., Path]) -> None
 WORKERS: list[int] = []
 
 
-def record_work(batch: list[tuple[str, bytes]]) -> bytes:
+def record_work(
+    read: parallel.Read | None, at: tuple[str, bytes] | None, chunk: list[parallel.Item]
+) -> bytes:
     """parallel._work, noting which process ran it (in a file: it runs in a worker)."""
     Path(os.environ["WORKER_LOG"], str(os.getpid())).touch()
-    return REAL_WORK(batch)
+    return REAL_WORK(read, at, chunk)
 
 
 REAL_WORK = parallel._work
@@ -311,23 +312,22 @@ def test_jobs_two_gives_the_same_bundle_bytes(secret_repo: Path, tmp_path: Path,
     assert list(workers.iterdir())
 
 
-def test_a_failing_worker_pool_falls_back_to_this_process(
+def test_no_worker_processes_falls_back_to_this_process(
     make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(BROKEN)
     expected = cold(root)
 
-    tried: list[object] = []
+    tried: list[int] = []
 
-    class NoPool:
-        def __init__(self, *a: object, **k: object) -> None:
-            tried.append(a)
-            raise OSError("no processes")
+    def no_fork() -> int:
+        tried.append(1)
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # out of processes
 
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)  # parallel imports it when used
+    monkeypatch.setattr(os, "fork", no_fork)
     assert validate(root, "--no-cache", "--jobs", "2") == expected
-    assert tried, "no worker pool was asked for"
+    assert tried, "no worker was asked for"
 
 
 def test_jobs_default_is_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -174,11 +174,11 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     files, diags = tree.files(_exclude(project))
     store = _cache_for(tree, project) if options.cache else None
     analysed: dict[str, tuple[Summary, Parsed[AnyDocument] | None]] = {}
-    misses: list[tuple[str, bytes]] = []
     keys: dict[str, bytes] = {}
     known = _Known(tree, store, files) if store is not None else None
     if store is None:
         tree.prefetch(files)
+    todo: list[str] = []  # files the cache cannot answer for unread: read, and parsed unless cached
     for rel in files:
         key = known.key(rel) if known is not None else None
         hit = store.summary(key) if store is not None and key is not None else None
@@ -186,27 +186,10 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
             keys[rel] = key
             analysed[rel] = (hit, _lazy(tree, store, hit, key))
             continue
-        content = tree.content(rel)
-        if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
-            analysed[rel] = (perfile.unread(rel, content).summary(), None)
-            continue
-        if store is not None and known is not None:
-            keys[rel] = store.key(rel, content)
-            known.seen(rel, keys[rel])
-            hit = store.summary(keys[rel])
-        if hit is None or store is None:
-            misses.append((rel, content))
-        else:
-            analysed[rel] = (hit, _lazy(tree, store, hit, keys[rel]))
-    for rel_content, (result, parsed_doc) in zip(
-        misses,
-        parallel.analyse_all(misses, options.jobs or parallel.default_jobs(), store is not None),
-        strict=True,
-    ):
-        analysed[rel_content[0]] = (result.summary(), parsed_doc)
-        if store is not None:
-            store.put(keys[rel_content[0]], result)
-
+        todo.append(rel)
+    source = parallel.Source(tree.content, isinstance(tree, WorkTree), tree.root)
+    for one in parallel.analyse_files(source, todo, options.jobs or parallel.default_jobs(), store):
+        analysed[one.path] = _read_one(tree, store, known, keys, one)
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
@@ -255,6 +238,26 @@ class _Known:
             self.store.seen_blob(rel, blob, key)
         elif stat is not None:
             self.store.seen(rel, stat, key)
+
+
+def _read_one(
+    tree: Tree,
+    store: cache.Cache | None,
+    known: _Known | None,
+    keys: dict[str, bytes],
+    found: parallel.Analysed,
+) -> tuple[Summary, Parsed[AnyDocument] | None]:
+    """A file that was read: its summary and document; with the cache on, its key noted (KEYS,
+    the index) and a new result put in the cache."""
+    rel, key, result, doc = found
+    if store is None or known is None or key is None:  # the cache off, or the file unread
+        return (result if isinstance(result, Summary) else result.summary()), doc
+    keys[rel] = key
+    known.seen(rel, key)
+    if isinstance(result, Summary):  # in the cache already: found by its bytes
+        return result, _lazy(tree, store, result, key)
+    store.put(key, result)
+    return result.summary(), doc
 
 
 def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parsed[AnyDocument] | None:
