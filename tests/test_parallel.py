@@ -131,3 +131,23 @@ def test_a_git_revision_with_two_jobs_matches_one(make_repo: Callable[..., Path]
     assert validate(root, "--rev", "HEAD", "--no-cache", "--jobs", "2") == one
     assert validate(root, "--staged", "--jobs", "2") == one
     assert parsed_by(analysed_in)["worker"], "no worker ran"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_size_limit_holds_when_workers_read(
+    make_repo: Callable[..., Path], analysed_in: Path, jobs: str
+) -> None:
+    from bifrost_gitops import loader
+
+    head = "apiVersion: bifrost-gitops/v1\nkind: Organizations\norganizations: []\n# "
+    root = make_repo(
+        {
+            "aaa/big.yaml": head + "x" * (loader.MAX_BYTES - len(head)) + "\n",  # one byte over
+            "aaa/fits.yaml": head + "x" * (loader.MAX_BYTES - len(head) - 1) + "\n",
+            "aaa/empty.yaml": "",
+        }
+    )
+    assert (root / "aaa/fits.yaml").stat().st_size == loader.MAX_BYTES
+    run = validate(root, "--no-cache", "--jobs", jobs)[0]
+    assert run.stdout.startswith("aaa/big.yaml:1:1: Y004 file is larger than 1024 KiB\n"), run
+    assert run.stdout.endswith("7 files checked: 1 error, 0 warnings\n"), run  # fits.yaml fits

@@ -40,7 +40,7 @@ PARALLEL_MIN = 400
 #: chunks per worker of secrets check (secretops.py)
 CHUNKS_PER_JOB = 4
 #: chunks per process of a load: small, so that all processes end together; still few messages
-CHUNKS_PER_PROCESS = 16
+CHUNKS_PER_PROCESS = 32
 #: at most this many chunks (their numbers must fit in one pipe's buffer, 64 KiB)
 MAX_CHUNKS = 4096
 ENV_JOBS = "BIFROST_GITOPS_JOBS"
