@@ -167,11 +167,6 @@ def unread(rel: str, why: Diagnostic | None) -> FileResult:
     return _result(rel, [why] if why is not None else [])
 
 
-def analyse_rows(batch: list[tuple[str, bytes]]) -> list[FileResult]:
-    """`analyse` for many files, results only (what a worker process sends back)."""
-    return [analyse(rel, content)[0] for rel, content in batch]
-
-
 def findings(result: FileResult | Summary) -> list[Diagnostic]:
     return [Diagnostic(*row) for row in result.diags]  # type: ignore[arg-type]
 
