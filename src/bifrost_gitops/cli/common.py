@@ -140,7 +140,7 @@ def load(
         result = repository.load_git(repo, rev, options)
     else:
         result = repository.load(repo, options)
-    loaded()
+    loaded(result)
     return result
 
 
