@@ -1,7 +1,7 @@
 """What the incremental cache and --jobs buy: cold, warm and one-change runs against the floor.
 
     .venv/bin/python benchmarks/bench_cache.py [--orgs 500 --integrations 20] [--quick] [--runs 3]
-        [--commands validate,compile,diff]
+        [--commands validate,staged,compile,diff]
 
 The generated repository (benchmarks/generate.py) is copied into a git repository under
 benchmarks/.work/ (one commit), with its own cache folder, so nothing else is touched. Rows:
@@ -9,8 +9,10 @@ benchmarks/.work/ (one commit), with its own cache folder, so nothing else is to
 - floor: walk + read + yaml.load(CSafeLoader), one core, in process, best of RUNS
 - repo.load in process: --no-cache with 1 and 2 jobs, then cache cold (filling it), warm
   (nothing changed) and after one changed mapping
-- validate, compile --secrets redact and diff --base HEAD as processes (what a hook or CI runs):
-  --no-cache with 1 and 2 jobs, then warm and after one changed mapping
+- validate, validate --staged (the pre-commit hook), compile --secrets redact and diff --base HEAD
+  as processes (what a hook or CI runs): --no-cache with 1 and 2 jobs, then warm and after one
+  changed mapping (a comment appended); compile also after one changed value (an entity_name:
+  its org file and deploy.json change)
 
 Every time is also shown as a ratio to the floor measured in the same run.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +63,16 @@ def touch_one(root: str, n: int) -> None:
         f.write(f"# edit {n}\n")
 
 
+def change_value(root: str, n: int) -> None:
+    """Change one mapping's value (its entity_name), differently each time: unlike a comment,
+    this changes what its organization's bundle file and deploy.json hold."""
+    path = sorted(f for f in yaml_files(root) if os.sep + "mappings" + os.sep in f)[7]
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"^entity_name: (?:v\d+ )?", f"entity_name: v{n} ", f.read(), count=1, flags=re.M)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     keep_bytecode()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -67,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--integrations", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="50 orgs x 5 integrations")
     ap.add_argument("--runs", type=int, default=3, help="in-process rows: best of RUNS")
-    ap.add_argument("--commands", default="validate,compile,diff", help="the commands timed as processes")
+    ap.add_argument(
+        "--commands", default="validate,staged,compile,diff", help="the commands timed as processes"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.orgs, args.integrations = 50, 5
@@ -118,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "bifrost_gitops"]
     commands = {
         "validate": [*cli, "validate", root],
+        # what the pre-commit hook runs: the index, read through git (the change staged first)
+        "staged": [*cli, "validate", root, "--staged"],
         "compile": [*cli, "compile", root, "-o", out_dir, "--secrets", "redact"],
         "diff": [*cli, "diff", root, "--base", "HEAD", "--format", "json"],
     }
@@ -132,14 +149,31 @@ def main(argv: list[str] | None = None) -> int:
         changed = []
         for _ in range(args.runs):
             touch_one(root, next(edits))
+            if name == "staged":
+                git(root, "add", "-A")
             changed.append(wall(cmd)[0])
         rows.append((f"{name} after one changed mapping (process)", min(changed)))
+        if name == "compile":  # a changed value: one org file, deploy.json and index.json rewritten
+            valued, said = [], ""
+            for _ in range(args.runs):
+                change_value(root, next(edits))
+                t, proc = wall(cmd)
+                valued.append(t)
+                said = proc.stderr.decode().strip().rpartition("; ")[2]
+            rows.append(("compile after one changed value (process)", min(valued)))
+            print(f"  ({said})")
 
     t_py = min(wall([sys.executable, "-c", "pass"])[0] for _ in range(3))
     t_import = min(
         wall([sys.executable, "-c", "import bifrost_gitops.cli, bifrost_gitops.repo"])[0] for _ in range(3)
     )
+    # what any process that checks even one document must import: the CLI's click, libyaml and
+    # the pydantic models (about 100 of pydantic's own modules): the floor of a warm run
+    t_models = min(
+        wall([sys.executable, "-c", "import click, yaml, bifrost_gitops.model"])[0] for _ in range(3)
+    )
     rows.append(("python -c pass (interpreter start)", t_py))
+    rows.append(("python -c 'import click, yaml, bifrost_gitops.model'", t_models))
     rows.append(("python -c 'import bifrost_gitops.cli, .repo'", t_import))
     user, system = os.times()[2:4]
     print(f"(CPU time of the child processes: {user + system:.1f} s; a busy machine shows as wall >> CPU)")

@@ -4,7 +4,6 @@ it; two processes sharing it; one job and two giving the same bytes."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import marshal
 import os
@@ -151,12 +150,19 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(blob[: len(blob) // 2])
     elif how == "foreign":
         path.write_bytes(b"\x00not a cache at all\n" * 10)
+    elif how == "wrong shape under real keys":  # every entry is checked as it is used
+        head = len(cache.MAGIC) + 32
+        entries = marshal.loads(blob[head:])
+        payload = marshal.dumps({k: ("x", 1) if i % 2 else [] for i, k in enumerate(entries)})
+        path.write_bytes(blob[: len(cache.MAGIC)] + hashlib.sha256(payload).digest() + payload)
     else:  # a well-formed file of the wrong shape: checksum right, content not ours
         payload = marshal.dumps({b"k" * 32: ("x",) * 8, "key": [1, 2]})
         path.write_bytes(blob[: len(cache.MAGIC)] + hashlib.sha256(payload).digest() + payload)
 
 
-@pytest.mark.parametrize("how", ["flipped", "truncated", "foreign", "wrong shape"])
+@pytest.mark.parametrize(
+    "how", ["flipped", "truncated", "foreign", "wrong shape", "wrong shape under real keys"]
+)
 def test_a_damaged_cache_file_is_ignored_and_rebuilt(
     make_repo: Callable[..., Path], parsed: list[str], how: str
 ) -> None:
@@ -259,10 +265,12 @@ def test_two_processes_sharing_the_cache(make_repo: Callable[..., Path]) -> None
 WORKERS: list[int] = []
 
 
-def record_work(batch: list[tuple[str, bytes]]) -> bytes:
+def record_work(
+    read: parallel.Read | None, at: tuple[str, bytes] | None, chunk: list[parallel.Item]
+) -> bytes:
     """parallel._work, noting which process ran it (in a file: it runs in a worker)."""
     Path(os.environ["WORKER_LOG"], str(os.getpid())).touch()
-    return REAL_WORK(batch)
+    return REAL_WORK(read, at, chunk)
 
 
 REAL_WORK = parallel._work
@@ -304,23 +312,22 @@ def test_jobs_two_gives_the_same_bundle_bytes(secret_repo: Path, tmp_path: Path,
     assert list(workers.iterdir())
 
 
-def test_a_failing_worker_pool_falls_back_to_this_process(
+def test_no_worker_processes_falls_back_to_this_process(
     make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(BROKEN)
     expected = cold(root)
 
-    tried: list[object] = []
+    tried: list[int] = []
 
-    class NoPool:
-        def __init__(self, *a: object, **k: object) -> None:
-            tried.append(a)
-            raise OSError("no processes")
+    def no_fork() -> int:
+        tried.append(1)
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # out of processes
 
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)  # parallel imports it when used
+    monkeypatch.setattr(os, "fork", no_fork)
     assert validate(root, "--no-cache", "--jobs", "2") == expected
-    assert tried, "no worker pool was asked for"
+    assert tried, "no worker was asked for"
 
 
 def test_jobs_default_is_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,3 +406,39 @@ def test_filling_the_cache_never_waits_on_the_disk(
     monkeypatch.setattr(os, "fsync", fsync)
     validate(root)
     assert cache_files() and synced == []
+
+
+def test_staged_and_rev_read_only_the_blobs_the_cache_has_not_seen(
+    make_repo: Callable[..., Path], parsed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-commit hook checks the index (`validate --staged`): git names each file's bytes
+    (its blob), so an unchanged file is neither read from git nor parsed again."""
+    from bifrost_gitops import gitrev
+
+    root = make_repo()  # no findings: a file with one is read for its suppression comments
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    expected = run_cli("validate", str(root), "--staged", "--no-cache")
+    assert run_cli("validate", str(root), "--staged") == expected
+    read: list[str] = []
+    real = gitrev._Blobs._read
+
+    def spy(self: gitrev._Blobs, shas: list[str]) -> dict[str, bytes]:
+        read.extend(shas)
+        return real(self, shas)
+
+    monkeypatch.setattr(gitrev._Blobs, "_read", spy)
+    parsed.clear()
+    assert run_cli("validate", str(root), "--staged") == expected
+    yaml_blobs = {line.split()[1] for line in git(root, "ls-files", "-s", "integrations").splitlines()}
+    assert parsed == [] and not yaml_blobs & set(read), "unchanged blobs were read again"
+    contoso = root / "integrations" / "HaloPSA" / "mappings" / "contoso.yaml"
+    contoso.write_text(contoso.read_text().replace("page_size: 50", "page_size: many"))
+    git(root, "add", "-A")
+    read.clear()
+    staged = run_cli("validate", str(root), "--staged")
+    yaml_blobs = {line.split()[1] for line in git(root, "ls-files", "-s", "integrations").splitlines()}
+    changed = git(root, "ls-files", "-s", str(contoso)).split()[1]
+    assert parsed == ["integrations/HaloPSA/mappings/contoso.yaml"]
+    assert yaml_blobs & set(read) == {changed}
+    assert staged == run_cli("validate", str(root), "--staged", "--no-cache") != expected

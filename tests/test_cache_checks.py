@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_gitops import cache, checks, repo
+from bifrost_gitops import cache, checks, diffrun, repo
 from bifrost_gitops.catalog import Catalog, Parsed
 from bifrost_gitops.model import Mapping
-from support import API, BASE_FILES, run_cli
+from support import API, BASE_FILES, git, run_cli
 
 INTEG = "integrations/HaloPSA/integration.yaml"
 PROVIDER = "providers/halo.yaml"
@@ -108,13 +108,44 @@ def test_one_changed_mapping_is_the_only_one_checked_and_modelled_again(
     checked.clear()
     warm = repo.load(str(root), repo.LoadOptions(1))
     assert checked == ["integrations/HaloPSA/mappings/contoso.yaml"]
-    made = {p.doc.path for p in warm.catalog.mappings.values() if p.made}
+    made = {p.path for p in warm.catalog.mappings.values() if p.made}
     assert made == {"integrations/HaloPSA/mappings/contoso.yaml"}
+    # nor is an unchanged mapping's document read from the cache
+    loaded = {p.path for p in warm.catalog.mappings.values() if p.loaded}
+    assert loaded == {"integrations/HaloPSA/mappings/contoso.yaml"}
     assert warm.diagnostics != cold and any(d.code == "C002" for d in warm.diagnostics)
     assert warm.diagnostics == repo.load(str(root), repo.LoadOptions(1, cache=False)).diagnostics
-    # a model not made yet is made when asked for, and is the one a cold run has
+    # a document and model not made yet are made when asked for, and are the ones a cold run has
     fabrikam = warm.catalog.mappings[("HaloPSA", "fabrikam")]
-    assert not fabrikam.made and fabrikam.model.oauth == "own" and fabrikam.made
+    assert not fabrikam.loaded and not fabrikam.made
+    assert fabrikam.model.oauth == "own" and fabrikam.made and fabrikam.loaded
+    cold_doc = repo.load(str(root), repo.LoadOptions(1, cache=False)).catalog.mappings[
+        ("HaloPSA", "fabrikam")
+    ]
+    assert (fabrikam.model, fabrikam.doc.data) == (cold_doc.model, cold_doc.doc.data)
+    assert fabrikam.doc.pos(("oauth",)) == cold_doc.doc.pos(("oauth",)) != (0, 0)
+
+
+def test_a_document_whose_cached_body_is_lost_is_parsed_again(
+    make_repo: Callable[..., Path], checked: list[str]
+) -> None:
+    """Another process may rewrite a shard without an entry this run's summary points to: the
+    document is then read from the file again, the same as a cold run's; and when the file's
+    bytes changed meanwhile, the command says so (exit 2) rather than use a different document."""
+    root = make_repo(FILES)
+    repo.load(str(root), repo.LoadOptions(1))
+    for shard in Path(cache.base_dir()).rglob("[0-9a-f][0-9a-f].bin"):
+        shard.unlink()
+    warm = repo.load(str(root), repo.LoadOptions(1))
+    cold = repo.load(str(root), repo.LoadOptions(1, cache=False))
+    assert warm.diagnostics == cold.diagnostics
+    mapping, cold_doc = (r.catalog.mappings[("HaloPSA", "fabrikam")] for r in (warm, cold))
+    assert not mapping.loaded
+    assert (mapping.model, mapping.doc.data) == (cold_doc.model, cold_doc.doc.data)
+    contoso = warm.catalog.mappings[("HaloPSA", "contoso")]
+    (root / contoso.path).write_text((root / contoso.path).read_text() + "# edited meanwhile\n")
+    with pytest.raises(repo.RepoError, match="changed while it was being checked"):
+        contoso.doc  # noqa: B018 - the lazy load is what is tested
 
 
 def test_a_damaged_checks_file_is_ignored_and_rebuilt(
@@ -141,3 +172,31 @@ def test_a_broken_sops_block_is_reported_warm_as_cold(make_repo: Callable[..., P
     assert "fabrikam.yaml:7:1: K003 " in expected[0][1], expected[0][1]
     assert validate(root) == expected  # fills the cache
     assert validate(root) == expected  # from it
+
+
+def test_a_diff_reads_only_the_mappings_a_change_can_affect(make_repo: Callable[..., Path]) -> None:
+    """Both sides of a diff share the cache: a mapping whose file is the same on both (its key)
+    is neither loaded nor resolved, and the diff is the one a cold run gives. (The mappings of
+    the integration whose config changed are read: who overrides the key.)"""
+    other = "integrations/Other/integration.yaml"
+    root = make_repo(
+        {
+            **FILES,
+            other: API + "kind: Integration\nname: Other\nconfig_schema:\n  - {key: site, type: string}\n",
+            "integrations/Other/mappings/contoso.yaml": API
+            + "kind: Mapping\nintegration: Other\norganization: contoso\nentity_id: '9'\nconfig: {site: a}\n",
+        }
+    )
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    _swap("integrations/HaloPSA/mappings/contoso.yaml", "page_size: 50", "page_size: 75")(root)
+    cold, _ = diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1, cache=False))
+    diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1))  # fills the cache
+    warm, head = diffrun.compare(str(root), "HEAD", None, options=repo.LoadOptions(1))
+    assert warm == cold and [c.key for c in warm.changes["contoso"]] == ["page_size"]
+    loaded = {p.path for p in head.catalog.mappings.values() if p.loaded}
+    assert loaded == {
+        "integrations/HaloPSA/mappings/contoso.yaml",
+        "integrations/HaloPSA/mappings/fabrikam.yaml",
+    }

@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 
 import bifrost_gitops
-from bifrost_gitops import bundle, codedigest
+from bifrost_gitops import bundle, codedigest, deploymanifest
 from test_compile import ORGS, RUNTIME_RECIPIENT, compile_, snapshot
 from test_resolve import (
+    DOCS_TAILSPIN,
     FILES,
     HALO,
     HALO_CONTOSO,
     HALO_FABRIKAM,
+    HALO_TAILSPIN,
     KEY_FILE,
     MICROSOFT,
+    ORG_IDS,
     SECRETS,
     build_repo,
     canary,
@@ -41,6 +44,20 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return real(catalog, org, reveal)
 
     monkeypatch.setattr(bundle, "org_record", spy)
+    yield seen
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The integrations whose deploy.json entry compile builds (with their secrets), in order."""
+    seen: list[str] = []
+    real = deploymanifest.integration
+
+    def spy(catalog: Any, name: str, *rest: Any) -> Any:
+        seen.append(name)
+        return real(catalog, name, *rest)
+
+    monkeypatch.setattr(deploymanifest, "integration", spy)
     yield seen
 
 
@@ -68,45 +85,72 @@ def assert_as_cold(repo: Path, out: Path, tmp_path: Path, *args: str) -> None:
     assert snapshot(out) == snapshot(cold)
 
 
-EDITS: dict[str, tuple[Callable[[Path], None], list[str]]] = {
-    "a mapping": (lambda r: edit(r / HALO_FABRIKAM, "region: us", "region: eu"), ["fabrikam"]),
-    "an integration's defaults": (lambda r: edit(r / HALO, "page_size: 100", "page_size: 99"), ORGS),
-    "an integration's schema": (lambda r: edit(r / HALO, "  - key: tenant\n", "  - key: site\n    type: string\n  - key: tenant\n"), ORGS),
-    "a provider": (lambda r: edit(r / MICROSOFT, "client_id: ms-client-id", "client_id: ms-client-id-2"), ORGS),
+ALL = ["Docs", "Graph", "HaloPSA", "Ninja"]
+NEW_CONTOSO_ID = "3f0c1d2e-0000-4000-8000-0000000000ff"
+
+
+def rename_tailspin(r: Path) -> None:
+    edit(r / "organizations.yaml", "  - name: tailspin\n", "  - name: tailwind\n")
+    for rel in (HALO_TAILSPIN, DOCS_TAILSPIN):
+        edit(r / rel, "organization: tailspin", "organization: tailwind")
+
+
+#: an edit, the organizations whose file is rendered again, the integrations whose deploy.json
+#: entry is built again (every other one is taken over from the previous deploy.json)
+EDITS: dict[str, tuple[Callable[[Path], None], list[str], list[str]]] = {
+    "a mapping": (lambda r: edit(r / HALO_FABRIKAM, "region: us", "region: eu"), ["fabrikam"], ["HaloPSA"]),
+    "a deleted mapping": (lambda r: (r / HALO_FABRIKAM).unlink(), ["fabrikam"], ["HaloPSA"]),
+    "an integration's defaults": (lambda r: edit(r / HALO, "page_size: 100", "page_size: 99"), ORGS, ["HaloPSA"]),
+    "an integration's schema": (lambda r: edit(r / HALO, "  - key: tenant\n", "  - key: site\n    type: string\n  - key: tenant\n"), ORGS, ["HaloPSA"]),
+    "a provider": (lambda r: edit(r / MICROSOFT, "client_id: ms-client-id", "client_id: ms-client-id-2"), ORGS, ["Graph"]),
     "an organization's entry": (
         lambda r: edit(r / "organizations.yaml", "display_name: Contoso Ltd", "display_name: Contoso Group"),
         ["contoso"],
+        [],
+    ),
+    "an organization's id": (
+        lambda r: edit(r / "organizations.yaml", ORG_IDS["contoso"], NEW_CONTOSO_ID), ["contoso"], ["Graph", "HaloPSA"]
     ),
     "an organization added": (
         lambda r: edit(r / "organizations.yaml", "  - name: tailspin\n", "  - name: tailspin\n  - name: woodgrove\n"),
         ["woodgrove"],
+        [],
     ),
     "an organization removed": (
         lambda r: edit(r / "organizations.yaml", "  - name: northwind\n    display_name: Northwind (no mapping anywhere)\n", ""),
         [],
+        [],
     ),
-    "the project settings": (lambda r: edit(r / "bifrost-gitops.yaml", "kind: Project\n", "kind: Project\nexclude: [drafts/**]\n"), ORGS),
+    "an organization renamed": (rename_tailspin, ["tailwind"], ["Docs", "HaloPSA"]),
+    "the project settings": (lambda r: edit(r / "bifrost-gitops.yaml", "kind: Project\n", "kind: Project\nexclude: [drafts/**]\n"), ORGS, ALL),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["redact", "plain"])
 @pytest.mark.parametrize("what", list(EDITS))
 def test_one_change_renders_only_the_affected_orgs_and_equals_a_cold_compile(
-    repo: Path, tmp_path: Path, rendered: list[str], mode: str, what: str
+    repo: Path, tmp_path: Path, rendered: list[str], built: list[str], mode: str, what: str
 ) -> None:
-    change, affected = EDITS[what]
+    change, affected, integrations = EDITS[what]
     out = tmp_path / "bundle"
     assert recompiled(repo, out, rendered, "--secrets", mode) == sorted(ORGS)
+    assert sorted(built) == ALL
     before = snapshot(out)
+    built.clear()
     assert recompiled(repo, out, rendered, "--secrets", mode) == []  # nothing changed: nothing rendered
+    assert built == []  # nor any deploy.json entry built
     change(repo)
     assert recompiled(repo, out, rendered, "--secrets", mode) == sorted(affected)
+    assert sorted(built) == integrations
     after = snapshot(out)
     org_files = {rel for rel in {*before, *after} if rel.startswith("orgs/")}
     differ = {rel for rel in org_files if before.get(rel) != after.get(rel)}
-    assert differ <= {f"orgs/{org}.json" for org in [*affected, "northwind"]}
+    gone = {rel for rel in before if rel not in after}
+    assert differ <= {f"orgs/{org}.json" for org in [*affected, "northwind"]} | gone
     if affected == ["fabrikam"]:  # a mapping's value shows in its organization's file only
         assert differ == {"orgs/fabrikam.json"}
+    if what == "an organization's entry":  # a display name is not in the deploy manifest
+        assert before["deploy.json"] == after["deploy.json"]
     assert_as_cold(repo, out, tmp_path, "--secrets", mode)
 
 
@@ -116,7 +160,15 @@ def test_the_index_records_each_orgs_inputs(repo: Path, tmp_path: Path) -> None:
     index = json.loads((out / "index.json").read_text())
     inputs = [index["orgs"][org]["inputs"] for org in ORGS]
     assert all(len(i) == 64 for i in inputs) and len(set(inputs)) == len(ORGS)
-    assert "inputs" not in index["global"] and "inputs" not in index["deploy"]
+    assert len(index["global"]["inputs"]) == 64
+    # a clear deploy.json: where each integration's entry sits, and what it was made from
+    parts = index["deploy"]["integrations"]
+    assert sorted(parts) == ["Docs", "Graph", "HaloPSA", "Ninja"] and "inputs" not in index["deploy"]
+    data = (out / "deploy.json").read_bytes()
+    manifest = json.loads(data)
+    for entry in manifest["integrations"]:
+        part = parts[entry["name"]]
+        assert json.loads(data[part["start"] : part["end"]]) == entry
 
 
 def test_a_new_secrets_mode_renders_every_org(repo: Path, tmp_path: Path, rendered: list[str]) -> None:
@@ -127,14 +179,16 @@ def test_a_new_secrets_mode_renders_every_org(repo: Path, tmp_path: Path, render
 
 
 def test_a_new_tool_version_renders_every_org(
-    repo: Path, tmp_path: Path, rendered: list[str], monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, rendered: list[str], built: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "bundle"
     recompiled(repo, out, rendered, "--secrets", "redact")
     monkeypatch.setattr(bifrost_gitops, "__version__", bifrost_gitops.__version__ + ".post1")
     codedigest.of.cache_clear()
     try:
+        built.clear()
         assert recompiled(repo, out, rendered, "--secrets", "redact") == sorted(ORGS)
+        assert sorted(built) == ALL  # and every deploy.json entry
         assert_as_cold(repo, out, tmp_path, "--secrets", "redact")
     finally:  # the next compile sees this version again
         monkeypatch.undo()

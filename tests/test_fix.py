@@ -357,7 +357,7 @@ def test_a_finding_about_a_file_changed_since_is_not_applied(make_repo: Repo) ->
     edited = TRAPS.replace("entity_id: 01234", "entity_id: 98765").replace("region: no ", "region: eu ")
     (root / MAPPING).write_text(edited)
 
-    found = fix.plan(str(root), result.diagnostics, [])
+    found = fix.plan(str(root), result.diagnostics, {})
 
     changed = found.changed[0].after.decode()
     assert "entity_id: 98765" in changed and "region: eu " in changed  # stale: left as they are
@@ -392,3 +392,57 @@ def test_every_trap_of_a_broken_document_is_reported_and_fixed_in_one_run(make_r
     assert "organizations.yaml:7:11: FIXED Y005 '2024-01-01' is read by YAML as date" in run.stdout
     assert "fixed 3 in 1 file\n" in run.stdout
     assert run.code == 0, run.output
+
+
+def test_a_reworded_message_does_not_change_what_fix_does(make_repo: Repo) -> None:
+    """--fix reads what to change from each finding's remedy (remedy.py), never from the
+    wording of its message: the same findings with other messages give the same bytes."""
+    from bifrost_gitops import fix, repo
+
+    root = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: TRAPS})
+    found = repo.load(str(root)).diagnostics
+    reworded = [d._replace(message="said another way") for d in found]
+
+    planned = fix.plan(str(root), reworded, {})
+
+    assert [f.after.decode() for f in planned.changed] == [FIXED]
+    assert len(planned.outcomes) == 10 and all(o.fixed for o in planned.outcomes)
+
+
+def test_every_hint_that_names_a_fix_reads_back_as_its_remedy() -> None:
+    from bifrost_gitops.diagnostics import error
+    from bifrost_gitops.remedy import UNQUOTE_HINT, Kind, Remedy, bool_hint, of, quote_hint, quote_key_hint
+
+    def remedy(code: str, hint: str | None) -> Remedy | None:
+        return of(error(code, "a.yaml", (1, 1), "any words at all", hint))
+
+    assert remedy("Y005", quote_hint("no")) == Remedy(Kind.QUOTE, "no")
+    assert remedy("Y005", quote_hint('say "hi"')) == Remedy(Kind.QUOTE, 'say "hi"')
+    assert remedy("Y005", quote_hint(None)) == Remedy(Kind.QUOTE)  # under secrets: no text
+    assert remedy("Y005", quote_key_hint("1")) == Remedy(Kind.QUOTE, "1")
+    assert remedy("Y009", bool_hint("beta", "true")) == Remedy(Kind.BOOL, key="beta", word="true")
+    assert remedy("C002", bool_hint("a: b", "false")) == Remedy(Kind.BOOL, key="a: b", word="false")
+    assert remedy("C002", UNQUOTE_HINT) == Remedy(Kind.UNQUOTE)
+    for code, hint in [
+        ("Y005", "write an integer"),
+        ("Y005", None),
+        ("Y009", bool_hint("beta", "true or false")),
+        ("C002", "write true or false, unquoted"),
+        ("C001", quote_hint("no")),
+        ("Y005", UNQUOTE_HINT),
+    ]:
+        assert remedy(code, hint) is None, (code, hint)
+
+
+def test_a_trap_where_a_number_or_boolean_is_wanted_is_not_quoted(make_repo: Repo, cli: Cli) -> None:
+    """Quoting keeps a scalar text, which mends nothing where the schema wants true or false:
+    the hint says what to write instead, and --fix leaves the value for a person."""
+    text = INTEGRATION.replace("{key: region, type: string}", "{key: region, type: string, required: 1}")
+    repo = make_repo({"integrations/HaloPSA/integration.yaml": text})
+
+    run = cli("validate", "--fix", str(repo))
+
+    assert "'1' is read by YAML as integer, not true or false" in run.stdout, run.output
+    assert "hint: write true or false\n" in run.stdout and "quote it" not in run.stdout
+    assert "FIXED" not in run.stdout and run.code == 1
+    assert (repo / "integrations/HaloPSA/integration.yaml").read_text() == text

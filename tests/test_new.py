@@ -168,6 +168,20 @@ def test_no_organizations_file_yet(make_repo: MakeRepo) -> None:
     validate_strict(repo)
 
 
+def test_a_new_organizations_file_starts_the_way_init_writes_one(init_repo: Path) -> None:
+    """`new org` without an organizations file writes init's head (the same $schema comment,
+    explanation and kind), then the one organization it declares."""
+    orgs = init_repo / "organizations.yaml"
+    made_by_init = orgs.read_text()
+    orgs.unlink()
+
+    assert new(init_repo, "org", "acme").code == 0
+
+    head = made_by_init[: made_by_init.index("organizations:\n") + len("organizations:\n")]
+    assert "# Every client organization." in head and head.startswith("# yaml-language-server: $schema=")
+    assert orgs.read_text() == head + "  - name: acme\n"
+
+
 def test_mapping_needs_entity_id_when_the_token_url_does(make_repo: MakeRepo) -> None:
     login = "apiVersion: bifrost-gitops/v1\nkind: OAuthProvider\nname: login\nflow: client_credentials\n"
     login += "token_url: https://login.example.com/{entity_id}/token\nclient_id: abc\n"

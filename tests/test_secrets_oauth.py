@@ -7,6 +7,7 @@ result with the real sops binary (helpers and fixtures shared with test_secrets_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyrage  # type: ignore[import-untyped]
 import pytest
@@ -225,6 +226,33 @@ def test_oauth_errors_say_what_was_meant(repo: Path, args: list[str], message: s
     assert tree(repo) == before
 
 
+def test_set_reads_the_file_it_changes_once(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One read serves the parse, the encrypted-comment check, the splice and the check that
+    clear values read the same (it was read three or four times); sops opens the result."""
+    import builtins
+
+    from bifrost_gitops import repo as repository
+    from bifrost_gitops import secretops
+
+    value = canary("ONCE")
+    result = repository.load(str(repo))
+    target = str(repo / FABRIKAM)
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == target:
+            reads.append(str(args[:1] or kwargs.get("mode", "r")))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert secretops.set_secret(result, "HaloPSA", "api_key", value, "fabrikam") == FABRIKAM
+    monkeypatch.setattr(builtins, "open", real_open)
+
+    assert reads == ["('rb',)"]
+    assert sops_decrypt(repo, FABRIKAM)["secrets"]["api_key"] == value
+
+
 # --- secrets updatekeys --------------------------------------------------------------------
 
 
@@ -274,6 +302,33 @@ def test_updatekeys_adds_a_recipient_to_every_file(
     assert run("secrets", "check", cwd=repo).code == 0
     for out in (dry.output, r.output, again.output):
         assert value not in out and TOKEN not in out and "AGE-SECRET-KEY" not in out
+
+
+def test_updatekeys_reads_each_sops_yaml_once_however_many_files_it_rekeys(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules and the YAML indent of .sops.yaml come from one read for the whole run (it
+    was read twice more for every drifted file), and every file is still re-keyed."""
+    import builtins
+
+    from bifrost_gitops import repo as repository
+    from bifrost_gitops.updatekeys import How, update_keys
+
+    set_sops_yaml(repo, age=f"{RECIPIENT},{pyrage.x25519.Identity.generate().to_public()}")
+    result = repository.load(str(repo))
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file).endswith(".sops.yaml"):
+            reads.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    done = update_keys(result)
+
+    assert [r.how for r in done] == [How.NATIVE] * len(ENCRYPTED) and len(ENCRYPTED) == 4
+    assert len(reads) <= 2, reads  # once to find the drift, once to re-key: not per file
 
 
 def test_updatekeys_removes_a_recipient(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

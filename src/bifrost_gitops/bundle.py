@@ -26,9 +26,9 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any, NamedTuple, TypeAlias, cast
 
-from . import gcpause, sops, storable
+from . import deploymanifest, gcpause, sops, storable
 from .atomic import new_file_mode
 from .bundleformat import (
     CLIENT_CREDENTIALS_KEY,
@@ -61,7 +61,7 @@ from .resolve import revealed as _value
 Record: TypeAlias = dict[str, Json]
 #: one bundle file to write: index key, file, how to make its clear record, extra index
 #: fields, and (org files) the digest of its inputs
-Target: TypeAlias = tuple[str, str, Callable[[], Mapping[str, object]], dict[str, str | None], bytes | None]
+Target: TypeAlias = tuple[str, str, Callable[[], Mapping[str, object]], dict[str, Json], bytes | None]
 
 
 class BundleError(BifrostGitopsError):
@@ -84,7 +84,7 @@ class SecretOpener:
         self.root = root
         self.keyring = keyring
         self.raw = raw  # a file's bytes by repository path (git objects); default: the work tree
-        self.docs = {p.doc.path: p.doc for p in catalog.documents()}
+        self.docs = {p.path: p for p in catalog.documents()}  # a document loads when first opened
         self.opened: dict[str, dict[str, Any]] = {}  # file -> its tree, encrypted leaves as Secrets
 
     def __call__(self, ref: SecretRef) -> Json:
@@ -92,7 +92,7 @@ class SecretOpener:
         value of the file Bifrost cannot store, so nothing downstream meets NaN or bytes)."""
         tree = self.opened.get(ref.file)
         if tree is None:
-            doc = self.docs[ref.file]
+            doc = self.docs[ref.file].doc
             if doc.data.get("sops", {}).get("mac_only_encrypted"):
                 # clear values are outside the MAC, so our own parse of the file will do
                 wrapped = sops.decrypt_document(doc.data, identities=self.keyring, file=ref.file, wrap=True)
@@ -193,19 +193,60 @@ class Written:
 
 def source(root: str) -> SourceInfo:
     """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty)."""
+    with GitSource(root) as git:
+        return git.result()
 
-    def git(*args: str) -> str | None:
-        try:
-            run = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return run.stdout if run.returncode == 0 else None
 
-    commit = (git("rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
-    if commit is None:
-        return {"commit": None, "dirty": False}
-    status = git("status", "--porcelain", "--untracked-files=normal", "--", ".")
-    return {"commit": commit, "dirty": bool(status and status.strip())}
+class GitSource:
+    """source(ROOT) with its two git commands started at once and left running while compile
+    renders (``git status`` walks the whole work tree); ``result()`` waits for them. Used as a
+    context manager, so a compile that fails meanwhile leaves no git process behind."""
+
+    COMMANDS = (
+        ["rev-parse", "--verify", "-q", "HEAD"],
+        ["status", "--porcelain", "--untracked-files=normal", "--", "."],
+    )
+
+    def __init__(self, root: str) -> None:
+        self.running: list[subprocess.Popen[str] | None] = []
+        for args in self.COMMANDS:
+            try:
+                proc = subprocess.Popen(
+                    ["git", "-C", root, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                )
+            except OSError:
+                proc = None
+            self.running.append(proc)
+
+    def result(self) -> SourceInfo:
+        head, status = (_output(proc) for proc in self.running)
+        commit = (head or "").strip() or None
+        if commit is None:
+            return {"commit": None, "dirty": False}
+        return {"commit": commit, "dirty": bool(status and status.strip())}
+
+    def __enter__(self) -> GitSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.running:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.communicate()
+
+
+def _output(proc: subprocess.Popen[str] | None) -> str | None:
+    """A git command's output, or None when it failed or took longer than 30 s (then stopped)."""
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 def _fingerprint_key(keyring: sops.Keyring | None) -> bytes | None:
@@ -275,66 +316,18 @@ def _write(
             raise BundleError(f"{r!r} is not an age X25519 recipient (age1 followed by 58 characters)")
     shown, out_dir = out_dir, _target(out_dir)
     clean_leftovers(out_dir)
-    reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
-    fkey = _fingerprint_key(keyring) if mode == "seal" else None
-    old_index = peek_index(out_dir)
-    old_entries: dict[str, Json] = {}
-    old_orgs = old_index.get(ORGS_KEY)
-    if old_index.get("secrets") == mode and isinstance(old_orgs, dict):
-        old_entries = {
-            **old_orgs,
-            GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE),
-            DEPLOY_KEY: old_index.get(DEPLOY_KEY),
+    with GitSource(root) as git:  # git walks the work tree while the files are made
+        files, entries, kept = _files(_Job(catalog, root, out_dir, mode, recipients, keyring))
+        index = {
+            DEPLOY_KEY: entries.pop(DEPLOY_KEY),
+            "format": FORMAT,
+            "kind": KIND,
+            "secrets": mode,
+            "source": git.result(),
+            "recipients": sorted(recipients or []) if mode == "seal" else [],
+            GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
+            ORGS_KEY: entries,
         }
-    if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
-        old_entries = {}  # new recipients: everything must be re-sealed
-
-    sealed_to = sorted(recipients or []) if mode == "seal" else []
-    inputs = OrgInputs(catalog, mode, sealed_to, fkey)
-    # (index key, file, how to make its clear record, extra index fields, inputs digest): every
-    # org, the global view, and the deploy manifest (integrations as Bifrost stores them, for
-    # plan/apply), all sealed alike; an org file whose inputs did not change is kept as it is
-    targets: list[Target] = [
-        (GLOBAL_SCOPE, GLOBAL_FILE, functools.partial(org_record, catalog, None, reveal), {}, None),
-        *(
-            (name, org_file(name), functools.partial(org_record, catalog, name, reveal), {"id": org_id},
-             inputs.digest(name))
-            for name, org_id, _display in organizations(catalog)
-        ),
-        (DEPLOY_KEY, DEPLOY_FILE, functools.partial(manifest, catalog, reveal), {}, None),
-    ]  # fmt: skip
-    files: dict[str, bytes] = {}
-    entries: dict[str, dict[str, str | None]] = {}
-    kept: set[str] = set()
-    for key, rel, make, extra, digest in targets:
-        entry: dict[str, str | None] = {"file": rel, **extra}
-        found = _kept(out_dir, rel, old_entries.get(key), inputs, digest) if digest else None
-        if found is not None:
-            data, old = found
-            entry.update(old)
-            kept.add(rel)
-        else:
-            if mode == "seal":
-                data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, recipients or [])
-                if fp:
-                    entry["fingerprint"] = fp
-            else:
-                data = canonical(make())
-            sha = entry["sha256"] = hashlib.sha256(data).hexdigest()
-            if digest:
-                entry["inputs"] = inputs.entry(digest, sha)
-        files[rel] = data
-        entries[key] = entry
-    index = {
-        DEPLOY_KEY: entries.pop(DEPLOY_KEY),
-        "format": FORMAT,
-        "kind": KIND,
-        "secrets": mode,
-        "source": source(root),
-        "recipients": sealed_to,
-        GLOBAL_SCOPE: entries.pop(GLOBAL_SCOPE),
-        ORGS_KEY: entries,
-    }
     files[INDEX_FILE] = canonical(index)
     changed = [rel for rel, data in files.items() if rel not in kept and _current(out_dir, rel) != data]
     changed += [f"{rel} (removed)" for rel in _stale(out_dir, files)]
@@ -347,6 +340,81 @@ def _write(
                 f"{where}: cannot write the bundle ({e.strerror or e}); the previous bundle, if any, is unchanged"
             ) from e
     return Written(shown, len(files), changed)
+
+
+class _Job(NamedTuple):
+    """One compile's request, checked: what to write (from ROOT) into which real folder, how."""
+
+    catalog: Catalog
+    root: str
+    out_dir: str
+    mode: str
+    recipients: list[str] | None
+    keyring: sops.Keyring | None
+
+
+def _files(job: _Job) -> tuple[dict[str, bytes], dict[str, dict[str, Json]], set[str]]:
+    """Every bundle file's bytes and index entry (by key), and the files kept as they were."""
+    catalog, root, out_dir, mode, recipients, keyring = job
+    reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
+    fkey = _fingerprint_key(keyring) if mode == "seal" else None
+    old_entries = _old_entries(out_dir, mode, recipients)
+    inputs = OrgInputs(catalog, mode, sorted(recipients or []) if mode == "seal" else [], fkey)
+    parts = {name: inputs.integration(name) for name in sorted(catalog.integrations)}
+    # (index key, file, how to make its clear record, extra index fields, inputs digest): every
+    # org, the global view, and the deploy manifest (integrations as Bifrost stores them, for
+    # plan/apply), all sealed alike; a file whose inputs did not change is kept as it is. A clear
+    # deploy.json is put together from its integrations' entries instead (_deploy_text)
+    targets: list[Target] = [
+        (GLOBAL_SCOPE, GLOBAL_FILE, functools.partial(org_record, catalog, None, reveal), {},
+         inputs.global_digest()),
+        *(
+            (name, org_file(name), functools.partial(org_record, catalog, name, reveal),
+             {"id": cast(Json, org_id)}, inputs.digest(name))
+            for name, org_id, _display in organizations(catalog)
+        ),
+        (DEPLOY_KEY, DEPLOY_FILE, functools.partial(manifest, catalog, reveal), {},
+         inputs.deploy_digest(parts) if mode == "seal" else None),
+    ]  # fmt: skip
+    files: dict[str, bytes] = {}
+    entries: dict[str, dict[str, Json]] = {}
+    kept: set[str] = set()
+    for key, rel, make, extra, digest in targets:
+        entry: dict[str, Json] = {"file": rel, **extra}
+        found = _kept(out_dir, rel, old_entries.get(key), inputs, digest) if digest else None
+        if found is not None:
+            data, old = found
+            entry.update(old)
+            kept.add(rel)
+        else:
+            if mode == "seal":
+                data, fp = _seal(make(), rel, out_dir, old_entries.get(key), fkey, recipients or [])
+                if fp:
+                    entry["fingerprint"] = fp
+            elif key == DEPLOY_KEY:
+                data, entry["integrations"] = _deploy_text(
+                    catalog, reveal, out_dir, old_entries.get(key), inputs, parts
+                )
+            else:
+                data = canonical(make())
+            sha = entry["sha256"] = hashlib.sha256(data).hexdigest()
+            if digest:
+                entry["inputs"] = inputs.entry(digest, sha)
+        files[rel] = data
+        entries[key] = entry
+    return files, entries, kept
+
+
+def _old_entries(out_dir: str, mode: str, recipients: list[str] | None) -> dict[str, Json]:
+    """The previous bundle's index entries by key (org names, global, deploy), when it was
+    written in MODE (and, sealed, to the same RECIPIENTS): what this compile may keep."""
+    old_index = peek_index(out_dir)
+    old_orgs = old_index.get(ORGS_KEY)
+    if old_index.get("secrets") != mode or not isinstance(old_orgs, dict):
+        return {}
+    if mode == "seal" and old_index.get("recipients") != sorted(recipients or []):
+        return {}  # new recipients: everything must be re-sealed
+    return {**old_orgs, GLOBAL_SCOPE: old_index.get(GLOBAL_SCOPE), DEPLOY_KEY: old_index.get(DEPLOY_KEY)}
 
 
 def _kept(
@@ -366,6 +434,64 @@ def _kept(
     if isinstance(old.get("fingerprint"), str):
         fields["fingerprint"] = str(old["fingerprint"])
     return current, fields
+
+
+def _deploy_text(
+    catalog: Catalog,
+    reveal: Reveal | None,
+    out_dir: str,
+    old: Json,
+    inputs: OrgInputs,
+    digests: dict[str, bytes],
+) -> tuple[bytes, dict[str, Json]]:
+    """A clear deploy.json, and where each integration's entry sits in it with the inputs it was
+    made from (its index entry's ``integrations``: name -> {start, end, inputs}).
+
+    An entry of the previous deploy.json is taken over as it is, unbuilt (its secrets unopened),
+    when its integration's inputs (DIGESTS) are the ones recorded and its bytes the ones they
+    were bound to; the rest are built. The text is byte for byte a cold compile's."""
+    previous = _current(out_dir, DEPLOY_FILE) if isinstance(old, dict) else None
+    recorded = old.get("integrations") if isinstance(old, dict) else None
+    spans = recorded if previous is not None and isinstance(recorded, dict) else {}
+
+    made: list[str] = []  # the entries in the order of the text
+
+    def entry(name: str, render: Callable[[], str]) -> str:
+        made.append(_taken(previous, spans.get(name), inputs, digests[name]) or render())
+        return made[-1]
+
+    try:
+        text = deploymanifest.text(catalog, reveal, entry)
+    except TypeError:  # not plain JSON: canonical() says how, or why not
+        return canonical(manifest(catalog, reveal)), {}
+    data = (text + "\n").encode()
+    where: dict[str, Json] = {}
+    pad = deploymanifest.ENTRY_PAD.encode()
+    at = data.find(b'\n  "integrations": [\n') + len(b'\n  "integrations": [\n' + pad)
+    for name, chunk in zip(sorted(catalog.integrations), (m.encode() for m in made), strict=True):
+        if data[at : at + len(chunk)] != chunk:  # cannot happen: the text is made of these entries
+            return data, {}
+        bound = inputs.entry(digests[name], hashlib.sha256(chunk).hexdigest())
+        where[name] = {"start": at, "end": at + len(chunk), "inputs": bound}
+        at += len(chunk) + len(b",\n" + pad)
+    return data, where
+
+
+def _taken(previous: bytes | None, span: Json, inputs: OrgInputs, digest: bytes) -> str | None:
+    """The previous deploy.json's entry at SPAN when it was bound to DIGEST (else None)."""
+    if previous is None or not isinstance(span, dict):
+        return None
+    start, end, bound = span.get("start"), span.get("end"), span.get("inputs")
+    if type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(previous):
+        return None
+    chunk = previous[start:end]
+    want = inputs.entry(digest, hashlib.sha256(chunk).hexdigest())
+    if not isinstance(bound, str) or not hmac.compare_digest(bound, want):
+        return None
+    try:
+        return chunk.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _seal(
@@ -478,6 +604,7 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
     lock = _hold(tmp)
     mode = new_file_mode(0o600 if private else 0o644)
     try:
+        written: list[str] = []
         for rel, data in files.items():
             path = os.path.join(tmp, rel)
             os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o755, exist_ok=True)
@@ -486,8 +613,8 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-        if hasattr(os, "sync"):  # durable before the swap: one flush, not one fsync per file
-            os.sync()
+            written.append(path)
+        _durable(written, {os.path.dirname(os.path.join(tmp, rel)) for rel in files} | {tmp})
         os.chmod(tmp, 0o700 if private else 0o755)
         if os.path.isdir(out_dir):
             if not _exchange(tmp, out_dir):
@@ -508,6 +635,26 @@ def _swap_in(out_dir: str, files: dict[str, bytes], private: bool, same: Set[str
             shutil.rmtree(tmp, ignore_errors=True)
         if lock is not None:
             os.close(lock)
+
+
+#: up to this many new files are flushed one by one; more, with one sync() of everything
+FSYNC_EACH = 16
+
+
+def _durable(written: list[str], folders: Set[str]) -> None:
+    """The new bundle is on disk before the swap: its WRITTEN files and its FOLDERS (their
+    entries, hard links included). A compile after a small change writes a few files (the rest
+    are links to files already on disk): those are flushed one by one; a big one flushes
+    everything at once (sync), not a file at a time."""
+    if len(written) > FSYNC_EACH and hasattr(os, "sync"):
+        os.sync()
+        return
+    for path in [*written, *sorted(folders)]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _reuse(current: str, new: str, data: bytes, mode: int) -> bool:

@@ -5,8 +5,9 @@ these names and rules from here, so the format has one definition. Layout (forma
 
   DIR/index.json        kind, format, secrets mode, source commit, one entry per file
                         ({"file": <path inside DIR>, "sha256": ...}): "global", "orgs", "deploy";
-                        an org's entry also has "id" and "inputs" (orginputs.py: compile keeps
-                        the file while its inputs and bytes are unchanged; readers ignore it)
+                        an org's entry also has "id"; "inputs" and a clear deploy entry's
+                        "integrations" (orginputs.py) let compile keep what did not change
+                        (a file, an integration's entry in deploy.json); readers ignore them
   DIR/global.json       the defaults-only view (scope "global")
   DIR/orgs/<org>.json   what that organization's workflows get
   DIR/deploy.json       the deploy manifest (integrations as Bifrost stores them)
@@ -77,7 +78,9 @@ class IndexEntry(TypedDict):
     sha256: str
     fingerprint: NotRequired[str]  # sealed files: an HMAC of the clear content
     id: NotRequired[str | None]  # organizations' entries: the Bifrost UUID
-    inputs: NotRequired[str]  # organizations' entries: what the file was made from (orginputs.py)
+    inputs: NotRequired[str]  # what the file was made from (orginputs.py): orgs, global, sealed deploy
+    #: a clear deploy.json's entry: name -> {start, end, inputs} of each integration's entry in it
+    integrations: NotRequired[dict[str, dict[str, int | str]]]
 
 
 class SourceInfo(TypedDict):

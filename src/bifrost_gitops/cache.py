@@ -10,9 +10,14 @@ project's bifrost-gitops.yaml and .sops.yaml. A changed file, a rename, a new re
 settings simply miss; nothing is ever looked up by path alone. Entries hold what the loader
 parsed (ciphertext stays ciphertext) and never a decrypted value.
 
-How: 32 shard files (by the key's first byte), each ``MAGIC + sha256(payload) + payload`` with
-a marshal payload of plain types. A shard whose header, checksum or shape is wrong is ignored
-(its files are parsed again and it is rewritten), never trusted. Shards are replaced whole with
+How: a result is kept in two parts. Its `perfile.Summary` (state, findings, declared names and
+`catalog.Facts`), which every run reads, is in ``summaries.bin``; its `perfile.Body` (the parsed
+document), which a run reads only for the documents a check or a later stage asks for, is in one
+of 32 shard files (a mapping's by its integration, see `_shard`) or in a 33rd (every other
+kind's). Each file is ``MAGIC + sha256(payload) + payload`` with a marshal payload of plain
+types. A file whose header, checksum or shape is wrong is ignored (its files are parsed again
+and it is rewritten), never trusted; a summary whose body is gone is
+parsed again when the body is asked for (repo.py). Files are replaced whole with
 `atomic.write_atomic`, merged with what is on disk just before, so two processes sharing the
 cache lose at most a few entries (parsed again next time), and a reader never sees half a file.
 Beside them, ``index.bin`` maps a work-tree path to the size, times and inode it had when last
@@ -29,24 +34,29 @@ import hashlib
 import marshal
 import os
 import sys
+import zlib
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
 from . import codedigest
 from .atomic import write_atomic
-from .perfile import DiagRow, FileResult
+from .model import KINDS
+from .perfile import Body, DiagRow, FactsRow, FileResult, State, Summary
 
-MAGIC = b"BGCACHE1"
+MAGIC = b"BGCACHE2"
 INDEX = "index.bin"
 CHECKS = "checks.bin"
+SUMMARIES = "summaries.bin"
+BLOBS = "blobs.bin"
 #: a file changed less than this before it was indexed may change again unseen in the same tick
 RACY_NS = 2_000_000_000
-#: (size, mtime_ns, ctime_ns, inode) of a work-tree file
+#: (size, mtime_ns, ctime_ns, inode) of a work-tree file (or of a cache file, see `_unchanged`)
 Stat = tuple[int, int, int, int]
 ENV_DIR = "BIFROST_GITOPS_CACHE_DIR"
 ENV_OFF = "BIFROST_GITOPS_NO_CACHE"
-#: a shard keeps the entries this process used and wrote, plus older ones up to this many
+#: a shard keeps the entries of the files this process read, plus older ones up to this many
 KEEP_OLD = 256
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 #: files the entries are spread over: one change rewrites one of them
 SHARDS = 32
@@ -98,21 +108,34 @@ def settings_digest(project: bytes | None, sops_rules: bytes | None) -> bytes:
     return h.digest()
 
 
-def _valid(key: object, row: object) -> bool:
-    """The shape of one entry as read back (marshal may yield any of its types)."""
-    if not (isinstance(key, bytes) and len(key) == 32 and type(row) is tuple and len(row) == 8):
+def _is_key(key: object) -> bool:
+    return type(key) is bytes and len(key) == 32
+
+
+def _valid_summary(row: object) -> bool:
+    """The shape of one summary as read back (marshal may yield any of its types)."""
+    if not (type(row) is tuple and len(row) == 6):
         return False
-    path, state, diags, data, positions, implicit, marked, declared = row
+    path, state, diags, declared, facts, digest = row
     return (
         isinstance(path, str)
         and type(state) is int
         and _valid_rows(diags)
-        and (data is None or type(data) is dict)
-        and type(positions) is bytes
-        and type(implicit) is dict
-        and type(marked) is bool
         and type(declared) is tuple
+        # a valid document has its facts and digest, and only a valid one
+        and ((facts is None) if state != State.VALID else _valid_facts(facts) and _is_key(digest))
     )
+
+
+def _valid_facts(facts: object) -> bool:
+    return type(facts) is tuple and len(facts) == 5 and isinstance(facts[0], str) and facts[0] in KINDS
+
+
+def _valid_body(row: object) -> bool:
+    if not (type(row) is tuple and len(row) == 4):
+        return False
+    data, positions, implicit, marked = row
+    return type(data) is dict and type(positions) is bytes and type(implicit) is dict and type(marked) is bool
 
 
 class Cache:
@@ -123,14 +146,21 @@ class Cache:
         self.top = os.path.join(base_dir(), repo)
         self.folder = os.path.join(self.top, settings.hex()[:24])
         self.settings = settings
-        self._shards: dict[int, dict[bytes, FileResult]] = {}
-        self._used: dict[int, dict[bytes, FileResult]] = {}
-        self._dirty: set[int] = set()
-        self._index: dict[str, tuple[int, int, int, int, bytes]] | None = None
+        self._shards: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows as read
+        self._new: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows put by this run
+        self._summaries: dict[bytes, tuple[Any, ...]] | None = None  # Summary rows
+        self._live: dict[bytes, tuple[Any, ...]] = {}  # the summaries this run read or put
+        self._dirty_summaries = False
+        self._index: dict[str, object] | None = None  # as read, each entry checked when used
+        self._index_kept: dict[str, tuple[int, int, int, int, bytes]] = {}  # checked or new
         self._index_dirty = False
+        self._blobs: dict[str, object] | None = None  # path + git blob -> key, checked when used
+        self._blobs_used: dict[str, bytes] = {}  # checked or new
+        self._blobs_dirty = False
         self._dirty_checks = False
         self._checks: dict[bytes, tuple[DiagRow, ...]] | None = None
         self._checks_used: dict[bytes, tuple[DiagRow, ...]] = {}
+        self._stamps: dict[str, Stat] = {}  # the cache files read, as they were then
 
     def key(self, path: str, content: bytes) -> bytes:
         h = hashlib.sha256(self.settings)
@@ -141,54 +171,89 @@ class Cache:
     def _path(self, shard: int) -> str:
         return os.path.join(self.folder, f"{shard:02x}.bin")
 
-    def _read(self, shard: int) -> dict[bytes, FileResult]:
-        """A shard as on disk; {} when missing, foreign or damaged (never trusted)."""
-        raw = _load(self._path(shard))
-        if raw is None or not all(_valid(k, v) for k, v in raw.items()):
-            return {}
-        rows = cast("dict[bytes, tuple[Any, ...]]", raw)  # checked just above
-        return {k: FileResult(*v) for k, v in rows.items()}
+    def _read(self, shard: int) -> dict[bytes, tuple[Any, ...]]:
+        """A shard as on disk ({} when missing or damaged); each entry is checked when used."""
+        return cast("dict[bytes, tuple[Any, ...]]", _load(self._path(shard), self._stamps) or {})
 
     def known(self, rel: str, stat: Stat) -> bytes | None:
         """The key of a file last read with exactly this size, times and inode, if any."""
         if self._index is None:
-            raw = _load(os.path.join(self.folder, INDEX))
-            ok = raw is not None and all(_valid_stat(k, v) for k, v in raw.items())
-            self._index = cast("dict[str, tuple[int, int, int, int, bytes]]", raw) if ok else {}
+            self._index = cast("dict[str, object]", _load(os.path.join(self.folder, INDEX)) or {})
         seen = self._index.get(rel)
-        return seen[4] if seen is not None and seen[:4] == stat else None
+        # checked as used (a run uses each entry once): equal to a real stat, its numbers are ints
+        if type(seen) is tuple and len(seen) == 5 and seen[:4] == stat and _is_key(seen[4]):
+            self._index_kept[rel] = seen
+            return cast(bytes, seen[4])
+        return None
+
+    def known_blob(self, rel: str, blob: str) -> bytes | None:
+        """The key of a file whose bytes are git blob BLOB (``--staged``, ``--rev``, a diff's
+        base): found without reading the blob. Blobs are named by the hash of their bytes."""
+        if self._blobs is None:
+            self._blobs = cast(
+                "dict[str, object]", _load(os.path.join(self.folder, BLOBS), self._stamps) or {}
+            )
+        name = f"{rel}\0{blob}"
+        found = self._blobs.get(name)
+        if not _is_key(found):
+            return None
+        self._blobs_used[name] = cast(bytes, found)
+        return cast(bytes, found)
+
+    def seen_blob(self, rel: str, blob: str, key: bytes) -> None:
+        self._blobs_used[f"{rel}\0{blob}"] = key
+        self._blobs_dirty = True
 
     def seen(self, rel: str, stat: Stat, key: bytes) -> None:
         """Remember that REL with this size, times and inode has KEY (see `known`)."""
-        if self._index is None:
-            self.known(rel, stat)
-        assert self._index is not None
-        self._index[rel] = (*stat, key)
+        self._index_kept[rel] = (*stat, key)
         self._index_dirty = True
 
-    def get(self, key: bytes) -> FileResult | None:
-        shard = key[0] % SHARDS
-        entries = self._shards.get(shard)
-        if entries is None:
-            entries = self._shards[shard] = self._read(shard)
-        found = entries.get(key)
-        if found is not None:
-            self._used.setdefault(shard, {})[key] = found
-        return found
+    def summary(self, key: bytes) -> Summary | None:
+        """The summary of the file whose key is KEY, if kept."""
+        if self._summaries is None:
+            self._summaries = self._read_summaries()
+        found = self._summaries.get(key)
+        if found is None or not _valid_summary(found):  # checked as used: never trusted
+            return None
+        self._live[key] = found
+        return Summary(*found)
+
+    def _read_summaries(self) -> dict[bytes, tuple[Any, ...]]:
+        return cast(
+            "dict[bytes, tuple[Any, ...]]", _load(os.path.join(self.folder, SUMMARIES), self._stamps) or {}
+        )
+
+    def body(self, key: bytes, facts: FactsRow) -> Body | None:
+        """The parsed document of a VALID file's KEY (FACTS: its summary's), if kept (a shard is
+        read on first use)."""
+        shard = _shard(facts)
+        row = self._new.get(shard, {}).get(key)
+        if row is None:
+            entries = self._shards.get(shard)
+            if entries is None:
+                entries = self._shards[shard] = self._read(shard)
+            row = entries.get(key)
+        return Body(*row) if row is not None and _valid_body(row) else None  # never trusted
 
     def put(self, key: bytes, result: FileResult) -> None:
-        shard = key[0] % SHARDS
-        self._used.setdefault(shard, {})[key] = result
-        self._shards.setdefault(shard, {})[key] = result
-        self._dirty.add(shard)
+        if self._summaries is None:
+            self._summaries = self._read_summaries()
+        self._summaries[key] = self._live[key] = tuple(result.summary())
+        self._dirty_summaries = True
+        body = result.body()
+        if body is not None and result.facts is not None:
+            shard = _shard(result.facts)
+            self._new.setdefault(shard, {})[key] = tuple(body)
 
     def checked(self, key: bytes) -> tuple[DiagRow, ...] | None:
         """The findings kept under KEY by `check_done` (see checks.Memo), if any."""
         if self._checks is None:
-            self._checks = _read_checks(os.path.join(self.folder, CHECKS))
+            self._checks = _read_checks(os.path.join(self.folder, CHECKS), self._stamps)
         found = self._checks.get(key)
-        if found is not None:
-            self._checks_used[key] = found
+        if found is None or not _valid_rows(found):  # checked as used: never trusted
+            return None
+        self._checks_used[key] = found
         return found
 
     def check_done(self, key: bytes, rows: tuple[DiagRow, ...]) -> None:
@@ -200,42 +265,77 @@ class Cache:
     def save(self) -> None:
         """Write the shards that gained entries (merged with their current state on disk) and
         the index. A cache that cannot be written is no error: the next run parses again."""
-        if not self._dirty and not self._index_dirty and not self._dirty_checks:
+        dirty = self._index_dirty or self._dirty_checks or self._dirty_summaries or self._blobs_dirty
+        if not self._new and not dirty:
             return
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             self._prune_other_settings()
-            for shard in sorted(self._dirty):
+            for shard in sorted(self._new):
                 self._write(shard)
-            if self._index_dirty and self._index is not None:
-                self._write_index(self._index)
+            if self._dirty_summaries:
+                self._write_summaries()
+            if self._index_dirty:
+                self._write_index(self._index_kept)
             if self._dirty_checks:
                 self._write_checks()
+            if self._blobs_dirty:
+                self._write_blobs()
         except (OSError, ValueError):  # read-only, full, or a value marshal refuses (none known)
             pass
-        self._dirty.clear()
-        self._index_dirty = self._dirty_checks = False
+        self._new.clear()
+        self._index_dirty = self._dirty_checks = self._dirty_summaries = self._blobs_dirty = False
 
     def _write_checks(self) -> None:
         """The findings used or made by this run, plus as many older ones (a diff's base and
         head, or a branch switched back and forth, keep theirs), merged with the disk's."""
         path = os.path.join(self.folder, CHECKS)
         used = self._checks_used
-        merged = _merge(_read_checks(path), used, max(len(used), KEEP_OLD))
+        on_disk = (
+            self._checks
+            if self._checks is not None and _unchanged(path, self._stamps)
+            else _read_checks(path)
+        )
+        merged = _merge(on_disk, used, max(len(used), KEEP_OLD))
+        _dump(path, cast("dict[object, object]", merged))
+
+    def _write_blobs(self) -> None:
+        """The blobs this run used, plus as many others as all shards keep (a diff's base and a
+        branch switched back to), merged with the disk's."""
+        path = os.path.join(self.folder, BLOBS)
+        unchanged = self._blobs is not None and _unchanged(path, self._stamps)
+        on_disk = self._blobs if unchanged and self._blobs is not None else _load(path) or {}
+        used = cast("dict[str, object]", self._blobs_used)
+        merged = _merge(cast("dict[str, object]", on_disk), used, KEEP_OLD * SHARDS)
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
-        """The index without racy entries: a file written within RACY_NS of now could change
-        again within its timestamp's tick and look unchanged, so it is read again next time."""
+        """The files this run listed, without racy entries: a file written within RACY_NS of
+        now could change again within its timestamp's tick and look unchanged, so it is read
+        again next time."""
         import time
 
         recent = time.time_ns() - RACY_NS
         _dump(os.path.join(self.folder, INDEX), {k: v for k, v in index.items() if max(v[1], v[2]) < recent})
 
     def _write(self, shard: int) -> None:
-        merged = _merge(self._read(shard), self._used.get(shard, {}), KEEP_OLD)
+        """The shard as on disk with this run's new bodies: the bodies of every file this run
+        read are kept, and as many others as KEEP_OLD."""
+        read = self._shards.get(shard)
+        unchanged = read is not None and _unchanged(self._path(shard), self._stamps)
+        on_disk = read if unchanged and read is not None else self._read(shard)
+        live = {k: v for k, v in on_disk.items() if k in self._live}
+        merged = _merge(on_disk, live | self._new[shard], KEEP_OLD)
         self._shards[shard] = merged
-        _dump(self._path(shard), {k: tuple(v) for k, v in merged.items()})
+        _dump(self._path(shard), cast("dict[object, object]", merged))
+
+    def _write_summaries(self) -> None:
+        """The summaries this run read or put, plus as many older ones as all shards keep."""
+        path = os.path.join(self.folder, SUMMARIES)
+        unchanged = self._summaries is not None and _unchanged(path, self._stamps)
+        on_disk = self._summaries if unchanged and self._summaries is not None else self._read_summaries()
+        merged = _merge(on_disk, self._live, KEEP_OLD * SHARDS)
+        _dump(path, cast("dict[object, object]", merged))
 
     def _prune_other_settings(self) -> None:
         """Keep the folders of the KEEP_SETTINGS most recently used settings (a diff's base and
@@ -250,7 +350,18 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _merge(on_disk: dict[bytes, _V], used: dict[bytes, _V], keep: int) -> dict[bytes, _V]:
+def _shard(facts: FactsRow) -> int:
+    """A mapping's shard is its integration's (of SHARDS): a change to one integration's mappings
+    reads the bodies of that integration's only (compile rebuilds its deploy.json entry). The few
+    documents every check reads (the project, organizations, providers, integrations) share one
+    more, so a warm validate reads just that one."""
+    kind, _, integration = facts[:3]
+    if kind != "Mapping" or integration is None:
+        return SHARDS
+    return zlib.crc32(integration.encode("utf-8", "surrogateescape")) % SHARDS
+
+
+def _merge(on_disk: dict[_K, _V], used: dict[_K, _V], keep: int) -> dict[_K, _V]:
     """What this run used, plus the KEEP most recent other entries on disk (another process's,
     a diff's other side, a branch switched back to)."""
     old = [(k, v) for k, v in on_disk.items() if k not in used]
@@ -271,11 +382,14 @@ def _dump(path: str, data: dict[object, object]) -> None:
     )
 
 
-def _load(path: str) -> dict[object, object] | None:
-    """A cache file's payload when its header and checksum hold and it is a dict, else None."""
+def _load(path: str, stamps: dict[str, Stat] | None = None) -> dict[object, object] | None:
+    """A cache file's payload when its header and checksum hold and it is a dict, else None
+    (STAMPS: where to note the file's size, times and inode as read, see `_unchanged`)."""
     try:
         with open(path, "rb") as f:
             blob = f.read()
+            if stamps is not None:
+                stamps[path] = _stamp_of(os.fstat(f.fileno()))
     except OSError:
         return None
     head = len(MAGIC) + 32
@@ -288,29 +402,26 @@ def _load(path: str) -> dict[object, object] | None:
     return raw if type(raw) is dict else None
 
 
+def _stamp_of(st: os.stat_result) -> Stat:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _unchanged(path: str, stamps: dict[str, Stat]) -> bool:
+    """Whether PATH is still the file this process read (no other process replaced it since):
+    then what was read and checked then is what is on disk, and need not be read again."""
+    try:
+        return stamps.get(path) == _stamp_of(os.stat(path))
+    except OSError:
+        return False
+
+
 def _valid_rows(rows: object) -> bool:
     return type(rows) is tuple and all(type(d) is tuple and len(d) == 7 for d in rows)
 
 
-def _read_checks(path: str) -> dict[bytes, tuple[DiagRow, ...]]:
-    """checks.bin as on disk; {} when missing, foreign or damaged (never trusted)."""
-    raw = _load(path)
-    if raw is None or not all(
-        isinstance(k, bytes) and len(k) >= 32 and len(k) % 32 == 0 and _valid_rows(v) for k, v in raw.items()
-    ):
-        return {}
-    return cast("dict[bytes, tuple[DiagRow, ...]]", raw)
-
-
-def _valid_stat(rel: object, seen: object) -> bool:
-    return (
-        isinstance(rel, str)
-        and type(seen) is tuple
-        and len(seen) == 5
-        and all(type(n) is int for n in seen[:4])
-        and isinstance(seen[4], bytes)
-        and len(seen[4]) == 32
-    )
+def _read_checks(path: str, stamps: dict[str, Stat] | None = None) -> dict[bytes, tuple[DiagRow, ...]]:
+    """checks.bin as on disk ({} when missing or damaged); each entry is checked when used."""
+    return cast("dict[bytes, tuple[DiagRow, ...]]", _load(path, stamps) or {})
 
 
 def _mtime(path: str) -> float:

@@ -187,23 +187,16 @@ def _has(values: dict[str, object], key: str) -> bool:
     return values.get(key) not in (None, "")
 
 
-def _text(p: Parsed[Mapping], field: str) -> str:
-    """A mapping's name field without making its model (a valid document holds it as text;
-    anything else, e.g. a mended quoting trap, is read from the model)."""
-    value = p.doc.data.get(field)
-    return value if type(value) is str else str(getattr(p.model, field))
-
-
 def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic], memo: Memo | None = None) -> None:
-    doc = p.doc
-    organization, integration = _text(p, "organization"), _text(p, "integration")
+    # from the facts: an unchanged mapping whose checks are memoised is never loaded
+    organization, integration = p.facts.organization or "", p.facts.integration or ""
     ok = organization.lower() in cat.orgs
     if not ok and organization.lower() not in cat.unverified:
         out.append(
             error(
                 "R002",
-                doc.path,
-                doc.pos(("organization",)),
+                p.path,
+                p.doc.pos(("organization",)),
                 f"organization {organization!r} is not declared",
                 suggest(organization, [o[0].name for o in cat.orgs.values()])
                 or "add it to organizations.yaml",
@@ -216,8 +209,8 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic], memo
         out.append(
             error(
                 "R003",
-                doc.path,
-                doc.pos(("integration",)),
+                p.path,
+                p.doc.pos(("integration",)),
                 f"integration {integration!r} is not declared",
                 suggest(integration, cat.integrations),
             )
@@ -229,9 +222,9 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic], memo
         out.append(
             error(
                 "R004",
-                doc.path,
-                doc.pos(("organization",)),
-                f"a second mapping of {integration!r} for {organization!r} (the first is {first.doc.path})",
+                p.path,
+                p.doc.pos(("organization",)),
+                f"a second mapping of {integration!r} for {organization!r} (the first is {first.path})",
             )
         )
         return
@@ -240,7 +233,7 @@ def _check_mapping(cat: Catalog, p: Parsed[Mapping], out: list[Diagnostic], memo
     # the rest reads this mapping, its integration and that one's provider, nothing else
     link = ip.model.oauth
     provider = cat.providers.get(link.provider) if isinstance(link, ProviderRef) else None
-    key = memo.key((doc.path, ip.doc.path, provider.doc.path if provider else None)) if memo else None
+    key = memo.key((p.path, ip.path, provider.path if provider else None)) if memo else None
     found = memo.get(key) if memo is not None and key is not None else None
     if found is None:
         found = []

@@ -19,8 +19,9 @@ from typing import Final, Literal, NamedTuple, cast
 from . import sops
 from .bundle import SecretOpener
 from .bundleformat import MASK
+from .catalog import Parsed
 from .diagnostics import Diagnostic
-from .model import ProviderRef
+from .model import AnyDocument, ProviderRef
 from .nodes import Json
 from .repo import Result
 from .resolve import Resolved, SecretRef, Source, Value, organizations, resolve, resolve_org
@@ -194,11 +195,11 @@ def secret_comparer(
         SecretOpener(base.root, base.catalog, keyring, base_raw),
         SecretOpener(head.root, head.catalog, keyring, head_raw),
     )
-    docs = tuple({p.doc.path: p.doc for p in r.catalog.documents()} for r in (base, head))
+    docs = tuple({p.path: p for p in r.catalog.documents()} for r in (base, head))  # loaded when read
     usable = keyring is not None and bool(keyring.identities)
 
     def ciphertext(side: int, ref: SecretRef) -> object:
-        node: object = docs[side][ref.file].data
+        node: object = docs[side][ref.file].doc.data
         for part in ref.path:  # the path resolve found in this file: it leads to a value
             node = node[part]  # type: ignore[index]
         return node
@@ -238,7 +239,6 @@ def diff(
         orgs=sorted(set(base_orgs) | set(head_orgs)),
         schema=schema_changes(base.catalog, head.catalog),
         created=creations(base.catalog, head.catalog),
-        overrides=_overrides(head),
     )
     base_global = resolve_org(base.catalog, None)
     head_global = resolve_org(head.catalog, None)
@@ -271,13 +271,19 @@ def diff(
             changes += _integration(name, old, new, compare)
         if changes:
             out.changes[org] = changes
+    changed = {c.integration for changes in out.changes.values() for c in changes if c.what == "config"}
+    out.overrides = _overrides(head, changed)
     return out
 
 
-def _overrides(r: Result) -> dict[tuple[str, str], set[str]]:
+def _overrides(r: Result, integrations: set[str | None]) -> dict[tuple[str, str], set[str]]:
+    """Who overrides each key of INTEGRATIONS (those with a config change: only their mappings
+    are read)."""
     out: dict[tuple[str, str], set[str]] = {}
     names = {lower: o.name for lower, (o, _, _) in r.catalog.orgs.items()}
     for (name, lower), mp in r.catalog.mappings.items():
+        if name not in integrations:
+            continue
         for key in [*mp.model.config, *mp.model.secrets]:
             out.setdefault((name, key), set()).add(names.get(lower, mp.model.organization))
     return out
@@ -288,12 +294,12 @@ def _same_integrations(base: Result, head: Result) -> set[str]:
     out = set()
     for name, hp in head.catalog.integrations.items():
         bp = base.catalog.integrations.get(name)
-        if bp is None or bp.doc.data != hp.doc.data:
+        if bp is None or not _same(bp, hp):
             continue
         ref = hp.model.oauth
         if isinstance(ref, ProviderRef):
             a, b = base.catalog.providers.get(ref.provider), head.catalog.providers.get(ref.provider)
-            if a is None or b is None or a.doc.data != b.doc.data:
+            if a is None or b is None or not _same(a, b):
                 continue
         out.add(name)
     return out
@@ -302,7 +308,15 @@ def _same_integrations(base: Result, head: Result) -> set[str]:
 def _same_mapping(base: Result, head: Result, org: str, name: str) -> bool:
     a = base.catalog.mappings.get((name, org.lower()))
     b = head.catalog.mappings.get((name, org.lower()))
-    return (a is None and b is None) or (a is not None and b is not None and a.doc.data == b.doc.data)
+    return (a is None and b is None) or (a is not None and b is not None and _same(a, b))
+
+
+def _same(a: Parsed[AnyDocument], b: Parsed[AnyDocument]) -> bool:
+    """The same document on both sides: by their files' digests when both have one (the same
+    path and bytes: neither is loaded), else by their data."""
+    if a.digest is not None and a.digest == b.digest:
+        return True
+    return bool(a.doc.data == b.doc.data)
 
 
 def _mapped_by_org(r: Result) -> dict[str, set[str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -27,12 +27,11 @@ from . import loader
 from .diagnostics import Diagnostic
 from .fixspans import Span, Spans, scan
 from .nodes import Node
+from .remedy import Kind, Remedy, of
 from .schemas import COMMENT_RE
 from .structure import in_secrets
 from .valuechecks import BOOL_WORDS
 
-#: the finding codes --fix may act on (each only where its finding names one mechanical change)
-FIXABLE = frozenset({"Y005", "Y009", "C002"})
 #: what the fix report shows in the code column for a repaired $schema comment
 SCHEMA_CODE = "$schema"
 
@@ -89,18 +88,32 @@ class Plan:
         return [o for f in self.files for o in f.outcomes]
 
 
-def plan(root: str, findings: Sequence[Diagnostic], documents: Iterable[str]) -> Plan:
+class _Fixable(NamedTuple):
+    finding: Diagnostic
+    remedy: Remedy
+
+
+def plan(root: str, findings: Sequence[Diagnostic], documents: Mapping[str, Node]) -> Plan:
     """The fixes for FINDINGS (already filtered by suppressions) and for the $schema comments of
-    DOCUMENTS (repository-relative paths of our files); nothing is written."""
-    by_path: dict[str, list[Diagnostic]] = {}
+    DOCUMENTS (repository-relative path -> data of each of our files, as just checked); nothing
+    is written."""
+    by_path: dict[str, list[_Fixable]] = {}
     for d in findings:
-        by_path.setdefault(d.path, []).append(d)
-    fixable = {rel for rel, found in by_path.items() if any(d.code in FIXABLE for d in found)}
+        r = of(d)
+        if r is not None:
+            by_path.setdefault(d.path, []).append(_Fixable(d, r))
     # $schema comments are looked at only where init put the schemas (reading every file costs)
     schemas = os.path.isdir(os.path.join(root, ".schemas"))
-    paths = sorted(fixable | (set(documents) if schemas else set()))
-    files = [p for p in (_plan_file(root, rel, by_path.get(rel, [])) for rel in paths) if p is not None]
-    return Plan(files)
+    paths = sorted(set(by_path) | (set(documents) if schemas else set()))
+    misplaced: dict[str, list[Diagnostic]] = {}
+    for d in findings:
+        if d.code == "C004":
+            misplaced.setdefault(d.path, []).append(d)
+    planned = (
+        _plan_file(root, rel, by_path.get(rel, []), documents.get(rel), misplaced.get(rel, []))
+        for rel in paths
+    )
+    return Plan([p for p in planned if p is not None])
 
 
 def write(p: Plan) -> None:
@@ -123,12 +136,17 @@ def _read(root: str, rel: str) -> tuple[str, bytes] | None:
     return (real, data) if len(data) <= loader.MAX_BYTES else None
 
 
-def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | None:
+def _plan_file(
+    root: str, rel: str, fixable: list[_Fixable], data: Node, misplaced: list[Diagnostic]
+) -> FilePlan | None:
+    """What --fix does to REL: the findings that name a fix, its $schema comment (DATA: the
+    document as checked, None if not one of ours), C004 findings MISPLACED (lines masked)."""
     got = _read(root, rel)
     if got is None:
         return None
     real, before = got
-    if not any(d.code in FIXABLE for d in findings) and b"$schema=" not in before:
+    ours = data if isinstance(data, dict) else None
+    if not fixable and (ours is None or b"$schema=" not in before):
         return None
     try:
         text = before.decode("utf-8")
@@ -136,6 +154,8 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
         return None
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom) :]
+    if not fixable and ours is not None and _schema_fix(root, rel, body, ours) is None:
+        return None  # the usual file: its comment points home, nothing to parse
     spans = scan(body)
     doc, _ = loader.parse(before, rel)
     if spans is None or doc is None or not isinstance(doc.data, dict):
@@ -145,9 +165,9 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
     edits: list[Edit] = []
     expected: dict[tuple[str | int, ...], Node] = {}
     outcomes: list[Outcome] = []
-    for d in (d for d in findings if d.code in FIXABLE):
+    for d, r in fixable:
         span = spans.get(d.line, d.col)
-        found = _fix_for(d, span, body) if span is not None and _still(doc, d, span) else None
+        found = _fix_for(r, span, body) if span is not None and _still(doc, d, r, span) else None
         if found is None or span is None:
             continue  # not a mechanical fix: the finding stays in the report
         edit, new, how = found
@@ -172,13 +192,13 @@ def _plan_file(root: str, rel: str, findings: list[Diagnostic]) -> FilePlan | No
         else:  # pragma: no cover - a safety net: every fix above keeps the rest of the data
             outcomes = [_unverified(o) if o.fixed else o for o in outcomes]
     outcomes.sort(key=lambda o: (o.line, o.col))
-    return FilePlan(rel, real, before, after, outcomes, _secret_lines(spans, findings))
+    return FilePlan(rel, real, before, after, outcomes, _secret_lines(spans, misplaced))
 
 
-def _secret_lines(spans: Spans, findings: list[Diagnostic]) -> frozenset[int]:
+def _secret_lines(spans: Spans, c004: list[Diagnostic]) -> frozenset[int]:
     """The lines of every value under secrets:, and of a secret-typed key's value put under
-    config: by mistake (C004 points at its key), which diff and explain mask too."""
-    keys = [spans.get(d.line, d.col) for d in findings if d.code == "C004"]
+    config: by mistake (C004 findings point at its key), which diff and explain mask too."""
+    keys = [spans.get(d.line, d.col) for d in c004]
     misplaced = {k.path for k in keys if k is not None and k.key}
     return frozenset(
         n
@@ -188,17 +208,18 @@ def _secret_lines(spans: Spans, findings: list[Diagnostic]) -> frozenset[int]:
     )
 
 
-def _still(doc: loader.Document, d: Diagnostic, span: Span) -> bool:
+def _still(doc: loader.Document, d: Diagnostic, r: Remedy, span: Span) -> bool:
     """Whether the scalar at the finding's position is still the one the finding is about (the
     file may have changed since it was checked): the same text, read the same way."""
     if span.key:
         return any(n.code == d.code and (n.line, n.col) == (d.line, d.col) for n in doc.notes)
     implicit = doc.implicit.get(span.path)
-    if d.code in ("Y005", "Y009"):  # their messages quote the text, except under secrets:
-        quoted = in_secrets(span.path) or repr(span.value) in d.message
-        return quoted and implicit is not None and implicit[1] == span.value
-    if not span.path or repr(span.path[-1]) not in d.message:  # C002 names the key
-        return False
+    if r.key is not None and (not span.path or span.path[-1] != r.key):
+        return False  # another key stands there now
+    if d.code in ("Y005", "Y009"):  # a YAML 1.1 reading of the text the finding saw
+        if r.kind is Kind.QUOTE and r.text != span.value and not (r.text is None and in_secrets(span.path)):
+            return False
+        return implicit is not None and implicit[1] == span.value
     node: object = doc.data
     for part in span.path:
         if isinstance(node, dict) and isinstance(part, str) and part in node:  # noqa: SIM114 - mypy narrows each
@@ -210,24 +231,26 @@ def _still(doc: loader.Document, d: Diagnostic, span: Span) -> bool:
     return node == span.value and implicit is None
 
 
-def _fix_for(d: Diagnostic, span: Span, body: str) -> tuple[Edit, Node, str] | None:
-    """The one edit a finding describes, the value it leaves, and what it did; None if the
-    finding has no mechanical fix (or the scalar is not written the way the fix expects)."""
+def _fix_for(r: Remedy, span: Span, body: str) -> tuple[Edit, Node, str] | None:
+    """The one edit a finding's remedy describes, the value it leaves, and what it did; None if
+    the scalar is not written the way the fix expects (then the finding stays for a person)."""
     source = body[span.start : span.end]
     single_plain = span.plain and source == span.value
     quoted = not span.plain and len(source) == len(span.value) + 2 and source[0] in "\"'"
     quoted = quoted and source[-1] == source[0] and source[1:-1] == span.value
-    if d.code == "Y005" and single_plain and not d.message.endswith(("an integer", "true or false")):
-        return Edit(span.start, span.end, _quote(span.value)), span.value, "quoted it"
-    word = BOOL_WORDS.get(span.value.lower())
-    if d.code == "Y009" and single_plain and word is not None and not span.key:
-        return Edit(span.start, span.end, word), word == "true", f"wrote {word}"
-    if d.code != "C002" or not quoted or span.key:
+    if r.kind is Kind.QUOTE:
+        return (
+            (Edit(span.start, span.end, _quote(span.value)), span.value, "quoted it")
+            if single_plain
+            else None
+        )
+    if span.key or not (single_plain or quoted):
         return None
-    if d.hint == "write the number unquoted" and _WHOLE_NUMBER.fullmatch(span.value):
-        return Edit(span.start, span.end, span.value), int(span.value), "unquoted the number"
-    if word is not None and d.hint is not None and d.hint.endswith(f": {word}"):
+    word = BOOL_WORDS.get(span.value.lower())
+    if r.kind is Kind.BOOL and word is not None and word == r.word:
         return Edit(span.start, span.end, word), word == "true", f"wrote {word}"
+    if r.kind is Kind.UNQUOTE and quoted and _WHOLE_NUMBER.fullmatch(span.value):
+        return Edit(span.start, span.end, span.value), int(span.value), "unquoted the number"
     return None
 
 
@@ -280,7 +303,7 @@ def _unverified(o: Outcome) -> Outcome:  # pragma: no cover - see _plan_file
     return o._replace(fixed=False, note="left for a person: the fixed file did not read back the same")
 
 
-def _schema_fix(root: str, rel: str, body: str, data: dict[str, object]) -> tuple[Edit, Outcome] | None:
+def _schema_fix(root: str, rel: str, body: str, data: Mapping[str, object]) -> tuple[Edit, Outcome] | None:
     """Repoint a wrong `# yaml-language-server: $schema=` path in the file's leading comments to
     the repository's .schemas/ file for its kind (only when that file exists; URLs are kept)."""
     from .model import KINDS

@@ -114,10 +114,20 @@ class _Blobs:
                     continue  # a folder, or a file read where it really is
                 sha = self._entries[target][1]
             sha_of[rel] = sha
-        blobs = self._read(list(sha_of.values()))
-        self._blobs.update({rel: blobs[sha] for rel, sha in sha_of.items() if sha in blobs})
         self._sha_of = sha_of
         return list(sha_of), diags
+
+    def blob_ids(self) -> dict[str, str]:
+        """The git blob of each file files() listed: its bytes' identity, known without reading
+        them (the cache maps it to the key of those bytes, so an unchanged file is not read)."""
+        return self._sha_of
+
+    def prefetch(self, rels: list[str]) -> None:
+        """Read these listed files' blobs through one git process (content() would start one
+        per file)."""
+        wanted = {rel: self._sha_of[rel] for rel in rels if rel not in self._blobs and rel in self._sha_of}
+        blobs = self._read(list(wanted.values()))
+        self._blobs.update({rel: blobs[sha] for rel, sha in wanted.items() if sha in blobs})
 
     def _inside(self, rel: str, target: str) -> str | None:
         """The link's target when it is a regular file ('a/b.yaml') or a folder ('a/') of this
@@ -157,8 +167,11 @@ class _Blobs:
         return blobs
 
     def read(self, rel: str) -> bytes:
-        """A file's bytes at this revision (after files() listed it)."""
-        return self._blobs[rel]
+        """A file's bytes at this revision (after files() listed it); KeyError when it has none."""
+        data = self.content(rel)
+        if not isinstance(data, bytes):
+            raise KeyError(rel)
+        return data
 
     def blob(self, rel: str) -> bytes | None:
         """Any regular file's bytes at this revision, listed or not (a dot file such as
@@ -269,6 +282,12 @@ class EmptyTree:
 
     def sops_rules(self) -> None:
         return None
+
+    def blob_ids(self) -> dict[str, str]:
+        return {}
+
+    def prefetch(self, rels: list[str]) -> None:
+        pass
 
 
 def work_nearest(root: str, name: str) -> tuple[str, bytes] | None:

@@ -30,6 +30,7 @@ from yaml.nodes import ScalarNode
 
 from .diagnostics import Diagnostic, error
 from .nodes import Node, Scalar
+from .remedy import quote_key_hint
 
 Pos = tuple[int, int]
 Path = tuple[str | int, ...]
@@ -322,7 +323,7 @@ class _Builder:
                         self.doc.path,
                         kpos,
                         f"key {kev.value} is read as {type(key).__name__}, not text",
-                        f'quote it: "{kev.value}"',
+                        quote_key_hint(kev.value),
                     )
                 )
                 key = kev.value

@@ -358,14 +358,30 @@ class IndexEntry(_Strict):
     fingerprint: Sha256 | None = Field(
         None, description="Sealed bundles: keyed hash of the clear content (unchanged content, kept file)."
     )
+    inputs: Sha256 | None = Field(
+        None,
+        description="Keyed hash of what the file is made from and of its sha256: an unchanged "
+        "file is kept by the next compile without being rendered again (deploy.json: sealed only).",
+    )
 
 
 class IndexOrgEntry(IndexEntry):
     id: Uuid | None = Field(description="The Bifrost organization UUID, when declared.")
-    inputs: Sha256 | None = Field(
+
+
+class DeployPart(_Strict):
+    """Where one integration's entry sits in a clear deploy.json, and what it was made from."""
+
+    start: int = Field(ge=0, description="Byte offset of the entry's first byte in deploy.json.")
+    end: int = Field(ge=0, description="Byte offset just past the entry's last byte.")
+    inputs: Sha256 = Field(description="Keyed hash of what the entry is made from and of its bytes.")
+
+
+class IndexDeployEntry(IndexEntry):
+    integrations: dict[str, DeployPart] | None = Field(
         None,
-        description="Keyed hash of what the file is made from and of its sha256: an unchanged "
-        "organization's file is kept by the next compile without being rendered again.",
+        description="Clear deploy.json only: each integration's entry in the file; the next compile "
+        "takes an unchanged integration's entry over without building it again.",
     )
 
 
@@ -385,7 +401,7 @@ class IndexFile(_Strict):
     source: BundleSource
     recipients: list[str] = Field(description="Age recipients the org files are sealed to (seal only).")
     global_: IndexEntry = Field(alias="global", description="global.json, the defaults-only view.")
-    deploy: IndexEntry = Field(description="deploy.json, the manifest plan and apply read.")
+    deploy: IndexDeployEntry = Field(description="deploy.json, the manifest plan and apply read.")
     orgs: dict[str, IndexOrgEntry]
 
 

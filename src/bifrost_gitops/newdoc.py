@@ -31,6 +31,7 @@ from .escape import describe, first_unsafe, term
 from .loader import Document, load_bytes, load_file, wanted
 from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
+from .scaffold import ORGANIZATIONS_HEAD
 from .schemas import COMMENT_RE, comment, dump, filename
 from .valuechecks import BOOL_WORDS
 
@@ -206,14 +207,6 @@ def _create(path: str, text: str) -> None:
 
 # --- new org --------------------------------------------------------------------------------
 
-ORGANIZATIONS = """\
-# Every client organization. `name` is the slug mappings refer to; `id` is the organization's
-# UUID in Bifrost (optional until you deploy).
-apiVersion: bifrost-gitops/v1
-kind: Organizations
-organizations:
-"""
-
 
 def new_org(result: Result, name: str, org_id: str | None, display_name: str | None) -> Written:
     """Declare organization NAME: appended to the repository's organizations file (created
@@ -239,11 +232,11 @@ def new_org(result: Result, name: str, org_id: str | None, display_name: str | N
     if len(files) > 1 and len(folders) == 1 and all(len(p.model.organizations) == 1 for p in files.values()):
         folder = folders.pop()  # one file per organization: one more file
         rel = f"{folder}/{name}.yaml" if folder else f"{name}.yaml"
-        body = ORGANIZATIONS + _entry(lines, "  ", "  ", "\n")
+        body = ORGANIZATIONS_HEAD + _entry(lines, "  ", "  ", "\n")
         return Written(_write_new(result, "Organizations", rel, body), [], nxt)
     target = files[min(files)].doc if files else _empty_org_file(result)
     if target is None:
-        body = ORGANIZATIONS + _entry(lines, "  ", "  ", "\n")
+        body = ORGANIZATIONS_HEAD + _entry(lines, "  ", "  ", "\n")
         return Written(_write_new(result, "Organizations", "organizations.yaml", body), [], nxt)
     sops = target.data.get("sops")
     if isinstance(sops, dict) and sops.get("mac_only_encrypted") is not True:

@@ -8,14 +8,15 @@ The cross-file rules (checks.py) run afterwards on the documents rebuilt from th
 
 from __future__ import annotations
 
-import functools
+import hashlib
+from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
 from pydantic import ValidationError
 
 from . import loader, structure
-from .catalog import Parsed
+from .catalog import Facts, Parsed, facts_of
 from .diagnostics import Diagnostic, error
 from .model import KINDS, AnyDocument
 from .nodes import Node
@@ -25,6 +26,8 @@ PROJECT_FILE = "bifrost-gitops.yaml"
 
 #: a Diagnostic as a plain tuple (code, severity, path, line, col, message, hint)
 DiagRow = tuple[str, str, str, int, int, str, "str | None"]
+#: catalog.Facts as a plain tuple (kind, organization, integration, age recipients, marked)
+FactsRow = tuple[str, "str | None", "str | None", "tuple[tuple[str, ...], ...] | None", bool]
 
 
 class State(IntEnum):
@@ -47,6 +50,37 @@ class FileResult(NamedTuple):
     implicit: dict[loader.Path, tuple[str, str]]
     marked: bool
     declared: tuple[str, ...]  # lower-cased names an UNVERIFIED document still declares
+    facts: FactsRow | None  # what checks read of a VALID document besides its path (else None)
+    digest: bytes  # `source_digest` of the file (b"" when it could not be read)
+
+    def summary(self) -> Summary:
+        return Summary(self.path, self.state, self.diags, self.declared, self.facts, self.digest)
+
+    def body(self) -> Body | None:
+        """The parsed document (None unless VALID)."""
+        if self.state != State.VALID:
+            return None
+        return Body(self.data, self.positions, self.implicit, self.marked)
+
+
+class Summary(NamedTuple):
+    """The small part of a FileResult that every run reads (the cache keeps it apart)."""
+
+    path: str
+    state: int
+    diags: tuple[DiagRow, ...]
+    declared: tuple[str, ...]
+    facts: FactsRow | None
+    digest: bytes
+
+
+class Body(NamedTuple):
+    """The parsed document of a VALID FileResult, read only when a later stage needs it."""
+
+    data: Node
+    positions: bytes
+    implicit: dict[loader.Path, tuple[str, str]]
+    marked: bool
 
 
 def _declared_names(data: dict[str, object]) -> tuple[str, ...]:
@@ -64,13 +98,25 @@ def _result(
     state: State = State.OTHER,
     doc: loader.Document | None = None,
     pack: bool = True,
+    facts: Facts | None = None,
+    digest: bytes = b"",
 ) -> FileResult:
     rows = tuple(tuple(d) for d in diags)
     if doc is None or state is not State.VALID:
         declared = _declared_names(doc.data) if doc is not None and state is State.UNVERIFIED else ()
-        return FileResult(rel, int(state), rows, None, b"", {}, False, declared)  # type: ignore[arg-type]
+        return FileResult(rel, int(state), rows, None, b"", {}, False, declared, None, b"")  # type: ignore[arg-type]
     positions = doc.pack() if pack else b""
-    return FileResult(rel, int(state), rows, doc.data, positions, doc.implicit, doc.marked, ())  # type: ignore[arg-type]
+    row = tuple(facts) if facts is not None else None
+    return FileResult(rel, int(state), rows, doc.data, positions, doc.implicit, doc.marked, (), row, digest)  # type: ignore[arg-type]
+
+
+def source_digest(rel: str, content: bytes) -> bytes:
+    """sha256 of a file's path and bytes: the same digest, the same parsed document (whatever
+    the cache, the machine or the run), so compile and diff compare documents without loading
+    them (catalog.Parsed.digest)."""
+    h = hashlib.sha256(rel.encode("utf-8", "surrogateescape") + b"\0")
+    h.update(content)
+    return h.digest()
 
 
 def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Parsed[AnyDocument] | None]:
@@ -109,7 +155,11 @@ def analyse(rel: str, content: bytes, pack: bool = True) -> tuple[FileResult, Pa
         return _result(rel, diags, State.UNVERIFIED, doc), None
     if "sops" in doc.data:
         check_sops_metadata(doc, diags)
-    return _result(rel, diags, State.VALID, doc, pack), Parsed(doc, model)
+    facts = facts_of(doc, model)
+    digest = source_digest(rel, content)
+    return _result(rel, diags, State.VALID, doc, pack, facts, digest), Parsed(
+        doc, model, facts=facts, digest=digest
+    )
 
 
 def unread(rel: str, why: Diagnostic | None) -> FileResult:
@@ -117,31 +167,36 @@ def unread(rel: str, why: Diagnostic | None) -> FileResult:
     return _result(rel, [why] if why is not None else [])
 
 
-def analyse_rows(batch: list[tuple[str, bytes]]) -> list[FileResult]:
-    """`analyse` for many files, results only (what a worker process sends back)."""
-    return [analyse(rel, content)[0] for rel, content in batch]
-
-
-def findings(result: FileResult) -> list[Diagnostic]:
+def findings(result: FileResult | Summary) -> list[Diagnostic]:
     return [Diagnostic(*row) for row in result.diags]  # type: ignore[arg-type]
 
 
 def rebuild(result: FileResult) -> Parsed[AnyDocument] | None:
-    """The valid document a result stands for. Its model is validated again from the data (the
-    model is never stored, so nothing but plain data is ever read back from a cache), on first
-    use only: checks answered from the cache (checks.Memo) need no model of an unchanged file."""
-    if result.state != State.VALID or not isinstance(result.data, dict):
+    """The valid document a result stands for (see `lazy`)."""
+    body = result.body()
+    return None if body is None else lazy(result.summary(), lambda: body)
+
+
+def lazy(summary: Summary, body: Callable[[], Body]) -> Parsed[AnyDocument] | None:
+    """The valid document a summary stands for, its data read (BODY) and its model validated
+    again on first use only: checks answered from the cache (checks.Memo) need neither for a
+    file that did not change. The model is never stored, so nothing but plain data is ever read
+    back from a cache."""
+    if summary.state != State.VALID or summary.facts is None:
         return None
-    doc = loader.Document(
-        result.path, result.data, implicit=result.implicit, marked=result.marked, packed=result.positions
-    )
-    kind = KINDS.get(result.data.get("kind"))  # type: ignore[arg-type]
-    if kind is None:
-        return _validated(doc)
-    return Parsed(doc, make=functools.partial(_model, doc, kind), kind=kind)
+    path = summary.path
+
+    def load() -> loader.Document:
+        data, positions, implicit, marked = body()
+        return loader.Document(path, data, implicit=implicit, marked=marked, packed=positions)
+
+    facts = Facts(*summary.facts)
+    kind = KINDS[facts.kind]
+    return Parsed(None, make=_model, kind=kind, load=load, path=path, facts=facts, digest=summary.digest)
 
 
-def _model(doc: loader.Document, kind: type[AnyDocument]) -> AnyDocument:
+def _model(doc: loader.Document) -> AnyDocument:
+    kind = KINDS[doc.data["kind"]]  # a valid document's
     try:  # the usual case, without structure.validate's findings (already in the result)
         return kind.model_validate(doc.data)
     except ValidationError:

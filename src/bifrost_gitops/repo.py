@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -13,7 +14,7 @@ from .diagnostics import Diagnostic, error, sort_key
 from .errors import BifrostGitopsError
 from .model import AnyDocument
 from .perfile import PROJECT_FILE as PROJECT_FILE  # where it always was, for the other modules
-from .perfile import FileResult
+from .perfile import Summary
 
 SOPS_RULES = ".sops.yaml"
 
@@ -86,6 +87,15 @@ class Tree(Protocol):
         """The .sops.yaml beside bifrost-gitops.yaml, if any (part of the cache's settings)."""
         ...
 
+    def blob_ids(self) -> dict[str, str]:
+        """Each listed file's git blob (git trees; {} for the work tree, whose files the cache
+        knows by their size, times and inode instead)."""
+        ...
+
+    def prefetch(self, rels: list[str]) -> None:
+        """Get ready to give these files' content (one git process for all of them)."""
+        ...
+
 
 class WorkTree:
     """The files on disk; in a git work tree, without what git ignores (a decrypted copy, a
@@ -105,8 +115,20 @@ class WorkTree:
         return loader.load_file(self.root, rel)
 
     def read(self, rel: str) -> bytes:
-        with open(os.path.join(self.root, rel), "rb") as f:
-            return f.read(loader.MAX_BYTES + 1)
+        """At most one byte over loader.MAX_BYTES (enough to tell a file too big), asked for at
+        the file's size: a read of MAX_BYTES + 1 allocates 1 MiB a file, 3x the cost of the read."""
+        limit = loader.MAX_BYTES + 1
+        fd = os.open(os.path.join(self.root, rel), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            data = os.read(fd, min(os.fstat(fd).st_size + 1, limit))
+            while len(data) < limit:  # until the end: the file may have grown since fstat
+                more = os.read(fd, min(limit - len(data), 1 << 16))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
     def content(self, rel: str) -> bytes | Diagnostic:
         try:
@@ -117,6 +139,12 @@ class WorkTree:
     def sops_rules(self) -> bytes | None:
         found = self.content(SOPS_RULES)
         return found if isinstance(found, bytes) else None
+
+    def blob_ids(self) -> dict[str, str]:
+        return {}
+
+    def prefetch(self, rels: list[str]) -> None:
+        pass
 
 
 def _exclude(project: bytes | None) -> list[str]:
@@ -157,44 +185,29 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     project = settings if isinstance(settings, bytes) else None  # read once: exclude: and the cache key
     files, diags = tree.files(_exclude(project))
     store = _cache_for(tree, project) if options.cache else None
-    analysed: dict[str, tuple[FileResult, Parsed[AnyDocument] | None]] = {}
-    misses: list[tuple[str, bytes]] = []
+    analysed: dict[str, tuple[Summary, Parsed[AnyDocument] | None]] = {}
     keys: dict[str, bytes] = {}
+    known = _Known(tree, store, files) if store is not None else None
+    if store is None:
+        tree.prefetch(files)
+    todo: list[str] = []  # files the cache cannot answer for unread: read, and parsed unless cached
     for rel in files:
-        stat = _stat(tree, rel) if store is not None else None
-        known = store.known(rel, stat) if store is not None and stat is not None else None
-        hit = store.get(known) if store is not None and known is not None else None
-        if hit is not None and known is not None:
-            keys[rel] = known
-            analysed[rel] = (hit, perfile.rebuild(hit))
+        key = known.key(rel) if known is not None else None
+        hit = store.summary(key) if store is not None and key is not None else None
+        if hit is not None and store is not None and key is not None:
+            keys[rel] = key
+            analysed[rel] = (hit, _lazy(tree, store, hit, key))
             continue
-        content = tree.content(rel)
-        if not isinstance(content, bytes):  # unreadable, over the size limit unread, or gone
-            analysed[rel] = (perfile.unread(rel, content), None)
-            continue
-        if store is not None:
-            keys[rel] = store.key(rel, content)
-            if stat is not None:
-                store.seen(rel, stat, keys[rel])
-            hit = store.get(keys[rel])
-        if hit is None:
-            misses.append((rel, content))
-        else:
-            analysed[rel] = (hit, perfile.rebuild(hit))
-    for rel_content, (result, parsed_doc) in zip(
-        misses,
-        parallel.analyse_all(misses, options.jobs or parallel.default_jobs(), store is not None),
-        strict=True,
-    ):
-        analysed[rel_content[0]] = (result, parsed_doc)
-        if store is not None:
-            store.put(keys[rel_content[0]], result)
+        todo.append(rel)
+    source = parallel.Source(tree.content, isinstance(tree, WorkTree), tree.root)
+    for one in parallel.analyse_files(source, todo, options.jobs or parallel.default_jobs(), store):
+        analysed[one.path] = _read_one(tree, store, known, keys, one)
     parsed: list[Parsed[AnyDocument]] = []
     unverified: set[str] = set()  # names declared by documents that failed their schema
     for rel in files:
-        result, doc = analysed[rel]
-        diags.extend(perfile.findings(result))
-        unverified.update(result.declared)
+        summary, doc = analysed[rel]
+        diags.extend(perfile.findings(summary))
+        unverified.update(summary.declared)
         if doc is not None:
             parsed.append(doc)
     catalog, found = check(parsed, unverified, _Memo(store, keys) if store is not None else None)
@@ -203,6 +216,81 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     diags.extend(found)
     diags.sort(key=sort_key)
     return Result(tree.root, len(files), catalog, diags, tree)
+
+
+class _Known:
+    """Which cached bytes a file has, found without reading it: a work-tree file by its size,
+    times and inode as last read, a git tree's file by its blob (the hash of its bytes)."""
+
+    def __init__(self, tree: Tree, store: cache.Cache, files: list[str]):
+        self.tree, self.store = tree, store
+        self.blobs = tree.blob_ids()
+        self.stats: dict[str, cache.Stat] = {}
+        # a git tree: read, in one go, the blobs the cache cannot answer for
+        tree.prefetch([rel for rel in files if self.blobs and not self._answered(rel)])
+
+    def _answered(self, rel: str) -> bool:
+        key = self.key(rel)
+        return key is not None and self.store.summary(key) is not None
+
+    def key(self, rel: str) -> bytes | None:
+        blob = self.blobs.get(rel)
+        if blob is not None:
+            return self.store.known_blob(rel, blob)
+        stat = _stat(self.tree, rel)  # before reading: an edit made while it is read is seen next time
+        if stat is None:
+            return None
+        self.stats[rel] = stat
+        return self.store.known(rel, stat)
+
+    def seen(self, rel: str, key: bytes) -> None:
+        """REL, as just read, has KEY."""
+        blob, stat = self.blobs.get(rel), self.stats.get(rel)
+        if blob is not None:
+            self.store.seen_blob(rel, blob, key)
+        elif stat is not None:
+            self.store.seen(rel, stat, key)
+
+
+def _read_one(
+    tree: Tree,
+    store: cache.Cache | None,
+    known: _Known | None,
+    keys: dict[str, bytes],
+    found: parallel.Analysed,
+) -> tuple[Summary, Parsed[AnyDocument] | None]:
+    """A file that was read: its summary and document; with the cache on, its key noted (KEYS,
+    the index) and a new result put in the cache."""
+    rel, key, result, doc = found
+    if store is None or known is None or key is None:  # the cache off, or the file unread
+        return (result if isinstance(result, Summary) else result.summary()), doc
+    keys[rel] = key
+    known.seen(rel, key)
+    if isinstance(result, Summary):  # in the cache already: found by its bytes
+        return result, _lazy(tree, store, result, key)
+    store.put(key, result)
+    return result.summary(), doc
+
+
+def _lazy(tree: Tree, store: cache.Cache, summary: Summary, key: bytes) -> Parsed[AnyDocument] | None:
+    """The document of a cached summary, its body read from the cache when first asked for."""
+    if summary.facts is None:
+        return None
+    return perfile.lazy(summary, functools.partial(_body, tree, store, summary.path, summary.facts, key))
+
+
+def _body(tree: Tree, store: cache.Cache, rel: str, facts: perfile.FactsRow, key: bytes) -> perfile.Body:
+    """A cached document's body; parsed again from the file when the cache lost it (another
+    process rewrote its shard, or it was damaged), if the file still has the bytes checked."""
+    found = store.body(key, facts)
+    if found is not None:
+        return found
+    content = tree.content(rel)
+    if isinstance(content, bytes) and store.key(rel, content) == key:
+        body = perfile.analyse(rel, content)[0].body()
+        if body is not None:
+            return body
+    raise RepoError(f"{rel}: changed while it was being checked (run the command again)")
 
 
 class _Memo:

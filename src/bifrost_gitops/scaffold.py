@@ -99,17 +99,25 @@ kind: Project
 #   recipients: [age1...]
 """
 
-ORGANIZATIONS = """\
+#: the head of an organizations file: `init` follows it with two organizations, `new org`
+#: (newdoc) with the one it declares when the repository has no organizations file yet
+ORGANIZATIONS_HEAD = """\
 # Every client organization. `name` is the slug mappings refer to; `id` is the organization's
 # UUID in Bifrost (optional until you deploy).
 apiVersion: bifrost-gitops/v1
 kind: Organizations
 organizations:
+"""
+
+ORGANIZATIONS = (
+    ORGANIZATIONS_HEAD
+    + """\
   - name: contoso
     display_name: Contoso Ltd
   - name: fabrikam
     display_name: Fabrikam, Inc.
 """
+)
 
 INTEGRATION = """\
 # One integration: its typed config schema and the defaults every organization starts from.

@@ -7,19 +7,15 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 from __future__ import annotations
 
 import os
-import posixpath
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from . import gcpause, loader, secrettarget, sops, sopsrules, storable
-from .atomic import write_atomic
+from . import loader, secrettarget, sops, sopsfile, sopsrules, storable
 from .diagnostics import Diagnostic, error
 from .loader import Path
 from .repo import Result
 from .secrettarget import SecretsError as SecretsError  # where callers have found it
 from .secrettarget import Target
-from .sops import datakey, splice
+from .sops import datakey
 from .sops.errors import without_file
 
 # --- secrets set ---------------------------------------------------------------------------
@@ -49,12 +45,13 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
     """
     rel, block, key = target.path, target.block, target.key
     path = os.path.join(result.root, rel)
-    current = sops.load_file(path)
+    source = sopsfile.read(path)  # the one read: parsed, searched, spliced into and compared with
+    current = source.tree()
     if "sops" in current:
         clear = sops.decrypt_document(current, identities=keyring, file=rel)
         options = _options_of(current["sops"])
         data_key = _data_key(current["sops"], keyring)
-        if data_key is None and _has_encrypted_comments(path):
+        if data_key is None and "#ENC[" in source.text:
             raise SecretsError(
                 f"{rel}: its comments are encrypted with the file's data key, which only the sops "
                 f"binary could open here: a value set now would leave them unreadable; use "
@@ -83,22 +80,23 @@ def write_secret(result: Result, target: Target, value: str, keyring: sops.Keyri
         text = sops.dump_json(sealed)
     else:
         indent = sopsrules.yaml_indent(sopsrules.find_config(os.path.dirname(path)))
-        text = _rewrite_yaml(path, sealed, indent)
+        text = sopsfile.new_text(source, sealed, indent)
         if data_key is not None:  # the comments sops encrypts, encrypted (they are not in the MAC)
             from .sops.comments import seal_comments  # with cryptography: not for validate
 
             text = seal_comments(text, sealed["sops"], data_key)
-    _check_clear_values_kept(path, rel, text, block)
-    write_file(path, text)
+    _check_clear_values_kept(source, rel, text, block)
+    sopsfile.write(path, text)
 
 
-def _check_clear_values_kept(path: str, rel: str, new_text: str, block: tuple[str, ...]) -> None:
+def _check_clear_values_kept(
+    source: sopsfile.Source, rel: str, new_text: str, block: tuple[str, ...]
+) -> None:
     """Refuse a rewrite that would change how a clear value reads.
 
     sops types YAML the Go way, so an unquoted date or hex number comes back in another form
     (2024-01-01T00:00:00Z, 16); users must not find their config silently changed."""
-    with open(path, "rb") as f:
-        before, _ = loader.parse(f.read(), rel)
+    before, _ = loader.parse(source.raw, rel)
     after, _ = loader.parse(new_text, rel)
     if before is None or after is None:
         return
@@ -123,42 +121,12 @@ def _leaves(node: object, path: Path = ()) -> list[tuple[Path, object]]:
     return [(path, node)]
 
 
-def _has_encrypted_comments(path: str) -> bool:
-    with open(path, encoding="utf-8") as f:
-        return "#ENC[" in f.read()
-
-
 def _data_key(meta: dict[str, Any], keyring: sops.Keyring | None) -> bytes | None:
     """The file's data key when an age key opens it natively (else comments are left as they are)."""
     try:
         return datakey.unwrap(meta, keyring or sops.default_keyring())
     except sops.SopsError:
         return None
-
-
-def _rewrite_yaml(path: str, sealed: dict[str, Any], indent: int) -> str:
-    """SEALED as the file's new text: spliced into the old text so every comment, blank line and
-    untouched line stays as it was (sops keeps comments too); written anew, keeping only the
-    leading comment lines, when the change cannot be spliced."""
-    with open(path, encoding="utf-8") as f:
-        spliced = splice.rewrite(f.read(), sealed, indent)
-    return spliced if spliced is not None else header_and_dump(path, sealed, indent)
-
-
-def header_and_dump(path: str, tree: dict[str, Any], indent: int) -> str:
-    """TREE written anew, keeping only the file's leading comment lines (when splicing cannot)."""
-    return _header(path) + sops.dump_yaml(tree, indent)
-
-
-def _header(path: str) -> str:
-    """The file's leading comment lines (schema pointer, description): kept across a rewrite."""
-    lines = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.startswith("#"):
-                break
-            lines.append(line)
-    return "".join(lines)
 
 
 def _options_of(meta: dict[str, Any]) -> sopsrules.EncryptOptions:
@@ -192,12 +160,6 @@ def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
     if not rule.recipients:
         raise SecretsError(f"{os.path.relpath(config, root)}: the rule for this file names no age recipient")
     return sopsrules.encrypt_options(rule)
-
-
-def write_file(path: str, text: str) -> None:
-    """TEXT into PATH atomically, keeping the file's mode."""
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644  # keep the file's mode
-    write_atomic(path, text.encode("utf-8"), mode=mode, prefix=".bifrost-gitops-")
 
 
 # --- secrets check / recipients ------------------------------------------------------------
@@ -364,148 +326,6 @@ def _keys_of(data: Any, prefix: str) -> Path:
         path.append(key)
         data, prefix = data[key], prefix[len(key) + 1 :]
     return tuple(path)
-
-
-@dataclass(frozen=True)
-class Recipients:
-    path: str
-    recipients: list[str]  # every master key of the file, described
-    wanted: list[str] | None  # age recipients .sops.yaml asks for (None: no rule applies)
-    missing: list[str]
-    extra: list[str]
-    config: str | None = None  # the .sops.yaml compared against, repository-relative
-
-
-@runtime_checkable
-class _Blobs(Protocol):
-    """A git revision or the index (gitrev): any file's bytes, dot files included."""
-
-    def blob(self, rel: str) -> bytes | None: ...
-
-
-class _Rules:
-    """The .sops.yaml rule of each file, each folder's config found and each config read once
-    (a big repository has thousands of encrypted files and a handful of configs).
-
-    With a TREE (``validate --staged``/``--rev``), configs inside the repository ROOT are read
-    from that revision, not from the work tree: a commit is judged by the rules it carries."""
-
-    def __init__(self, root: str = "", tree: _Blobs | None = None) -> None:
-        self.root, self.tree = os.path.abspath(root), tree
-        self.configs: dict[str, str | None] = {}  # folder -> its .sops.yaml
-        self.rules: dict[str, list[sopsrules.Rule] | None] = {}  # config -> its rules (None: unreadable)
-        self.names: dict[str, str] = {}  # config -> its repository-relative name
-
-    def config(self, path: str) -> str | None:
-        folder = os.path.dirname(path)
-        if folder not in self.configs:
-            self.configs[folder] = self._find(folder)
-        return self.configs[folder]
-
-    def _find(self, folder: str) -> str | None:
-        if self.tree is None:
-            return sopsrules.find_config(folder)
-        rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-        while not rel.startswith(".."):
-            candidate = posixpath.normpath(posixpath.join(rel, sopsrules.CONFIG_NAME))
-            if self.tree.blob(candidate) is not None:
-                return os.path.join(self.root, candidate)
-            if rel == ".":
-                break
-            rel = posixpath.dirname(rel) or "."
-        parent = os.path.dirname(self.root)  # above the repository: as on disk
-        return sopsrules.find_config(parent) if parent != self.root else None
-
-    def _load(self, config: str) -> list[sopsrules.Rule]:
-        rel = os.path.relpath(config, self.root).replace(os.sep, "/")
-        data = self.tree.blob(rel) if self.tree is not None and not rel.startswith("..") else None
-        return sopsrules.parse_rules(data, config) if data is not None else sopsrules.load_rules(config)
-
-    def shown(self, config: str, root: str) -> str:
-        """CONFIG as the reports name it: relative to the repository ROOT."""
-        if config not in self.names:
-            self.names[config] = os.path.relpath(config, root).replace(os.sep, "/")
-        return self.names[config]
-
-    def wanted(self, config: str, path: str) -> list[str] | None:
-        """The age recipients the rule for PATH (absolute, below CONFIG's folder, as a config
-        found upwards from it is) asks for; None when no rule applies."""
-        if config not in self.rules:
-            try:
-                self.rules[config] = self._load(config)
-            except sopsrules.RulesError:
-                self.rules[config] = None
-        rules = self.rules[config]
-        rel = path[len(os.path.dirname(config)) + 1 :].replace(os.sep, "/")
-        try:
-            return sopsrules.first_rule(config, rules, rel).recipients if rules is not None else None
-        except sopsrules.RulesError:
-            return None
-
-
-def list_recipients(result: Result) -> list[Recipients]:
-    """Each encrypted file's recipients against its .sops.yaml rule: from the sops metadata
-    only, so no key is needed (cheap enough for every `validate`)."""
-    return [Recipients(rel, sops.recipients(meta), *against) for rel, meta, against in _against_rules(result)]
-
-
-def _against_rules(
-    result: Result,
-) -> Iterator[tuple[str, Any, tuple[list[str] | None, list[str], list[str], str | None]]]:
-    """(path, sops metadata, (wanted, missing, extra, config)) of every encrypted file, by path."""
-    tree = result.tree
-    rules = _Rules(result.root, tree if isinstance(tree, _Blobs) else None)
-    docs = sorted(
-        ((p.doc.path, p.doc.data) for p in result.catalog.documents() if "sops" in p.doc.data),
-        key=lambda d: d[0],
-    )
-    for rel, data in docs:
-        full = os.path.join(result.root, rel)
-        meta = data["sops"]
-        age_have = {r for group in sops.age_recipients(meta) for r in group}
-        config = rules.config(full)
-        wanted = rules.wanted(config, full) if config is not None else None
-        missing = sorted(set(wanted) - age_have) if wanted is not None else []
-        extra = sorted(age_have - set(wanted)) if wanted is not None else []
-        yield rel, meta, (wanted, missing, extra, rules.shown(config, result.root) if config else None)
-
-
-def drift(result: Result) -> list[Diagnostic]:
-    """K006 for `validate`: files whose recipients differ from what .sops.yaml asks for, at the
-    ``age:`` list of their sops block (no key needed). Only those files are described."""
-    with gcpause.paused():  # acyclic objects for thousands of files: as in repo.load_tree
-        rows = [
-            Recipients(rel, [], wanted, missing, extra, config)
-            for rel, _meta, (wanted, missing, extra, config) in _against_rules(result)
-            if missing or extra
-        ]
-        if not rows:
-            return []
-        docs = {p.doc.path: p.doc for p in result.catalog.documents()}
-        return recipient_findings(rows, docs)
-
-
-def recipient_findings(
-    rows: list[Recipients], docs: dict[str, loader.Document] | None = None
-) -> list[Diagnostic]:
-    out = []
-    for r in rows:
-        doc = (docs or {}).get(r.path)
-        pos = doc.key_pos(("sops", "age")) if doc is not None else (0, 0)
-        if r.missing or r.extra:
-            parts = ([f"missing {', '.join(r.missing)}"] if r.missing else []) + (
-                [f"not asked for {', '.join(r.extra)}"] if r.extra else []
-            )
-            out.append(
-                error(
-                    "K006",
-                    r.path,
-                    pos,
-                    f"recipients differ from {r.config}: {'; '.join(parts)}",
-                    "bifrost-gitops secrets updatekeys (re-keys every drifted file)",
-                )
-            )
-    return out
 
 
 # --- secrets keygen ------------------------------------------------------------------------

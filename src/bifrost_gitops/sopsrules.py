@@ -133,9 +133,16 @@ def yaml_indent(config_path: str | None) -> int:
         return 4
     try:
         with open(config_path, "rb") as f:
-            data = yaml.load(f.read(), Loader=yaml.CSafeLoader)
-        indent = data["stores"]["yaml"]["indent"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+            return indent_of(f.read())
+    except OSError:
+        return 4
+
+
+def indent_of(text: bytes) -> int:
+    """`stores.yaml.indent` of a config's TEXT (already read), else sops's default of 4."""
+    try:
+        indent = yaml.load(text, Loader=yaml.CSafeLoader)["stores"]["yaml"]["indent"]
+    except (yaml.YAMLError, KeyError, TypeError):
         return 4
     return indent if isinstance(indent, int) and 1 <= indent <= 16 else 4
 

@@ -13,8 +13,8 @@ from .diagnostics import Diagnostic, error
 from .escape import describe, first_unsafe, term
 from .loader import Document, Path
 from .model import API_VERSION, KINDS, AnyDocument, OAuthSettings, ProviderRef
+from .remedy import quote_hint
 
-_QUOTE_HINT = "quote it to keep it text: {q}"
 _UNION_TAGS: dict[str, type[BaseModel]] = {"ref": ProviderRef, "inline": OAuthSettings}
 
 
@@ -40,17 +40,11 @@ def trap(doc: Document, path: Path, expected: str = "text") -> Diagnostic | None
     if found is None:
         return None
     kind, raw = found
-    if in_secrets(path):  # never repeat what stands under secrets:
-        return error(
-            "Y005", doc.path, doc.pos(path), f"value is read by YAML as {kind}, not {expected}", "quote it"
-        )
-    return error(
-        "Y005",
-        doc.path,
-        doc.pos(path),
-        f"{raw!r} is read by YAML as {kind}, not {expected}",
-        _QUOTE_HINT.format(q=f'"{raw}"'),
-    )
+    secret = in_secrets(path)  # never repeat what stands under secrets:
+    # quoting mends it only where text is wanted: a number or true/false is written as one
+    hint = quote_hint(None if secret else raw) if expected == "text" else f"write {expected}"
+    said = "value" if secret else repr(raw)
+    return error("Y005", doc.path, doc.pos(path), f"{said} is read by YAML as {kind}, not {expected}", hint)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:

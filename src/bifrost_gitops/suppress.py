@@ -206,17 +206,17 @@ def _scanned(result: Result, diags: list[Diagnostic]) -> list[_Directive]:
     tree = result.tree
     if tree is None:
         return []
-    docs = {p.doc.path: p.doc for p in result.catalog.documents()}
+    docs = {p.path: p for p in result.catalog.documents()}
     # a parsed document says whether its text holds the marker: only the others are read blind
     paths = {d.path for d in diags if d.code not in UNSUPPRESSIBLE and d.path not in docs}
-    paths |= {rel for rel, doc in docs.items() if doc.marked}
+    paths |= {rel for rel, p in docs.items() if p.facts.marked}
     found: list[_Directive] = []
     for rel in sorted(paths):
         try:
             data = tree.read(rel)
         except (OSError, KeyError):  # a folder-level finding, or a file gone since: nothing to read
             continue
-        found += directives(_Source(rel, data, docs.get(rel)))
+        found += directives(_Source(rel, data, docs[rel].doc if rel in docs else None))
     return found
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .diagnostics import Diagnostic, error, warning
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, OAuthSettings, SchemaItem
+from .remedy import UNQUOTE_HINT, bool_hint
 from .structure import suggest, trap
 
 ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
@@ -269,11 +270,7 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
             )
     elif t == "int":
         if not isinstance(value, int) or isinstance(value, bool):
-            hint = (
-                "write the number unquoted"
-                if isinstance(value, str) and value.lstrip("-").isdigit()
-                else None
-            )
+            hint = UNQUOTE_HINT if isinstance(value, str) and value.lstrip("-").isdigit() else None
             out.append(
                 error(
                     "C002",
@@ -289,7 +286,7 @@ def _check_type(doc: Document, path: Path, item: SchemaItem, value: object, out:
         else:
             hint = "write true or false, unquoted" if isinstance(value, str) else None
             if isinstance(value, str) and value.lower() in BOOL_WORDS:
-                hint = f"write {item.key}: {BOOL_WORDS[value.lower()]}"
+                hint = bool_hint(item.key, BOOL_WORDS[value.lower()])
             out.append(
                 error(
                     "C002",
@@ -341,7 +338,7 @@ def _bool_word(doc: Document, path: Path, item: SchemaItem) -> list[Diagnostic]:
             doc.path,
             doc.pos(path),
             f"{raw!r} is a YAML 1.1 boolean word: read here as {fix}, but as text by YAML 1.2 tools",
-            f"write {item.key}: {fix}",
+            bool_hint(item.key, fix),
         )
     ]
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..fix import Outcome as FixOutcome
     from ..fix import Plan
+    from ..nodes import Node
     from ..repo import LoadOptions, Result
     from ..suppress import Outcome
 
@@ -198,7 +199,7 @@ def _check(
     """Load and check the repository: (the result, the findings kept and suppressed)."""
     from .. import suppress
     from ..diagnostics import sort_key
-    from ..secretops import drift
+    from ..recipients import drift
 
     result = load(repo, loading.jobs, not loading.cache, staged=staged, rev=rev)
     diags = sorted([*result.diagnostics, *drift(result)], key=sort_key)
@@ -212,8 +213,9 @@ def _check(
 _FIX_ROUNDS = 3
 
 
-def _documents(result: Result) -> list[str]:
-    return [p.doc.path for p in result.catalog.documents()]
+def _documents(result: Result) -> dict[str, Node]:
+    """Each of our documents' data by path, as just checked (--fix reads their $schema comments)."""
+    return {p.doc.path: p.doc.data for p in result.catalog.documents()}
 
 
 def _fix(
@@ -570,12 +572,15 @@ def secrets_check(repo: str, fmt: str, jobs: int | None, no_cache: bool) -> None
 def secrets_recipients(repo: str, fmt: str) -> None:
     """List which files are encrypted to which recipients; flag drift from .sops.yaml (exit 1)."""
     from .. import diagnostics as d
-    from .. import secretops
     from ..escape import to_json
+    from ..recipients import list_recipients, recipient_findings
 
     result = load(repo)
-    rows = secretops.list_recipients(result)
-    findings = secretops.recipient_findings(rows, {p.doc.path: p.doc for p in result.catalog.documents()})
+    rows = list_recipients(result)
+    drifted = {r.path for r in rows if r.missing or r.extra}
+    findings = recipient_findings(
+        rows, {p.path: p.doc for p in result.catalog.documents() if p.path in drifted}
+    )
     if fmt == "json":
         doc = {"files": [r.__dict__ for r in rows], "drift": [f._asdict() for f in findings]}
         sys.stdout.write(to_json(doc) + "\n")

@@ -78,16 +78,17 @@ def report(
     root, which those platforms resolve from (see github_prefix).
     Suppressed findings are counted in the summary (json also lists them)."""
     from .. import diagnostics as d
-    from .. import scanreports
 
     out, totals = sys.stdout, d.Summary(files, suppressed)
     prefix = github_prefix(root)
     if fmt == "json":
         d.report_json(diags, totals, out)
-    elif fmt == "sarif":
-        scanreports.report_sarif(diags, totals, out, prefix)
-    elif fmt == "gitlab":
-        scanreports.report_gitlab(diags, totals, out, prefix)
+    elif fmt in ("sarif", "gitlab"):
+        from .. import scanreports
+
+        (scanreports.report_sarif if fmt == "sarif" else scanreports.report_gitlab)(
+            diags, totals, out, prefix
+        )
     elif fmt == "github":
         d.report_github(diags, totals, out, prefix)
     else:
@@ -139,7 +140,7 @@ def load(
         result = repository.load_git(repo, rev, options)
     else:
         result = repository.load(repo, options)
-    loaded()
+    loaded(result)
     return result
 
 
