@@ -179,18 +179,20 @@ def test_jobs_give_the_same_findings_in_the_same_order(
 
 
 def test_packed_positions_keep_the_guards_without_being_unpacked(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Documents parsed by workers (or read from the cache) carry their positions packed: the
+    """Documents read from the cache (or parsed by a worker) carry their positions packed: the
     merge-key guard reads them as they are, and the findings are the same as unpacked ones'."""
-    from bifrost_gitops import loader, parallel
+    from bifrost_gitops import loader
     from bifrost_gitops import repo as repository
 
-    monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)  # these few files parsed by workers
+    monkeypatch.setenv("BIFROST_GITOPS_CACHE_DIR", str(tmp_path / "cache"))
     ring = sops.make_keyring(sops.parse_identities((VECTORS / "keys.txt").read_text()))
-    packed = repository.load(str(repo), repository.LoadOptions(jobs=2, cache=False))
     plain = repository.load(str(repo), repository.LoadOptions(jobs=1, cache=False))
+    repository.load(str(repo), repository.LoadOptions(jobs=1))  # fills the cache
+    packed = repository.load(str(repo), repository.LoadOptions(jobs=1))  # every document from it
     docs = {p.doc.path.rsplit("/", 1)[-1]: p.doc for p in packed.catalog.documents()}
+    assert docs["contoso.yaml"]._packed, "read from the cache: positions packed"
     unpacked: list[str] = []
     monkeypatch.setattr(loader.Document, "_unpack", lambda doc: unpacked.append(doc.path))
     assert docs["merged.yaml"].on_a_path("<<") and docs["anchored.yaml"].on_a_path("<<")
@@ -199,6 +201,5 @@ def test_packed_positions_keep_the_guards_without_being_unpacked(
         docs["merged.yaml"]
     )
     assert unpacked == []
-    assert docs["contoso.yaml"]._packed, "parsed by a worker: positions packed"
     monkeypatch.undo()
     assert secretops.check_files(packed, ring) == secretops.check_files(plain, ring)

@@ -7,7 +7,7 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import loader, secrettarget, sops, sopsfile, sopsrules, storable
 from .diagnostics import Diagnostic, error
@@ -176,8 +176,7 @@ PARALLEL_MIN = 200
 _SHARED: tuple[str, sops.Keyring, list[_ToOpen]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _ToOpen:
+class _ToOpen(NamedTuple):
     """One encrypted file for check_files: its document, and whether the load found nothing in
     it (only then may it be opened from the load's parse, see _open)."""
 
