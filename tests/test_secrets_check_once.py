@@ -203,3 +203,23 @@ def test_packed_positions_keep_the_guards_without_being_unpacked(
     assert unpacked == []
     monkeypatch.undo()
     assert secretops.check_files(packed, ring) == secretops.check_files(plain, ring)
+
+
+def test_a_warm_check_loads_only_the_encrypted_documents(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a warm run the documents stay in the cache until asked for: `secrets check` asks only
+    for the encrypted ones (their facts say which), with the findings of a cold run."""
+    from bifrost_gitops import repo as repository
+
+    monkeypatch.setenv("BIFROST_GITOPS_CACHE_DIR", str(tmp_path / "cache"))
+    ring = sops.make_keyring(sops.parse_identities((VECTORS / "keys.txt").read_text()))
+    cold = repository.load(str(repo), repository.LoadOptions(jobs=1))  # fills the cache
+    warm = repository.load(str(repo), repository.LoadOptions(jobs=1))
+    unloaded = [p for p in warm.catalog.documents() if p._doc is None and p.facts.age is None]
+    assert "bifrost-gitops.yaml" in {p.path for p in unloaded}
+    found = secretops.check_files(warm, ring)
+    assert secretops.encrypted_files(warm) == secretops.encrypted_files(cold)
+    assert len(secretops.encrypted_files(warm)) == len(VARIANTS)
+    assert all(p._doc is None for p in unloaded), "left in the cache"
+    assert found == secretops.check_files(cold, ring) and found

@@ -7,6 +7,7 @@ sops package (to open and re-seal files); nothing here prints or returns a secre
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import loader, secrettarget, sops, sopsfile, sopsrules, storable
@@ -167,7 +168,17 @@ def _options_from_rules(root: str, path: str) -> sopsrules.EncryptOptions:
 
 def encrypted_files(result: Result) -> list[str]:
     """Repository-relative paths of our documents that carry sops metadata."""
-    return sorted(p.doc.path for p in result.catalog.documents() if "sops" in p.doc.data)
+    return sorted(doc.path for doc in _encrypted(result))
+
+
+def _encrypted(result: Result) -> Iterator[loader.Document]:
+    """Our documents that carry sops metadata, in catalog order. Their facts say which they are,
+    so a warm run leaves the others unloaded; a sops block that is no mapping has no age facts,
+    but it is a K003 finding, so flagged files are looked at too."""
+    flagged = {d.path for d in result.diagnostics}
+    for p in result.catalog.documents():
+        if (p.facts.age is not None or p.path in flagged) and "sops" in p.doc.data:
+            yield p.doc
 
 
 #: fewer encrypted files than this are opened in this process: workers cost more than they save
@@ -193,12 +204,7 @@ def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int =
     ring = keyring or sops.default_keyring()
     flagged = {d.path for d in result.diagnostics}
     todo = sorted(
-        (
-            _ToOpen(p.doc, p.doc.path not in flagged)
-            for p in result.catalog.documents()
-            if "sops" in p.doc.data
-        ),
-        key=lambda t: t.doc.path,
+        (_ToOpen(doc, doc.path not in flagged) for doc in _encrypted(result)), key=lambda t: t.doc.path
     )
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
         return _check_forked(result.root, ring, todo, jobs)
