@@ -442,3 +442,24 @@ def test_staged_and_rev_read_only_the_blobs_the_cache_has_not_seen(
     assert parsed == ["integrations/HaloPSA/mappings/contoso.yaml"]
     assert yaml_blobs & set(read) == {changed}
     assert staged == run_cli("validate", str(root), "--staged", "--no-cache") != expected
+
+
+def test_the_cache_key_covers_every_module_that_shapes_a_cached_result() -> None:
+    """A cached entry is found by the code digest of the per-file stage: a module that stage
+    imports (whose edit could change a finding, a hint or a fact) must be part of it."""
+    import ast
+
+    package = Path(bifrost_gitops.__file__).parent
+    harmless = {"atomic", "codedigest", "colour"}  # how results are written or shown, not what they are
+    seen: set[str] = set()
+    todo = ["perfile", "checks"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found = [node.module] if node.module else [a.name for a in node.names]
+                todo += [m for m in found if (package / f"{m}.py").exists()]
+    assert seen - harmless <= set(cache._STAGE_MODULES), sorted(seen - harmless - set(cache._STAGE_MODULES))

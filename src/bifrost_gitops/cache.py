@@ -64,7 +64,8 @@ SHARDS = 32
 KEEP_SETTINGS = 4
 #: the modules whose code decides a FileResult: a change to any of them is a new cache
 _STAGE_MODULES = (
-    "perfile", "loader", "structure", "model", "valuechecks", "checks", "catalog", "diagnostics", "escape", "cache"
+    "perfile", "loader", "structure", "model", "valuechecks", "checks", "catalog", "diagnostics", "escape", "cache",
+    "sopsmeta", "remedy", "nodes",
 )  # fmt: skip
 
 

@@ -52,7 +52,7 @@ def facts_of(doc: Document, model: AnyDocument) -> Facts:
     meta = data.get("sops")
     if not isinstance(meta, dict):
         return Facts(type(model).__name__, org, integration, None, doc.marked)
-    from .sops.datakey import age_recipients
+    from .sopsmeta import age_recipients
 
     age = tuple(tuple(group) for group in age_recipients(meta))
     return Facts(type(model).__name__, org, integration, age, doc.marked)

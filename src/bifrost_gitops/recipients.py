@@ -97,7 +97,7 @@ class _Rules:
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients (every master key, described) against its .sops.yaml
     rule."""
-    from .sops.datakey import recipients
+    from .sopsmeta import recipients
 
     return [replace(row, recipients=recipients(p.doc.data["sops"])) for p, row in _against_rules(result)]
 
