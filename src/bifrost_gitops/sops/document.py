@@ -291,16 +291,21 @@ class _Encrypter:
         return out
 
     def node(self, v: object, prefix: str, matched: bool) -> object:
-        if type(v) is str:
+        t = type(v)  # exact types first: the ABC test below is slow, and most leaves are plain
+        if t is str:
             if v and self.when[matched]:
-                return self.seal(v.encode(), "str", prefix)
+                return self.seal(cast("str", v).encode(), "str", prefix)
             if v and not self.mac_only:
-                self.update(v.encode())
+                self.update(cast("str", v).encode())
             return v
-        if type(v) is dict or isinstance(v, Mapping):
-            return self.mapping(cast("Mapping[str, object]", v), prefix, matched)
-        if isinstance(v, list | tuple):
-            return [self.node(x, prefix, matched) for x in v]
+        if t is dict:
+            return self.mapping(cast("dict[str, object]", v), prefix, matched)
+        if v is None:
+            return None
+        if t is list or isinstance(v, list | tuple):
+            return [self.node(x, prefix, matched) for x in cast("list[object]", v)]
+        if isinstance(v, Mapping):
+            return self.mapping(v, prefix, matched)
         return self.other(v, prefix, matched)
 
     def other(self, v: object, prefix: str, matched: bool) -> object:
