@@ -153,19 +153,22 @@ def bundle_values(bundle_dir: str) -> list[list[tuple[bytes, bytes]]]:
             if name == "index.json" or not name.endswith(".json"):
                 continue
             with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                tree = json.load(f)
-            leaves: list[tuple[bytes, bytes]] = []
-            stack: list[tuple[Any, str]] = [(tree, "")]
-            while stack:
-                node, at = stack.pop()
-                if isinstance(node, dict):
-                    stack.extend((v, f"{at}{k}:") for k, v in node.items())
-                elif isinstance(node, list):
-                    stack.extend((v, at) for v in node)
-                elif node is not None and node != "":
-                    leaves.append((at.encode(), values.to_plaintext(node)[0]))
+                leaves: list[tuple[bytes, bytes]] = []
+                _collect(json.load(f), "", leaves)
             out.append(leaves)
     return out
+
+
+def _collect(node: Any, at: str, into: list[tuple[bytes, bytes]]) -> None:
+    """The values sops encrypts under NODE (not None, not empty text), in document order."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _collect(v, f"{at}{k}:", into)
+    elif isinstance(node, list):
+        for v in node:
+            _collect(v, at, into)
+    elif node is not None and node != "":
+        into.append((at.encode(), values.to_plaintext(node)[0]))
 
 
 def seal_crypto(files: list[list[tuple[bytes, bytes]]], recipient: Any) -> int:
