@@ -134,6 +134,67 @@ def test_both_reject_tampering_with_our_output(
     assert proc.returncode in (25, 51)
 
 
+def _bundle_like(orgs: int) -> dict[str, Any]:
+    """A document shaped like a sealed bundle file (everything encrypted, mostly text), with
+    every value type and more values than one batch of IVs."""
+    return {
+        "organization": {"name": "ünïcode Örg 🚀", "id": "4fdc1351-5ba8-40dc-a45d-b6ca6f6a2196"},
+        "integrations": {
+            f"Integration{i}": {
+                "entity_name": f'Kunde {i} "quoted" \\ back\tslash\nnew line ключ',
+                "config": {
+                    "url": f"https://api.example.com/{i}?q=ä&x=<{i}>",
+                    "count": -i,
+                    "big": 2**63 - 1 - i,
+                    "ratio": (2 * i + 1) / 16,  # never integral: sops reads 1.0 back as 1
+                    "flag": i % 2 == 0,
+                    "nothing": None,
+                    "empty": "",
+                    "emoji": "🔑" * (i % 5 + 1),
+                    "map": {"a": [i, f"x{i}", {"deep": True}], "b": [[1.5, "y"], []], "c": {}},
+                },
+                "scopes": ["read", "write", f"scope-{i}"],
+            }
+            for i in range(orgs)
+        },
+        "mapped": [f"Integration{i}" for i in range(orgs)],
+    }
+
+
+@pytest.mark.parametrize("ext", ["json", "yaml"])
+def test_sops_decrypts_a_bundle_sized_document(
+    tmp_path: Path, sops_bin: str, fresh_key: Any, ext: str
+) -> None:
+    """The sealing walk (text straight to the cipher, IVs drawn in batches, the ENC text made as
+    bytes) writes what the real sops opens, for every value type and across IV batches."""
+    from bifrost_gitops.sops import values
+
+    ident, recipient, keyfile = fresh_key
+    data = _bundle_like(40)
+    doc = sops.encrypt_document(data, recipients=[recipient])
+    leaves = [v for v in _leaves(doc) if isinstance(v, str) and v.startswith("ENC[")]
+    assert len(leaves) > 2 * values.IV_BATCH
+    assert len({values.parse(v).iv for v in leaves}) == len(leaves)  # each value its own IV
+    path = tmp_path / f"bundle.{ext}"
+    path.write_text(
+        sops.dump_json(doc, indent=None) if ext == "json" else sops.dump_yaml(doc), encoding="utf-8"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "ünïcode" not in text and "Kunde" not in text and "🔑" not in text and "example.com" not in text
+    proc = run_sops(sops_bin, "--decrypt", "--output-type", "json", str(path), cwd=tmp_path, key_file=keyfile)
+    assert proc.returncode == 0, proc.stderr
+    assert typed(json.loads(proc.stdout)) == typed(data)
+    assert typed(sops.decrypt_file(path, identities=[ident], use_binary=False)) == typed(data)
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, dict):
+        return [x for k, v in tree.items() if k != "sops" for x in _leaves(v)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _leaves(v)]
+    return [tree]
+
+
 def test_previous_keeps_unchanged_lines_identical(fresh_key: Any) -> None:
     ident, recipient, _ = fresh_key
     other = str(pyrage.x25519.Identity.generate().to_public())

@@ -148,7 +148,7 @@ def test_every_value_gets_its_own_iv_across_batches() -> None:
     from bifrost_gitops.sops import values
 
     ident = pyrage.x25519.Identity.generate()
-    doc = {f"k{i}": f"v{i % 3}" for i in range(values.IVs.BATCH * 2 + 7)}
+    doc = {f"k{i}": f"v{i % 3}" for i in range(values.IV_BATCH * 2 + 7)}
     enc = sops.encrypt_document(doc, recipients=[str(ident.to_public())])
     ivs = [values.parse(enc[k]).iv for k in doc]
     assert len(set(ivs)) == len(ivs) and {len(iv) for iv in ivs} == {values.IV_SIZE}

@@ -257,6 +257,12 @@ def decrypt_file(path: str | os.PathLike[str], **options: Unpack[DecryptOptions]
 
 
 class _Encrypter:
+    """One document's encryption walk; feeds the MAC as it goes.
+
+    A sealed bundle holds a few hundred thousand leaves, nearly all of them text to encrypt, so
+    text is tested first and goes straight to :meth:`seal`, with the cipher's method, the IVs
+    and the hash bound once per document (no type dispatch, no to_plaintext for text)."""
+
     def __init__(
         self,
         aes: AESGCM,
@@ -264,9 +270,11 @@ class _Encrypter:
         mac_only: bool,
         reuse: Mapping[tuple[str, bytes], tuple[bytes, str]],
     ) -> None:
-        self.aes, self.rule, self.mac_only, self.reuse = aes, rule, mac_only, reuse
+        self.rule, self.mac_only, self.reuse = rule, mac_only, reuse
         self.hash = mac.new_hash(mac_only)
-        self.ivs = values.IVs()
+        self.update = self.hash.update
+        self.encrypt = aes.encrypt
+        self.ivs = values.fresh_ivs()
         self.matches: dict[str, bool] = {}
         # whether a leaf is encrypted, by whether a key on its path matched (comment rules:
         # unencrypted_comment_regex encrypts everything, encrypted_comment_regex nothing)
@@ -274,55 +282,72 @@ class _Encrypter:
         decided = {m: rule.encrypted(m) for m in (True, False)}
         self.when = {m: by_comment if e is None else e for m, e in decided.items()}
 
-    def match(self, key: str) -> bool:
-        m = self.matches.get(key)
-        if m is None:
-            m = self.matches[key] = self.rule.matches(key)
-        return m
-
     def mapping(self, node: Mapping[str, object], prefix: str, matched: bool) -> dict[str, object]:
         out: dict[str, object] = {}
+        matches, when, seal = self.matches, self.when, self.seal
         for k, v in node.items():
-            if not isinstance(k, str):
+            if type(k) is not str and not isinstance(k, str):
                 raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
-            out[k] = self.node(v, prefix + k + ":", matched or self.match(k))
+            m = matched or matches.get(k)
+            if m is None:
+                m = matches[k] = self.rule.matches(k)
+            if type(v) is str and v and when[m]:  # most leaves: text to encrypt
+                out[k] = seal(v.encode(), "str", f"{prefix}{k}:")
+            else:
+                out[k] = self.node(v, f"{prefix}{k}:", m)
         return out
 
     def node(self, v: object, prefix: str, matched: bool) -> object:
-        secret = False
-        if type(v) is not str:  # text, most leaves, is neither a container nor a Secret
-            if isinstance(v, Mapping):
-                return self.mapping(v, prefix, matched)
-            if isinstance(v, list | tuple):
-                return [self.node(x, prefix, matched) for x in v]
-            if isinstance(v, Secret):
-                secret, v = True, v.reveal()
-            if v is None:
-                return None
-        enc = self.when[matched]
+        t = type(v)  # exact types first: the ABC test below is slow, and most leaves are plain
+        if t is str:
+            if v and self.when[matched]:
+                return self.seal(cast("str", v).encode(), "str", prefix)
+            if v and not self.mac_only:
+                self.update(cast("str", v).encode())
+            return v
+        if t is dict:
+            return self.mapping(cast("dict[str, object]", v), prefix, matched)
+        if v is None:
+            return None
+        if t is list or isinstance(v, list | tuple):
+            return [self.node(x, prefix, matched) for x in cast("list[object]", v)]
+        if isinstance(v, Mapping):
+            return self.mapping(v, prefix, matched)
+        return self.other(v, prefix, matched)
+
+    def other(self, v: object, prefix: str, matched: bool) -> object:
+        """A leaf that is not plain text: a Secret, None, a number, a bool, a time, bytes."""
+        secret = isinstance(v, Secret)
+        if secret:
+            v = cast("Secret[object]", v).reveal()
+        if v is None:
+            return None
         try:
             plain, typ = values.to_plaintext(v)
         except (TypeError, ValueError) as e:
             raise SopsError(f"value at {_where(prefix)} cannot be stored: {e}") from None
         if typ == "time" and isinstance(v, dt.date):  # a datetime is a date too
             v = Timestamp(plain.decode())
-        if not enc:
+        if not self.when[matched]:
             if secret:
                 raise SopsError(
                     f"refusing to write the secret at {_where(prefix)} in clear (not selected for encryption)"
                 )
             if not self.mac_only:
-                self.hash.update(plain)
+                self.update(plain)
             return v
-        if v == "":
-            return ""
-        self.hash.update(plain)
+        return "" if v == "" else self.seal(plain, typ, prefix)
+
+    def seal(self, plain: bytes, typ: str, prefix: str) -> str:
+        """The ENC[...] text of one leaf (hashed for the MAC); its IV kept when the previous
+        version of the file had this value at this path."""
+        self.update(plain)
         old = self.reuse.get((prefix, plain)) if self.reuse else None
         if old is not None and (old[1] == typ or {old[1], typ} == {"int", "float"}):
             iv, typ = old
         else:
-            iv = self.ivs.next()
-        return values.encrypt_bytes(self.aes, plain, typ, prefix, iv)
+            iv = next(self.ivs)
+        return values.enc_text(self.encrypt(iv, plain, prefix.encode()), iv, typ)
 
 
 def _now() -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import itertools
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -149,29 +151,37 @@ def _datetime_text(t: dt.datetime) -> str:
     return format_time(t.year, t.month, t.day, t.hour, t.minute, t.second, frac, zone)
 
 
+#: the text of an ENC[...] value by type tag, filled with the base64 of data, IV and tag
+_ENC_FORMATS = {t: b"ENC[AES256_GCM,data:%b,iv:%b,tag:%b,type:" + t.encode() + b"]" for t in TYPES}
+_b64 = binascii.b2a_base64  # standard base64 with padding, as base64.b64encode (its wrapper skipped)
+#: IVs drawn from the OS in one system call by :func:`fresh_ivs`
+IV_BATCH = 256
+
+
 def encrypt_bytes(aes: AESGCM, plain: bytes, typ: str, aad: str, iv: bytes | None = None) -> str:
     """The ENC[...] string of ``plain`` (fresh 32-byte IV unless one is given)."""
     if iv is None:
         iv = os.urandom(IV_SIZE)
-    ct = aes.encrypt(iv, plain, aad.encode())
-    b64 = binascii.b2a_base64  # standard base64 with padding, as base64.b64encode (its wrapper skipped)
-    data, iv64, tag = b64(ct[:-16], newline=False), b64(iv, newline=False), b64(ct[-16:], newline=False)
-    return f"ENC[AES256_GCM,data:{data.decode()},iv:{iv64.decode()},tag:{tag.decode()},type:{typ}]"
+    return enc_text(aes.encrypt(iv, plain, aad.encode()), iv, typ)
 
 
-class IVs:
-    """Fresh random IVs for one document, drawn from the OS in batches (one system call for many
-    values instead of one each; the bytes are the same kind os.urandom gives one at a time)."""
+def enc_text(sealed: bytes, iv: bytes, typ: str) -> str:
+    """The ENC[...] string of AES-GCM's output SEALED (ciphertext, then the 16-byte tag) made
+    with IV: formatted as bytes in one step and decoded once (a bundle has many values)."""
+    b64 = _b64
+    return (
+        _ENC_FORMATS[typ]
+        % (b64(sealed[:-16], newline=False), b64(iv, newline=False), b64(sealed[-16:], newline=False))
+    ).decode()
 
-    BATCH = 256
 
-    def __init__(self) -> None:
-        self.pool = b""
-        self.at = 0
+def fresh_ivs() -> Iterator[bytes]:
+    """Endless fresh IVs for one document, IV_BATCH at a time from one system call (the bytes
+    are the same kind os.urandom gives one at a time; a few hundred values are one call)."""
+    return itertools.chain.from_iterable(_iv_batches())
 
-    def next(self) -> bytes:
-        if self.at >= len(self.pool):
-            self.pool, self.at = os.urandom(IV_SIZE * self.BATCH), 0
-        iv = self.pool[self.at : self.at + IV_SIZE]
-        self.at += IV_SIZE
-        return iv
+
+def _iv_batches() -> Iterator[list[bytes]]:
+    while True:
+        pool = os.urandom(IV_SIZE * IV_BATCH)
+        yield [pool[i : i + IV_SIZE] for i in range(0, len(pool), IV_SIZE)]
