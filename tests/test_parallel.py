@@ -79,11 +79,13 @@ def test_a_file_gone_before_a_worker_reads_it_is_reported_as_with_one_job(
     assert parsed_by(analysed_in)["worker"], "no worker ran"
 
 
-def die(read: parallel.Read | None, at: tuple[str, bytes] | None, chunk: list[parallel.Item]) -> bytes:
+def die(read: parallel.Read | None, store: object, chunk: list[parallel.Item]) -> bytes:
+    Path(os.environ["WORKER_RAN"]).touch()
     os._exit(3)  # a worker killed in the middle of its chunk (out of memory, a signal)
 
 
-def fail(read: parallel.Read | None, at: tuple[str, bytes] | None, chunk: list[parallel.Item]) -> bytes:
+def fail(read: parallel.Read | None, store: object, chunk: list[parallel.Item]) -> bytes:
+    Path(os.environ["WORKER_RAN"]).touch()
     raise MemoryError  # a worker that cannot go on
 
 
@@ -93,12 +95,16 @@ def test_a_worker_that_dies_leaves_its_files_to_this_process(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
     work: Callable[..., bytes],
+    tmp_path: Path,
 ) -> None:
     root = make_repo(BROKEN)
     expected = cold(root)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
     monkeypatch.setattr(parallel, "_work", work)
+    ran = tmp_path / "a worker ran"
+    monkeypatch.setenv("WORKER_RAN", str(ran))
     assert validate(root, "--no-cache", "--jobs", "2") == expected
+    assert ran.exists(), "no worker was forked"
     assert validate(root, "--jobs", "3") == expected  # filling the cache
     assert validate(root, "--jobs", "3") == expected
     assert "Traceback" not in capfd.readouterr().err  # not even from a worker

@@ -114,14 +114,13 @@ def _can_fork() -> bool:
 def _spread(source: Source, chunks: list[list[Item]], jobs: int, store: Cache | None) -> list[list[Analysed]]:
     """The chunks' outcomes, in order: shared between this process and JOBS - 1 forked workers
     (the first chunks are the workers', one each, so that every worker has work at once)."""
-    at = (source.root, store.settings) if store is not None else None
     read = source.read if source.shareable else None
     workers = min(jobs - 1, len(chunks))
     tickets = _Tickets(range(workers, len(chunks)))
     started: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     try:
         for first in range(workers):
-            started.append(_start(read, at, chunks, first, tickets))
+            started.append(_start(read, store, chunks, first, tickets))
     except OSError:
         pass  # out of processes, or a sandbox: the chunks are all taken here
     done: dict[int, list[Analysed]] = {}
@@ -164,7 +163,7 @@ class _Tickets:
 
 
 def _start(
-    read: Read | None, at: tuple[str, bytes] | None, chunks: list[list[Item]], first: int, tickets: _Tickets
+    read: Read | None, store: Cache | None, chunks: list[list[Item]], first: int, tickets: _Tickets
 ) -> tuple[multiprocessing.process.BaseProcess, Connection]:
     """A forked worker doing chunk FIRST and then what TICKETS give it; its pipe's reading end."""
     import multiprocessing
@@ -172,7 +171,7 @@ def _start(
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
     try:
-        process = ctx.Process(target=_serve, args=(read, at, chunks, first, tickets, send), daemon=True)
+        process = ctx.Process(target=_serve, args=(read, store, chunks, first, tickets, send), daemon=True)
         process.start()
     except BaseException:
         receive.close()
@@ -199,15 +198,16 @@ def _bytes(read: Read, path: str) -> bytes | None:
     return got if isinstance(got, bytes) else None
 
 
-def _here(read: Read, path: str, content: bytes | None, store: Cache | None) -> Analysed:
-    """One file done in this process (reading it unless CONTENT is given)."""
+def _here(read: Read, path: str, content: bytes | None, store: Cache | None, pack: bool = False) -> Analysed:
+    """One file done in this process (reading it unless CONTENT is given). PACK: keep the
+    positions in a result the cache will not store (a worker's: see `perfile.analyse`)."""
     if content is None:
         got = read(path)
         if not isinstance(got, bytes):  # unreadable, over the size limit unread, or gone
             return Analysed(path, None, perfile.unread(path, got), None)
         content = got
     if store is None:
-        result, doc = perfile.analyse(path, content, False)
+        result, doc = perfile.analyse(path, content, pack)
         return Analysed(path, None, result, doc)
     key = store.key(path, content)
     hit = store.summary(key)
@@ -234,12 +234,10 @@ def _received(read: Read, chunk: list[Item], blob: bytes, store: Cache | None) -
 
 # --- in a worker process ------------------------------------------------------------------------
 
-_stores: dict[tuple[str, bytes], Cache] = {}
-
 
 def _serve(
     read: Read | None,
-    at: tuple[str, bytes] | None,
+    store: Cache | None,
     chunks: list[list[Item]],
     first: int,
     tickets: _Tickets,
@@ -248,7 +246,7 @@ def _serve(
     """A worker's life: its first chunk, then the next ticket's until none is left; then every
     chunk's rows, sent at once (sending as it goes would wait on the main process, which is
     parsing too). A chunk that fails is left to the main process, which then fails as one job
-    would."""
+    would. STORE is the main process's cache as forked: looked up here, written there."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
@@ -256,7 +254,7 @@ def _serve(
     i: int | None = first
     try:
         while i is not None:
-            rows.append((i, _work(read, at, chunks[i])))
+            rows.append((i, _work(read, store, chunks[i])))
             i = tickets.take()
     except Exception:  # the main process does that chunk again, and reports it as one job would
         pass
@@ -268,34 +266,18 @@ def _serve(
                 return
 
 
-def _work(read: Read | None, at: tuple[str, bytes] | None, chunk: list[Item]) -> bytes:
+def _work(read: Read | None, store: Cache | None, chunk: list[Item]) -> bytes:
     """A chunk's rows (see `Row`), marshalled. Files without bytes are read with READ; without
     READ either, (None, None) asks the main process to do that file itself."""
-    store = _worker_store(at) if at is not None else None
     rows: list[Row] = []
     for path, given in chunk:
         if given is None and read is None:
             rows.append((None, None))
             continue
-        content = given if given is not None else read(path)  # type: ignore[misc]
-        if not isinstance(content, bytes):
-            why = content if isinstance(content, Diagnostic) else None
-            rows.append((None, tuple(perfile.unread(path, why))))
-            continue
-        key = store.key(path, content) if store is not None else None
-        if store is not None and key is not None and store.summary(key) is not None:
-            rows.append((key, None))
-            continue
-        rows.append((key, tuple(perfile.analyse(path, content)[0])))
+        done = _here(read or _given_only, path, given, store, pack=True)
+        rows.append((done.key, None if isinstance(done.result, Summary) else tuple(done.result)))
     return marshal.dumps(rows)
 
 
-def _worker_store(at: tuple[str, bytes]) -> Cache:
-    """This worker's view of the cache of root and settings AT, for lookups only (the main
-    process writes it); shards it reads stay in memory for its next chunks."""
-    found = _stores.get(at)
-    if found is None:
-        from .cache import Cache
-
-        found = _stores[at] = Cache(*at)
-    return found
+def _given_only(path: str) -> None:  # pragma: no cover - _work calls _here with the bytes then
+    raise AssertionError(f"{path}: no reader, and no bytes given")
