@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import bifrost_gitops
-from bifrost_gitops import cache, parallel, perfile
+from bifrost_gitops import cache, parallel, perfile, repo
 from support import API, Run, git, run_cli
 from test_resolve import NEEDLES, build_repo
 from test_resolve import isolated as isolated
@@ -265,12 +265,10 @@ def test_two_processes_sharing_the_cache(make_repo: Callable[..., Path]) -> None
 WORKERS: list[int] = []
 
 
-def record_work(
-    read: parallel.Read | None, at: tuple[str, bytes] | None, chunk: list[parallel.Item]
-) -> bytes:
+def record_work(read: parallel.Read | None, store: cache.Cache | None, chunk: list[parallel.Item]) -> bytes:
     """parallel._work, noting which process ran it (in a file: it runs in a worker)."""
     Path(os.environ["WORKER_LOG"], str(os.getpid())).touch()
-    return REAL_WORK(read, at, chunk)
+    return REAL_WORK(read, store, chunk)
 
 
 REAL_WORK = parallel._work
@@ -463,3 +461,28 @@ def test_the_cache_key_covers_every_module_that_shapes_a_cached_result() -> None
                 found = [node.module] if node.module else [a.name for a in node.names]
                 todo += [m for m in found if (package / f"{m}.py").exists()]
     assert seen - harmless <= set(cache._STAGE_MODULES), sorted(seen - harmless - set(cache._STAGE_MODULES))
+
+
+def test_a_secret_in_the_clear_is_never_copied_into_the_cache(make_repo: Callable[..., Path]) -> None:
+    """A secret-typed key under config: (C004) or an unencrypted secrets: block (K002): the
+    repository is wrong, but the cache under ~/.cache must not keep a copy of the value that
+    outlives the fix (sops --encrypt)."""
+    maps = "integrations/HaloPSA/mappings"
+    head = API + "kind: Mapping\nintegration: HaloPSA\nentity_id: '7'\n"
+    root = make_repo(
+        {
+            f"{maps}/contoso.yaml": head + "organization: contoso\nconfig: {api_key: canary-config-4471}\n",
+            f"{maps}/fabrikam.yaml": head + "organization: fabrikam\nsecrets: {api_key: canary-plain-9203}\n",
+        }
+    )
+    expected = cold(root)
+    assert "C004" in expected[0].stdout and "K002" in expected[0].stdout
+    assert validate(root) == expected
+    assert validate(root) == expected  # warm: from the cache, the same
+    blobs = [p.read_bytes() for p in cache_files()]
+    assert any(b"url: https://halo.example.com" in b or b"halo.example.com" in b for b in blobs), "blind"
+    for canary in (b"canary-config-4471", b"canary-plain-9203"):
+        assert not any(canary in b for b in blobs), canary
+    # a later stage that asks for such a document gets it from the file, as a cold run does
+    warm = repo.load(str(root)).catalog.mappings[("HaloPSA", "contoso")]
+    assert not warm.loaded and warm.doc.data["config"] == {"api_key": "canary-config-4471"}

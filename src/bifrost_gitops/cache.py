@@ -148,7 +148,8 @@ class Cache:
         self.folder = os.path.join(self.top, settings.hex()[:24])
         self.settings = settings
         self._shards: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows as read
-        self._new: dict[int, dict[bytes, tuple[Any, ...]]] = {}  # Body rows put by this run
+        #: Body rows put by this run, by shard (None: a body dropped, see `forget_body`)
+        self._new: dict[int, dict[bytes, tuple[Any, ...] | None]] = {}
         self._summaries: dict[bytes, tuple[Any, ...]] | None = None  # Summary rows
         self._live: dict[bytes, tuple[Any, ...]] = {}  # the summaries this run read or put
         self._dirty_summaries = False
@@ -247,6 +248,14 @@ class Cache:
             shard = _shard(result.facts)
             self._new.setdefault(shard, {})[key] = tuple(body)
 
+    def forget_body(self, key: bytes) -> None:
+        """Keep no parsed document under KEY: it holds a secret in the clear (the checks found
+        one), which the cache must not copy out of the repository. Its summary stays; a later
+        run that wants the document parses the file again."""
+        row = (self._summaries or {}).get(key)
+        if row is not None and _valid_summary(row) and row[4] is not None:
+            self._new.setdefault(_shard(row[4]), {})[key] = None
+
     def checked(self, key: bytes) -> tuple[DiagRow, ...] | None:
         """The findings kept under KEY by `check_done` (see checks.Memo), if any."""
         if self._checks is None:
@@ -320,13 +329,15 @@ class Cache:
         _dump(os.path.join(self.folder, INDEX), {k: v for k, v in index.items() if max(v[1], v[2]) < recent})
 
     def _write(self, shard: int) -> None:
-        """The shard as on disk with this run's new bodies: the bodies of every file this run
-        read are kept, and as many others as KEEP_OLD."""
+        """The shard as on disk with this run's new bodies and without its forgotten ones: the
+        bodies of every file this run read are kept, and as many others as KEEP_OLD."""
         read = self._shards.get(shard)
         unchanged = read is not None and _unchanged(self._path(shard), self._stamps)
+        new = self._new[shard]
         on_disk = read if unchanged and read is not None else self._read(shard)
+        on_disk = {k: v for k, v in on_disk.items() if new.get(k, v) is not None}
         live = {k: v for k, v in on_disk.items() if k in self._live}
-        merged = _merge(on_disk, live | self._new[shard], KEEP_OLD)
+        merged = _merge(on_disk, live | {k: v for k, v in new.items() if v is not None}, KEEP_OLD)
         self._shards[shard] = merged
         _dump(self._path(shard), cast("dict[object, object]", merged))
 

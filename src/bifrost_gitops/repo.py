@@ -15,6 +15,7 @@ from .errors import BifrostGitopsError
 from .model import AnyDocument
 from .perfile import PROJECT_FILE as PROJECT_FILE  # where it always was, for the other modules
 from .perfile import Summary
+from .valuechecks import CLEAR_SECRET
 
 SOPS_RULES = ".sops.yaml"
 
@@ -212,6 +213,9 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
             parsed.append(doc)
     catalog, found = check(parsed, unverified, _Memo(store, keys) if store is not None else None)
     if store is not None:
+        for d in [*diags, *found]:
+            if d.code in CLEAR_SECRET and d.path in keys:
+                store.forget_body(keys[d.path])
         store.save()
     diags.extend(found)
     diags.sort(key=sort_key)
