@@ -166,12 +166,13 @@ def test_a_diff_never_shows_a_secret(make_repo: Repo, cli: Cli) -> None:
     repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
 
     shown = cli("validate", "--fix", "--diff", str(repo))
+    suppressed = cli("validate", "--fix", "--diff", "--ignore", "C004", str(repo))  # still a secret
     run = cli("validate", "--fix", str(repo))
 
     masked = " <a line under secrets:, not shown>\n"
     assert masked + " secrets:\n" + masked in shown.stdout
-    assert '+  region: "no"\n' in shown.stdout
-    for out in (shown.output, run.output):
+    assert '+  region: "no"\n' in shown.stdout and '+  region: "no"\n' in suppressed.stdout
+    for out in (shown.output, suppressed.output, run.output):
         assert "0987654" not in out and "misplaced-555" not in out
     assert (repo / MAPPING).read_text() == text.replace("region: no", 'region: "no"')
     assert run.code == 1 and "K002" in run.stdout and "C004" in run.stdout  # for a person

@@ -93,7 +93,12 @@ class _Fixable(NamedTuple):
     remedy: Remedy
 
 
-def plan(root: str, findings: Sequence[Diagnostic], documents: Mapping[str, Node]) -> Plan:
+def plan(
+    root: str,
+    findings: Sequence[Diagnostic],
+    documents: Mapping[str, Node],
+    masked: Sequence[Diagnostic] = (),
+) -> Plan:
     """The fixes for FINDINGS (already filtered by suppressions) and for the $schema comments of
     DOCUMENTS (repository-relative path -> data of each of our files, as just checked); nothing
     is written."""
@@ -106,7 +111,7 @@ def plan(root: str, findings: Sequence[Diagnostic], documents: Mapping[str, Node
     schemas = os.path.isdir(os.path.join(root, ".schemas"))
     paths = sorted(set(by_path) | (set(documents) if schemas else set()))
     misplaced: dict[str, list[Diagnostic]] = {}
-    for d in findings:
+    for d in [*findings, *masked]:  # a suppressed C004 still points at a secret: still masked
         if d.code == "C004":
             misplaced.setdefault(d.path, []).append(d)
     planned = (

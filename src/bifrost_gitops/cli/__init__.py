@@ -35,6 +35,7 @@ from .common import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..diagnostics import Diagnostic
     from ..fix import Outcome as FixOutcome
     from ..fix import Plan
     from ..nodes import Node
@@ -179,7 +180,7 @@ def validate(
     if fix:
         from ..fix import plan
 
-        found = plan(result.root, outcome.kept, _documents(result))
+        found = plan(result.root, outcome.kept, _documents(result), _suppressed(outcome))
         if show_diff:
             from ..fixreport import diff
 
@@ -213,6 +214,10 @@ def _check(
 _FIX_ROUNDS = 3
 
 
+def _suppressed(outcome: Outcome) -> list[Diagnostic]:
+    return [s.diagnostic for s in outcome.suppressed]
+
+
 def _documents(result: Result) -> dict[str, Node]:
     """Each of our documents' data by path, as just checked (--fix reads their $schema comments)."""
     return {p.doc.path: p.doc.data for p in result.catalog.documents()}
@@ -238,7 +243,7 @@ def _fix(
             break
         checked = check()
         if round_ < _FIX_ROUNDS:
-            found = plan(checked[0].root, checked[1].kept, _documents(checked[0]))
+            found = plan(checked[0].root, checked[1].kept, _documents(checked[0]), _suppressed(checked[1]))
     stream = sys.stdout if fmt == "text" else sys.stderr
     fix_report(list(said.values()), len(files), stream, use_colour(stream))
     return checked
