@@ -428,6 +428,8 @@ def test_names_that_any_yaml_reader_could_misread_are_quoted(make_repo: MakeRepo
     repo = make_repo()
     for org in ("1e3", "0o17", "12", "y", "on"):
         assert new(repo, "org", org, "--display-name", org).code == 0
+        run = new(repo, "mapping", "HaloPSA", org, "--entity-id", "5")  # the name a mapping names
+        assert run.code == 0, run.output
     for name in ("1e3", "~", "null", "True", "a: b", "x #y", "[x]", "O'Brien & Co."):
         run = new(repo, "integration", name)
         assert run.code == 0, run.output

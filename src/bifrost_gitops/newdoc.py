@@ -562,7 +562,7 @@ def _mapping_text(
         "apiVersion: bifrost-gitops/v1",
         "kind: Mapping",
         f"integration: {_scalar(integ.name)}",
-        f"organization: {org}",
+        f"organization: {_scalar(org)}",
         f"entity_id: {json.dumps(entity_id or '', ensure_ascii=False)}",
     ]
     if entity_name is not None:
