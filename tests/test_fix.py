@@ -447,3 +447,16 @@ def test_a_trap_where_a_number_or_boolean_is_wanted_is_not_quoted(make_repo: Rep
     assert "hint: write true or false\n" in run.stdout and "quote it" not in run.stdout
     assert "FIXED" not in run.stdout and run.code == 1
     assert (repo / "integrations/HaloPSA/integration.yaml").read_text() == text
+
+
+def test_the_diff_applies_with_git_apply(make_repo: Repo, cli: Cli, tmp_path: Path) -> None:
+    """--fix --diff is a patch: git apply takes it, fixing the file's last line included."""
+    text = _mapping('entity_id: "12"\nconfig:\n  region: no\n')
+    repo = make_repo({"integrations/HaloPSA/integration.yaml": INTEGRATION, MAPPING: text})
+    shown = cli("validate", "--fix", "--diff", str(repo))
+    assert shown.code == 1 and '+  region: "no"\n' in shown.stdout
+    patch = tmp_path / "fix.patch"
+    patch.write_text(shown.stdout)
+    git(repo, "init", "-q")
+    git(repo, "apply", str(patch))
+    assert (repo / MAPPING).read_text() == text.replace("region: no", 'region: "no"')

@@ -53,5 +53,7 @@ def diff(p: Plan, out: IO[str]) -> None:
 
 def _lines(f: FilePlan, data: bytes) -> list[str]:
     """The file's lines (split where YAML breaks lines), escaped, secret lines masked."""
-    text = data.decode("utf-8").removeprefix("\ufeff")
-    return [_MASK if n in f.secret_lines else term(row) for n, row in enumerate(_BREAK.split(text), start=1)]
+    rows = _BREAK.split(data.decode("utf-8").removeprefix("\ufeff"))
+    if rows[-1] == "":  # the break that ends the last line starts no line of its own
+        rows.pop()
+    return [_MASK if n in f.secret_lines else term(row) for n, row in enumerate(rows, start=1)]
