@@ -191,15 +191,9 @@ class Written:
     changed: list[str]  # bundle-relative paths whose bytes changed
 
 
-def source(root: str) -> SourceInfo:
-    """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty)."""
-    with GitSource(root) as git:
-        return git.result()
-
-
 class GitSource:
-    """source(ROOT) with its two git commands started at once and left running while compile
-    renders (``git status`` walks the whole work tree); ``result()`` waits for them. Used as a
+    """HEAD of the git repository holding ROOT, and whether ROOT differs from it (dirty): its
+    two git commands started at once and left running while compile renders (``git status`` walks the whole work tree); ``result()`` waits for them. Used as a
     context manager, so a compile that fails meanwhile leaves no git process behind."""
 
     COMMANDS = (

@@ -401,7 +401,7 @@ def _load(path: str, stamps: dict[str, Stat] | None = None) -> dict[object, obje
         with open(path, "rb") as f:
             blob = f.read()
             if stamps is not None:
-                stamps[path] = _stamp_of(os.fstat(f.fileno()))
+                stamps[path] = stat_of(os.fstat(f.fileno()))
     except OSError:
         return None
     head = len(MAGIC) + 32
@@ -414,7 +414,8 @@ def _load(path: str, stamps: dict[str, Stat] | None = None) -> dict[object, obje
     return raw if type(raw) is dict else None
 
 
-def _stamp_of(st: os.stat_result) -> Stat:
+def stat_of(st: os.stat_result) -> Stat:
+    """The Stat of a stat() result: what says a file is still the one seen before."""
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
@@ -422,7 +423,7 @@ def _unchanged(path: str, stamps: dict[str, Stat]) -> bool:
     """Whether PATH is still the file this process read (no other process replaced it since):
     then what was read and checked then is what is on disk, and need not be read again."""
     try:
-        return stamps.get(path) == _stamp_of(os.stat(path))
+        return stamps.get(path) == stat_of(os.stat(path))
     except OSError:
         return False
 

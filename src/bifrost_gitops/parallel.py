@@ -93,7 +93,7 @@ def default_jobs() -> int:
 def analyse_files(source: Source, paths: list[str], jobs: int, store: Cache | None) -> Iterator[Analysed]:
     """Every file of PATHS analysed (read, looked up in STORE, parsed unless found there), in
     order, using up to JOBS processes."""
-    if jobs < 2 or len(paths) < PARALLEL_MIN or not _can_fork():
+    if jobs < 2 or len(paths) < PARALLEL_MIN or not can_fork():
         for path in paths:
             yield _here(source.read, path, None, store)
         return
@@ -105,7 +105,8 @@ def analyse_files(source: Source, paths: list[str], jobs: int, store: Cache | No
         yield from chunk
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
+    """Whether worker processes can be forked here (they then inherit what this one loaded)."""
     import multiprocessing
 
     return "fork" in multiprocessing.get_all_start_methods()

@@ -188,9 +188,7 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
     store = _cache_for(tree, project) if options.cache else None
     analysed: dict[str, tuple[Summary, Parsed[AnyDocument] | None]] = {}
     keys: dict[str, bytes] = {}
-    known = _Known(tree, store, files) if store is not None else None
-    if store is None:
-        tree.prefetch(files)
+    known = _Known(tree, store) if store is not None else None
     todo: list[str] = []  # files the cache cannot answer for unread: read, and parsed unless cached
     for rel in files:
         key = known.key(rel) if known is not None else None
@@ -200,6 +198,7 @@ def _load(tree: Tree, options: LoadOptions) -> Result:
             analysed[rel] = (hit, _lazy(tree, store, hit, key))
             continue
         todo.append(rel)
+    tree.prefetch(todo)  # a git tree: the blobs the cache cannot answer for, in one go
     source = parallel.Source(tree.content, isinstance(tree, WorkTree), tree.root)
     for one in parallel.analyse_files(source, todo, options.jobs or parallel.default_jobs(), store):
         analysed[one.path] = _read_one(tree, store, known, keys, one)
@@ -226,16 +225,10 @@ class _Known:
     """Which cached bytes a file has, found without reading it: a work-tree file by its size,
     times and inode as last read, a git tree's file by its blob (the hash of its bytes)."""
 
-    def __init__(self, tree: Tree, store: cache.Cache, files: list[str]):
+    def __init__(self, tree: Tree, store: cache.Cache):
         self.tree, self.store = tree, store
         self.blobs = tree.blob_ids()
         self.stats: dict[str, cache.Stat] = {}
-        # a git tree: read, in one go, the blobs the cache cannot answer for
-        tree.prefetch([rel for rel in files if self.blobs and not self._answered(rel)])
-
-    def _answered(self, rel: str) -> bool:
-        key = self.key(rel)
-        return key is not None and self.store.summary(key) is not None
 
     def key(self, rel: str) -> bytes | None:
         blob = self.blobs.get(rel)
@@ -332,7 +325,7 @@ def _stat(tree: Tree, rel: str) -> cache.Stat | None:
         st = os.stat(os.path.join(tree.root, rel))
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return cache.stat_of(st)
 
 
 def _cache_for(tree: Tree, project: bytes | None) -> cache.Cache | None:

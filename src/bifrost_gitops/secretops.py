@@ -1,4 +1,4 @@
-"""The `secrets` commands as library calls: set one secret, check every encrypted file, list recipients.
+"""The `secrets` commands as library calls: set one secret, check every encrypted file.
 
 They sit on top of repo.load (to know integrations, schemas and mapping files) and the native
 sops package (to open and re-seal files); nothing here prints or returns a secret value.
@@ -213,16 +213,15 @@ def check_files(result: Result, keyring: sops.Keyring | None = None, jobs: int =
 
 def _check_forked(root: str, ring: sops.Keyring, todo: list[_ToOpen], jobs: int) -> list[Diagnostic]:
     """check_files over forked workers, which inherit the files to open and are sent only where
-    their share starts and ends (imported here: `validate` loads this module for K006 and should
-    not pay for a process pool it does not use)."""
+    their share starts and ends (the pool is imported here: `secrets set` does not use one)."""
     global _SHARED
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from .parallel import CHUNKS_PER_JOB
+    from .parallel import CHUNKS_PER_JOB, can_fork
 
-    if "fork" in multiprocessing.get_all_start_methods():
+    if can_fork():
         size = -(-len(todo) // (jobs * CHUNKS_PER_JOB))  # several chunks per worker: the load evens out
         shares = [(i, i + size) for i in range(0, len(todo), size)]
         _SHARED = (root, ring, todo)
