@@ -4,9 +4,8 @@ the batch endpoint (the default, 500 a request).
 
     .venv/bin/python benchmarks/bench_batch.py --credentials FILE [--orgs 100] [--integrations 10]
 
-FILE holds ``{api_url, access_token, refresh_token}`` (the harness writes one:
-``$RB_HOME/state/credentials.json``; copy it, since the CLI stores the rotated refresh token
-back there). No login happens here: Bifrost allows 10 a minute. The organizations are created
+FILE holds ``{api_url, access_token, refresh_token}``: what ``plan``/``apply --credentials`` read
+(use a copy you can spare: the CLI writes the rotated refresh token back into it). No login happens here: Bifrost allows 10 a minute. The organizations are created
 once (Bifrost assigns their UUIDs) and shared by both runs; each run has integrations of its own
 names, applied with ``bifrost-gitops apply --format json`` in a fresh process (the time a user
 waits: loading the repository included), then planned again (it must be clean), then deleted
