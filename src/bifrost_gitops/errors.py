@@ -8,6 +8,7 @@ runtime's errors derive from it too, and the runtime must import fast.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -41,3 +42,11 @@ class Findings(BifrostGitopsError):
     def __init__(self, diagnostics: Sequence[Diagnostic], message: str = "") -> None:
         super().__init__(message)
         self.diagnostics = list(diagnostics)
+
+
+DEBUG_ENV = "BIFROST_GITOPS_DEBUG"
+
+
+def debugging() -> bool:
+    """Whether the user asked for tracebacks of unexpected errors (they may hold values)."""
+    return bool(os.environ.get(DEBUG_ENV))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..colour import CHOICES
-from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings
+from ..errors import EXIT_FINDINGS, EXIT_OK, BifrostGitopsError, Findings, debugging
 from ..escape import term
 from . import connect, deploy, new
 from .common import (
@@ -80,7 +80,7 @@ class _Group(click.Group):
                 f"{e.filename + ': ' if isinstance(e.filename, str) else ''}{e.strerror or type(e).__name__}"
             )
         except Exception as e:
-            if os.environ.get("BIFROST_GITOPS_DEBUG"):
+            if debugging():
                 raise
             fail(
                 f"internal error ({type(e).__name__}); please report it. "

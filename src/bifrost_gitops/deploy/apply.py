@@ -20,12 +20,12 @@ as done (its id is used by the operations that follow).
 from __future__ import annotations
 
 import json
-import os
 import traceback
 import urllib.parse
 from dataclasses import dataclass
 
 from .. import storable
+from ..errors import debugging
 from .batchrun import send_batches
 from .client import ApiError, Client
 from .manifest import LEDGER
@@ -130,7 +130,7 @@ class _Run:
             except ApiError as e:
                 self.results[i] = Result(op, Status.FAILED, self.client.scrub(str(e)))
             except Exception as e:  # a bug of ours, or an answer it did not foresee: no text of it
-                if os.environ.get("BIFROST_GITOPS_DEBUG"):  # as the CLI does: the user asked for it
+                if debugging():  # as the CLI does: the user asked for it
                     traceback.print_exc()
                 self.results[i] = Result(op, Status.FAILED, UNEXPECTED.format(type(e).__name__))
             else:

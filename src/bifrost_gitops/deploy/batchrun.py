@@ -11,8 +11,10 @@ does.
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..errors import debugging
 from .client import ApiError
 from .live import read_detail
 from .plan.batch import BATCH_PATH, Batch, item
@@ -52,6 +54,8 @@ def send_batches(run: _Run, batches: list[Batch]) -> None:
         try:
             sent += _send(run, batch)
         except Exception:  # a bug of ours: sent alone, each create reports its own failure
+            if debugging():  # as apply does for a step
+                traceback.print_exc()
             run.uncertain.update(i for i in batch.ops if run.results[i] is None)
     if sent and batches[0].leftovers:
         _clear_leftovers(run, batches[0].integration, sent)
