@@ -301,22 +301,15 @@ class Cache:
         head, or a branch switched back and forth, keep theirs), merged with the disk's."""
         path = os.path.join(self.folder, CHECKS)
         used = self._checks_used
-        on_disk = (
-            self._checks
-            if self._checks is not None and _unchanged(path, self._stamps)
-            else _read_checks(path)
-        )
-        merged = _merge(on_disk, used, max(len(used), KEEP_OLD))
+        merged = _merge(self._on_disk(path, self._checks), used, max(len(used), KEEP_OLD))
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_blobs(self) -> None:
         """The blobs this run used, plus as many others as all shards keep (a diff's base and a
         branch switched back to), merged with the disk's."""
         path = os.path.join(self.folder, BLOBS)
-        unchanged = self._blobs is not None and _unchanged(path, self._stamps)
-        on_disk = self._blobs if unchanged and self._blobs is not None else _load(path) or {}
         used = cast("dict[str, object]", self._blobs_used)
-        merged = _merge(cast("dict[str, object]", on_disk), used, KEEP_OLD * SHARDS)
+        merged = _merge(self._on_disk(path, self._blobs), used, KEEP_OLD * SHARDS)
         _dump(path, cast("dict[object, object]", merged))
 
     def _write_index(self, index: dict[str, tuple[int, int, int, int, bytes]]) -> None:
@@ -331,10 +324,8 @@ class Cache:
     def _write(self, shard: int) -> None:
         """The shard as on disk with this run's new bodies and without its forgotten ones: the
         bodies of every file this run read are kept, and as many others as KEEP_OLD."""
-        read = self._shards.get(shard)
-        unchanged = read is not None and _unchanged(self._path(shard), self._stamps)
         new = self._new[shard]
-        on_disk = read if unchanged and read is not None else self._read(shard)
+        on_disk = self._on_disk(self._path(shard), self._shards.get(shard))
         on_disk = {k: v for k, v in on_disk.items() if new.get(k, v) is not None}
         live = {k: v for k, v in on_disk.items() if k in self._live}
         merged = _merge(on_disk, live | {k: v for k, v in new.items() if v is not None}, KEEP_OLD)
@@ -344,10 +335,15 @@ class Cache:
     def _write_summaries(self) -> None:
         """The summaries this run read or put, plus as many older ones as all shards keep."""
         path = os.path.join(self.folder, SUMMARIES)
-        unchanged = self._summaries is not None and _unchanged(path, self._stamps)
-        on_disk = self._summaries if unchanged and self._summaries is not None else self._read_summaries()
-        merged = _merge(on_disk, self._live, KEEP_OLD * SHARDS)
+        merged = _merge(self._on_disk(path, self._summaries), self._live, KEEP_OLD * SHARDS)
         _dump(path, cast("dict[object, object]", merged))
+
+    def _on_disk(self, path: str, read: dict[_K, _V] | None) -> dict[_K, _V]:
+        """PATH's entries as on disk now, to merge into: READ (what this run read of it) when no
+        other process has replaced it since, else read again (entries are checked when used)."""
+        if read is not None and _unchanged(path, self._stamps):
+            return read
+        return cast("dict[_K, _V]", _load(path) or {})
 
     def _prune_other_settings(self) -> None:
         """Keep the folders of the KEEP_SETTINGS most recently used settings (a diff's base and

@@ -23,6 +23,7 @@ from .model import (
     Project,
     ProviderRef,
 )
+from .sopsmeta import age_recipients
 
 M = TypeVar("M", bound=AnyDocument, covariant=True)
 K = TypeVar("K", bound=AnyDocument)
@@ -52,8 +53,6 @@ def facts_of(doc: Document, model: AnyDocument) -> Facts:
     meta = data.get("sops")
     if not isinstance(meta, dict):
         return Facts(type(model).__name__, org, integration, None, doc.marked)
-    from .sopsmeta import age_recipients
-
     age = tuple(tuple(group) for group in age_recipients(meta))
     return Facts(type(model).__name__, org, integration, age, doc.marked)
 

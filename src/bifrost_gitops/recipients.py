@@ -15,6 +15,7 @@ from .catalog import Parsed
 from .diagnostics import Diagnostic, error
 from .model import AnyDocument
 from .repo import Result
+from .sopsmeta import recipients
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,6 @@ class _Rules:
 def list_recipients(result: Result) -> list[Recipients]:
     """Each encrypted file's recipients (every master key, described) against its .sops.yaml
     rule."""
-    from .sopsmeta import recipients
-
     return [replace(row, recipients=recipients(p.doc.data["sops"])) for p, row in _against_rules(result)]
 
 

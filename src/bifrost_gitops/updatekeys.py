@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import sops, sopsfile, sopsrules
+from . import sops, sopsfile, sopsmeta, sopsrules
 from .recipients import Recipients, list_recipients
 from .repo import Result
 from .sops import binary, datakey
@@ -121,7 +121,7 @@ def _rekey(
 
 def _native(meta: Mapping[str, object], path: str, config: _Config | None) -> bool:
     """Only age keys in one group, in the file and in the rule: the native path can do it all."""
-    if len(datakey.groups(meta)) != 1 or any(not r.startswith("age:") for r in sops.recipients(meta)):
+    if len(sopsmeta.groups(meta)) != 1 or any(not r.startswith("age:") for r in sopsmeta.recipients(meta)):
         return False
     if config is None or config.rules is None:
         return False

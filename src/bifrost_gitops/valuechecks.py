@@ -15,6 +15,7 @@ from .diagnostics import Diagnostic, error, warning
 from .loader import Document, Path
 from .model import TOKEN_KEYS, Integration, OAuthSettings, SchemaItem
 from .remedy import UNQUOTE_HINT, bool_hint
+from .sopsmeta import MASTER_KEYS
 from .structure import suggest, trap
 
 ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
@@ -132,7 +133,7 @@ def _check_ciphertext(doc: Document, at: Path, values: dict[str, object], out: l
             )
 
 
-_MASTER_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "key_groups")
+_MASTER_KEYS = (*MASTER_KEYS, "key_groups")
 
 
 def check_sops_metadata(doc: Document, out: list[Diagnostic]) -> None:

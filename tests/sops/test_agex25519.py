@@ -12,8 +12,8 @@ from typing import Any
 import pyrage  # type: ignore[import-untyped]
 import pytest
 
-from bifrost_gitops import sops
-from bifrost_gitops.sops import agex25519, datakey
+from bifrost_gitops import sops, sopsmeta
+from bifrost_gitops.sops import agex25519
 
 from ._sops_helpers import R1
 
@@ -58,7 +58,7 @@ def test_opens_the_data_keys_the_real_sops_wrote(vectors: Path) -> None:
     opened = 0
     for path in sorted(vectors.glob("?*.sops.yaml")):  # not .sops.yaml, the rules
         doc = sops.load_file(str(path))
-        for group in datakey.groups(doc["sops"]):
+        for group in sopsmeta.groups(doc["sops"]):
             for entry in group.get("age") or []:  # type: ignore[attr-defined]
                 if entry["recipient"] == R1:
                     got = agex25519.open_armored(entry["enc"], key)

@@ -6,7 +6,7 @@ without a subprocess per file; files no native age key opens go to the ``sops`` 
 
 from __future__ import annotations
 
-from .datakey import age_recipients, recipients
+from ..sopsmeta import age_recipients, recipients
 from .document import VERSION, decrypt_document, decrypt_file, encrypt_document
 from .errors import IntegrityError, NoKeyError, SopsError
 from .gotypes import Timestamp

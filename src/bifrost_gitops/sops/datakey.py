@@ -10,11 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import pyrage  # type: ignore[import-untyped]
 
-from ..sopsmeta import MASTER_KEYS as MASTER_KEYS
-from ..sopsmeta import age_recipients as age_recipients
-from ..sopsmeta import describe_entry as describe_entry
-from ..sopsmeta import groups as groups
-from ..sopsmeta import recipients as recipients
+from ..sopsmeta import MASTER_KEYS, groups, recipients
 from . import agex25519, shamir
 from .errors import NoKeyError, SopsError
 from .keys import Keyring

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from .. import sopsmeta
 from ..nodes import Node
 from . import binary, datakey, mac, values
 from .errors import IntegrityError, NoKeyError, SopsError, without_file
@@ -408,7 +409,7 @@ def encrypt_document(
 
     secrets_ = datakey.wrap_groups(data_key, groups, shamir_threshold)
     prev_age: dict[str, Mapping[str, object]] = {}
-    if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
+    if prev_meta is not None and len(groups) == 1 and len(sopsmeta.groups(prev_meta)) == 1:
         for e in _entries(prev_meta.get("age")):
             if isinstance(e, Mapping) and isinstance(e.get("recipient"), str):
                 prev_age[e["recipient"]] = e
@@ -425,8 +426,8 @@ def encrypt_document(
         meta["shamir_threshold"] = shamir_threshold or len(groups)
         meta["key_groups"] = [{"hc_vault": [], "age": g} for g in wrapped]
     parts: dict[str, object] = {"age": wrapped[0]} if len(groups) == 1 else {}
-    if prev_meta is not None and len(groups) == 1 and len(datakey.groups(prev_meta)) == 1:
-        for kind in datakey.MASTER_KEYS:
+    if prev_meta is not None and len(groups) == 1 and len(sopsmeta.groups(prev_meta)) == 1:
+        for kind in sopsmeta.MASTER_KEYS:
             if kind != "age" and prev_meta.get(kind):
                 parts[kind] = prev_meta[kind]
     parts["lastmodified"] = stamp
@@ -463,7 +464,7 @@ def _from_previous(
         dec.seen = {}
         _finish(dec, previous, meta, key, True)
     except (NoKeyError, IntegrityError):
-        others = [r for r in datakey.recipients(meta) if not r.startswith("age:")]
+        others = [r for r in sopsmeta.recipients(meta) if not r.startswith("age:")]
         if others:
             raise SopsError(
                 "cannot open the previous version to keep its non-age keys ("
