@@ -15,6 +15,7 @@ from typing import IO, NamedTuple
 from . import loader
 from .diagnostics import Diagnostic, error
 from .errors import BifrostGitopsError
+from .sopsrules import CONFIG_NAME
 
 _LINK = "120000"
 _FILE_MODES = ("100644", "100755", _LINK)  # not submodules (160000)
@@ -206,7 +207,7 @@ class _Blobs:
         return data
 
     def sops_rules(self) -> bytes | None:
-        return self.blob(".sops.yaml")
+        return self.blob(CONFIG_NAME)
 
 
 class GitTree(_Blobs):

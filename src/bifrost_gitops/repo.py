@@ -15,9 +15,8 @@ from .errors import BifrostGitopsError
 from .model import AnyDocument
 from .perfile import PROJECT_FILE as PROJECT_FILE  # where it always was, for the other modules
 from .perfile import Summary
+from .sopsrules import CONFIG_NAME
 from .valuechecks import CLEAR_SECRET
-
-SOPS_RULES = ".sops.yaml"
 
 
 class RepoError(BifrostGitopsError):
@@ -138,7 +137,7 @@ class WorkTree:
             return error("Y007", rel, (0, 0), f"cannot read file: {e.strerror}")
 
     def sops_rules(self) -> bytes | None:
-        found = self.content(SOPS_RULES)
+        found = self.content(CONFIG_NAME)
         return found if isinstance(found, bytes) else None
 
     def blob_ids(self) -> dict[str, str]:

@@ -19,11 +19,12 @@ from typing import Any, Literal, NamedTuple
 
 from . import loader
 from .catalog import Catalog
+from .sopsrules import CONFIG_NAME
 
 Kind = Literal["organization", "integration", "bundle.recipients", "sops"]
 Action = Literal["added", "removed", "changed"]
 PROJECT_FILE = "bifrost-gitops.yaml"
-SOPS_FILE = ".sops.yaml"
+SOPS_FILE = CONFIG_NAME  # where it always was, for the other modules
 UNREADABLE = "(unreadable: see findings)"
 LIMIT = 160  # characters of a displayed value (recipients and key ids are shorter)
 
