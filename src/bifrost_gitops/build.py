@@ -11,6 +11,7 @@ from . import bundle, sops, storable
 from .diagnostics import error
 from .errors import Findings
 from .repo import Result
+from .sops.errors import without_file
 
 NOT_COMPILED = "not compiled: fix the errors above"
 
@@ -38,7 +39,7 @@ def compile_repo(result: Result, out_dir: str, mode: str, recipients: list[str])
     except sops.SopsError as e:
         if e.file is None:  # not about a repository file (e.g. a recipient sops cannot use)
             raise
-        problem = str(e).removeprefix(f"{e.file}: ")
+        problem = without_file(e, e.file)
         hint = "restore the file from git or re-encrypt it; nothing was written"
         raise Findings([error("K005", e.file, _where(result, e), problem, hint)]) from None
 

@@ -48,7 +48,7 @@ def find(catalog: Catalog, integration: str, key: str, org: str | None) -> Targe
                 f"{key!r} belongs to the OAuth provider, not to an organization: drop --org "
                 "(every organization shares the provider's client)"
             )
-        return _oauth(catalog, integration, key[len(OAUTH_PREFIX) :])
+        return _oauth(catalog, integration, key.removeprefix(OAUTH_PREFIX))
     schema = {item.key: item for item in ip.model.config_schema}
     item = schema.get(key)
     if item is None:
@@ -81,7 +81,7 @@ def find_provider(catalog: Catalog, provider: str, key: str) -> Target:
         raise SecretsError(
             f"OAuth provider {provider!r} is not declared" + _hint(provider, catalog.providers)
         )
-    bare = key[len(OAUTH_PREFIX) :] if key.startswith(OAUTH_PREFIX) else key
+    bare = key.removeprefix(OAUTH_PREFIX)
     _check_oauth_key(bare)
     users = sorted(n for n, ip in catalog.integrations.items() if _provider_of(ip.model.oauth) == provider)
     used = f" (used by {', '.join(users)})" if users else ""
@@ -122,7 +122,7 @@ def _schema_hint(catalog: Catalog, integration: str, key: str) -> str:
     names = [item.key for item in ip.model.config_schema]
     oauth = ip.model.oauth
     if oauth is not None:
-        bare = key[len(OAUTH_PREFIX) :] if key.startswith(OAUTH_PREFIX) else key
+        bare = key.removeprefix(OAUTH_PREFIX)
         close = difflib.get_close_matches(bare.lower(), OAUTH_KEYS, n=1, cutoff=0.75)
         if close:
             provider = _provider_of(oauth)

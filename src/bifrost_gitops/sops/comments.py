@@ -10,6 +10,7 @@ repository and make `sops decrypt` warn (quoting it).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -59,14 +60,8 @@ class _Walk:
         self.edits: list[tuple[int, int, str]] = []
 
     def line_of(self, offset: int) -> int:
-        lo, hi = 0, len(self.lines) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        """The index of the line holding OFFSET (the last line's for any offset past it)."""
+        return max(0, min(bisect.bisect_right(self.starts, offset) - 1, len(self.lines) - 1))
 
     def mapping(self, node: yaml.MappingNode, path: tuple[str, ...], matched: bool, first: int) -> None:
         if node.flow_style or not node.value:
