@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bifrost_gitops import cache, checks, diffrun, repo
+from bifrost_gitops import cache, checks, diffrun, perfile, repo
 from bifrost_gitops.catalog import Catalog, Parsed
 from bifrost_gitops.model import Mapping
 from support import API, BASE_FILES, git, run_cli
@@ -164,14 +165,25 @@ def test_a_damaged_checks_file_is_ignored_and_rebuilt(
     assert validate(root) == expected and checked == [], "the damaged checks file was not rewritten"
 
 
-def test_a_broken_sops_block_is_reported_warm_as_cold(make_repo: Callable[..., Path]) -> None:
+def test_a_broken_sops_block_is_reported_warm_as_cold(
+    make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """K003 (a document's own sops metadata) is kept with the file's parse, not re-derived."""
     broken = FILES["integrations/HaloPSA/mappings/fabrikam.yaml"] + "sops:\n  lastmodified: '2024-01-01'\n"
     root = make_repo({**FILES, "integrations/HaloPSA/mappings/fabrikam.yaml": broken})
     expected = validate(root, "--no-cache")
     assert "fabrikam.yaml:7:1: K003 " in expected[0][1], expected[0][1]
     assert validate(root) == expected  # fills the cache
+    parsed: list[str] = []
+    real = perfile.analyse
+
+    def spy(rel: str, *rest: Any) -> Any:
+        parsed.append(rel)
+        return real(rel, *rest)
+
+    monkeypatch.setattr(perfile, "analyse", spy)
     assert validate(root) == expected  # from it
+    assert parsed == [], "the warm run parsed files again"
 
 
 def test_a_diff_reads_only_the_mappings_a_change_can_affect(make_repo: Callable[..., Path]) -> None:
