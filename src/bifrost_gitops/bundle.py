@@ -460,14 +460,14 @@ def _deploy_text(
         return canonical(manifest(catalog, reveal)), {}
     data = (text + "\n").encode()
     where: dict[str, Json] = {}
-    pad = deploymanifest.ENTRY_PAD.encode()
-    at = data.find(b'\n  "integrations": [\n') + len(b'\n  "integrations": [\n' + pad)
+    opening = deploymanifest.LIST_OPEN.encode()
+    at = data.find(opening) + len(opening)
     for name, chunk in zip(sorted(catalog.integrations), (m.encode() for m in made), strict=True):
         if data[at : at + len(chunk)] != chunk:  # cannot happen: the text is made of these entries
             return data, {}
         bound = inputs.entry(digests[name], hashlib.sha256(chunk).hexdigest())
         where[name] = {"start": at, "end": at + len(chunk), "inputs": bound}
-        at += len(chunk) + len(b",\n" + pad)
+        at += len(chunk) + len(deploymanifest.BETWEEN)
     return data, where
 
 

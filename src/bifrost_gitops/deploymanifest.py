@@ -89,6 +89,9 @@ def _org_named(p: Parsed[Mapping], lower: str) -> str:
 
 #: where one integration's entry sits in deploy.json's text (inside the top-level list)
 ENTRY_PAD = "    "
+#: the text just before the first entry, and between two entries (compile finds them by these)
+LIST_OPEN = '\n  "integrations": [\n' + ENTRY_PAD
+BETWEEN = ",\n" + ENTRY_PAD
 _NO_INTEGRATIONS = '\n  "integrations": []'
 
 
@@ -120,8 +123,7 @@ def text(catalog: Catalog, reveal: Reveal | None, entry: Callable[[str, Callable
     head = indented(_head(orgs, reveal))
     if not entries:
         return head
-    listed = f",\n{ENTRY_PAD}".join(entries)
-    return head.replace(_NO_INTEGRATIONS, f'\n  "integrations": [\n{ENTRY_PAD}{listed}\n  ]', 1)
+    return head.replace(_NO_INTEGRATIONS, LIST_OPEN + BETWEEN.join(entries) + "\n  ]", 1)
 
 
 def integration(

@@ -201,12 +201,7 @@ def _model(doc: loader.Document) -> AnyDocument:
         return kind.model_validate(doc.data)
     except ValidationError:
         pass  # a document valid once its quoting traps are mended: see structure._salvage
-    found = _validated(doc)
-    if found is None:  # it validated when its result was made: same data, same code
-        raise AssertionError(f"{doc.path}: a valid document no longer validates")
-    return found.model
-
-
-def _validated(doc: loader.Document) -> Parsed[AnyDocument] | None:
     model, _ = structure.validate(doc)
-    return Parsed(doc, model) if model is not None else None
+    if model is None:  # it validated when its result was made: same data, same code
+        raise AssertionError(f"{doc.path}: a valid document no longer validates")
+    return model
