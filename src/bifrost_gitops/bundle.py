@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 from . import deploymanifest, gcpause, sops, storable
 from .atomic import new_file_mode
@@ -311,7 +311,7 @@ def _write(
     shown, out_dir = out_dir, _target(out_dir)
     clean_leftovers(out_dir)
     with GitSource(root) as git:  # git walks the work tree while the files are made
-        files, entries, kept = _files(_Job(catalog, root, out_dir, mode, recipients, keyring))
+        files, entries, kept = _files(catalog, root, out_dir, mode, recipients, keyring)
         index = {
             DEPLOY_KEY: entries.pop(DEPLOY_KEY),
             "format": FORMAT,
@@ -336,20 +336,16 @@ def _write(
     return Written(shown, len(files), changed)
 
 
-class _Job(NamedTuple):
-    """One compile's request, checked: what to write (from ROOT) into which real folder, how."""
-
-    catalog: Catalog
-    root: str
-    out_dir: str
-    mode: str
-    recipients: list[str] | None
-    keyring: sops.Keyring | None
-
-
-def _files(job: _Job) -> tuple[dict[str, bytes], dict[str, dict[str, Json]], set[str]]:
-    """Every bundle file's bytes and index entry (by key), and the files kept as they were."""
-    catalog, root, out_dir, mode, recipients, keyring = job
+def _files(
+    catalog: Catalog,
+    root: str,
+    out_dir: str,
+    mode: str,
+    recipients: list[str] | None,
+    keyring: sops.Keyring | None,
+) -> tuple[dict[str, bytes], dict[str, dict[str, Json]], set[str]]:
+    """Every bundle file's bytes and index entry (by key), and the files kept as they were:
+    what to write (from ROOT) into the real folder OUT_DIR, and how."""
     reveal: Reveal | None = None if mode == "redact" else SecretOpener(root, catalog, keyring)
     fkey = _fingerprint_key(keyring) if mode == "seal" else None
     old_entries = _old_entries(out_dir, mode, recipients)
