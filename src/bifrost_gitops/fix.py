@@ -26,9 +26,10 @@ from typing import NamedTuple
 from . import loader
 from .diagnostics import Diagnostic
 from .fixspans import Span, Spans, scan
+from .model import KINDS
 from .nodes import Node
 from .remedy import Kind, Remedy, of
-from .schemas import COMMENT_RE
+from .schemas import COMMENT_RE, filename, link
 from .structure import in_secrets
 from .valuechecks import BOOL_WORDS
 
@@ -159,7 +160,8 @@ def _plan_file(
         return None
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom) :]
-    if not fixable and ours is not None and _schema_fix(root, rel, body, ours) is None:
+    schema = _schema_fix(root, rel, body, ours) if not fixable and ours is not None else None
+    if not fixable and schema is None:
         return None  # the usual file: its comment points home, nothing to parse
     spans = scan(body)
     doc, _ = loader.parse(before, rel)
@@ -185,7 +187,8 @@ def _plan_file(
         if not span.key:
             expected[span.path] = new
         outcomes.append(Outcome(d.path, d.line, d.col, d.code, d.message, True, how))
-    schema = _schema_fix(root, rel, body, doc.data)
+    if fixable:  # (without findings to fix, it was made above)
+        schema = _schema_fix(root, rel, body, doc.data)
     if schema is not None:
         edits.append(schema[0])
         outcomes.append(schema[1])
@@ -311,9 +314,6 @@ def _unverified(o: Outcome) -> Outcome:  # pragma: no cover - see _plan_file
 def _schema_fix(root: str, rel: str, body: str, data: Mapping[str, object]) -> tuple[Edit, Outcome] | None:
     """Repoint a wrong `# yaml-language-server: $schema=` path in the file's leading comments to
     the repository's .schemas/ file for its kind (only when that file exists; URLs are kept)."""
-    from .model import KINDS
-    from .schemas import filename
-
     kind = data.get("kind")
     if (
         not isinstance(kind, str)
@@ -335,7 +335,7 @@ def _schema_fix(root: str, rel: str, body: str, data: Mapping[str, object]) -> t
             current = m.group(1)
             if "://" in current or posixpath.normpath(posixpath.join(folder, current)) == target:
                 return None
-            want = posixpath.relpath(target, folder or ".")
+            want = link(target, rel)
             edit = Edit(offset + m.start(1), offset + m.end(1), want)
             message = "comment does not point to this kind's schema in .schemas/"
             note = f"now {want}, was {current}"

@@ -32,7 +32,7 @@ from .loader import Document, load_bytes, load_file, wanted
 from .model import AnyDocument, Integration, Mapping, Name, Organizations, ProviderName, Slug, Text255, Uuid
 from .repo import Result
 from .scaffold import ORGANIZATIONS_HEAD
-from .schemas import COMMENT_RE, comment, dump, filename
+from .schemas import COMMENT_RE, comment, dump, filename, link
 from .valuechecks import BOOL_WORDS
 
 _SCHEMA_DIR = ".schemas"  # where `init` puts them
@@ -169,8 +169,7 @@ def _header(result: Result, kind: str, rel: str) -> tuple[str, str | None]:
     missing = None
     if not os.path.isfile(os.path.join(result.root, schema_rel)):
         missing = _inside(result.root, schema_rel)
-    link = os.path.relpath(schema_rel, os.path.dirname(rel) or ".").replace(os.sep, "/")
-    return comment(link), missing
+    return comment(link(schema_rel, rel)), missing
 
 
 def _write_new(result: Result, kind: str, rel: str, body: str, extra: tuple[str, ...] = ()) -> list[str]:

@@ -17,7 +17,7 @@ import re
 from .atomic import new_file_mode, write_atomic
 from .errors import BifrostGitopsError
 from .model import KINDS
-from .schemas import comment, dump, filename
+from .schemas import comment, dump, filename, link
 
 PLACEHOLDER = "age1REPLACE-WITH-YOUR-AGE-PUBLIC-KEY"
 _RECIPIENT_RE = re.compile(r"^age1[0-9a-z]{20,}$")
@@ -292,8 +292,7 @@ def _files(recipient: str | None) -> list[tuple[str, str]]:
     """Every file to write, as (repository-relative path, text)."""
     files: list[tuple[str, str]] = []
     for rel, kind, text in _DOCUMENTS:
-        schema = os.path.relpath(f".schemas/{filename(kind)}", os.path.dirname(rel) or ".")
-        files.append((rel, comment(schema.replace(os.sep, "/")) + text))
+        files.append((rel, comment(link(f".schemas/{filename(kind)}", rel)) + text))
     sops = SOPS_CONFIG.format(todo="" if recipient else NO_KEY_TODO, recipient=recipient or PLACEHOLDER)
     files += [
         (".sops.yaml", sops),

@@ -21,6 +21,14 @@ def comment(link: str) -> str:
     return f"# yaml-language-server: $schema={link}\n"
 
 
+def link(schema: str, doc: str) -> str:
+    """The path from repository file DOC to repository file SCHEMA, as a `$schema` comment holds
+    it (relative to DOC's folder, '/'-separated)."""
+    import posixpath
+
+    return posixpath.relpath(schema, posixpath.dirname(doc) or ".")
+
+
 def filename(kind: str) -> str:
     return f"{kind.lower()}.schema.json"
 
