@@ -160,8 +160,7 @@ def _plan_file(
         return None
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom) :]
-    schema = _schema_fix(root, rel, body, ours) if not fixable and ours is not None else None
-    if not fixable and schema is None:
+    if not fixable and ours is not None and _schema_fix(root, rel, body, ours) is None:
         return None  # the usual file: its comment points home, nothing to parse
     spans = scan(body)
     doc, _ = loader.parse(before, rel)
@@ -187,8 +186,7 @@ def _plan_file(
         if not span.key:
             expected[span.path] = new
         outcomes.append(Outcome(d.path, d.line, d.col, d.code, d.message, True, how))
-    if fixable:  # (without findings to fix, it was made above)
-        schema = _schema_fix(root, rel, body, doc.data)
+    schema = _schema_fix(root, rel, body, doc.data)
     if schema is not None:
         edits.append(schema[0])
         outcomes.append(schema[1])
