@@ -276,7 +276,7 @@ class _Encrypter:
         self.update = self.hash.update
         self.encrypt = aes.encrypt
         self.ivs = values.fresh_ivs()
-        self.matches: dict[str, bool] = {}
+        self.matches = rule.memo  # shared by every document with this rule, as _Decrypter's
         # whether a leaf is encrypted, by whether a key on its path matched (comment rules:
         # unencrypted_comment_regex encrypts everything, encrypted_comment_regex nothing)
         by_comment = rule.field == "unencrypted_comment_regex"
@@ -291,7 +291,7 @@ class _Encrypter:
                 raise SopsError(f"key {k!r} under {_where(prefix)} is not a string")
             m = matched or matches.get(k)
             if m is None:
-                m = matches[k] = self.rule.matches(k)
+                m = self.rule.matches(k)
             if type(v) is str and v and when[m]:  # most leaves: text to encrypt
                 out[k] = seal(v.encode(), "str", f"{prefix}{k}:")
             else:
