@@ -144,7 +144,8 @@ def test_connect_on_client_credentials_says_what_bifrost_answered(repo: Repo) ->
     assert checked.code == 0 and "C013" in checked.stdout, checked.output
 
 
-def test_connect_in_ci_is_refused_before_any_request(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_in_ci_is_refused(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(That nothing is sent first is shown against the fake server, which counts requests.)"""
     monkeypatch.setenv("CI", "true")
     run = repo.cli("connect", XERO, repo.org_ids["own"])
     assert run.code == 2 and run.stdout == "" and "refuses to run in CI" in run.stderr
