@@ -274,6 +274,7 @@ def _check_target(out_dir: str) -> None:
         )
 
 
+@gcpause.paused()  # rendering: many small acyclic objects beside the loaded repository's
 def write(
     catalog: Catalog,
     root: str,
@@ -284,19 +285,6 @@ def write(
     keyring: sops.Keyring | None = None,
 ) -> Written:
     """Compile every organization into OUT_DIR, atomically (temp folder beside it, then a swap)."""
-    with gcpause.paused():  # rendering: many small acyclic objects beside the loaded repository's
-        return _write(catalog, root, out_dir, mode, recipients=recipients, keyring=keyring)
-
-
-def _write(
-    catalog: Catalog,
-    root: str,
-    out_dir: str,
-    mode: str,
-    *,
-    recipients: list[str] | None,
-    keyring: sops.Keyring | None,
-) -> Written:
     if mode not in MODES:
         raise BundleError(f"unknown secrets mode {mode!r}")
     if mode == "seal" and not recipients:
